@@ -1,0 +1,39 @@
+# The two commands: `make run` (the whole platform) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench lint format venv services clean-local
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+services: venv
+	@$(BIN)/python scripts/ensure_services.py
+
+run: venv
+	@scripts/run.sh
+
+test: venv
+	@scripts/test.sh
+
+bench: venv
+	@scripts/bench.sh
+
+lint: venv
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+	@$(BIN)/lint-imports
+
+format: venv
+	@$(BIN)/ruff format .
+	@$(BIN)/ruff check --fix .
+
+clean-local:
+	rm -rf .local

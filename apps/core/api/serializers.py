@@ -1,0 +1,73 @@
+from rest_framework import serializers
+
+
+class ErrorBodySerializer(serializers.Serializer):
+    type = serializers.ChoiceField(
+        choices=[
+            "invalid_request_error",
+            "authentication_error",
+            "permission_error",
+            "card_error",
+            "idempotency_error",
+            "api_error",
+            "rate_limit_error",
+        ]
+    )
+    code = serializers.CharField()
+    message = serializers.CharField()
+    param = serializers.CharField(allow_null=True)
+    decline_code = serializers.CharField(required=False)
+    advice_code = serializers.CharField(required=False)
+    request_id = serializers.CharField(allow_null=True)
+
+
+class ErrorEnvelopeSerializer(serializers.Serializer):
+    error = ErrorBodySerializer()
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses unknown parameters by name instead of silently ignoring a typo."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {unknown[0]: [serializers.ErrorDetail("Unknown parameter.", code="unknown")]}
+                )
+        return super().to_internal_value(data)
+
+
+class MetadataField(serializers.DictField):
+    """Stripe-style metadata: up to 50 string keys (<= 40 chars) with string values (<= 500)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(child=serializers.CharField(allow_blank=True, max_length=500), **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if len(value) > 50:
+            raise serializers.ValidationError("At most 50 metadata keys.", code="invalid")
+        for key in value:
+            if not key or len(key) > 40:
+                raise serializers.ValidationError(
+                    "Metadata keys must be 1 to 40 characters.", code="invalid"
+                )
+        return value
+
+
+def parse_input(serializer_class, data, **kwargs) -> dict:
+    """Validates a request body or query; failures become a 400 naming the param."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict) and not hasattr(data, "getlist"):
+        raise serializers.ValidationError(
+            {
+                "non_field_errors": [
+                    serializers.ErrorDetail("The body must be a JSON object.", code="invalid")
+                ]
+            }
+        )
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data

@@ -1,0 +1,88 @@
+"""Base class for merchant API views: auth by API key, merchant scoping, idempotency."""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+from rest_framework.views import APIView
+
+from apps.core.audit import Actor
+from apps.core.idempotency import (
+    IdempotencyClaim,
+    IdempotencyReplay,
+    idempotency_claim,
+    idempotency_complete,
+    request_fingerprint,
+    validate_key,
+)
+
+MUTATING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+REPLAY_HEADER = "Idempotent-Replayed"
+
+
+class _Replay(Exception):
+    def __init__(self, replay: IdempotencyReplay):
+        self.replay = replay
+
+
+class MerchantApiView(APIView):
+    """Every `/v1/` endpoint of a merchant derives from this.
+
+    Mutating calls honour `Idempotency-Key`; the claim is taken after authentication (the scope
+    needs the merchant) and after the body parsed (a malformed body stores nothing)."""
+
+    _idempotency_claim: IdempotencyClaim | None = None
+
+    @property
+    def merchant(self):
+        return self.request.user
+
+    @property
+    def livemode(self) -> bool:
+        return self.request.auth.livemode
+
+    @property
+    def actor(self) -> Actor:
+        key = self.request.auth
+        return Actor(
+            type="api_key", id=key.display, merchant_id=key.merchant_id, livemode=key.livemode
+        )
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        self._idempotency_claim = None
+        key = request.headers.get("Idempotency-Key")
+        if request.method in MUTATING_METHODS and key is not None:
+            validate_key(key)
+            fingerprint = request_fingerprint(
+                method=request.method, path=request.path, payload=request.data
+            )
+            outcome = idempotency_claim(
+                merchant_id=request.auth.merchant_id,
+                livemode=request.auth.livemode,
+                method=request.method,
+                path=request.path,
+                key=key,
+                fingerprint=fingerprint,
+                request_id=getattr(request._request, "request_id", ""),
+            )
+            if isinstance(outcome, IdempotencyReplay):
+                raise _Replay(outcome)
+            self._idempotency_claim = outcome
+
+    def handle_exception(self, exc):
+        if isinstance(exc, _Replay):
+            response = HttpResponse(
+                exc.replay.body, status=exc.replay.status, content_type="application/json"
+            )
+            response[REPLAY_HEADER] = "true"
+            return response
+        return super().handle_exception(exc)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        claim, self._idempotency_claim = self._idempotency_claim, None
+        if claim is not None:
+            if hasattr(response, "render") and not response.is_rendered:
+                response.render()
+            idempotency_complete(claim=claim, status=response.status_code, body=response.content)
+        return response

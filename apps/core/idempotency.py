@@ -1,0 +1,164 @@
+"""Idempotency keys, one mechanism for every mutating endpoint.
+
+Scope: merchant + mode + method + path + key. The first request claims the key in its own
+committed transaction (so a concurrent twin sees the claim at once), runs, and stores its status
+and exact body bytes. A replay gets those bytes back; a different payload under the same key is a
+400; a twin arriving while the first still runs is a 409 and stores nothing. Request errors (4xx
+other than 402) release the key, so a corrected retry can reuse it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from apps.core.errors import IdempotencyError, IdempotencyInFlightError, InvalidRequestError
+from apps.core.models import IdempotencyRecord
+
+MAX_KEY_LENGTH = 255
+
+
+@dataclass
+class IdempotencyClaim:
+    record_id: int
+
+
+@dataclass
+class IdempotencyReplay:
+    status: int
+    body: bytes
+
+
+def validate_key(key: str) -> str:
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidRequestError(
+            f"Idempotency-Key must be at most {MAX_KEY_LENGTH} characters.",
+            code="idempotency_key_too_long",
+            param="Idempotency-Key",
+        )
+    if not key.strip() or not key.isprintable():
+        raise InvalidRequestError(
+            "Idempotency-Key must be a non-empty printable string.",
+            code="idempotency_key_invalid",
+            param="Idempotency-Key",
+        )
+    return key
+
+
+def request_fingerprint(*, method: str, path: str, payload) -> str:
+    # canonical JSON: the same parameters in another key order or spacing are the same request
+    canonical = json.dumps(
+        {"method": method, "path": path, "payload": payload}, sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def should_store(status: int) -> bool:
+    """Outcomes of executed operations are stored: successes, declines (402) and server errors.
+    Request errors are not, so the client can fix the request and retry with the same key."""
+    return status < 400 or status == 402 or status >= 500
+
+
+_CLAIM_SQL = """
+INSERT INTO core_idempotencyrecord
+    (merchant_id, livemode, method, path, key, fingerprint, status, request_id,
+     created_at, locked_at, expires_at)
+VALUES (%s, %s, %s, %s, %s, %s, 'in_progress', %s, %s, %s, %s)
+ON CONFLICT (merchant_id, livemode, method, path, key) DO NOTHING
+RETURNING id
+"""
+
+
+def idempotency_claim(
+    *,
+    merchant_id: int,
+    livemode: bool,
+    method: str,
+    path: str,
+    key: str,
+    fingerprint: str,
+    request_id: str,
+) -> IdempotencyClaim | IdempotencyReplay:
+    now = timezone.now()
+    expires_at = now + timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS)
+    args = (merchant_id, livemode, method, path, key, fingerprint, request_id, now, now, expires_at)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(_CLAIM_SQL, args)
+            row = cursor.fetchone()
+        if row:
+            return IdempotencyClaim(record_id=row[0])
+
+        record = IdempotencyRecord.objects.select_for_update().get(
+            merchant_id=merchant_id, livemode=livemode, method=method, path=path, key=key
+        )
+        stale_lock = now - timedelta(seconds=settings.IDEMPOTENCY_LOCK_TIMEOUT_SECONDS)
+        if record.expires_at <= now:
+            # expired but not yet purged: the key is free again
+            _reclaim(record, fingerprint=fingerprint, request_id=request_id, now=now)
+            return IdempotencyClaim(record_id=record.id)
+        if record.fingerprint != fingerprint:
+            raise IdempotencyError(
+                "Keys for idempotent requests can only be used with the same parameters they "
+                "were first used with. Use a new Idempotency-Key for a different request.",
+                code="idempotency_key_reused",
+                param="Idempotency-Key",
+            )
+        if record.status == IdempotencyRecord.Status.COMPLETED:
+            return IdempotencyReplay(
+                status=record.response_status, body=bytes(record.response_body)
+            )
+        if record.locked_at > stale_lock:
+            raise IdempotencyInFlightError(
+                "A request with this Idempotency-Key is still being processed. "
+                "Retry after it completes.",
+                param="Idempotency-Key",
+            )
+        # the first request died without finishing (worker killed): this one takes over
+        _reclaim(record, fingerprint=fingerprint, request_id=request_id, now=now)
+        return IdempotencyClaim(record_id=record.id)
+
+
+def _reclaim(record: IdempotencyRecord, *, fingerprint: str, request_id: str, now) -> None:
+    record.fingerprint = fingerprint
+    record.status = IdempotencyRecord.Status.IN_PROGRESS
+    record.response_status = None
+    record.response_body = None
+    record.request_id = request_id
+    record.created_at = now
+    record.locked_at = now
+    record.expires_at = now + timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS)
+    record.save()
+
+
+def idempotency_complete(*, claim: IdempotencyClaim, status: int, body: bytes) -> None:
+    if should_store(status):
+        IdempotencyRecord.objects.filter(
+            id=claim.record_id, status=IdempotencyRecord.Status.IN_PROGRESS
+        ).update(
+            status=IdempotencyRecord.Status.COMPLETED, response_status=status, response_body=body
+        )
+    else:
+        IdempotencyRecord.objects.filter(
+            id=claim.record_id, status=IdempotencyRecord.Status.IN_PROGRESS
+        ).delete()
+
+
+def idempotency_purge_expired(*, batch_size: int = 5000) -> int:
+    """Removes expired records in batches (beat task), so the table stays small."""
+    removed = 0
+    while True:
+        ids = list(
+            IdempotencyRecord.objects.filter(expires_at__lte=timezone.now()).values_list(
+                "id", flat=True
+            )[:batch_size]
+        )
+        if not ids:
+            return removed
+        removed += IdempotencyRecord.objects.filter(id__in=ids).delete()[0]

@@ -1,0 +1,108 @@
+"""Demo data for `make run`. Idempotent: a second run adds nothing.
+
+Demo keys are derived from SECRET_KEY (HMAC), so they are stable across runs and can be printed
+again, while only their hashes are stored. Never run this against production."""
+
+import hashlib
+import hmac
+import json
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from guardian.shortcuts import assign_perm
+
+from apps.core.audit import Actor
+from apps.merchants.models import ApiKey, Merchant
+from apps.merchants.services import hash_api_key, key_prefix
+
+DEMO_STAFF = {
+    "finance": "finance-demo-2026",
+    "ops": "ops-demo-2026",
+    "support": "support-demo-2026",
+    "admin": "admin-demo-2026",
+}
+
+
+def demo_key(kind: str, label: str) -> str:
+    digest = hmac.new(
+        settings.SECRET_KEY.encode(), f"demo:{label}:{kind}".encode(), hashlib.sha256
+    ).hexdigest()
+    return key_prefix(kind, False) + "demo" + digest[:28]
+
+
+class Command(BaseCommand):
+    help = "Seed the demo merchant, its test keys, and one staff login per role (idempotent)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    @transaction.atomic
+    def handle(self, *args, **options):
+        call_command("bootstrap_roles", verbosity=0)
+        actor = Actor.system("seed_demo")
+        created = 0
+        result = {"merchants": {}, "staff": {}}
+        for label, name in (("demo", "Demo Shop"), ("other", "Other Shop")):
+            merchant, made = Merchant.objects.get_or_create(
+                metadata__demo_label=label,
+                defaults={
+                    "name": name,
+                    "email": f"{label}@example.com",
+                    "country": "NL",
+                    "metadata": {"demo_label": label},
+                },
+            )
+            created += made
+            keys = {}
+            for kind in (ApiKey.Kind.SECRET, ApiKey.Kind.PUBLISHABLE):
+                raw = demo_key(kind, label)
+                _, made = ApiKey.objects.get_or_create(
+                    key_hash=hash_api_key(raw),
+                    defaults={
+                        "merchant": merchant,
+                        "kind": kind,
+                        "livemode": False,
+                        "display": f"{raw[:12]}…{raw[-4:]}",
+                        "name": "demo",
+                    },
+                )
+                created += made
+                keys[kind] = raw
+            result["merchants"][label] = {
+                "id": merchant.public_id,
+                "name": merchant.name,
+                "merchant": merchant,
+                **keys,
+            }
+        for extra in self._seed_more(result, actor):
+            created += extra
+
+        user_model = get_user_model()
+        demo_merchant = result["merchants"]["demo"]["merchant"]
+        for role, password in DEMO_STAFF.items():
+            user = user_model.objects.filter(username=role).first()
+            if user is None:
+                user = user_model.objects.create_user(
+                    username=role, password=password, is_staff=True, email=f"{role}@example.com"
+                )
+                created += 1
+            user.groups.add(Group.objects.get(name=role))
+            if role != "admin":
+                # role staff serve the demo merchant only: scoping is visible in the admin
+                assign_perm("merchants.serve_merchant", user, demo_merchant)
+            result["staff"][role] = password
+        for entry in result["merchants"].values():
+            entry.pop("merchant")
+        result["created"] = created
+        if options["json"]:
+            self.stdout.write(json.dumps(result))
+        else:
+            self.stdout.write(f"seed_demo: {created} new rows")
+
+    def _seed_more(self, result, actor):
+        """Hook for the demo data of later apps (connectors, routing profiles)."""
+        return []

@@ -1,0 +1,174 @@
+"""The PSP-neutral adapter contract.
+
+Adapters take these dataclasses and return these dataclasses. They never touch the database,
+never import another app's models, and never read Django settings deep inside: everything a call
+needs (credentials, base URL, timeouts) arrives in a `ConnectorConfig`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class Outcome(str, enum.Enum):
+    APPROVED = "approved"
+    REQUIRES_ACTION = "requires_action"
+    PENDING = "pending"  # accepted, final result arrives later (webhook or inquiry)
+    SOFT_DECLINE = "soft_decline"  # another PSP (or a later retry) may approve
+    HARD_DECLINE = "hard_decline"  # no PSP will approve; never fail over
+    UNKNOWN = "unknown"  # the PSP may have processed it: resolve by inquiry, never re-charge
+    ERROR = "error"  # failed before the PSP processed anything: safe to fail over
+
+
+@dataclass(frozen=True)
+class ConnectorConfig:
+    connector_id: str  # our public id of the connector (mca_…)
+    connector_type: str  # "stripe" | "adyen"
+    base_url: str
+    credentials: dict[
+        str, str
+    ]  # e.g. {"api_key": …} or {"api_key", "merchant_account", "hmac_key"}
+    webhook_secret: str = ""
+    connect_timeout: float = 2.0
+    read_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class CardData:
+    """Card data handed over by the vault for the duration of one call. Never logged, never stored."""
+
+    number: str
+    exp_month: int
+    exp_year: int
+    cvc: str | None = None
+    holder_name: str | None = None
+
+    def __repr__(self) -> str:  # keep card numbers out of tracebacks and logs
+        return f"CardData(last4={self.number[-4:]}, exp={self.exp_month:02d}/{self.exp_year})"
+
+
+@dataclass(frozen=True)
+class AuthorizeRequest:
+    attempt_id: str  # our public id of the attempt (pa_…)
+    idempotency_key: str  # derived from the attempt: the same attempt never charges twice
+    amount: int  # minor units
+    currency: str  # lower-case ISO 4217
+    capture: bool  # True: automatic capture; False: authorize only
+    card: CardData
+    description: str = ""
+    customer_email: str = ""
+    return_url: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CaptureRequest:
+    psp_reference: str
+    idempotency_key: str
+    amount: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class CancelRequest:
+    psp_reference: str
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    psp_reference: str
+    idempotency_key: str
+    refund_id: str  # our public id of the refund (re_…)
+    amount: int
+    currency: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RetrieveRequest:
+    """Status inquiry. `psp_reference` may be empty when the authorize response was lost;
+    adapters then look the payment up by our attempt id / idempotency key."""
+
+    attempt_id: str
+    idempotency_key: str
+    psp_reference: str = ""
+    # The original authorization, for PSPs whose only inquiry is an idempotent re-send
+    # (same Idempotency-Key: the PSP answers with the first result and charges nothing new).
+    original: AuthorizeRequest | None = None
+
+
+@dataclass(frozen=True)
+class PSPResult:
+    outcome: Outcome
+    psp_reference: str = ""
+    decline_code: str = ""  # normalized, Stripe vocabulary
+    raw_code: str = ""  # the PSP's own code, kept for audit
+    raw_message: str = ""
+    http_status: int | None = None
+    amount: int | None = None  # amount the PSP reports (authorized/captured/refunded)
+    captured: bool | None = None  # for retrieve: whether the PSP has captured
+    next_action: dict[str, Any] | None = None  # 3DS redirect
+    latency_ms: int = 0
+    # True when the error happened before the PSP could have processed anything
+    # (connection refused, 4xx validation). Only then may the caller fail over.
+    retryable_elsewhere: bool = False
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """A PSP notification normalized to what our services understand."""
+
+    psp_event_id: str  # for de-duplication on (connector, psp_event_id)
+    event_type: str  # authorization | capture | refund | cancellation | payout | other
+    psp_reference: str  # PSP's payment reference
+    success: bool
+    attempt_id: str = ""  # our attempt id if the PSP echoes it (metadata / merchantReference)
+    refund_id: str = ""
+    amount: int | None = None
+    currency: str = ""
+    raw_code: str = ""
+    decline_code: str = ""
+    occurred_at: int | None = None  # unix seconds
+
+
+@dataclass(frozen=True)
+class SettlementLine:
+    """One row of a PSP settlement report, amounts already converted to minor units."""
+
+    psp_reference: str
+    record_type: str  # charge | refund | chargeback | fee | payout | adjustment
+    gross: int
+    fee: int
+    net: int
+    currency: str
+    settled_at: str  # ISO date
+    merchant_reference: str = ""
+
+
+class WebhookVerificationError(Exception):
+    """Raised by `verify_webhook` when a signature is missing, malformed, wrong or too old."""
+
+
+class PSPAdapter(Protocol):
+    connector_type: str
+
+    def __init__(self, config: ConnectorConfig) -> None: ...
+
+    def authorize(self, request: AuthorizeRequest) -> PSPResult: ...
+
+    def capture(self, request: CaptureRequest) -> PSPResult: ...
+
+    def cancel(self, request: CancelRequest) -> PSPResult: ...
+
+    def refund(self, request: RefundRequest) -> PSPResult: ...
+
+    def retrieve(self, request: RetrieveRequest) -> PSPResult: ...
+
+    def verify_webhook(self, headers: dict[str, str], body: bytes) -> None: ...
+
+    def parse_webhook(self, body: bytes) -> list[WebhookEvent]: ...
+
+    def parse_settlement_report(self, content: str) -> list[SettlementLine]: ...

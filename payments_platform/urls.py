@@ -1,0 +1,37 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from apps.core import health
+
+handler404 = "apps.core.api.exceptions.handler404"
+handler500 = "apps.core.api.exceptions.handler500"
+
+v1 = [
+    path(
+        "openapi.json",
+        SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]),
+        name="openapi",
+    ),
+    path("", include("apps.merchants.api.urls")),
+]
+
+urlpatterns = [
+    path("healthz", health.healthz),
+    path("readyz", health.readyz),
+    path("v1/", include(v1)),
+    path(
+        "docs/",
+        SpectacularSwaggerView.as_view(
+            url_name="openapi", authentication_classes=[], permission_classes=[]
+        ),
+        name="docs",
+    ),
+    path(
+        "docs/redoc/",
+        SpectacularRedocView.as_view(
+            url_name="openapi", authentication_classes=[], permission_classes=[]
+        ),
+    ),
+    path("admin/", admin.site.urls),
+]
