@@ -1,6 +1,10 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import (
+    SpectacularJSONAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerView,
+)
 
 from apps.core import health
 
@@ -10,7 +14,7 @@ handler500 = "apps.core.api.exceptions.handler500"
 v1 = [
     path(
         "openapi.json",
-        SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]),
+        SpectacularJSONAPIView.as_view(authentication_classes=[], permission_classes=[]),
         name="openapi",
     ),
     path("", include("apps.merchants.api.urls")),

@@ -41,7 +41,7 @@ class Actor:
 
 def _scrub(changes: dict) -> dict:
     return {
-        field: ("[redacted]", "[redacted]") if field in _SECRET_FIELDS else value
+        field: ["[redacted]", "[redacted]"] if field in _SECRET_FIELDS else value
         for field, value in changes.items()
     }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, HttpResponse
@@ -109,9 +110,13 @@ def to_platform_error(exc: Exception) -> PlatformError:
 def api_exception_handler(exc, context):
     error = to_platform_error(exc)
     if error.http_status >= 500:
-        # the type and our message only: tracebacks and exception text can hold card data
-        logger.error("unhandled %s on %s", type(exc).__name__, context["request"].path)
-        logger.debug("unhandled exception detail", exc_info=exc)
+        # the type and the frames, never the exception text: it can hold card data or secrets
+        logger.error(
+            "unhandled %s on %s\n%s",
+            type(exc).__name__,
+            context["request"].path,
+            "".join(traceback.format_tb(exc.__traceback__)),
+        )
     set_rollback()
     request = context.get("request")
     response = envelope_response(error, request=getattr(request, "_request", request))
