@@ -18,6 +18,8 @@ v1 = [
         name="openapi",
     ),
     path("", include("apps.merchants.api.urls")),
+    path("", include("apps.vault.api.urls")),
+    path("", include("apps.intents.api.urls")),
 ]
 
 urlpatterns = [

@@ -40,6 +40,12 @@ INSTALLED_APPS = [
     "guardian",
     "apps.core",
     "apps.merchants",
+    "apps.vault",
+    "apps.ledger",
+    "apps.routing",
+    "apps.events",
+    "apps.intents",
+    "apps.psp_simulator",
 ]
 
 MIDDLEWARE = [
@@ -159,12 +165,26 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 
+# AES-256-GCM keys for data at rest ("kid:base64", comma-separated; see apps/core/crypto.py).
+# The default is a well-known development key: production must set its own.
+DATA_ENCRYPTION_KEYS = env(
+    "DATA_ENCRYPTION_KEYS", "dev1:ZGV2LW9ubHkta2V5LWRvLW5vdC11c2UtaW4tcHJvZCE="
+)
+DATA_ENCRYPTION_ACTIVE_KEY = env("DATA_ENCRYPTION_ACTIVE_KEY", "dev1")
+
 # Platform knobs
 IDEMPOTENCY_TTL_HOURS = env_int("IDEMPOTENCY_TTL_HOURS", 24)
 # A claim older than this whose request never finished (process killed) may be taken over.
 IDEMPOTENCY_LOCK_TIMEOUT_SECONDS = env_int("IDEMPOTENCY_LOCK_TIMEOUT_SECONDS", 300)
 MAX_PAYMENT_AMOUNT = env_int("MAX_PAYMENT_AMOUNT", 99_999_999)  # in minor units, per charge
 API_BASE_URL = env("API_BASE_URL", "http://127.0.0.1:8000")
+# Confirm: how many PSP attempts (failover) and how much wall time one confirm may use.
+CONFIRM_MAX_ATTEMPTS = env_int("CONFIRM_MAX_ATTEMPTS", 3)
+CONFIRM_TIME_BUDGET_SECONDS = env_int("CONFIRM_TIME_BUDGET_SECONDS", 30)
+# Unknown PSP outcomes: inquiries after these delays (seconds, minutes, then hours); after the
+# last one the intent is flagged for ops review.
+INQUIRY_BACKOFF_SECONDS = [5, 30, 120, 600, 3600, 6 * 3600, 24 * 3600]
+VAULT_CVC_TTL_SECONDS = env_int("VAULT_CVC_TTL_SECONDS", 600)
 
 LOGGING = {
     "version": 1,
@@ -198,4 +218,7 @@ PLATFORM_BEAT_SCHEDULES = {
         "task": "core.purge_expired_idempotency_records",
         "every": 3600,
     },
+    "inquire unknown PSP outcomes": {"task": "intents.inquire_due_attempts", "every": 15},
+    "expire old authorizations": {"task": "intents.expire_authorizations", "every": 3600},
+    "re-send pending refunds": {"task": "intents.resubmit_pending_refunds", "every": 60},
 }

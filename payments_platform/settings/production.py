@@ -21,3 +21,6 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = False
+
+if DATA_ENCRYPTION_KEYS.startswith("dev1:"):  # noqa: F405
+    raise ImproperlyConfigured("DATA_ENCRYPTION_KEYS must be set in production")

@@ -1,0 +1,134 @@
+from rest_framework import serializers
+
+from apps.core.api.serializers import MetadataField, StrictSerializer
+from apps.intents.models import IntentStatus
+
+
+class PaymentIntentCreateInputSerializer(StrictSerializer):
+    # amount and currency are validated by apps.core.money so that each failure has its own code
+    amount = serializers.JSONField(help_text="Positive integer in the currency's minor unit.")
+    currency = serializers.JSONField(help_text="Three-letter ISO 4217 code, e.g. 'eur'.")
+    capture_method = serializers.ChoiceField(choices=["automatic", "manual"], required=False)
+    payment_method = serializers.CharField(required=False, max_length=40)
+    confirm = serializers.BooleanField(required=False, default=False)
+    order_id = serializers.CharField(required=False, max_length=100, allow_blank=True)
+    customer_email = serializers.EmailField(required=False, allow_blank=True)
+    description = serializers.CharField(required=False, max_length=1000, allow_blank=True)
+    metadata = MetadataField(required=False)
+
+
+class PaymentIntentConfirmInputSerializer(StrictSerializer):
+    payment_method = serializers.CharField(required=False, max_length=40)
+
+
+class PaymentIntentCaptureInputSerializer(StrictSerializer):
+    amount_to_capture = serializers.JSONField(required=False)
+
+
+class PaymentIntentCancelInputSerializer(StrictSerializer):
+    cancellation_reason = serializers.CharField(required=False, max_length=40)
+
+
+class PaymentIntentListQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=100)
+    starting_after = serializers.CharField(required=False, max_length=80)
+    ending_before = serializers.CharField(required=False, max_length=80)
+    status = serializers.ChoiceField(choices=IntentStatus.values, required=False)
+    order_id = serializers.CharField(required=False, max_length=100)
+    created_gte = serializers.IntegerField(required=False, min_value=0,
+                                           help_text="created[gte]: unix seconds")
+    created_lte = serializers.IntegerField(required=False, min_value=0,
+                                           help_text="created[lte]: unix seconds")
+
+
+class PaymentIntentRetrieveQuerySerializer(serializers.Serializer):
+    expand = serializers.ListField(child=serializers.ChoiceField(choices=["attempts"]),
+                                   required=False)
+
+
+class PaymentAttemptOutputSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.CharField()
+    sequence = serializers.IntegerField()
+    connector = serializers.CharField()
+    connector_name = serializers.CharField()
+    amount = serializers.IntegerField()
+    currency = serializers.CharField()
+    outcome = serializers.CharField()
+    decline_code = serializers.CharField(allow_null=True)
+    raw_code = serializers.CharField(allow_null=True)
+    raw_message = serializers.CharField(allow_null=True)
+    psp_reference = serializers.CharField(allow_null=True)
+    latency_ms = serializers.IntegerField(allow_null=True)
+    routing = serializers.JSONField(allow_null=True)
+    created = serializers.IntegerField()
+    completed = serializers.IntegerField(allow_null=True)
+
+
+class PaymentIntentOutputSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.CharField()
+    amount = serializers.IntegerField()
+    currency = serializers.CharField()
+    status = serializers.ChoiceField(choices=IntentStatus.values)
+    capture_method = serializers.CharField()
+    amount_capturable = serializers.IntegerField()
+    amount_received = serializers.IntegerField()
+    amount_refunded = serializers.IntegerField()
+    payment_method = serializers.CharField(allow_null=True)
+    connector = serializers.CharField(allow_null=True)
+    psp_reference = serializers.CharField(allow_null=True)
+    order_id = serializers.CharField(allow_null=True)
+    customer_email = serializers.CharField(allow_null=True)
+    description = serializers.CharField(allow_null=True)
+    metadata = serializers.DictField(child=serializers.CharField())
+    last_payment_error = serializers.JSONField(allow_null=True)
+    next_action = serializers.JSONField(allow_null=True)
+    cancellation_reason = serializers.CharField(allow_null=True)
+    livemode = serializers.BooleanField()
+    created = serializers.IntegerField()
+    canceled_at = serializers.IntegerField(allow_null=True)
+    attempts = PaymentAttemptOutputSerializer(many=True, required=False)
+
+
+class PaymentIntentListOutputSerializer(serializers.Serializer):
+    object = serializers.CharField()
+    data = PaymentIntentOutputSerializer(many=True)
+    has_more = serializers.BooleanField()
+    url = serializers.CharField()
+
+
+class RefundCreateInputSerializer(StrictSerializer):
+    payment_intent = serializers.CharField(max_length=40)
+    amount = serializers.JSONField(required=False)
+    reason = serializers.CharField(required=False, max_length=40)
+    metadata = MetadataField(required=False)
+
+
+class RefundListQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=100)
+    starting_after = serializers.CharField(required=False, max_length=80)
+    ending_before = serializers.CharField(required=False, max_length=80)
+    payment_intent = serializers.CharField(required=False, max_length=40)
+
+
+class RefundOutputSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.CharField()
+    payment_intent = serializers.CharField()
+    amount = serializers.IntegerField()
+    currency = serializers.CharField()
+    status = serializers.CharField()
+    reason = serializers.CharField(allow_null=True)
+    failure_reason = serializers.CharField(allow_null=True)
+    psp_reference = serializers.CharField(allow_null=True)
+    metadata = serializers.DictField(child=serializers.CharField())
+    livemode = serializers.BooleanField()
+    created = serializers.IntegerField()
+
+
+class RefundListOutputSerializer(serializers.Serializer):
+    object = serializers.CharField()
+    data = RefundOutputSerializer(many=True)
+    has_more = serializers.BooleanField()
+    url = serializers.CharField()

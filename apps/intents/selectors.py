@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from apps.core.errors import NotFoundError
+from apps.intents.models import PaymentAttempt, PaymentIntent, Refund
+
+
+def intent_list(*, merchant_id: int, livemode: bool, status: str | None = None,
+                order_id: str | None = None, created_gte=None, created_lte=None):
+    queryset = PaymentIntent.objects.filter(merchant_id=merchant_id, livemode=livemode)
+    if status:
+        queryset = queryset.filter(status=status)
+    if order_id:
+        queryset = queryset.filter(order_id=order_id)
+    if created_gte is not None:
+        queryset = queryset.filter(created_at__gte=created_gte)
+    if created_lte is not None:
+        queryset = queryset.filter(created_at__lte=created_lte)
+    return queryset.select_related("payment_method", "connector")
+
+
+def intent_get(*, merchant_id: int, livemode: bool, public_id: str,
+               param: str = "id") -> PaymentIntent:
+    try:
+        return PaymentIntent.objects.select_related("payment_method", "connector").get(
+            merchant_id=merchant_id, livemode=livemode, public_id=public_id)
+    except PaymentIntent.DoesNotExist:
+        raise NotFoundError(f"No such payment_intent: {public_id!r}.", param=param) from None
+
+
+def refund_list(*, merchant_id: int, livemode: bool, payment_intent: str | None = None):
+    queryset = Refund.objects.filter(merchant_id=merchant_id, livemode=livemode)
+    if payment_intent:
+        queryset = queryset.filter(intent__public_id=payment_intent)
+    return queryset.select_related("intent")
+
+
+def refund_get(*, merchant_id: int, livemode: bool, public_id: str) -> Refund:
+    try:
+        return refund_list(merchant_id=merchant_id, livemode=livemode).get(public_id=public_id)
+    except Refund.DoesNotExist:
+        raise NotFoundError(f"No such refund: {public_id!r}.", param="id") from None
+
+
+def attempts_for_review():
+    return PaymentAttempt.objects.filter(outcome=PaymentAttempt.Outcome.UNKNOWN)

@@ -1,0 +1,729 @@
+"""Checkout-plane services: create, confirm, capture, cancel, refund, resolve unknown outcomes.
+
+Every PSP call follows the same shape (architecture section 4): tx A locks the intent, checks
+the state, records the attempt and moves to `processing`; the PSP is called outside any
+transaction; tx B locks again and applies the normalized result. A row lock is never held
+across a PSP call, and every state change writes an outbox row in its own transaction."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.core.audit import Actor, audit_record
+from apps.core.errors import ConflictError, InvalidRequestError
+from apps.core.money import normalize_currency, validate_amount
+from apps.events.services import outbox_record
+from apps.intents import ledger_hooks
+from apps.intents.selectors import intent_get
+from apps.intents.models import IntentStatus, PaymentAttempt, PaymentIntent, Refund, RefundStatus
+from apps.intents.representations import intent_representation, refund_representation
+from apps.psp_adapters.contract import (
+    AuthorizeRequest,
+    CancelRequest,
+    CaptureRequest,
+    Outcome,
+    PSPResult,
+    RefundRequest,
+    RetrieveRequest,
+)
+from apps.psp_adapters.decline_codes import is_hard
+from apps.psp_adapters.registry import get_adapter
+from apps.routing import selectors as routing_selectors
+from apps.routing import services as routing_services
+from apps.vault import selectors as vault_selectors
+from apps.vault import services as vault_services
+
+logger = logging.getLogger(__name__)
+S = IntentStatus
+
+CANCELLATION_REASONS = {"duplicate", "fraudulent", "requested_by_customer", "abandoned",
+                        "expired", "failed_invoice", "void_invoice", "automatic"}
+REFUND_REASONS = {"duplicate", "fraudulent", "requested_by_customer", "expired_uncaptured_charge"}
+
+
+def _unexpected_state(intent: PaymentIntent, action: str) -> ConflictError:
+    return ConflictError(
+        f"You cannot {action} this PaymentIntent because it has a status of {intent.status}.",
+        code="payment_intent_unexpected_state",
+        extra={"payment_intent_status": intent.status},
+    )
+
+
+def _lock_intent(intent_id: int) -> PaymentIntent:
+    return (PaymentIntent.objects.select_for_update(of=("self",))
+            .select_related("payment_method", "connector").get(pk=intent_id))
+
+
+def _emit(intent: PaymentIntent, event_type: str, previous: dict | None = None) -> None:
+    outbox_record(
+        merchant_id=intent.merchant_id, livemode=intent.livemode, object_type="payment_intent",
+        object_id=intent.public_id, event_type=event_type,
+        payload=intent_representation(intent), previous_attributes=previous or {},
+    )
+
+
+def _emit_refund(refund: Refund, event_type: str) -> None:
+    outbox_record(
+        merchant_id=refund.merchant_id, livemode=refund.livemode, object_type="refund",
+        object_id=refund.public_id, event_type=event_type,
+        payload=refund_representation(refund),
+    )
+
+
+def _emit_attempt(attempt: PaymentAttempt, intent: PaymentIntent) -> None:
+    from apps.intents.representations import attempt_representation
+
+    outbox_record(
+        merchant_id=intent.merchant_id, livemode=intent.livemode, object_type="payment_attempt",
+        object_id=attempt.public_id, event_type=f"payment_attempt.{attempt.outcome}",
+        payload=attempt_representation(attempt),
+    )
+
+
+# --------------------------------------------------------------------------- create
+
+
+def intent_create(
+    *,
+    merchant,
+    livemode: bool,
+    amount,
+    currency,
+    actor: Actor,
+    capture_method: str = "automatic",
+    payment_method: str | None = None,
+    order_id: str = "",
+    customer_email: str = "",
+    description: str = "",
+    metadata: dict | None = None,
+) -> PaymentIntent:
+    currency = normalize_currency(currency)
+    amount = validate_amount(amount)
+    if capture_method not in PaymentIntent.CaptureMethod.values:
+        raise InvalidRequestError("capture_method must be 'automatic' or 'manual'.",
+                                  code="parameter_invalid", param="capture_method")
+    method = None
+    if payment_method:
+        method = vault_selectors.payment_method_get_for_charge(
+            merchant_id=merchant.id, livemode=livemode, public_id=payment_method)
+    with transaction.atomic():
+        intent = PaymentIntent(
+            merchant=merchant, livemode=livemode, amount=amount, currency=currency,
+            capture_method=capture_method, payment_method=method, order_id=order_id,
+            customer_email=customer_email, description=description, metadata=metadata or {},
+        )
+        if method is not None:
+            intent.attach_payment_method()
+        intent.save()
+        _emit(intent, "payment_intent.created")
+        audit_record(actor=actor, action="payment_intent.created", object_type="payment_intent",
+                     object_id=intent.public_id, merchant_id=merchant.id, livemode=livemode,
+                     changes={"amount": [None, amount], "currency": [None, currency]})
+    return intent
+
+
+# --------------------------------------------------------------------------- confirm
+
+
+@dataclass
+class _PlannedAttempt:
+    attempt_id: int
+    intent_id: int
+
+
+def intent_confirm(
+    *, intent: PaymentIntent, actor: Actor, payment_method: str | None = None
+) -> PaymentIntent:
+    """Authorizes through the route, failing over on soft declines and pre-processing errors,
+    within the merchant's attempt and time budgets. Returns the intent in its resulting state."""
+    if intent.status == S.REQUIRES_ACTION and payment_method is None:
+        return intent_refresh_action(intent=intent, actor=actor)
+    deadline = time.monotonic() + settings.CONFIRM_TIME_BUDGET_SECONDS
+    planned = _confirm_begin(intent=intent, actor=actor, payment_method=payment_method)
+    while True:
+        attempt = PaymentAttempt.objects.select_related("connector", "intent__payment_method").get(
+            pk=planned.attempt_id)
+        result = _authorize_at_psp(attempt)
+        planned = _confirm_apply(attempt_id=attempt.pk, result=result, deadline=deadline)
+        if planned is None:
+            return PaymentIntent.objects.select_related("payment_method", "connector").get(
+                pk=intent.pk)
+
+
+def _confirm_begin(*, intent: PaymentIntent, actor: Actor, payment_method: str | None):
+    with transaction.atomic():
+        intent = _lock_intent(intent.pk)
+        if payment_method:
+            if intent.status not in (S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_CONFIRMATION):
+                raise _unexpected_state(intent, "confirm")
+            intent.payment_method = vault_selectors.payment_method_get_for_charge(
+                merchant_id=intent.merchant_id, livemode=intent.livemode,
+                public_id=payment_method)
+            if intent.status == S.REQUIRES_PAYMENT_METHOD:
+                intent.attach_payment_method()
+        if intent.status == S.REQUIRES_PAYMENT_METHOD:
+            raise InvalidRequestError(
+                "You cannot confirm this PaymentIntent because it has no payment method: "
+                "pass `payment_method`.", code="payment_intent_payment_method_missing",
+                param="payment_method")
+        if intent.status != S.REQUIRES_CONFIRMATION:
+            raise _unexpected_state(intent, "confirm")
+        planned = _plan_next_attempt(intent, tried=frozenset(), first=True)
+        audit_record(actor=actor, action="payment_intent.confirmed", object_type="payment_intent",
+                     object_id=intent.public_id, merchant_id=intent.merchant_id,
+                     livemode=intent.livemode)
+    return planned
+
+
+def _plan_next_attempt(intent: PaymentIntent, *, tried: frozenset[int], first: bool):
+    """Inside tx A (intent locked): ask routing, record the attempt, move to processing.
+    Returns None when no connector is left (the caller decides what that means)."""
+    facts = vault_selectors.card_routing_facts(intent.payment_method)
+    decision = routing_selectors.route_for_payment(
+        merchant_id=intent.merchant_id, livemode=intent.livemode, currency=intent.currency,
+        card_facts=facts, exclude=tried,
+    )
+    if not decision.candidates:
+        if first:
+            raise InvalidRequestError(
+                "No connector can process this payment.", code="no_eligible_connector",
+                extra={"routing": decision.trace()})
+        return None
+    connector = decision.candidates[0]
+    sequence = intent.attempts.count() + 1
+    attempt = PaymentAttempt(
+        intent=intent, sequence=sequence, connector=connector, amount=intent.amount,
+        currency=intent.currency, routing_trace=decision.trace(),
+    )
+    attempt.save()
+    # the PSP idempotency key is derived from the attempt: a retry of this attempt can never
+    # create a second charge, and a new attempt always gets a new key
+    attempt.psp_idempotency_key = f"{attempt.public_id}-authorize"
+    attempt.save(update_fields=["psp_idempotency_key"])
+    previous = {"status": intent.status}
+    if intent.status != S.PROCESSING:
+        intent.start_processing()
+    intent.pending_operation = PaymentIntent.PendingOperation.AUTHORIZE
+    intent.last_payment_error = None
+    intent.next_action = None
+    intent.save()
+    if first:
+        _emit(intent, "payment_intent.processing", previous)
+    return _PlannedAttempt(attempt_id=attempt.pk, intent_id=intent.pk)
+
+
+def _authorize_at_psp(attempt: PaymentAttempt) -> PSPResult:
+    intent = attempt.intent
+    config = routing_services.connector_config(attempt.connector)
+    card = vault_services.vault_card_for_authorization(payment_method=intent.payment_method)
+    request = AuthorizeRequest(
+        attempt_id=attempt.public_id, idempotency_key=attempt.psp_idempotency_key,
+        amount=attempt.amount, currency=attempt.currency,
+        capture=intent.capture_method == PaymentIntent.CaptureMethod.AUTOMATIC, card=card,
+        description=intent.description, customer_email=intent.customer_email,
+        return_url=f"{settings.API_BASE_URL}/v1/payment_intents/{intent.public_id}/return",
+        metadata={"attempt_id": attempt.public_id, "payment_intent": intent.public_id},
+    )
+    try:
+        return get_adapter(config).authorize(request)
+    except Exception:  # an adapter bug must not leave the attempt dangling: treat as unknown
+        logger.exception("adapter raised on authorize for %s", attempt.public_id)
+        return PSPResult(outcome=Outcome.UNKNOWN, raw_code="adapter_exception")
+
+
+def _record_result(attempt: PaymentAttempt, result: PSPResult, outcome: str) -> None:
+    attempt.outcome = outcome
+    attempt.decline_code = result.decline_code[:60]
+    attempt.raw_code = result.raw_code[:100]
+    attempt.raw_message = result.raw_message[:500]
+    attempt.psp_reference = result.psp_reference or attempt.psp_reference
+    attempt.http_status = result.http_status
+    attempt.latency_ms = result.latency_ms
+    attempt.completed_at = timezone.now()
+    attempt.save()
+
+
+def _payment_error(result: PSPResult, attempt: PaymentAttempt) -> dict:
+    return {
+        "type": "card_error",
+        "code": "card_declined",
+        "decline_code": result.decline_code or "generic_decline",
+        "message": "Your card was declined." if result.outcome != Outcome.ERROR
+        else "The payment could not be processed by any connector.",
+        "payment_attempt": attempt.public_id,
+        "connector": attempt.connector.public_id,
+    }
+
+
+def _confirm_apply(*, attempt_id: int, result: PSPResult, deadline: float):
+    """tx B. Returns the next planned attempt when failing over, else None."""
+    with transaction.atomic():
+        attempt = PaymentAttempt.objects.select_for_update().select_related("connector").get(
+            pk=attempt_id)
+        intent = _lock_intent(attempt.intent_id)
+        if attempt.outcome != PaymentAttempt.Outcome.PENDING:
+            return None  # a webhook or inquiry got here first: it already applied the result
+        outcome = result.outcome
+        if outcome == Outcome.APPROVED:
+            _record_result(attempt, result, PaymentAttempt.Outcome.APPROVED)
+            _apply_authorized(intent, attempt, result)
+        elif outcome == Outcome.REQUIRES_ACTION:
+            _record_result(attempt, result, PaymentAttempt.Outcome.REQUIRES_ACTION)
+            previous = {"status": intent.status}
+            intent.require_action()
+            intent.pending_operation = ""
+            intent.next_action = result.next_action or {"type": "redirect_to_url"}
+            intent.connector = attempt.connector
+            intent.psp_reference = result.psp_reference
+            intent.save()
+            _emit(intent, "payment_intent.requires_action", previous)
+        elif outcome in (Outcome.PENDING, Outcome.UNKNOWN):
+            # the PSP may have charged: never fail over, resolve by inquiry with the same key
+            _record_result(attempt, result, PaymentAttempt.Outcome.UNKNOWN)
+            attempt.next_inquiry_at = timezone.now() + timedelta(
+                seconds=settings.INQUIRY_BACKOFF_SECONDS[0])
+            attempt.save()
+            intent.connector = attempt.connector
+            intent.save()
+            _schedule_inquiry(attempt)
+        else:
+            hard = outcome == Outcome.HARD_DECLINE or (
+                outcome == Outcome.SOFT_DECLINE and is_hard(result.decline_code))
+            recorded = {Outcome.ERROR: PaymentAttempt.Outcome.ERROR}.get(
+                outcome, PaymentAttempt.Outcome.HARD_DECLINE if hard
+                else PaymentAttempt.Outcome.SOFT_DECLINE)
+            _record_result(attempt, result, recorded)
+            _emit_attempt(attempt, intent)
+            may_fail_over = (
+                not hard
+                and (outcome != Outcome.ERROR or result.retryable_elsewhere
+                     or result.http_status is None or result.http_status < 500)
+                and attempt.sequence < settings.CONFIRM_MAX_ATTEMPTS
+                and time.monotonic() < deadline
+            )
+            if may_fail_over:
+                tried = frozenset(intent.attempts.values_list("connector_id", flat=True))
+                planned = _plan_next_attempt(intent, tried=tried, first=False)
+                if planned is not None:
+                    return planned
+            previous = {"status": intent.status}
+            intent.fail()
+            intent.pending_operation = ""
+            intent.last_payment_error = _payment_error(result, attempt)
+            intent.save()
+            vault_services.vault_discard_cvc(payment_method=intent.payment_method)
+            _emit(intent, "payment_intent.payment_failed", previous)
+        return None
+
+
+def _apply_authorized(intent: PaymentIntent, attempt: PaymentAttempt, result: PSPResult) -> None:
+    previous = {"status": intent.status, "amount_capturable": intent.amount_capturable}
+    intent.connector = attempt.connector
+    intent.psp_reference = result.psp_reference or attempt.psp_reference
+    intent.pending_operation = ""
+    intent.next_action = None
+    intent.authorized_at = timezone.now()
+    automatic = intent.capture_method == PaymentIntent.CaptureMethod.AUTOMATIC
+    if automatic:
+        intent.succeed()
+        intent.amount_received = intent.amount
+        intent.amount_capturable = 0
+    else:
+        intent.authorize()
+        intent.amount_capturable = intent.amount
+    intent.save()
+    vault_services.vault_discard_cvc(payment_method=intent.payment_method)
+    ledger_hooks.on_authorized(intent=intent, attempt=attempt)
+    if automatic:
+        ledger_hooks.on_captured(intent=intent, amount=intent.amount)
+        _emit(intent, "payment_intent.succeeded", previous)
+    else:
+        _emit(intent, "payment_intent.amount_capturable_updated", previous)
+
+
+def _schedule_inquiry(attempt: PaymentAttempt) -> None:
+    from apps.intents.tasks import inquire_attempt
+
+    countdown = settings.INQUIRY_BACKOFF_SECONDS[min(attempt.inquiry_count,
+                                                     len(settings.INQUIRY_BACKOFF_SECONDS) - 1)]
+    transaction.on_commit(lambda: inquire_attempt.apply_async((attempt.pk,), countdown=countdown))
+
+
+# --------------------------------------------------------------------------- inquiries
+
+
+def attempt_inquire(*, attempt_id: int) -> PaymentAttempt:
+    """Asks the PSP what happened to an attempt whose outcome is unknown, with the attempt's own
+    idempotency key, and applies the answer. Never creates a second charge, never fails over."""
+    attempt = PaymentAttempt.objects.select_related("connector", "intent__payment_method").get(
+        pk=attempt_id)
+    if attempt.outcome != PaymentAttempt.Outcome.UNKNOWN:
+        return attempt
+    intent = attempt.intent
+    config = routing_services.connector_config(attempt.connector)
+    original = None
+    if not attempt.psp_reference:
+        # some PSPs answer an inquiry only to an identical idempotent re-send
+        card = vault_services.vault_card_for_authorization(payment_method=intent.payment_method)
+        original = AuthorizeRequest(
+            attempt_id=attempt.public_id, idempotency_key=attempt.psp_idempotency_key,
+            amount=attempt.amount, currency=attempt.currency,
+            capture=intent.capture_method == PaymentIntent.CaptureMethod.AUTOMATIC, card=card,
+            description=intent.description, customer_email=intent.customer_email,
+            return_url=f"{settings.API_BASE_URL}/v1/payment_intents/{intent.public_id}/return",
+            metadata={"attempt_id": attempt.public_id, "payment_intent": intent.public_id},
+        )
+    try:
+        result = get_adapter(config).retrieve(RetrieveRequest(
+            attempt_id=attempt.public_id, idempotency_key=attempt.psp_idempotency_key,
+            psp_reference=attempt.psp_reference, original=original))
+    except Exception:
+        logger.exception("adapter raised on retrieve for %s", attempt.public_id)
+        result = PSPResult(outcome=Outcome.UNKNOWN, raw_code="adapter_exception")
+    return _inquiry_apply(attempt_id=attempt.pk, result=result)
+
+
+def _inquiry_apply(*, attempt_id: int, result: PSPResult) -> PaymentAttempt:
+    with transaction.atomic():
+        attempt = PaymentAttempt.objects.select_for_update().select_related("connector").get(
+            pk=attempt_id)
+        intent = _lock_intent(attempt.intent_id)
+        if attempt.outcome != PaymentAttempt.Outcome.UNKNOWN:
+            return attempt
+        attempt.inquiry_count += 1
+        if result.outcome == Outcome.APPROVED:
+            _record_result(attempt, result, PaymentAttempt.Outcome.APPROVED)
+            attempt.next_inquiry_at = None
+            attempt.save()
+            if intent.status == S.PROCESSING:
+                _apply_authorized(intent, attempt, result)
+        elif result.outcome in (Outcome.SOFT_DECLINE, Outcome.HARD_DECLINE) or (
+            result.outcome == Outcome.ERROR and result.http_status == 404
+        ):
+            # definitively not charged: the payment failed (no failover after an unknown)
+            outcome = (PaymentAttempt.Outcome.HARD_DECLINE if result.outcome ==
+                       Outcome.HARD_DECLINE else PaymentAttempt.Outcome.SOFT_DECLINE)
+            _record_result(attempt, result, outcome)
+            attempt.next_inquiry_at = None
+            attempt.save()
+            if intent.status == S.PROCESSING:
+                previous = {"status": intent.status}
+                intent.fail()
+                intent.pending_operation = ""
+                intent.last_payment_error = _payment_error(result, attempt)
+                intent.save()
+                _emit(intent, "payment_intent.payment_failed", previous)
+        elif result.outcome == Outcome.REQUIRES_ACTION and intent.status == S.PROCESSING:
+            _record_result(attempt, result, PaymentAttempt.Outcome.REQUIRES_ACTION)
+            intent.require_action()
+            intent.pending_operation = ""
+            intent.next_action = result.next_action or {"type": "redirect_to_url"}
+            intent.save()
+            _emit(intent, "payment_intent.requires_action", {"status": S.PROCESSING})
+        else:
+            schedule = settings.INQUIRY_BACKOFF_SECONDS
+            if attempt.inquiry_count >= len(schedule):
+                attempt.next_inquiry_at = None
+                intent.needs_review = True  # listed for ops in the admin
+                intent.save()
+                logger.warning("attempt %s still unknown after %s inquiries: needs review",
+                               attempt.public_id, attempt.inquiry_count)
+            else:
+                attempt.next_inquiry_at = timezone.now() + timedelta(
+                    seconds=schedule[attempt.inquiry_count])
+                _schedule_inquiry(attempt)
+            attempt.save()
+        return attempt
+
+
+def attempts_inquire_due(*, limit: int = 200) -> int:
+    """Beat sweep: inquire every unknown attempt whose next inquiry is due (covers lost tasks)."""
+    due = list(PaymentAttempt.objects.filter(
+        outcome=PaymentAttempt.Outcome.UNKNOWN, next_inquiry_at__lte=timezone.now(),
+    ).values_list("pk", flat=True)[:limit])
+    for attempt_id in due:
+        attempt_inquire(attempt_id=attempt_id)
+    return len(due)
+
+
+def intent_refresh_action(*, intent: PaymentIntent, actor: Actor) -> PaymentIntent:
+    """After 3DS: ask the PSP for the attempt's state and apply it."""
+    attempt = intent.attempts.filter(outcome=PaymentAttempt.Outcome.REQUIRES_ACTION).last()
+    if attempt is None:
+        raise _unexpected_state(intent, "confirm")
+    config = routing_services.connector_config(attempt.connector)
+    result = get_adapter(config).retrieve(RetrieveRequest(
+        attempt_id=attempt.public_id, idempotency_key=attempt.psp_idempotency_key,
+        psp_reference=attempt.psp_reference))
+    with transaction.atomic():
+        intent = _lock_intent(intent.pk)
+        attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt.pk)
+        if intent.status != S.REQUIRES_ACTION:
+            return intent
+        if result.outcome == Outcome.APPROVED:
+            _record_result(attempt, result, PaymentAttempt.Outcome.APPROVED)
+            _apply_authorized(intent, attempt, result)
+        elif result.outcome in (Outcome.SOFT_DECLINE, Outcome.HARD_DECLINE):
+            _record_result(attempt, result, PaymentAttempt.Outcome.HARD_DECLINE)
+            intent.fail()
+            intent.next_action = None
+            intent.last_payment_error = _payment_error(result, attempt)
+            intent.save()
+            _emit(intent, "payment_intent.payment_failed", {"status": S.REQUIRES_ACTION})
+    return PaymentIntent.objects.select_related("payment_method", "connector").get(pk=intent.pk)
+
+
+# --------------------------------------------------------------------------- capture
+
+
+def intent_capture(*, intent: PaymentIntent, actor: Actor,
+                   amount_to_capture: int | None = None) -> PaymentIntent:
+    with transaction.atomic():
+        intent = _lock_intent(intent.pk)
+        if intent.status != S.REQUIRES_CAPTURE:
+            raise _unexpected_state(intent, "capture")
+        amount = intent.amount_capturable if amount_to_capture is None else validate_amount(
+            amount_to_capture, param="amount_to_capture")
+        if amount > intent.amount_capturable:
+            raise InvalidRequestError(
+                f"amount_to_capture ({amount}) is greater than amount_capturable "
+                f"({intent.amount_capturable}).", code="amount_too_large",
+                param="amount_to_capture")
+        intent.start_capture()
+        intent.pending_operation = PaymentIntent.PendingOperation.CAPTURE
+        intent.save()
+        audit_record(actor=actor, action="payment_intent.capture_requested",
+                     object_type="payment_intent", object_id=intent.public_id,
+                     merchant_id=intent.merchant_id, livemode=intent.livemode,
+                     changes={"amount_to_capture": [None, amount]})
+    config = routing_services.connector_config(intent.connector)
+    attempt = intent.attempts.filter(outcome=PaymentAttempt.Outcome.APPROVED).last()
+    try:
+        result = get_adapter(config).capture(CaptureRequest(
+            psp_reference=intent.psp_reference,
+            idempotency_key=f"{attempt.public_id}-capture", amount=amount,
+            currency=intent.currency))
+    except Exception:
+        logger.exception("adapter raised on capture for %s", intent.public_id)
+        result = PSPResult(outcome=Outcome.UNKNOWN, raw_code="adapter_exception")
+    with transaction.atomic():
+        intent = _lock_intent(intent.pk)
+        if intent.status != S.PROCESSING or intent.pending_operation != "capture":
+            return intent
+        previous = {"status": intent.status, "amount_capturable": intent.amount_capturable}
+        if result.outcome in (Outcome.APPROVED, Outcome.PENDING):
+            # Adyen answers "received" and confirms by webhook; a CAPTURE_FAILED notification
+            # reverts it (events issue). Captures practically always succeed once received.
+            intent.succeed()
+            intent.pending_operation = ""
+            intent.amount_received = amount
+            intent.amount_capturable = 0
+            intent.save()
+            ledger_hooks.on_captured(intent=intent, amount=amount)
+            _emit(intent, "payment_intent.succeeded", previous)
+        elif result.outcome == Outcome.UNKNOWN:
+            # stays processing; ops resolve it (the capture key makes a retry safe)
+            intent.needs_review = True
+            intent.save()
+        else:
+            intent.capture_failed()
+            intent.pending_operation = ""
+            intent.save()
+            _emit(intent, "payment_intent.capture_failed", previous)
+            reason = result.raw_message or result.raw_code or result.decline_code
+            raise ConflictError(f"The PSP refused the capture: {reason}.", code="capture_failed")
+    return intent
+
+
+# --------------------------------------------------------------------------- cancel
+
+
+def intent_cancel(*, intent: PaymentIntent, actor: Actor,
+                  cancellation_reason: str = "") -> PaymentIntent:
+    if cancellation_reason and cancellation_reason not in CANCELLATION_REASONS:
+        raise InvalidRequestError(
+            f"cancellation_reason must be one of {', '.join(sorted(CANCELLATION_REASONS))}.",
+            code="parameter_invalid", param="cancellation_reason")
+    with transaction.atomic():
+        intent = _lock_intent(intent.pk)
+        if intent.status not in (S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_CONFIRMATION,
+                                 S.REQUIRES_ACTION, S.REQUIRES_CAPTURE):
+            raise _unexpected_state(intent, "cancel")
+        needs_void = intent.status in (S.REQUIRES_CAPTURE, S.REQUIRES_ACTION)
+        if not needs_void:
+            _finish_cancel(intent, cancellation_reason, actor)
+            return intent
+        intent.pending_operation = PaymentIntent.PendingOperation.CANCEL
+        intent.save()
+    # void the authorization at the PSP before we call the intent canceled
+    attempt = intent.attempts.filter(outcome__in=[PaymentAttempt.Outcome.APPROVED,
+                                                  PaymentAttempt.Outcome.REQUIRES_ACTION]).last()
+    if attempt is not None and intent.psp_reference:
+        config = routing_services.connector_config(intent.connector)
+        try:
+            result = get_adapter(config).cancel(CancelRequest(
+                psp_reference=intent.psp_reference,
+                idempotency_key=f"{attempt.public_id}-cancel"))
+        except Exception:
+            logger.exception("adapter raised on cancel for %s", intent.public_id)
+            result = PSPResult(outcome=Outcome.UNKNOWN)
+        if result.outcome not in (Outcome.APPROVED, Outcome.PENDING):
+            with transaction.atomic():
+                intent = _lock_intent(intent.pk)
+                intent.pending_operation = ""
+                intent.save()
+            raise ConflictError("The PSP did not accept the cancellation; try again.",
+                                code="cancel_failed")
+    with transaction.atomic():
+        intent = _lock_intent(intent.pk)
+        if intent.status in (S.REQUIRES_CAPTURE, S.REQUIRES_ACTION):
+            was_authorized = intent.status == S.REQUIRES_CAPTURE
+            _finish_cancel(intent, cancellation_reason, actor)
+            if was_authorized:
+                ledger_hooks.on_voided(intent=intent)
+    return intent
+
+
+def _finish_cancel(intent: PaymentIntent, reason: str, actor: Actor) -> None:
+    previous = {"status": intent.status}
+    intent.cancel()
+    intent.cancellation_reason = reason
+    intent.canceled_at = timezone.now()
+    intent.pending_operation = ""
+    intent.amount_capturable = 0
+    intent.next_action = None
+    intent.save()
+    if intent.payment_method_id:
+        vault_services.vault_discard_cvc(payment_method=intent.payment_method)
+    _emit(intent, "payment_intent.canceled", previous)
+    audit_record(actor=actor, action="payment_intent.canceled", object_type="payment_intent",
+                 object_id=intent.public_id, merchant_id=intent.merchant_id,
+                 livemode=intent.livemode, changes={"status": [previous["status"], "canceled"]})
+
+
+def intents_expire_authorizations(*, now=None) -> int:
+    """Beat task: cancels authorizations older than their connector's window, through the same
+    cancel service (which voids at the PSP and releases the ledger hold)."""
+    now = now or timezone.now()
+    expired = 0
+    candidates = PaymentIntent.objects.filter(status=S.REQUIRES_CAPTURE).select_related(
+        "connector")
+    for intent in candidates.iterator():
+        window = timedelta(days=intent.connector.authorization_window_days)
+        if intent.authorized_at and intent.authorized_at + window <= now:
+            try:
+                intent_cancel(intent=intent, actor=Actor.system("authorization_expiry"),
+                              cancellation_reason="expired")
+                expired += 1
+            except ConflictError:
+                logger.warning("could not expire %s", intent.public_id)
+    return expired
+
+
+# --------------------------------------------------------------------------- refunds
+
+
+def refund_create(*, merchant, livemode: bool, payment_intent: str, actor: Actor,
+                  amount: int | None = None, reason: str = "",
+                  metadata: dict | None = None) -> Refund:
+    if reason and reason not in REFUND_REASONS:
+        raise InvalidRequestError(
+            f"reason must be one of {', '.join(sorted(REFUND_REASONS))}.",
+            code="parameter_invalid", param="reason")
+    intent = intent_get(merchant_id=merchant.id, livemode=livemode, public_id=payment_intent,
+                        param="payment_intent")
+    with transaction.atomic():
+        intent = _lock_intent(intent.pk)
+        if intent.amount_received == 0:
+            raise ConflictError(
+                f"This PaymentIntent has no captured funds to refund (status {intent.status}).",
+                code="charge_not_captured", param="payment_intent",
+                extra={"payment_intent_status": intent.status})
+        remaining = intent.amount_received - intent.amount_refunded
+        refund_amount = remaining if amount is None else validate_amount(amount)
+        if refund_amount > remaining:
+            raise InvalidRequestError(
+                f"Refund amount ({refund_amount}) is greater than the unrefunded amount "
+                f"({remaining}).", code="amount_too_large", param="amount")
+        # reserve the amount on the intent now; the CHECK refunded <= received makes two racing
+        # refunds that together exceed the received amount impossible even if this check raced
+        intent.amount_refunded += refund_amount
+        intent.save()
+        refund = Refund(intent=intent, merchant_id=intent.merchant_id, livemode=livemode,
+                        amount=refund_amount, currency=intent.currency, reason=reason,
+                        connector=intent.connector, metadata=metadata or {})
+        refund.save()
+        refund.psp_idempotency_key = f"{refund.public_id}-refund"
+        refund.save(update_fields=["psp_idempotency_key"])
+        _emit_refund(refund, "refund.created")
+        audit_record(actor=actor, action="refund.created", object_type="refund",
+                     object_id=refund.public_id, merchant_id=merchant.id, livemode=livemode,
+                     changes={"amount": [None, refund_amount]})
+    return refund_submit(refund_id=refund.pk)
+
+
+def refund_submit(*, refund_id: int) -> Refund:
+    """Sends (or re-sends, with the same key) a pending refund to the PSP and applies the result."""
+    refund = Refund.objects.select_related("intent", "connector").get(pk=refund_id)
+    if refund.status != RefundStatus.PENDING:
+        return refund
+    config = routing_services.connector_config(refund.connector)
+    try:
+        result = get_adapter(config).refund(RefundRequest(
+            psp_reference=refund.intent.psp_reference,
+            idempotency_key=refund.psp_idempotency_key, refund_id=refund.public_id,
+            amount=refund.amount, currency=refund.currency, reason=refund.reason))
+    except Exception:
+        logger.exception("adapter raised on refund for %s", refund.public_id)
+        result = PSPResult(outcome=Outcome.UNKNOWN)
+    return refund_apply_result(refund_id=refund.pk, outcome=result.outcome,
+                               psp_reference=result.psp_reference,
+                               failure_reason=result.raw_message or result.decline_code)
+
+
+def refund_apply_result(*, refund_id: int, outcome: Outcome, psp_reference: str = "",
+                        failure_reason: str = "") -> Refund:
+    """Applies a PSP answer (synchronous or from a webhook) to a refund. Only moves forward."""
+    with transaction.atomic():
+        refund = Refund.objects.select_for_update().select_related("intent").get(pk=refund_id)
+        intent = _lock_intent(refund.intent_id)
+        if psp_reference and not refund.psp_reference:
+            refund.psp_reference = psp_reference
+        if refund.status != RefundStatus.PENDING:
+            return refund
+        if outcome == Outcome.APPROVED:
+            refund.succeed()
+            refund.save()
+            ledger_hooks.on_refunded(intent=intent, refund=refund)
+            _emit_refund(refund, "refund.succeeded")
+            _emit(intent, "payment_intent.refunded")
+        elif outcome in (Outcome.SOFT_DECLINE, Outcome.HARD_DECLINE, Outcome.ERROR):
+            refund.fail()
+            refund.failure_reason = failure_reason[:200]
+            refund.save()
+            intent.amount_refunded -= refund.amount  # release the reservation
+            intent.save()
+            _emit_refund(refund, "refund.failed")
+        else:
+            # pending at the PSP (Adyen confirms by webhook) or unknown: re-sent later with
+            # the same idempotency key by the sweep
+            refund.inquiry_count += 1
+            refund.save()
+        return refund
+
+
+def refunds_resubmit_pending(*, older_than_seconds: int = 60, limit: int = 200) -> int:
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    pending = list(Refund.objects.filter(status=RefundStatus.PENDING, updated_at__lte=cutoff,
+                                         inquiry_count__lt=20)
+                   .values_list("pk", flat=True)[:limit])
+    for refund_id in pending:
+        refund_submit(refund_id=refund_id)
+    return len(pending)

@@ -1,0 +1,23 @@
+from celery import shared_task
+
+from apps.intents import services
+
+
+@shared_task(name="intents.inquire_attempt")
+def inquire_attempt(attempt_id: int) -> None:
+    services.attempt_inquire(attempt_id=attempt_id)
+
+
+@shared_task(name="intents.inquire_due_attempts")
+def inquire_due_attempts() -> int:
+    return services.attempts_inquire_due()
+
+
+@shared_task(name="intents.expire_authorizations")
+def expire_authorizations() -> int:
+    return services.intents_expire_authorizations()
+
+
+@shared_task(name="intents.resubmit_pending_refunds")
+def resubmit_pending_refunds() -> int:
+    return services.refunds_resubmit_pending()
