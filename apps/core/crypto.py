@@ -59,6 +59,7 @@ def decrypt(ciphertext: Ciphertext, *, associated_data: bytes = b"") -> bytes:
 def keyed_fingerprint(value: str, *, purpose: str) -> str:
     """A stable HMAC of a secret (e.g. a card number) that reveals nothing without the key,
     so equal cards can be matched without storing them in clear."""
-    key = hashlib.sha256(b"fingerprint:" + _keyring()[settings.DATA_ENCRYPTION_ACTIVE_KEY]).digest()
+    # its own key, not the encryption key: fingerprints must survive encryption-key rotation
+    key = hashlib.sha256(b"fingerprint:" + settings.FINGERPRINT_KEY.encode()).digest()
     digest = hmac.new(key, f"{purpose}:{value}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest[:18]).decode()

@@ -10,6 +10,7 @@ other than 402) release the key, so a corrected retry can reuse it.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from datetime import timedelta
@@ -52,11 +53,14 @@ def validate_key(key: str) -> str:
 
 
 def request_fingerprint(*, method: str, path: str, payload) -> str:
-    # canonical JSON: the same parameters in another key order or spacing are the same request
+    # canonical JSON: the same parameters in another key order or spacing are the same request.
+    # Keyed (HMAC), because a body may hold a card number: a plain hash of a PAN whose BIN and
+    # last4 are known could be brute-forced.
     canonical = json.dumps(
         {"method": method, "path": path, "payload": payload}, sort_keys=True, separators=(",", ":")
     )
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    key = hashlib.sha256(b"idempotency-fingerprint:" + settings.SECRET_KEY.encode()).digest()
+    return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
 
 
 def should_store(status: int) -> bool:

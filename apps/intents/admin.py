@@ -5,7 +5,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from apps.core.admin_scoping import MerchantScopedAdmin
 from apps.core.audit import Actor
@@ -19,9 +19,21 @@ class PaymentAttemptInline(admin.TabularInline):
     model = PaymentAttempt
     extra = 0
     can_delete = False
-    fields = ("sequence", "public_id", "connector", "outcome", "decline_code", "raw_code",
-              "raw_message", "psp_reference", "latency_ms", "inquiry_count", "started_at",
-              "completed_at", "routing_trace")
+    fields = (
+        "sequence",
+        "public_id",
+        "connector",
+        "outcome",
+        "decline_code",
+        "raw_code",
+        "raw_message",
+        "psp_reference",
+        "latency_ms",
+        "inquiry_count",
+        "started_at",
+        "completed_at",
+        "routing_trace",
+    )
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
@@ -32,8 +44,16 @@ class RefundInline(admin.TabularInline):
     model = Refund
     extra = 0
     can_delete = False
-    fields = ("public_id", "amount", "currency", "status", "reason", "failure_reason",
-              "psp_reference", "created_at")
+    fields = (
+        "public_id",
+        "amount",
+        "currency",
+        "status",
+        "reason",
+        "failure_reason",
+        "psp_reference",
+        "created_at",
+    )
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
@@ -41,11 +61,12 @@ class RefundInline(admin.TabularInline):
 
 
 class RefundActionForm(forms.Form):
-    amount = forms.IntegerField(min_value=1, required=False,
-                                help_text="Minor units; empty refunds what is left.")
-    reason = forms.ChoiceField(choices=[("", "—")] + [(r, r) for r in
-                                                     sorted(services.REFUND_REASONS)],
-                               required=False)
+    amount = forms.IntegerField(
+        min_value=1, required=False, help_text="Minor units; empty refunds what is left."
+    )
+    reason = forms.ChoiceField(
+        choices=[("", "—")] + [(r, r) for r in sorted(services.REFUND_REASONS)], required=False
+    )
 
 
 class NeedsReviewFilter(admin.SimpleListFilter):
@@ -61,13 +82,30 @@ class NeedsReviewFilter(admin.SimpleListFilter):
 
 @admin.register(PaymentIntent)
 class PaymentIntentAdmin(MerchantScopedAdmin):
-    list_display = ("public_id", "merchant", "amount_display", "status", "capture_method",
-                    "order_id", "customer_email", "card_last4", "connector", "created_at")
+    list_display = (
+        "public_id",
+        "merchant",
+        "amount_display",
+        "status",
+        "capture_method",
+        "order_id",
+        "customer_email",
+        "card_last4",
+        "connector",
+        "created_at",
+    )
     list_filter = ("status", NeedsReviewFilter, "livemode", "capture_method")
     list_select_related = ("merchant", "payment_method", "connector")
-    search_fields = ("=public_id", "=order_id", "=customer_email", "=payment_method__last4",
-                     "=psp_reference", "=attempts__psp_reference", "=attempts__public_id",
-                     "=refunds__public_id")
+    search_fields = (
+        "=public_id",
+        "=order_id",
+        "=customer_email",
+        "=payment_method__last4",
+        "=psp_reference",
+        "=attempts__psp_reference",
+        "=attempts__public_id",
+        "=refunds__public_id",
+    )
     readonly_fields = [f.name for f in PaymentIntent._meta.fields] + ["timeline"]
     inlines = [PaymentAttemptInline, RefundInline]
     actions = ["capture_selected", "cancel_selected"]
@@ -92,9 +130,11 @@ class PaymentIntentAdmin(MerchantScopedAdmin):
         rows = events_selectors.outbox_for_object(object_id=obj.public_id)
         return format_html(
             "<ol>{}</ol>",
-            format_html("".join(
-                f"<li>{e.created_at:%Y-%m-%d %H:%M:%S} #{e.sequence} {e.event_type}</li>"
-                for e in rows)) if rows else "",
+            format_html_join(
+                "",
+                "<li>{} #{} {}</li>",
+                ((f"{e.created_at:%Y-%m-%d %H:%M:%S}", e.sequence, e.event_type) for e in rows),
+            ),
         )
 
     # money-moving actions: own permissions, and always through the services
@@ -106,13 +146,20 @@ class PaymentIntentAdmin(MerchantScopedAdmin):
 
     @admin.action(description="Capture selected (full amount)", permissions=["capture"])
     def capture_selected(self, request, queryset):
-        self._run(request, queryset, lambda i, a: services.intent_capture(intent=i, actor=a),
-                  "captured")
+        self._run(
+            request, queryset, lambda i, a: services.intent_capture(intent=i, actor=a), "captured"
+        )
 
     @admin.action(description="Cancel selected", permissions=["cancel"])
     def cancel_selected(self, request, queryset):
-        self._run(request, queryset, lambda i, a: services.intent_cancel(
-            intent=i, actor=a, cancellation_reason="requested_by_customer"), "canceled")
+        self._run(
+            request,
+            queryset,
+            lambda i, a: services.intent_cancel(
+                intent=i, actor=a, cancellation_reason="requested_by_customer"
+            ),
+            "canceled",
+        )
 
     def _run(self, request, queryset, operation, verb):
         actor = Actor.staff(request.user)
@@ -124,10 +171,12 @@ class PaymentIntentAdmin(MerchantScopedAdmin):
                 messages.error(request, f"{intent.public_id}: {exc.message}")
 
     def get_urls(self):
-        return [
-            path("<int:pk>/refund/", self.admin_site.admin_view(self.refund_view),
-                 name="intents_paymentintent_refund"),
-        ] + super().get_urls()
+        refund = path(
+            "<int:pk>/refund/",
+            self.admin_site.admin_view(self.refund_view),
+            name="intents_paymentintent_refund",
+        )
+        return [refund, *super().get_urls()]
 
     def refund_view(self, request, pk: int):
         if not request.user.has_perm("core.refund_payment"):
@@ -139,22 +188,33 @@ class PaymentIntentAdmin(MerchantScopedAdmin):
         if request.method == "POST" and form.is_valid():
             try:
                 refund = services.refund_create(
-                    merchant=intent.merchant, livemode=intent.livemode,
-                    payment_intent=intent.public_id, actor=Actor.staff(request.user),
-                    amount=form.cleaned_data["amount"], reason=form.cleaned_data["reason"])
+                    merchant=intent.merchant,
+                    livemode=intent.livemode,
+                    payment_intent=intent.public_id,
+                    actor=Actor.staff(request.user),
+                    amount=form.cleaned_data["amount"],
+                    reason=form.cleaned_data["reason"],
+                )
                 messages.success(request, f"Refund {refund.public_id}: {refund.status}.")
                 return redirect(reverse("admin:intents_paymentintent_change", args=[pk]))
             except PlatformError as exc:
                 messages.error(request, exc.message)
-        return render(request, "admin/intents/refund_form.html",
-                      {**self.admin_site.each_context(request), "intent": intent, "form": form,
-                       "title": f"Refund {intent.public_id}", "opts": self.model._meta})
+        return render(
+            request,
+            "admin/intents/refund_form.html",
+            {
+                **self.admin_site.each_context(request),
+                "intent": intent,
+                "form": form,
+                "title": f"Refund {intent.public_id}",
+                "opts": self.model._meta,
+            },
+        )
 
 
 @admin.register(Refund)
 class RefundAdmin(MerchantScopedAdmin):
-    list_display = ("public_id", "intent", "amount", "currency", "status", "reason",
-                    "created_at")
+    list_display = ("public_id", "intent", "amount", "currency", "status", "reason", "created_at")
     list_filter = ("status",)
     list_select_related = ("intent",)
     search_fields = ("=public_id", "=intent__public_id", "=psp_reference")
@@ -170,8 +230,16 @@ class RefundAdmin(MerchantScopedAdmin):
 @admin.register(PaymentAttempt)
 class PaymentAttemptAdmin(MerchantScopedAdmin):
     merchant_path = "intent__merchant_id"
-    list_display = ("public_id", "intent", "sequence", "connector", "outcome", "decline_code",
-                    "latency_ms", "started_at")
+    list_display = (
+        "public_id",
+        "intent",
+        "sequence",
+        "connector",
+        "outcome",
+        "decline_code",
+        "latency_ms",
+        "started_at",
+    )
     list_filter = ("outcome",)
     list_select_related = ("intent", "connector")
     search_fields = ("=public_id", "=psp_reference", "=intent__public_id")

@@ -16,8 +16,12 @@ class IntentStatus(models.TextChoices):
 
 
 S = IntentStatus
-NON_FINAL = [S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_CONFIRMATION, S.REQUIRES_ACTION,
-             S.REQUIRES_CAPTURE]
+NON_FINAL = [
+    S.REQUIRES_PAYMENT_METHOD,
+    S.REQUIRES_CONFIRMATION,
+    S.REQUIRES_ACTION,
+    S.REQUIRES_CAPTURE,
+]
 
 
 class PaymentIntent(ConcurrentTransitionMixin, models.Model):
@@ -38,25 +42,30 @@ class PaymentIntent(ConcurrentTransitionMixin, models.Model):
         CANCEL = "cancel"
 
     public_id = PublicIdField(prefix="pi")
-    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.PROTECT,
-                                 related_name="payment_intents")
+    merchant = models.ForeignKey(
+        "merchants.Merchant", on_delete=models.PROTECT, related_name="payment_intents"
+    )
     livemode = models.BooleanField()
     status = FSMField(default=S.REQUIRES_PAYMENT_METHOD, choices=S.choices, protected=True)
     amount = models.BigIntegerField()
     currency = models.CharField(max_length=3)
-    capture_method = models.CharField(max_length=10, choices=CaptureMethod.choices,
-                                      default=CaptureMethod.AUTOMATIC)
+    capture_method = models.CharField(
+        max_length=10, choices=CaptureMethod.choices, default=CaptureMethod.AUTOMATIC
+    )
     amount_capturable = models.BigIntegerField(default=0)
     amount_received = models.BigIntegerField(default=0)
     # includes refunds still pending at the PSP, so concurrent refunds can never over-refund
     amount_refunded = models.BigIntegerField(default=0)
-    payment_method = models.ForeignKey("vault.PaymentMethod", null=True, blank=True,
-                                       on_delete=models.PROTECT, related_name="+")
-    connector = models.ForeignKey("routing.Connector", null=True, blank=True,
-                                  on_delete=models.PROTECT, related_name="+")
+    payment_method = models.ForeignKey(
+        "vault.PaymentMethod", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    connector = models.ForeignKey(
+        "routing.Connector", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     psp_reference = models.CharField(max_length=100, blank=True, db_index=True)
-    pending_operation = models.CharField(max_length=10, choices=PendingOperation.choices,
-                                         default="", blank=True)
+    pending_operation = models.CharField(
+        max_length=10, choices=PendingOperation.choices, default="", blank=True
+    )
     order_id = models.CharField(max_length=100, blank=True, db_index=True)
     customer_email = models.EmailField(blank=True, db_index=True)
     description = models.CharField(max_length=1000, blank=True)
@@ -99,8 +108,9 @@ class PaymentIntent(ConcurrentTransitionMixin, models.Model):
     def attach_payment_method(self):
         pass
 
-    @transition(field=status, source=[S.REQUIRES_CONFIRMATION, S.REQUIRES_ACTION],
-                target=S.PROCESSING)
+    @transition(
+        field=status, source=[S.REQUIRES_CONFIRMATION, S.REQUIRES_ACTION], target=S.PROCESSING
+    )
     def start_processing(self):
         pass
 
@@ -108,8 +118,7 @@ class PaymentIntent(ConcurrentTransitionMixin, models.Model):
     def require_action(self):
         pass
 
-    @transition(field=status, source=[S.PROCESSING, S.REQUIRES_ACTION],
-                target=S.REQUIRES_CAPTURE)
+    @transition(field=status, source=[S.PROCESSING, S.REQUIRES_ACTION], target=S.REQUIRES_CAPTURE)
     def authorize(self):
         pass
 
@@ -117,8 +126,9 @@ class PaymentIntent(ConcurrentTransitionMixin, models.Model):
     def succeed(self):
         pass
 
-    @transition(field=status, source=[S.PROCESSING, S.REQUIRES_ACTION],
-                target=S.REQUIRES_PAYMENT_METHOD)
+    @transition(
+        field=status, source=[S.PROCESSING, S.REQUIRES_ACTION], target=S.REQUIRES_PAYMENT_METHOD
+    )
     def fail(self):
         pass
 
@@ -130,7 +140,7 @@ class PaymentIntent(ConcurrentTransitionMixin, models.Model):
     def capture_failed(self):
         pass
 
-    @transition(field=status, source=NON_FINAL + [S.PROCESSING], target=S.CANCELED)
+    @transition(field=status, source=[*NON_FINAL, S.PROCESSING], target=S.CANCELED)
     def cancel(self):
         pass
 
@@ -151,8 +161,7 @@ class PaymentAttempt(models.Model):
     public_id = PublicIdField(prefix="pa")
     intent = models.ForeignKey(PaymentIntent, on_delete=models.PROTECT, related_name="attempts")
     sequence = models.PositiveSmallIntegerField()
-    connector = models.ForeignKey("routing.Connector", on_delete=models.PROTECT,
-                                  related_name="+")
+    connector = models.ForeignKey("routing.Connector", on_delete=models.PROTECT, related_name="+")
     psp_idempotency_key = models.CharField(max_length=100, unique=True)
     amount = models.BigIntegerField()
     currency = models.CharField(max_length=3)
@@ -175,8 +184,11 @@ class PaymentAttempt(models.Model):
             models.UniqueConstraint(fields=["intent", "sequence"], name="attempt_sequence_unique"),
         ]
         indexes = [
-            models.Index(fields=["next_inquiry_at"], condition=Q(outcome="unknown"),
-                         name="attempt_unknown_due"),
+            models.Index(
+                fields=["next_inquiry_at"],
+                condition=Q(outcome="unknown"),
+                name="attempt_unknown_due",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -193,15 +205,13 @@ class RefundStatus(models.TextChoices):
 class Refund(ConcurrentTransitionMixin, models.Model):
     public_id = PublicIdField(prefix="re")
     intent = models.ForeignKey(PaymentIntent, on_delete=models.PROTECT, related_name="refunds")
-    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.PROTECT,
-                                 related_name="+")
+    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.PROTECT, related_name="+")
     livemode = models.BooleanField()
     amount = models.BigIntegerField()
     currency = models.CharField(max_length=3)
     reason = models.CharField(max_length=40, blank=True)
     status = FSMField(default=RefundStatus.PENDING, choices=RefundStatus.choices, protected=True)
-    connector = models.ForeignKey("routing.Connector", on_delete=models.PROTECT,
-                                  related_name="+")
+    connector = models.ForeignKey("routing.Connector", on_delete=models.PROTECT, related_name="+")
     psp_idempotency_key = models.CharField(max_length=100, unique=True)
     psp_reference = models.CharField(max_length=100, blank=True, db_index=True)
     failure_reason = models.CharField(max_length=200, blank=True)

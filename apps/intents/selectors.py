@@ -4,8 +4,15 @@ from apps.core.errors import NotFoundError
 from apps.intents.models import PaymentAttempt, PaymentIntent, Refund
 
 
-def intent_list(*, merchant_id: int, livemode: bool, status: str | None = None,
-                order_id: str | None = None, created_gte=None, created_lte=None):
+def intent_list(
+    *,
+    merchant_id: int,
+    livemode: bool,
+    status: str | None = None,
+    order_id: str | None = None,
+    created_gte=None,
+    created_lte=None,
+):
     queryset = PaymentIntent.objects.filter(merchant_id=merchant_id, livemode=livemode)
     if status:
         queryset = queryset.filter(status=status)
@@ -18,11 +25,13 @@ def intent_list(*, merchant_id: int, livemode: bool, status: str | None = None,
     return queryset.select_related("payment_method", "connector")
 
 
-def intent_get(*, merchant_id: int, livemode: bool, public_id: str,
-               param: str = "id") -> PaymentIntent:
+def intent_get(
+    *, merchant_id: int, livemode: bool, public_id: str, param: str = "id"
+) -> PaymentIntent:
     try:
         return PaymentIntent.objects.select_related("payment_method", "connector").get(
-            merchant_id=merchant_id, livemode=livemode, public_id=public_id)
+            merchant_id=merchant_id, livemode=livemode, public_id=public_id
+        )
     except PaymentIntent.DoesNotExist:
         raise NotFoundError(f"No such payment_intent: {public_id!r}.", param=param) from None
 

@@ -45,8 +45,9 @@ class LedgerAccount(models.Model):
         db_table = "ledger_account"
         ordering = ["merchant_id", "currency", "code"]
         constraints = [
+            # code last: the posting's `code = ANY(...)` lock query is an index range scan
             models.UniqueConstraint(
-                fields=["merchant_id", "livemode", "code", "currency"],
+                fields=["merchant_id", "livemode", "currency", "code"],
                 name="ledger_account_unique_code",
             ),
             models.CheckConstraint(

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
-class Outcome(str, enum.Enum):
+class Outcome(enum.StrEnum):
     APPROVED = "approved"
     REQUIRES_ACTION = "requires_action"
     PENDING = "pending"  # accepted, final result arrives later (webhook or inquiry)
@@ -37,7 +37,7 @@ class ConnectorConfig:
 
 @dataclass(frozen=True)
 class CardData:
-    """Card data handed over by the vault for the duration of one call. Never logged, never stored."""
+    """Card data handed over by the vault for one call. Never logged, never stored."""
 
     number: str
     exp_month: int

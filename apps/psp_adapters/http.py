@@ -240,8 +240,13 @@ def server_error_result(
     not_processed: bool = False,
 ) -> PSPResult:
     """HTTP 5xx. Processing may have begun, so the outcome is UNKNOWN; only when the PSP says
-    explicitly that it did not process the request (`not_processed`) may the caller fail over."""
-    if not_processed:
+    explicitly that it did not process the request (`not_processed`) may the caller fail over.
+
+    503 Service Unavailable is that statement: the PSP (or its edge) refused the request before
+    handling it (RFC 9110 15.6.4), which is how PSP outages and maintenance windows present.
+    Failing over on it is what keeps payments flowing during an outage; a 500/502/504 stays
+    in doubt."""
+    if not_processed or response.status_code == 503:
         return PSPResult(
             outcome=Outcome.ERROR,
             psp_reference=psp_reference,

@@ -135,6 +135,7 @@ class StripeAdapter:
 
     def capture(self, request: CaptureRequest) -> PSPResult:
         return self._payment_intent_call(
+            "POST",
             f"/v1/payment_intents/{quote(request.psp_reference, safe='')}/capture",
             {"amount_to_capture": request.amount},
             idempotency_key=request.idempotency_key,
@@ -144,6 +145,7 @@ class StripeAdapter:
 
     def cancel(self, request: CancelRequest) -> PSPResult:
         return self._payment_intent_call(
+            "POST",
             f"/v1/payment_intents/{quote(request.psp_reference, safe='')}/cancel",
             {},
             idempotency_key=request.idempotency_key,
@@ -181,10 +183,12 @@ class StripeAdapter:
         our attempt id in its metadata with the Search API. Search is eventually consistent, so
         when it finds nothing and the original request is at hand, the original is re-sent with
         its Idempotency-Key: Stripe then replays the first result if it had processed it, and
-        otherwise processes the attempt now, once. Without either, the outcome stays UNKNOWN.
+        otherwise processes the attempt now, once. Stripe keeps keys for 24 hours, so past that
+        the caller should not pass `original` any more. Without either, the outcome stays UNKNOWN.
         """
         if request.psp_reference:
             return self._payment_intent_call(
+                "GET",
                 f"/v1/payment_intents/{quote(request.psp_reference, safe='')}",
                 None,
                 operation=Operation.RETRIEVE,
@@ -245,6 +249,7 @@ class StripeAdapter:
             "metadata": {**request.metadata, "attempt_id": request.attempt_id},
         }
         return self._payment_intent_call(
+            "POST",
             "/v1/payment_intents",
             params,
             idempotency_key=request.idempotency_key,
@@ -254,6 +259,7 @@ class StripeAdapter:
 
     def _payment_intent_call(
         self,
+        method: str,
         path: str,
         params: Mapping[str, Any] | None,
         *,
@@ -261,7 +267,7 @@ class StripeAdapter:
         reference: str,
         idempotency_key: str = "",
     ) -> PSPResult:
-        method = "GET" if params is None else "POST"
+        """One call whose answer is a PaymentIntent, mapped to a result."""
         try:
             response = self._send(
                 method,
@@ -297,7 +303,7 @@ class StripeAdapter:
             operation=operation,
             reference=reference,
             headers=headers,
-            form=encode_form(params) if method == "POST" else None,
+            form=encode_form(params or {}) if method == "POST" else None,
             params=query,
         )
 

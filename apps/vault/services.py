@@ -276,9 +276,7 @@ def payment_method_create(
         if card.cvc is not None:
             _cvc_forget(public_id)
         raise
-    logger.info(
-        "vault: tokenized %s (%s, last4 %s)", public_id, card.brand, payment_method.last4
-    )
+    logger.info("vault: tokenized %s (%s, last4 %s)", public_id, card.brand, payment_method.last4)
     return payment_method
 
 

@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "apps.events",
     "apps.intents",
     "apps.psp_simulator",
+    "apps.demo",
 ]
 
 MIDDLEWARE = [
@@ -171,6 +172,8 @@ DATA_ENCRYPTION_KEYS = env(
     "DATA_ENCRYPTION_KEYS", "dev1:ZGV2LW9ubHkta2V5LWRvLW5vdC11c2UtaW4tcHJvZCE="
 )
 DATA_ENCRYPTION_ACTIVE_KEY = env("DATA_ENCRYPTION_ACTIVE_KEY", "dev1")
+# HMAC key for card fingerprints (equal cards match); stable across encryption-key rotation.
+FINGERPRINT_KEY = env("FINGERPRINT_KEY", "dev-fingerprint-key-change-me")
 
 # Platform knobs
 IDEMPOTENCY_TTL_HOURS = env_int("IDEMPOTENCY_TTL_HOURS", 24)
@@ -178,6 +181,7 @@ IDEMPOTENCY_TTL_HOURS = env_int("IDEMPOTENCY_TTL_HOURS", 24)
 IDEMPOTENCY_LOCK_TIMEOUT_SECONDS = env_int("IDEMPOTENCY_LOCK_TIMEOUT_SECONDS", 300)
 MAX_PAYMENT_AMOUNT = env_int("MAX_PAYMENT_AMOUNT", 99_999_999)  # in minor units, per charge
 API_BASE_URL = env("API_BASE_URL", "http://127.0.0.1:8000")
+SIMULATOR_URL = env("SIMULATOR_URL", "http://127.0.0.1:8090")
 # Confirm: how many PSP attempts (failover) and how much wall time one confirm may use.
 CONFIRM_MAX_ATTEMPTS = env_int("CONFIRM_MAX_ATTEMPTS", 3)
 CONFIRM_TIME_BUDGET_SECONDS = env_int("CONFIRM_TIME_BUDGET_SECONDS", 30)

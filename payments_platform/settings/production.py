@@ -24,3 +24,5 @@ WHITENOISE_USE_FINDERS = False
 
 if DATA_ENCRYPTION_KEYS.startswith("dev1:"):  # noqa: F405
     raise ImproperlyConfigured("DATA_ENCRYPTION_KEYS must be set in production")
+if FINGERPRINT_KEY.startswith("dev-"):  # noqa: F405
+    raise ImproperlyConfigured("FINGERPRINT_KEY must be set in production")

@@ -30,13 +30,15 @@ class Simulator:
         self.base_url = base_url
 
     def faults(self, name: str, **faults) -> None:
-        response = requests.put(f"{self.base_url}/_sim/connectors/{name}/faults", json=faults,
-                                timeout=5)
+        response = requests.put(
+            f"{self.base_url}/_sim/connectors/{name}/faults", json=faults, timeout=5
+        )
         response.raise_for_status()
 
     def charges(self, name: str) -> list[dict]:
-        response = requests.get(f"{self.base_url}/_sim/charges", params={"connector": name},
-                                timeout=5)
+        response = requests.get(
+            f"{self.base_url}/_sim/charges", params={"connector": name}, timeout=5
+        )
         response.raise_for_status()
         body = response.json()
         return body["data"] if isinstance(body, dict) else body
@@ -57,11 +59,16 @@ def connector_names():
 @pytest.fixture
 def stripe_connector(merchant, system_actor, simulator_url, connector_names):
     return routing_services.connector_create(
-        merchant=merchant, livemode=False, name=connector_names["stripe"],
+        merchant=merchant,
+        livemode=False,
+        name=connector_names["stripe"],
         connector_type="stripe",
         base_url=f"{simulator_url}/stripe/{connector_names['stripe']}",
-        credentials=STRIPE_CREDENTIALS, supported_currencies=["eur", "usd", "jpy"],
-        priority=1, actor=system_actor, read_timeout_ms=1500,
+        credentials=STRIPE_CREDENTIALS,
+        supported_currencies=["eur", "usd", "jpy"],
+        priority=1,
+        actor=system_actor,
+        read_timeout_ms=1500,
         fee_schedule=[{"brand": "*", "fixed": 25, "percent_bps": 140}],
     )
 
@@ -69,11 +76,16 @@ def stripe_connector(merchant, system_actor, simulator_url, connector_names):
 @pytest.fixture
 def adyen_connector(merchant, system_actor, simulator_url, connector_names):
     return routing_services.connector_create(
-        merchant=merchant, livemode=False, name=connector_names["adyen"],
+        merchant=merchant,
+        livemode=False,
+        name=connector_names["adyen"],
         connector_type="adyen",
         base_url=f"{simulator_url}/adyen/{connector_names['adyen']}",
-        credentials=ADYEN_CREDENTIALS, supported_currencies=["eur", "usd"],
-        priority=2, actor=system_actor, read_timeout_ms=1500,
+        credentials=ADYEN_CREDENTIALS,
+        supported_currencies=["eur", "usd"],
+        priority=2,
+        actor=system_actor,
+        read_timeout_ms=1500,
         fee_schedule=[{"brand": "*", "fixed": 10, "percent_bps": 160}],
     )
 
@@ -86,11 +98,15 @@ def connectors(stripe_connector, adyen_connector):
 @pytest.fixture
 def tokenize(api):
     def make(number: str = "4242424242424242", cvc: str = "123") -> str:
-        response = api.post("/v1/payment_methods", {
-            "type": "card",
-            "card": {"number": number, "exp_month": 12, "exp_year": 2034, "cvc": cvc},
-            "billing_details": {"name": "Jane Doe", "email": "jane@example.com"},
-        }, format="json")
+        response = api.post(
+            "/v1/payment_methods",
+            {
+                "type": "card",
+                "card": {"number": number, "exp_month": 12, "exp_year": 2034, "cvc": cvc},
+                "billing_details": {"name": "Jane Doe", "email": "jane@example.com"},
+            },
+            format="json",
+        )
         assert response.status_code == 201, response.content
         return response.json()["id"]
 
@@ -101,12 +117,27 @@ def tokenize(api):
 def pay(api, tokenize):
     """Create + confirm in one call; returns the response."""
 
-    def make(number: str = "4242424242424242", amount: int = 2000, currency: str = "eur",
-             capture_method: str = "automatic", key: str | None = None, **extra):
+    def make(
+        number: str = "4242424242424242",
+        amount: int = 2000,
+        currency: str = "eur",
+        capture_method: str = "automatic",
+        key: str | None = None,
+        **extra,
+    ):
         headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
-        return api.post("/v1/payment_intents", {
-            "amount": amount, "currency": currency, "capture_method": capture_method,
-            "payment_method": tokenize(number), "confirm": True, **extra,
-        }, format="json", **headers)
+        return api.post(
+            "/v1/payment_intents",
+            {
+                "amount": amount,
+                "currency": currency,
+                "capture_method": capture_method,
+                "payment_method": tokenize(number),
+                "confirm": True,
+                **extra,
+            },
+            format="json",
+            **headers,
+        )
 
     return make

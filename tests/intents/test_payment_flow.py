@@ -8,8 +8,9 @@ from apps.intents.models import PaymentAttempt, PaymentIntent, Refund
 pytestmark = pytest.mark.usefixtures("connectors")
 
 
-def test_automatic_capture_succeeds_and_records_the_attempt(pay, stripe_connector, sim,
-                                                           connector_names):
+def test_automatic_capture_succeeds_and_records_the_attempt(
+    pay, stripe_connector, sim, connector_names
+):
     response = pay(amount=1999, order_id="order-1")
     assert response.status_code == 200, response.content
     body = response.json()
@@ -33,8 +34,9 @@ def test_manual_capture_then_partial_capture_releases_the_rest(api, pay):
     created = pay(amount=5000, capture_method="manual").json()
     assert created["status"] == "requires_capture"
     assert created["amount_capturable"] == 5000
-    captured = api.post(f"/v1/payment_intents/{created['id']}/capture",
-                        {"amount_to_capture": 3000}, format="json")
+    captured = api.post(
+        f"/v1/payment_intents/{created['id']}/capture", {"amount_to_capture": 3000}, format="json"
+    )
     assert captured.status_code == 200, captured.content
     body = captured.json()
     assert body["status"] == "succeeded"
@@ -44,8 +46,11 @@ def test_manual_capture_then_partial_capture_releases_the_rest(api, pay):
 
 def test_cancel_an_authorization(api, pay):
     created = pay(amount=5000, capture_method="manual").json()
-    canceled = api.post(f"/v1/payment_intents/{created['id']}/cancel",
-                        {"cancellation_reason": "requested_by_customer"}, format="json")
+    canceled = api.post(
+        f"/v1/payment_intents/{created['id']}/cancel",
+        {"cancellation_reason": "requested_by_customer"},
+        format="json",
+    )
     assert canceled.status_code == 200, canceled.content
     assert canceled.json()["status"] == "canceled"
     assert canceled.json()["cancellation_reason"] == "requested_by_customer"
@@ -59,8 +64,9 @@ def test_create_without_confirm_then_confirm(api, tokenize):
     missing = api.post(f"/v1/payment_intents/{intent_id}/confirm", {}, format="json")
     assert missing.status_code == 400
     assert missing.json()["error"]["code"] == "payment_intent_payment_method_missing"
-    confirmed = api.post(f"/v1/payment_intents/{intent_id}/confirm",
-                         {"payment_method": tokenize()}, format="json")
+    confirmed = api.post(
+        f"/v1/payment_intents/{intent_id}/confirm", {"payment_method": tokenize()}, format="json"
+    )
     assert confirmed.status_code == 200, confirmed.content
     assert confirmed.json()["status"] == "succeeded"
 
@@ -122,8 +128,10 @@ def test_every_state_change_writes_an_ordered_outbox_event(pay, api):
     api.post(f"/v1/payment_intents/{intent_id}/capture", {}, format="json")
     events = list(OutboxEvent.objects.filter(object_id=intent_id).order_by("sequence"))
     assert [e.event_type for e in events] == [
-        "payment_intent.created", "payment_intent.processing",
-        "payment_intent.amount_capturable_updated", "payment_intent.succeeded",
+        "payment_intent.created",
+        "payment_intent.processing",
+        "payment_intent.amount_capturable_updated",
+        "payment_intent.succeeded",
     ]
     assert [e.sequence for e in events] == [1, 2, 3, 4]
     assert events[-1].payload["status"] == "succeeded"
@@ -132,12 +140,10 @@ def test_every_state_change_writes_an_ordered_outbox_event(pay, api):
 
 def test_partial_refunds_up_to_the_received_amount(api, pay):
     intent_id = pay(amount=3000).json()["id"]
-    first = api.post("/v1/refunds", {"payment_intent": intent_id, "amount": 1000},
-                     format="json")
+    first = api.post("/v1/refunds", {"payment_intent": intent_id, "amount": 1000}, format="json")
     assert first.status_code == 200, first.content
     assert first.json()["status"] in ("succeeded", "pending")
-    second = api.post("/v1/refunds", {"payment_intent": intent_id, "amount": 2000},
-                      format="json")
+    second = api.post("/v1/refunds", {"payment_intent": intent_id, "amount": 2000}, format="json")
     assert second.status_code == 200
     over = api.post("/v1/refunds", {"payment_intent": intent_id, "amount": 1}, format="json")
     assert over.status_code == 400
@@ -154,8 +160,9 @@ def test_list_filters_and_paginates(api, pay):
     page = api.get("/v1/payment_intents", {"limit": 2}).json()
     assert [i["id"] for i in page["data"]] == ids[::-1][:2]
     assert page["has_more"] is True
-    rest = api.get("/v1/payment_intents", {"limit": 10,
-                                           "starting_after": page["data"][-1]["id"]}).json()
+    rest = api.get(
+        "/v1/payment_intents", {"limit": 10, "starting_after": page["data"][-1]["id"]}
+    ).json()
     assert [i["id"] for i in rest["data"]] == ids[::-1][2:]
     assert rest["has_more"] is False
     by_order = api.get("/v1/payment_intents", {"order_id": "o-1"}).json()["data"]
@@ -179,11 +186,13 @@ def test_other_merchants_intents_are_not_found(pay, other_merchant, system_actor
     from apps.merchants import services as merchant_services
 
     intent_id = pay().json()["id"]
-    key = merchant_services.api_key_create(merchant=other_merchant, kind="secret",
-                                           livemode=False, actor=system_actor).raw_key
+    key = merchant_services.api_key_create(
+        merchant=other_merchant, kind="secret", livemode=False, actor=system_actor
+    ).raw_key
     other = APIClient()
     other.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     assert other.get(f"/v1/payment_intents/{intent_id}").status_code == 404
-    assert other.post("/v1/refunds", {"payment_intent": intent_id},
-                      format="json").status_code == 404
+    assert (
+        other.post("/v1/refunds", {"payment_intent": intent_id}, format="json").status_code == 404
+    )
     assert Refund.objects.count() == 0

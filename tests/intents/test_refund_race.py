@@ -19,8 +19,11 @@ def test_racing_refunds_never_exceed_the_received_amount(pay, secret_key):
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret_key}")
         barrier.wait()
-        statuses.append(client.post("/v1/refunds", {"payment_intent": intent_id, "amount": 300},
-                                    format="json").status_code)
+        statuses.append(
+            client.post(
+                "/v1/refunds", {"payment_intent": intent_id, "amount": 300}, format="json"
+            ).status_code
+        )
         connection.close()
 
     threads = [threading.Thread(target=refund) for _ in range(6)]

@@ -14,8 +14,7 @@ from tests.support.celery_worker import running_worker
 pytestmark = pytest.mark.usefixtures("connectors")
 
 
-def test_lost_response_leaves_the_intent_processing_without_failover(pay, sim,
-                                                                     connector_names):
+def test_lost_response_leaves_the_intent_processing_without_failover(pay, sim, connector_names):
     sim.faults(connector_names["stripe"], response_lost_rate=1.0, response_lost_delay_s=3)
     response = pay(amount=4200)
     assert response.status_code == 200, response.content

@@ -31,6 +31,7 @@ from tests.psp_adapters.fake_psp import FIXTURES, fixture_bytes, load_fixture
 
 PREFIX = "/stripe/acme"
 PI = "pi_3MtwBwLkdIwHu7ix28a3tqPa"
+ATTEMPT = "pa_1NqA2B3C4D5E6F7G8H9I0J"
 WEBHOOK_SECRET = "whsec_test_8cQ2t0aWkZ1Yx3Vb"
 NOW = 1_700_000_000
 
@@ -59,7 +60,9 @@ def adapter(config) -> StripeAdapter:
 def test_authorize_sends_stripes_form_encoding_with_auth_version_and_idempotency_headers(
     psp, adapter, authorize_request
 ):
-    psp.reply("POST", f"{PREFIX}/v1/payment_intents", fixture="stripe/payment_intent_succeeded.json")
+    psp.reply(
+        "POST", f"{PREFIX}/v1/payment_intents", fixture="stripe/payment_intent_succeeded.json"
+    )
 
     adapter.authorize(authorize_request)
 
@@ -72,7 +75,9 @@ def test_authorize_sends_stripes_form_encoding_with_auth_version_and_idempotency
 
 
 def test_authorize_with_automatic_capture_is_approved_and_captured(psp, adapter, authorize_request):
-    psp.reply("POST", f"{PREFIX}/v1/payment_intents", fixture="stripe/payment_intent_succeeded.json")
+    psp.reply(
+        "POST", f"{PREFIX}/v1/payment_intents", fixture="stripe/payment_intent_succeeded.json"
+    )
 
     result = adapter.authorize(authorize_request)
 
@@ -88,7 +93,9 @@ def test_authorize_with_manual_capture_is_approved_and_not_captured(
     psp, adapter, authorize_request
 ):
     psp.reply(
-        "POST", f"{PREFIX}/v1/payment_intents", fixture="stripe/payment_intent_requires_capture.json"
+        "POST",
+        f"{PREFIX}/v1/payment_intents",
+        fixture="stripe/payment_intent_requires_capture.json",
     )
 
     result = adapter.authorize(replace(authorize_request, capture=False))
@@ -168,7 +175,9 @@ def test_3ds_requires_action_with_the_redirect_url(psp, adapter, authorize_reque
 
 
 def test_processing_is_pending(psp, adapter, authorize_request):
-    psp.reply("POST", f"{PREFIX}/v1/payment_intents", fixture="stripe/payment_intent_processing.json")
+    psp.reply(
+        "POST", f"{PREFIX}/v1/payment_intents", fixture="stripe/payment_intent_processing.json"
+    )
 
     assert adapter.authorize(authorize_request).outcome is Outcome.PENDING
 
@@ -208,7 +217,7 @@ def test_an_idempotency_error_means_a_first_request_exists_so_the_outcome_is_unk
     assert result.retryable_elsewhere is False
 
 
-@pytest.mark.parametrize("status", [500, 502, 503])
+@pytest.mark.parametrize("status", [500, 502, 504])
 def test_server_errors_are_unknown_because_processing_may_have_begun(
     psp, adapter, authorize_request, status
 ):
@@ -362,7 +371,9 @@ def test_a_pending_refund_is_pending_and_our_own_reasons_stay_with_us(psp, adapt
 
 def test_retrieve_by_psp_reference(psp, adapter):
     psp.reply(
-        "GET", f"{PREFIX}/v1/payment_intents/{PI}", fixture="stripe/payment_intent_requires_capture.json"
+        "GET",
+        f"{PREFIX}/v1/payment_intents/{PI}",
+        fixture="stripe/payment_intent_requires_capture.json",
     )
 
     result = adapter.retrieve(
@@ -441,7 +452,9 @@ def test_retrieve_not_yet_searchable_resends_the_original_with_its_idempotency_k
     psp.reply(
         "GET", f"{PREFIX}/v1/payment_intents/search", fixture="stripe/search_result_empty.json"
     )
-    psp.reply("POST", f"{PREFIX}/v1/payment_intents", fixture="stripe/payment_intent_succeeded.json")
+    psp.reply(
+        "POST", f"{PREFIX}/v1/payment_intents", fixture="stripe/payment_intent_succeeded.json"
+    )
 
     result = adapter.retrieve(
         RetrieveRequest(
@@ -620,25 +633,20 @@ def test_a_body_that_is_not_an_event_is_refused(adapter):
 
 def test_payout_reconciliation_report_is_parsed_into_minor_units(adapter):
     content = (FIXTURES / "stripe/payout_reconciliation_itemized.csv").read_text()
+    jpy_pi, jpy_attempt = "pi_3MtwBwLkdIwHu7ixJpy00001", "pa_2JpyAttempt000000000001"
+    kwd_pi, kwd_attempt = "pi_3MtwBwLkdIwHu7ixKwd00001", "pa_3KwdAttempt000000000001"
+    day = "2024-03-15"  # the payout's effective date
 
     lines = adapter.parse_settlement_report(content)
 
     assert lines == [
-        SettlementLine(PI, "charge", 2000, 55, 1945, "eur", "2024-03-15", "pa_1NqA2B3C4D5E6F7G8H9I0J"),
-        SettlementLine(PI, "refund", -500, 0, -500, "eur", "2024-03-15", "re_OurRefund0001"),
-        SettlementLine(
-            "pi_3MtwBwLkdIwHu7ixJpy00001", "charge", 1000, 36, 964, "jpy", "2024-03-15",
-            "pa_2JpyAttempt000000000001",
-        ),
-        SettlementLine(
-            "pi_3MtwBwLkdIwHu7ixKwd00001", "charge", 12345, 370, 11975, "kwd", "2024-03-15",
-            "pa_3KwdAttempt000000000001",
-        ),
-        SettlementLine(
-            PI, "chargeback", -2000, 1500, -3500, "eur", "2024-03-15", "pa_1NqA2B3C4D5E6F7G8H9I0J"
-        ),
-        SettlementLine("", "fee", -250, 0, -250, "eur", "2024-03-15", ""),
-        SettlementLine("", "adjustment", 100, 0, 100, "eur", "2024-03-15", ""),
+        SettlementLine(PI, "charge", 2000, 55, 1945, "eur", day, ATTEMPT),
+        SettlementLine(PI, "refund", -500, 0, -500, "eur", day, "re_OurRefund0001"),
+        SettlementLine(jpy_pi, "charge", 1000, 36, 964, "jpy", day, jpy_attempt),
+        SettlementLine(kwd_pi, "charge", 12345, 370, 11975, "kwd", day, kwd_attempt),
+        SettlementLine(PI, "chargeback", -2000, 1500, -3500, "eur", day, ATTEMPT),
+        SettlementLine("", "fee", -250, 0, -250, "eur", day, ""),
+        SettlementLine("", "adjustment", 100, 0, 100, "eur", day, ""),
     ]
     assert all(line.net == line.gross - line.fee for line in lines)
 

@@ -256,3 +256,46 @@ def test_registration_is_validated_and_secrets_are_masked(simulator_url, control
     shown = requests.get(url, timeout=5).json()["webhook"]
     assert shown["secret"] != STRIPE_SECRET
     assert shown["url"] == "http://127.0.0.1:9/hook"
+
+
+def test_failing_refund_and_delayed_payout_events(stripe, control, connector, receiver):
+    control.update_settings(connector, async_outcome_delay_ms=100)
+    control.register_webhook(connector, receiver.url, STRIPE_SECRET)
+    intent = stripe.create_intent("4000000000005126").json()
+
+    stripe.post("/v1/refunds", {"payment_intent": intent["id"], "metadata[refund_id]": "re_x"})
+    stripe.post("/v1/payouts", {"amount": "9902", "currency": "eur", "destination": "ba_1"})
+
+    events = [w.json() for w in receiver.wait_for(6)]
+    types = [e["type"] for e in events]
+    assert types[:2] == ["payment_intent.succeeded", "refund.created"]
+    assert sorted(types[2:]) == sorted(
+        ["payout.created", "refund.failed", "refund.updated", "payout.paid"]
+    )
+    failed = next(e for e in events if e["type"] == "refund.failed")["data"]["object"]
+    assert (failed["status"], failed["metadata"]) == ("failed", {"refund_id": "re_x"})
+    assert types.index("payout.created") < types.index("payout.paid")
+
+
+def test_adyen_cancellation_notifications(adyen, control, connector, receiver):
+    control.register_webhook(connector, receiver.url, ADYEN_HMAC_KEY, "adyen")
+    authorised = adyen.pay(manual_capture=True).json()
+    captured = adyen.pay().json()  # automatic capture: too late to cancel
+
+    for payment in (authorised, captured):
+        adyen.post(
+            f"/v71/payments/{payment['pspReference']}/cancels",
+            {"merchantAccount": "SimShop", "reference": f"cancel-{payment['pspReference']}"},
+        )
+
+    items = [
+        w.json()["notificationItems"][0]["NotificationRequestItem"] for w in receiver.wait_for(4)
+    ]
+    cancellations = [i for i in items if i["eventCode"] == "CANCELLATION"]
+    assert [(i["originalReference"], i["success"]) for i in cancellations] == [
+        (authorised["pspReference"], "true"),
+        (captured["pspReference"], "false"),
+    ]
+    assert cancellations[0]["merchantReference"] == f"cancel-{authorised['pspReference']}"
+    for item in items:
+        verify_adyen_hmac(item, ADYEN_HMAC_KEY)

@@ -53,7 +53,7 @@ def _text_like_columns() -> list[tuple[str, str, str]]:
 
 
 def find_pans_in_database(pans: set[str]) -> list[str]:
-    """"table.column" for every column of the public schema that holds one of the PANs in clear.
+    """ "table.column" for every column of the public schema that holds one of the PANs in clear.
 
     Runs on the test's own connection, so it sees rows of the current (uncommitted) test
     transaction too."""
@@ -67,12 +67,14 @@ def find_pans_in_database(pans: set[str]) -> list[str]:
             # bytea as escape text: ASCII bytes stay themselves (high and zero bytes become
             # \ooo), so a PAN written as bytes, e.g. inside a stored response body, still matches
             value = (
-                f"encode({quote(column)}, 'escape')" if kind == "bytea" else f"{quote(column)}::text"
+                f"encode({quote(column)}, 'escape')"
+                if kind == "bytea"
+                else f"{quote(column)}::text"
             )
             cursor.execute(
-                f"SELECT 1 FROM {quote(table)} WHERE {value} ~ %s LIMIT 1",  # noqa: S608
+                f"SELECT 1 FROM {quote(table)} WHERE {value} ~ %s LIMIT 1",
                 [pattern],
             )
             if cursor.fetchone():
                 hits.append(f"{table}.{column}")
-    return hits
+    return sorted(hits)

@@ -40,7 +40,9 @@ def test_publishable_key_tokenizes_a_card(pk_api, merchant):
     assert isinstance(body["created"], int)
     assert body["billing_details"] == {"name": "Jenny Rosen", "email": "jenny@example.com"}
     card = body["card"]
-    assert {k: card[k] for k in ("brand", "last4", "exp_month", "exp_year", "funding", "country")} == {
+    assert {
+        k: card[k] for k in ("brand", "last4", "exp_month", "exp_year", "funding", "country")
+    } == {
         "brand": "visa",
         "last4": "4242",
         "exp_month": 12,
@@ -206,7 +208,8 @@ def test_past_month_of_this_year_is_expired_card_on_exp_month(api):
 @pytest.mark.parametrize(
     ("payload", "code", "param"),
     [
-        ({"type": "sepa_debit", "card": card_payload()["card"]}, "parameter_invalid_choice", "type"),
+        ({"type": "sepa_debit", "card": card_payload()["card"]}, "parameter_invalid_choice",
+         "type"),
         ({"card": card_payload()["card"]}, "parameter_missing", "type"),
         ({"type": "card"}, "parameter_missing", "card"),
         ({**card_payload(), "billing_details": {"email": "nope"}}, "parameter_invalid",
@@ -229,7 +232,7 @@ def test_unknown_type_does_not_echo_what_was_sent(api):
     assert VISA not in response.content.decode()
 
 
-def test_tokenize_needs_an_api_key(anon_api):
+def test_tokenize_needs_an_api_key(anon_api, db):
     response = anon_api.post("/v1/payment_methods", card_payload(), format="json")
     assert response.status_code == 401
     assert PaymentMethod.objects.count() == 0

@@ -35,15 +35,18 @@ class PaymentIntentListQuerySerializer(serializers.Serializer):
     ending_before = serializers.CharField(required=False, max_length=80)
     status = serializers.ChoiceField(choices=IntentStatus.values, required=False)
     order_id = serializers.CharField(required=False, max_length=100)
-    created_gte = serializers.IntegerField(required=False, min_value=0,
-                                           help_text="created[gte]: unix seconds")
-    created_lte = serializers.IntegerField(required=False, min_value=0,
-                                           help_text="created[lte]: unix seconds")
+    created_gte = serializers.IntegerField(
+        required=False, min_value=0, help_text="created[gte]: unix seconds"
+    )
+    created_lte = serializers.IntegerField(
+        required=False, min_value=0, help_text="created[lte]: unix seconds"
+    )
 
 
 class PaymentIntentRetrieveQuerySerializer(serializers.Serializer):
-    expand = serializers.ListField(child=serializers.ChoiceField(choices=["attempts"]),
-                                   required=False)
+    expand = serializers.ListField(
+        child=serializers.ChoiceField(choices=["attempts"]), required=False
+    )
 
 
 class PaymentAttemptOutputSerializer(serializers.Serializer):

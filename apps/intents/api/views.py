@@ -31,42 +31,63 @@ def _intent_response(intent, *, status: int = 200, expand: bool = False) -> Resp
     body = intent_representation(intent, expand_attempts=expand)
     error = intent.last_payment_error
     if status == 200 and error and intent.status == IntentStatus.REQUIRES_PAYMENT_METHOD:
-        raise CardError(error["message"], code=error["code"], decline_code=error["decline_code"],
-                        extra={"payment_intent": body})
+        raise CardError(
+            error["message"],
+            code=error["code"],
+            decline_code=error["decline_code"],
+            extra={"payment_intent": body},
+        )
     return Response(body, status=status)
 
 
 class PaymentIntentListCreateApi(MerchantApiView):
-    @extend_schema(operation_id="payment_intents_list",
-                   parameters=[s.PaymentIntentListQuerySerializer],
-                   responses=s.PaymentIntentListOutputSerializer)
+    @extend_schema(
+        operation_id="payment_intents_list",
+        parameters=[s.PaymentIntentListQuerySerializer],
+        responses=s.PaymentIntentListOutputSerializer,
+    )
     def get(self, request):
-        params = parse_input(s.PaymentIntentListQuerySerializer,
-                             _query_with_brackets(request.query_params))
+        params = parse_input(
+            s.PaymentIntentListQuerySerializer, _query_with_brackets(request.query_params)
+        )
         rows, has_more = paginate(
             selectors.intent_list(
-                merchant_id=self.merchant.id, livemode=self.livemode,
-                status=params.get("status"), order_id=params.get("order_id"),
+                merchant_id=self.merchant.id,
+                livemode=self.livemode,
+                status=params.get("status"),
+                order_id=params.get("order_id"),
                 created_gte=_ts(params.get("created_gte")),
-                created_lte=_ts(params.get("created_lte"))),
-            params, url=request.path)
-        return Response(list_envelope([intent_representation(i) for i in rows],
-                                      has_more=has_more, url=request.path))
+                created_lte=_ts(params.get("created_lte")),
+            ),
+            params,
+            url=request.path,
+        )
+        return Response(
+            list_envelope(
+                [intent_representation(i) for i in rows], has_more=has_more, url=request.path
+            )
+        )
 
-    @extend_schema(operation_id="payment_intents_create",
-                   request=s.PaymentIntentCreateInputSerializer,
-                   responses={200: s.PaymentIntentOutputSerializer})
+    @extend_schema(
+        operation_id="payment_intents_create",
+        request=s.PaymentIntentCreateInputSerializer,
+        responses={200: s.PaymentIntentOutputSerializer},
+    )
     def post(self, request):
         data = parse_input(s.PaymentIntentCreateInputSerializer, request.data)
         confirm = data.pop("confirm", False)
-        intent = services.intent_create(merchant=self.merchant, livemode=self.livemode,
-                                        actor=self.actor, **data)
+        intent = services.intent_create(
+            merchant=self.merchant, livemode=self.livemode, actor=self.actor, **data
+        )
         if confirm:
             if intent.payment_method_id is None:
                 from apps.core.errors import InvalidRequestError
 
-                raise InvalidRequestError("confirm=true needs a payment_method.",
-                                          code="parameter_missing", param="payment_method")
+                raise InvalidRequestError(
+                    "confirm=true needs a payment_method.",
+                    code="parameter_missing",
+                    param="payment_method",
+                )
             intent = services.intent_confirm(intent=intent, actor=self.actor)
         return _intent_response(intent)
 
@@ -76,83 +97,113 @@ def _ts(value):
 
 
 class PaymentIntentRetrieveApi(MerchantApiView):
-    @extend_schema(operation_id="payment_intents_retrieve",
-                   parameters=[OpenApiParameter("expand[]", str, many=True,
-                                                enum=["attempts"])],
-                   responses=s.PaymentIntentOutputSerializer)
+    @extend_schema(
+        operation_id="payment_intents_retrieve",
+        parameters=[OpenApiParameter("expand[]", str, many=True, enum=["attempts"])],
+        responses=s.PaymentIntentOutputSerializer,
+    )
     def get(self, request, intent_id: str):
-        params = parse_input(s.PaymentIntentRetrieveQuerySerializer,
-                             _query_with_brackets(request.query_params))
-        intent = selectors.intent_get(merchant_id=self.merchant.id, livemode=self.livemode,
-                                      public_id=intent_id)
-        body = intent_representation(intent,
-                                     expand_attempts="attempts" in params.get("expand", []))
+        params = parse_input(
+            s.PaymentIntentRetrieveQuerySerializer, _query_with_brackets(request.query_params)
+        )
+        intent = selectors.intent_get(
+            merchant_id=self.merchant.id, livemode=self.livemode, public_id=intent_id
+        )
+        body = intent_representation(intent, expand_attempts="attempts" in params.get("expand", []))
         return Response(body)
 
 
 class PaymentIntentConfirmApi(MerchantApiView):
-    @extend_schema(operation_id="payment_intents_confirm",
-                   request=s.PaymentIntentConfirmInputSerializer,
-                   responses=s.PaymentIntentOutputSerializer)
+    @extend_schema(
+        operation_id="payment_intents_confirm",
+        request=s.PaymentIntentConfirmInputSerializer,
+        responses=s.PaymentIntentOutputSerializer,
+    )
     def post(self, request, intent_id: str):
         data = parse_input(s.PaymentIntentConfirmInputSerializer, request.data)
-        intent = selectors.intent_get(merchant_id=self.merchant.id, livemode=self.livemode,
-                                      public_id=intent_id)
-        intent = services.intent_confirm(intent=intent, actor=self.actor,
-                                         payment_method=data.get("payment_method"))
+        intent = selectors.intent_get(
+            merchant_id=self.merchant.id, livemode=self.livemode, public_id=intent_id
+        )
+        intent = services.intent_confirm(
+            intent=intent, actor=self.actor, payment_method=data.get("payment_method")
+        )
         return _intent_response(intent)
 
 
 class PaymentIntentCaptureApi(MerchantApiView):
-    @extend_schema(operation_id="payment_intents_capture",
-                   request=s.PaymentIntentCaptureInputSerializer,
-                   responses=s.PaymentIntentOutputSerializer)
+    @extend_schema(
+        operation_id="payment_intents_capture",
+        request=s.PaymentIntentCaptureInputSerializer,
+        responses=s.PaymentIntentOutputSerializer,
+    )
     def post(self, request, intent_id: str):
         data = parse_input(s.PaymentIntentCaptureInputSerializer, request.data)
-        intent = selectors.intent_get(merchant_id=self.merchant.id, livemode=self.livemode,
-                                      public_id=intent_id)
-        intent = services.intent_capture(intent=intent, actor=self.actor,
-                                         amount_to_capture=data.get("amount_to_capture"))
+        intent = selectors.intent_get(
+            merchant_id=self.merchant.id, livemode=self.livemode, public_id=intent_id
+        )
+        intent = services.intent_capture(
+            intent=intent, actor=self.actor, amount_to_capture=data.get("amount_to_capture")
+        )
         return Response(intent_representation(intent))
 
 
 class PaymentIntentCancelApi(MerchantApiView):
-    @extend_schema(operation_id="payment_intents_cancel",
-                   request=s.PaymentIntentCancelInputSerializer,
-                   responses=s.PaymentIntentOutputSerializer)
+    @extend_schema(
+        operation_id="payment_intents_cancel",
+        request=s.PaymentIntentCancelInputSerializer,
+        responses=s.PaymentIntentOutputSerializer,
+    )
     def post(self, request, intent_id: str):
         data = parse_input(s.PaymentIntentCancelInputSerializer, request.data)
-        intent = selectors.intent_get(merchant_id=self.merchant.id, livemode=self.livemode,
-                                      public_id=intent_id)
-        intent = services.intent_cancel(intent=intent, actor=self.actor,
-                                        cancellation_reason=data.get("cancellation_reason", ""))
+        intent = selectors.intent_get(
+            merchant_id=self.merchant.id, livemode=self.livemode, public_id=intent_id
+        )
+        intent = services.intent_cancel(
+            intent=intent, actor=self.actor, cancellation_reason=data.get("cancellation_reason", "")
+        )
         return Response(intent_representation(intent))
 
 
 class RefundListCreateApi(MerchantApiView):
-    @extend_schema(operation_id="refunds_list", parameters=[s.RefundListQuerySerializer],
-                   responses=s.RefundListOutputSerializer)
+    @extend_schema(
+        operation_id="refunds_list",
+        parameters=[s.RefundListQuerySerializer],
+        responses=s.RefundListOutputSerializer,
+    )
     def get(self, request):
         params = parse_input(s.RefundListQuerySerializer, request.query_params)
         rows, has_more = paginate(
-            selectors.refund_list(merchant_id=self.merchant.id, livemode=self.livemode,
-                                  payment_intent=params.get("payment_intent")),
-            params, url=request.path)
-        return Response(list_envelope([refund_representation(r) for r in rows],
-                                      has_more=has_more, url=request.path))
+            selectors.refund_list(
+                merchant_id=self.merchant.id,
+                livemode=self.livemode,
+                payment_intent=params.get("payment_intent"),
+            ),
+            params,
+            url=request.path,
+        )
+        return Response(
+            list_envelope(
+                [refund_representation(r) for r in rows], has_more=has_more, url=request.path
+            )
+        )
 
-    @extend_schema(operation_id="refunds_create", request=s.RefundCreateInputSerializer,
-                   responses={200: s.RefundOutputSerializer})
+    @extend_schema(
+        operation_id="refunds_create",
+        request=s.RefundCreateInputSerializer,
+        responses={200: s.RefundOutputSerializer},
+    )
     def post(self, request):
         data = parse_input(s.RefundCreateInputSerializer, request.data)
-        refund = services.refund_create(merchant=self.merchant, livemode=self.livemode,
-                                        actor=self.actor, **data)
+        refund = services.refund_create(
+            merchant=self.merchant, livemode=self.livemode, actor=self.actor, **data
+        )
         return Response(refund_representation(refund))
 
 
 class RefundRetrieveApi(MerchantApiView):
     @extend_schema(operation_id="refunds_retrieve", responses=s.RefundOutputSerializer)
     def get(self, request, refund_id: str):
-        refund = selectors.refund_get(merchant_id=self.merchant.id, livemode=self.livemode,
-                                      public_id=refund_id)
+        refund = selectors.refund_get(
+            merchant_id=self.merchant.id, livemode=self.livemode, public_id=refund_id
+        )
         return Response(refund_representation(refund))

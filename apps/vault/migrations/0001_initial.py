@@ -6,41 +6,104 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('merchants', '0001_initial'),
+        ("merchants", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='PaymentMethod',
+            name="PaymentMethod",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', apps.core.ids.PublicIdField(editable=False, max_length=40, prefix='pm', unique=True)),
-                ('livemode', models.BooleanField()),
-                ('type', models.CharField(choices=[('card', 'Card')], default='card', max_length=10)),
-                ('brand', models.CharField(choices=[('visa', 'Visa'), ('mastercard', 'Mastercard'), ('amex', 'American Express'), ('discover', 'Discover'), ('jcb', 'JCB'), ('diners', 'Diners Club'), ('unionpay', 'UnionPay'), ('unknown', 'Unknown')], max_length=12)),
-                ('bin', models.CharField(help_text='First 6 digits of the number, any length.', max_length=6)),
-                ('last4', models.CharField(max_length=4)),
-                ('exp_month', models.PositiveSmallIntegerField()),
-                ('exp_year', models.PositiveSmallIntegerField()),
-                ('funding', models.CharField(choices=[('credit', 'Credit'), ('debit', 'Debit'), ('prepaid', 'Prepaid'), ('unknown', 'Unknown')], max_length=8)),
-                ('issuer_country', models.CharField(blank=True, max_length=2)),
-                ('fingerprint', models.CharField(db_index=True, max_length=64)),
-                ('encrypted_number', models.BinaryField()),
-                ('encryption_key_id', models.CharField(max_length=32)),
-                ('billing_name', models.CharField(blank=True, max_length=200)),
-                ('billing_email', models.EmailField(blank=True, max_length=254)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('cvc_discarded_at', models.DateTimeField(blank=True, null=True)),
-                ('merchant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='payment_methods', to='merchants.merchant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "public_id",
+                    apps.core.ids.PublicIdField(
+                        editable=False, max_length=40, prefix="pm", unique=True
+                    ),
+                ),
+                ("livemode", models.BooleanField()),
+                (
+                    "type",
+                    models.CharField(choices=[("card", "Card")], default="card", max_length=10),
+                ),
+                (
+                    "brand",
+                    models.CharField(
+                        choices=[
+                            ("visa", "Visa"),
+                            ("mastercard", "Mastercard"),
+                            ("amex", "American Express"),
+                            ("discover", "Discover"),
+                            ("jcb", "JCB"),
+                            ("diners", "Diners Club"),
+                            ("unionpay", "UnionPay"),
+                            ("unknown", "Unknown"),
+                        ],
+                        max_length=12,
+                    ),
+                ),
+                (
+                    "bin",
+                    models.CharField(
+                        help_text="First 6 digits of the number, any length.", max_length=6
+                    ),
+                ),
+                ("last4", models.CharField(max_length=4)),
+                ("exp_month", models.PositiveSmallIntegerField()),
+                ("exp_year", models.PositiveSmallIntegerField()),
+                (
+                    "funding",
+                    models.CharField(
+                        choices=[
+                            ("credit", "Credit"),
+                            ("debit", "Debit"),
+                            ("prepaid", "Prepaid"),
+                            ("unknown", "Unknown"),
+                        ],
+                        max_length=8,
+                    ),
+                ),
+                ("issuer_country", models.CharField(blank=True, max_length=2)),
+                ("fingerprint", models.CharField(db_index=True, max_length=64)),
+                ("encrypted_number", models.BinaryField()),
+                ("encryption_key_id", models.CharField(max_length=32)),
+                ("billing_name", models.CharField(blank=True, max_length=200)),
+                ("billing_email", models.EmailField(blank=True, max_length=254)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("cvc_discarded_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "merchant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="payment_methods",
+                        to="merchants.merchant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
-                'indexes': [models.Index(fields=['merchant', 'livemode', '-id'], name='vault_pm_scope')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('exp_month__gte', 1), ('exp_month__lte', 12)), name='vault_pm_exp_month_range'), models.CheckConstraint(condition=models.Q(('bin__regex', '^[0-9]{6}$'), ('last4__regex', '^[0-9]{4}$')), name='vault_pm_bin_last4_digits')],
+                "ordering": ["-id"],
+                "indexes": [
+                    models.Index(fields=["merchant", "livemode", "-id"], name="vault_pm_scope")
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("exp_month__gte", 1), ("exp_month__lte", 12)),
+                        name="vault_pm_exp_month_range",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("bin__regex", "^[0-9]{6}$"), ("last4__regex", "^[0-9]{4}$")
+                        ),
+                        name="vault_pm_bin_last4_digits",
+                    ),
+                ],
             },
         ),
     ]

@@ -18,6 +18,35 @@ from guardian.shortcuts import assign_perm
 from apps.core.audit import Actor
 from apps.merchants.models import ApiKey, Merchant
 from apps.merchants.services import hash_api_key, key_prefix
+from apps.routing import selectors as routing_selectors
+from apps.routing import services as routing_services
+
+# Both connectors point at the simulator (`make run` starts it): one per PSP dialect.
+DEMO_CONNECTORS = [
+    {
+        "name": "stripe-sim",
+        "connector_type": "stripe",
+        "priority": 1,
+        "credentials": {"api_key": "sk_test_simulator_stripe", "webhook_secret": "whsec_simstripe"},
+        "supported_currencies": ["eur", "usd", "gbp", "jpy"],
+        "fee_schedule": [
+            {"brand": "*", "fixed": 25, "percent_bps": 140},
+            {"brand": "amex", "fixed": 25, "percent_bps": 290},
+        ],
+    },
+    {
+        "name": "adyen-sim",
+        "connector_type": "adyen",
+        "priority": 2,
+        "credentials": {
+            "api_key": "AQE_simulator_adyen",
+            "merchant_account": "DemoShopECOM",
+            "hmac_key": "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056",
+        },
+        "supported_currencies": ["eur", "usd", "gbp"],
+        "fee_schedule": [{"brand": "*", "fixed": 10, "percent_bps": 160}],
+    },
+]
 
 DEMO_STAFF = {
     "finance": "finance-demo-2026",
@@ -104,5 +133,23 @@ class Command(BaseCommand):
             self.stdout.write(f"seed_demo: {created} new rows")
 
     def _seed_more(self, result, actor):
-        """Hook for the demo data of later apps (connectors, routing profiles)."""
-        return []
+        """Connectors (and what later apps hang off them) for the demo merchant."""
+        merchant = result["merchants"]["demo"]["merchant"]
+        existing = {
+            c.name
+            for c in routing_selectors.connector_list(merchant_id=merchant.id, livemode=False)
+        }
+        made = []
+        for spec in DEMO_CONNECTORS:
+            if spec["name"] in existing:
+                continue
+            base = settings.SIMULATOR_URL.rstrip("/")
+            routing_services.connector_create(
+                merchant=merchant,
+                livemode=False,
+                actor=actor,
+                base_url=f"{base}/{spec['connector_type']}/{spec['name']}",
+                **spec,
+            )
+            made.append(1)
+        return made

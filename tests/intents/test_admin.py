@@ -1,0 +1,93 @@
+"""Support finds a payment by any id; money-moving actions need their own permission."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from guardian.shortcuts import assign_perm
+
+from apps.intents.models import PaymentIntent, Refund
+
+pytestmark = pytest.mark.usefixtures("connectors")
+
+
+def _staff(role, merchant, username=None):
+    user = get_user_model().objects.create_user(
+        username or f"{role}-user", password="pw", is_staff=True
+    )
+    user.groups.add(Group.objects.get(name=role))
+    assign_perm("merchants.serve_merchant", user, merchant)
+    return user
+
+
+@pytest.fixture
+def paid(pay):
+    return PaymentIntent.objects.get(
+        public_id=pay(order_id="ord-9", customer_email="c@x.io", amount=2500).json()["id"]
+    )
+
+
+@pytest.mark.parametrize(
+    "field", ["public_id", "order_id", "customer_email", "last4", "psp_reference", "attempt"]
+)
+def test_support_finds_a_payment_by_any_id(client, staff_roles, merchant, paid, field):
+    query = {
+        "public_id": paid.public_id,
+        "order_id": "ord-9",
+        "customer_email": "c@x.io",
+        "last4": "4242",
+        "psp_reference": paid.psp_reference,
+        "attempt": paid.attempts.get().public_id,
+    }[field]
+    client.force_login(_staff("support", merchant))
+    page = client.get("/admin/intents/paymentintent/", {"q": query})
+    assert list(page.context["cl"].result_list) == [paid]
+
+
+def test_detail_page_shows_the_timeline(client, staff_roles, merchant, paid):
+    client.force_login(_staff("support", merchant))
+    page = client.get(f"/admin/intents/paymentintent/{paid.pk}/change/").content.decode()
+    assert "payment_intent.succeeded" in page
+    assert paid.attempts.get().public_id in page
+
+
+def test_support_cannot_refund_finance_can_through_the_service(client, staff_roles, merchant, paid):
+    client.force_login(_staff("support", merchant))
+    denied = client.post(f"/admin/intents/paymentintent/{paid.pk}/refund/", {"amount": 100})
+    assert denied.status_code == 403
+    assert Refund.objects.count() == 0
+    client.force_login(_staff("finance", merchant))
+    done = client.post(
+        f"/admin/intents/paymentintent/{paid.pk}/refund/",
+        {"amount": 100, "reason": "requested_by_customer"},
+    )
+    assert done.status_code == 302
+    refund = Refund.objects.get()
+    assert refund.amount == 100
+    paid.refresh_from_db()
+    assert paid.amount_refunded == 100
+
+
+def test_ops_capture_action_needs_the_capture_permission(client, staff_roles, merchant, pay):
+    intent = PaymentIntent.objects.get(public_id=pay(capture_method="manual").json()["id"])
+    client.force_login(_staff("finance", merchant))
+    client.post(
+        "/admin/intents/paymentintent/",
+        {"action": "capture_selected", "_selected_action": [intent.pk]},
+    )
+    intent.refresh_from_db()
+    assert intent.status == "requires_capture"  # finance has no capture permission
+    client.force_login(_staff("ops", merchant))
+    client.post(
+        "/admin/intents/paymentintent/",
+        {"action": "capture_selected", "_selected_action": [intent.pk]},
+    )
+    intent.refresh_from_db()
+    assert intent.status == "succeeded"
+
+
+def test_other_merchants_payments_are_invisible(client, staff_roles, other_merchant, paid):
+    client.force_login(_staff("support", other_merchant))
+    page = client.get("/admin/intents/paymentintent/", {"q": paid.public_id})
+    assert list(page.context["cl"].result_list) == []
+    detail = client.get(f"/admin/intents/paymentintent/{paid.pk}/change/", follow=True)
+    assert paid.public_id not in detail.content.decode()
