@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import statistics
@@ -66,15 +67,59 @@ def ensure_database() -> None:
     call_command("migrate", verbosity=0)
 
 
-def run_scenario(name: str, *, workers: int, seconds: float, merchants_per_worker: int) -> dict:
+def _post_loop(name: str, run: str, worker: int, merchants: list[int], stop_at: float) -> list:
+    """One worker: posts until `stop_at` (perf_counter clock); returns latencies in seconds."""
     from django.db import connection
 
     from apps.ledger import chart
     from apps.ledger.chart import Leg
-    from apps.ledger.services import ledger_accounts_open, ledger_post
+    from apps.ledger.services import ledger_post
+
+    debit_code, credit_code = chart.psp_receivable("bench"), chart.MERCHANT_PENDING
+    samples: list[float] = []
+    i = 0
+    try:
+        while time.perf_counter() < stop_at:
+            merchant_id = merchants[i % len(merchants)]
+            amount = 100 + (i % 900)
+            started = time.perf_counter()
+            ledger_post(
+                merchant_id=merchant_id,
+                livemode=False,
+                currency="eur",
+                kind="capture",
+                idempotency_key=f"bench:{run}:{name}:{worker}:{i}",
+                legs=[Leg.debit(debit_code, amount), Leg.credit(credit_code, amount)],
+                metadata={"bench": run},
+                source_type="bench",
+                source_id=f"bench_{run}_{worker}_{i}",
+            )
+            samples.append(time.perf_counter() - started)
+            i += 1
+    finally:
+        connection.close()
+    return samples
+
+
+def _process_worker(args) -> tuple[list, str | None]:
+    name, run, worker, merchants, start_at, seconds = args
+    # every process waits for the same wall-clock start so that they all run together
+    time.sleep(max(0.0, start_at - time.time()))
+    try:
+        return _post_loop(name, run, worker, merchants, time.perf_counter() + seconds), None
+    except Exception as exc:  # reported, not hidden: a benchmark with errors is void
+        return [], f"worker {worker}: {exc!r}"
+
+
+def run_scenario(
+    name: str, *, workers: int, seconds: float, merchants_per_worker: int, mode: str
+) -> dict:
+    from django.db import connection
+
+    from apps.ledger import chart
+    from apps.ledger.services import ledger_accounts_open
 
     run = uuid.uuid4().hex[:8]
-    codes = [chart.psp_receivable("bench"), chart.MERCHANT_PENDING]
 
     def merchants_for(worker: int) -> list[int]:
         if name == "hot":
@@ -85,50 +130,51 @@ def run_scenario(name: str, *, workers: int, seconds: float, merchants_per_worke
     # accounts exist before the clock starts: the benchmark measures postings, not onboarding
     for worker in range(workers):
         for merchant_id in merchants_for(worker):
-            ledger_accounts_open(merchant_id=merchant_id, livemode=False, currency="eur", codes=codes)
+            ledger_accounts_open(
+                merchant_id=merchant_id,
+                livemode=False,
+                currency="eur",
+                codes=[chart.psp_receivable("bench"), chart.MERCHANT_PENDING],
+            )
+    connection.close()  # no connection may cross a fork
 
-    latencies: list[list[float]] = [[] for _ in range(workers)]
     errors: list[str] = []
-    barrier = threading.Barrier(workers + 1)
-    stop_at = [0.0]
+    latencies: list[list[float]] = []
+    if mode == "processes":
+        start_at = time.time() + 1.0
+        context = multiprocessing.get_context("fork")
+        with context.Pool(workers) as pool:
+            began = time.perf_counter() + max(0.0, start_at - time.time())
+            outcomes = pool.map(
+                _process_worker,
+                [(name, run, w, merchants_for(w), start_at, seconds) for w in range(workers)],
+            )
+        elapsed = time.perf_counter() - began
+        for samples, error in outcomes:
+            latencies.append(samples)
+            if error:
+                errors.append(error)
+    else:
+        latencies = [[] for _ in range(workers)]
+        barrier = threading.Barrier(workers + 1)
+        stop_at = [0.0]
 
-    def work(worker: int) -> None:
-        merchants = merchants_for(worker)
-        samples = latencies[worker]
-        try:
-            barrier.wait()
-            i = 0
-            while time.perf_counter() < stop_at[0]:
-                merchant_id = merchants[i % len(merchants)]
-                amount = 100 + (i % 900)
-                started = time.perf_counter()
-                ledger_post(
-                    merchant_id=merchant_id,
-                    livemode=False,
-                    currency="eur",
-                    kind="capture",
-                    idempotency_key=f"bench:{run}:{name}:{worker}:{i}",
-                    legs=[Leg.debit(codes[0], amount), Leg.credit(codes[1], amount)],
-                    metadata={"bench": run},
-                    source_type="bench",
-                    source_id=f"bench_{run}_{worker}_{i}",
-                )
-                samples.append(time.perf_counter() - started)
-                i += 1
-        except Exception as exc:  # reported, not hidden: a benchmark with errors is void
-            errors.append(f"worker {worker}: {exc!r}")
-        finally:
-            connection.close()
+        def work(worker: int) -> None:
+            try:
+                barrier.wait()
+                latencies[worker] = _post_loop(name, run, worker, merchants_for(worker), stop_at[0])
+            except Exception as exc:  # reported, not hidden
+                errors.append(f"worker {worker}: {exc!r}")
 
-    threads = [threading.Thread(target=work, args=(w,)) for w in range(workers)]
-    for thread in threads:
-        thread.start()
-    stop_at[0] = time.perf_counter() + seconds + 0.05
-    barrier.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - began
+        threads = [threading.Thread(target=work, args=(w,)) for w in range(workers)]
+        for thread in threads:
+            thread.start()
+        stop_at[0] = time.perf_counter() + seconds
+        barrier.wait()
+        began = time.perf_counter()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - began
 
     flat = sorted(x for worker in latencies for x in worker)
     count = len(flat)
@@ -138,10 +184,9 @@ def run_scenario(name: str, *, workers: int, seconds: float, merchants_per_worke
 
     return {
         "scenario": name,
+        "mode": mode,
         "workers": workers,
-        "accounts": 2 * sum(len(merchants_for(w)) for w in range(workers))
-        if name != "hot"
-        else 2,
+        "accounts": 2 if name == "hot" else 2 * workers * merchants_per_worker,
         "postings": count,
         "seconds": round(elapsed, 2),
         "postings_per_s": round(count / elapsed, 1) if elapsed else 0.0,
@@ -167,6 +212,12 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--merchants-per-worker", type=int, default=25)
+    parser.add_argument(
+        "--mode",
+        choices=("threads", "processes"),
+        default="processes",
+        help="threads share one GIL; processes show what the database and service can do",
+    )
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "ledger.json"))
     args = parser.parse_args()
 
@@ -183,13 +234,14 @@ def main() -> int:
             workers=args.workers,
             seconds=args.seconds,
             merchants_per_worker=args.merchants_per_worker,
+            mode=args.mode,
         )
         for scenario in ("spread", "hot")
     ]
     drift = ledger_check_drift()
     connection.close()
 
-    header = f"{'scenario':<8} {'workers':>7} {'postings':>9} {'post/s':>9} "
+    header = f"{'scenario':<8} {'mode':<9} {'workers':>7} {'postings':>9} {'post/s':>9} "
     header += f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}  target"
     print(header)
     print("-" * len(header))
@@ -199,7 +251,8 @@ def main() -> int:
             f", p99 < {target['p99_ms']} ms" if "p99_ms" in target else ""
         )
         print(
-            f"{r['scenario']:<8} {r['workers']:>7} {r['postings']:>9} {r['postings_per_s']:>9} "
+            f"{r['scenario']:<8} {r['mode']:<9} {r['workers']:>7} {r['postings']:>9} "
+            f"{r['postings_per_s']:>9} "
             f"{r['p50_ms']:>8} {r['p95_ms']:>8} {r['p99_ms']:>8} {r['max_ms']:>8}  "
             f"{goal} {verdict(r)}"
         )

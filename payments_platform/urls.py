@@ -7,6 +7,7 @@ from drf_spectacular.views import (
 )
 
 from apps.core import health
+from apps.events.api.views import psp_webhook_receive
 
 handler404 = "apps.core.api.exceptions.handler404"
 handler500 = "apps.core.api.exceptions.handler500"
@@ -20,12 +21,15 @@ v1 = [
     path("", include("apps.merchants.api.urls")),
     path("", include("apps.vault.api.urls")),
     path("", include("apps.intents.api.urls")),
+    path("", include("apps.routing.api.urls")),
+    path("", include("apps.events.api.urls")),
 ]
 
 urlpatterns = [
     path("healthz", health.healthz),
     path("readyz", health.readyz),
     path("v1/", include(v1)),
+    path("webhooks/psp/<str:connector_id>", psp_webhook_receive, name="psp_webhook"),
     path(
         "docs/",
         SpectacularSwaggerView.as_view(

@@ -19,7 +19,7 @@ BENCH_WARMUP="${BENCH_WARMUP:-5}"
 BENCH_DURATION="${BENCH_DURATION:-20}"
 BENCH_CLIENTS_A="${BENCH_CLIENTS_A:-8}"
 BENCH_CLIENTS_B="${BENCH_CLIENTS_B:-64}"
-BENCH_SCENARIOS="${BENCH_SCENARIOS:-A B}"
+BENCH_SCENARIOS="${BENCH_SCENARIOS:-A A1 B}"
 BENCH_PROFILE_PAYMENTS="${BENCH_PROFILE_PAYMENTS:-200}"
 BENCH_OTHERS="${BENCH_OTHERS:-1}"            # 0: skip ledger/routing/webhooks benches
 BENCH_OTHER_TIMEOUT="${BENCH_OTHER_TIMEOUT:-300}"
@@ -57,6 +57,8 @@ export DATA_ENCRYPTION_ACTIVE_KEY=bench1
 export FINGERPRINT_KEY="bench-$(rand_b64)"
 
 WORK="$(mktemp -d -t payments-bench.XXXXXX)"
+LOGS="$ROOT/bench/results/logs"   # the stack's logs of the last run (*.log is gitignored)
+mkdir -p "$LOGS" && rm -f "$LOGS"/*.log
 RUN_STARTED="$(date +%s)"
 PIDS=()
 
@@ -80,7 +82,7 @@ cleanup() {
   stop_stack
   if [[ $rc -ne 0 && -d "$WORK" ]]; then
     echo "bench: failed (exit $rc); logs of the stack:" >&2
-    for log in "$WORK"/*.log; do
+    for log in "$LOGS"/*.log; do
       [[ -s "$log" ]] || continue
       echo "--- $(basename "$log") (last 30 lines)" >&2
       tail -n 30 "$log" >&2
@@ -134,12 +136,12 @@ echo "bench: database $BENCH_DB recreated; migrating …"
 
 # --- the stack, as production runs it ------------------------------------------------------------
 gunicorn apps.psp_simulator.wsgi:app -b "127.0.0.1:$BENCH_SIM_PORT" -k gthread -w 1 \
-  --threads 128 --log-level warning >"$WORK/simulator.log" 2>&1 &
+  --threads 128 --log-level warning >"$LOGS/simulator.log" 2>&1 &
 PIDS+=($!); SIM_PID=$!
-gunicorn payments_platform.wsgi -c gunicorn.conf.py >"$WORK/web.log" 2>&1 &
+gunicorn payments_platform.wsgi -c gunicorn.conf.py >"$LOGS/web.log" 2>&1 &
 PIDS+=($!); WEB_PID=$!
 celery -A payments_platform worker --loglevel WARNING --concurrency "$CELERY_CONCURRENCY" \
-  --queues celery --without-gossip --without-mingle >"$WORK/worker.log" 2>&1 &
+  --queues celery --without-gossip --without-mingle >"$LOGS/worker.log" 2>&1 &
 PIDS+=($!); WORKER_PID=$!
 
 wait_http "$SIMULATOR_URL/_sim/health" 30 "the PSP simulator"

@@ -74,6 +74,10 @@ class PaymentIntent(ConcurrentTransitionMixin, models.Model):
     next_action = models.JSONField(null=True, blank=True)
     cancellation_reason = models.CharField(max_length=40, blank=True)
     needs_review = models.BooleanField(default=False)  # an unknown outcome ops must look at
+    # marketplace: [{"seller": "sel_…", "amount": 500}] credited on capture, plus our fee
+    splits = models.JSONField(default=list, blank=True)
+    platform_fee_amount = models.BigIntegerField(default=0)
+    ledger_hold = models.CharField(max_length=40, blank=True)  # txn_… of the open hold
     authorized_at = models.DateTimeField(null=True, blank=True)
     canceled_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -97,6 +101,10 @@ class PaymentIntent(ConcurrentTransitionMixin, models.Model):
             models.CheckConstraint(
                 condition=Q(amount_capturable__gte=0) & Q(amount_capturable__lte=F("amount")),
                 name="intent_capturable_within_amount",
+            ),
+            models.CheckConstraint(
+                condition=Q(platform_fee_amount__gte=0) & Q(platform_fee_amount__lte=F("amount")),
+                name="intent_platform_fee_within_amount",
             ),
         ]
 

@@ -186,21 +186,31 @@ def _plan_next_attempt(intent: PaymentIntent, *, tried: frozenset[int], first: b
     """Inside tx A (intent locked): ask routing, record the attempt, move to processing.
     Returns None when no connector is left (the caller decides what that means)."""
     facts = vault_selectors.card_routing_facts(intent.payment_method)
+    metadata = intent.metadata or {}
     decision = routing_selectors.route_for_payment(
         merchant_id=intent.merchant_id, livemode=intent.livemode, currency=intent.currency,
-        card_facts=facts, exclude=tried,
+        card_facts=facts, exclude=tried, amount=intent.amount, intent_id=intent.public_id,
+        metadata=metadata, payment_method_type=intent.payment_method.type,
+        customer_country=getattr(intent, "customer_country", "")
+        or metadata.get("customer_country", ""),
     )
+    # the full decision trace (profile version, rule, scored candidates, skipped connectors
+    # with reasons), plus the attempt's number within this confirm for the failover bound
+    trace = decision.trace()
+    previous = None if first else intent.attempts.order_by("-sequence").first()
+    trace["confirm_attempt"] = 1 if previous is None else (
+        (previous.routing_trace or {}).get("confirm_attempt", previous.sequence) + 1)
     if not decision.candidates:
         if first:
             raise InvalidRequestError(
                 "No connector can process this payment.", code="no_eligible_connector",
-                extra={"routing": decision.trace()})
+                extra={"routing": trace})
         return None
     connector = decision.candidates[0]
     sequence = intent.attempts.count() + 1
     attempt = PaymentAttempt(
         intent=intent, sequence=sequence, connector=connector, amount=intent.amount,
-        currency=intent.currency, routing_trace=decision.trace(),
+        currency=intent.currency, routing_trace=trace,
     )
     attempt.save()
     # the PSP idempotency key is derived from the attempt: a retry of this attempt can never
@@ -232,10 +242,18 @@ def _authorize_at_psp(attempt: PaymentAttempt) -> PSPResult:
         metadata={"attempt_id": attempt.public_id, "payment_intent": intent.public_id},
     )
     try:
-        return get_adapter(config).authorize(request)
+        # under the connector's circuit breaker (state shared in Redis): a breaker that is
+        # open by the time we call refuses without sending, as ERROR retryable_elsewhere
+        result = routing_services.connector_call(
+            connector=attempt.connector, call=lambda: get_adapter(config).authorize(request))
     except Exception:  # an adapter bug must not leave the attempt dangling: treat as unknown
         logger.exception("adapter raised on authorize for %s", attempt.public_id)
-        return PSPResult(outcome=Outcome.UNKNOWN, raw_code="adapter_exception")
+        result = PSPResult(outcome=Outcome.UNKNOWN, raw_code="adapter_exception")
+    routing_services.connector_health_record(
+        connector=attempt.connector, result=result,
+        facts={**vault_selectors.card_routing_facts(intent.payment_method),
+               "currency": attempt.currency})
+    return result
 
 
 def _record_result(attempt: PaymentAttempt, result: PSPResult, outcome: str) -> None:
@@ -301,12 +319,18 @@ def _confirm_apply(*, attempt_id: int, result: PSPResult, deadline: float):
                 else PaymentAttempt.Outcome.SOFT_DECLINE)
             _record_result(attempt, result, recorded)
             _emit_attempt(attempt, intent)
+            # per-merchant bounds (routing settings, else the platform's); intent_confirm's
+            # deadline is its start plus the platform budget, so the start is recovered here
+            limits = routing_selectors.confirm_limits(merchant_id=intent.merchant_id)
+            confirm_started = deadline - settings.CONFIRM_TIME_BUDGET_SECONDS
+            attempts_this_confirm = (attempt.routing_trace or {}).get(
+                "confirm_attempt", attempt.sequence)
             may_fail_over = (
                 not hard
                 and (outcome != Outcome.ERROR or result.retryable_elsewhere
                      or result.http_status is None or result.http_status < 500)
-                and attempt.sequence < settings.CONFIRM_MAX_ATTEMPTS
-                and time.monotonic() < deadline
+                and attempts_this_confirm < limits.max_attempts
+                and time.monotonic() < confirm_started + limits.time_budget_seconds
             )
             if may_fail_over:
                 tried = frozenset(intent.attempts.values_list("connector_id", flat=True))
@@ -340,11 +364,11 @@ def _apply_authorized(intent: PaymentIntent, attempt: PaymentAttempt, result: PS
         intent.amount_capturable = intent.amount
     intent.save()
     vault_services.vault_discard_cvc(payment_method=intent.payment_method)
-    ledger_hooks.on_authorized(intent=intent, attempt=attempt)
     if automatic:
         ledger_hooks.on_captured(intent=intent, amount=intent.amount)
         _emit(intent, "payment_intent.succeeded", previous)
     else:
+        ledger_hooks.on_authorized(intent=intent, attempt=attempt)
         _emit(intent, "payment_intent.amount_capturable_updated", previous)
 
 
@@ -587,7 +611,7 @@ def intent_cancel(*, intent: PaymentIntent, actor: Actor,
             was_authorized = intent.status == S.REQUIRES_CAPTURE
             _finish_cancel(intent, cancellation_reason, actor)
             if was_authorized:
-                ledger_hooks.on_voided(intent=intent)
+                ledger_hooks.on_voided(intent=intent, expired=cancellation_reason == "expired")
     return intent
 
 
@@ -701,7 +725,12 @@ def refund_apply_result(*, refund_id: int, outcome: Outcome, psp_reference: str 
         if outcome == Outcome.APPROVED:
             refund.succeed()
             refund.save()
-            ledger_hooks.on_refunded(intent=intent, refund=refund)
+            already = sum(
+                intent.refunds.filter(status=RefundStatus.SUCCEEDED)
+                .exclude(pk=refund.pk)
+                .values_list("amount", flat=True)
+            )
+            ledger_hooks.on_refunded(intent=intent, refund=refund, previously_refunded=already)
             _emit_refund(refund, "refund.succeeded")
             _emit(intent, "payment_intent.refunded")
         elif outcome in (Outcome.SOFT_DECLINE, Outcome.HARD_DECLINE, Outcome.ERROR):

@@ -21,3 +21,10 @@ def expire_authorizations() -> int:
 @shared_task(name="intents.resubmit_pending_refunds")
 def resubmit_pending_refunds() -> int:
     return services.refunds_resubmit_pending()
+
+
+@shared_task(name="intents.release_settled_funds")
+def release_settled_funds() -> int:
+    from apps.intents import ledger_hooks
+
+    return ledger_hooks.release_settled_funds()

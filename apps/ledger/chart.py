@@ -89,8 +89,13 @@ def account_type(code: str) -> AccountType:
         )
     family, sep, suffix = code.partition(":")
     entry = CHART.get(family)
+    if entry is None:
+        raise InvalidRequestError(
+            f"Unknown ledger account code {code!r}.", code="account_code_invalid", param="account"
+        )
     valid_suffix = bool(suffix) and suffix.isprintable() and not any(c.isspace() for c in suffix)
-    if entry is None or (entry.parametrized and not valid_suffix) or (sep and not entry.parametrized):
+    wrong_shape = (entry.parametrized and not valid_suffix) or (sep and not entry.parametrized)
+    if wrong_shape:
         raise InvalidRequestError(
             f"Unknown ledger account code {code!r}.", code="account_code_invalid", param="account"
         )

@@ -120,16 +120,28 @@ class JournalTransaction(models.Model):
     idempotency_key = models.CharField(max_length=255)
     request_hash = models.CharField(max_length=64)  # sha256 of the canonical request
     resolves = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="resolved_by_set",
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="resolved_by_set",
         db_index=False,  # the unique constraint indexes it
     )
     reverses = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by_set",
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="reversed_by_set",
         db_index=False,
     )
     # the capture whose pending funds this release made available
     settles = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="released_by_set",
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="released_by_set",
         db_index=False,
     )
     expires_at = models.DateTimeField(null=True, blank=True)  # holds only

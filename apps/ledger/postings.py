@@ -96,15 +96,26 @@ def capture_legs(
 def split_refund_shares(
     *, amount: int, captured_amount: int, previously_refunded: int, splits: Sequence[Split]
 ) -> dict[str, int]:
-    """How much of a refund each seller gives back. Rounding rule: a seller's *cumulative*
-    take-back is floor(total_refunded * split / captured_amount), so partial refunds never
-    over-take from a seller, a full refund takes back exactly each split, and the merchant
-    covers the remainder: the legs always total the refund."""
+    """How much of a refund each seller gives back; the merchant covers the rest.
+
+    Rounding rule: a seller's *cumulative* take-back is
+    floor(total_refunded * split / captured_amount), so no seller ever gives back more than its
+    proportional share, and refunds that add up to the capture take back exactly each split.
+    Should the sellers' increments in one refund exceed it (a refund of a few minor units after
+    earlier floors), they are trimmed, largest first, so the refund's legs still total exactly
+    the refund and no leg turns into a credit."""
     shares: dict[str, int] = {}
     for split in splits:
         before = previously_refunded * split.amount // captured_amount
         after = (previously_refunded + amount) * split.amount // captured_amount
         shares[split.seller_id] = shares.get(split.seller_id, 0) + after - before
+    excess = sum(shares.values()) - amount
+    for seller in sorted(shares, key=lambda s: (-shares[s], s)):
+        if excess <= 0:
+            break
+        cut = min(excess, shares[seller])
+        shares[seller] -= cut
+        excess -= cut
     return shares
 
 
@@ -121,13 +132,12 @@ def refund_legs(
     _positive(amount, "amount")
     _non_negative(previously_refunded, "previously_refunded")
     shares: dict[str, int] = {}
-    if splits:
-        if captured_amount is None:
-            raise InvalidRequestError(
-                "captured_amount is needed to share a refund among sellers.",
-                code="parameter_missing",
-                param="captured_amount",
-            )
+    if splits and captured_amount is None:
+        raise InvalidRequestError(
+            "captured_amount is needed to share a refund among sellers.",
+            code="parameter_missing",
+            param="captured_amount",
+        )
     if captured_amount is not None:
         _positive(captured_amount, "captured_amount")
         if previously_refunded + amount > captured_amount:

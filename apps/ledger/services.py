@@ -5,8 +5,8 @@ How a journal is written (one DB transaction, retried on deadlock/serialization 
    original (same request hash: returned; another payload: `idempotency_key_reused`), and a
    concurrent twin waits on the unique index and then finds it;
 2. lock the accounts with one `SELECT … ORDER BY id FOR UPDATE` (sorted order: no deadlock
-   between postings); accounts that do not exist yet are created in their own short transaction
-   (`ON CONFLICT DO NOTHING`) and the posting is retried;
+   between postings); if an account does not exist yet, the attempt is rolled back and retried
+   with the account opened first (`ON CONFLICT DO NOTHING`) in the same transaction;
 3. compute balances, versions and `balance_after` in Python, refuse overdrafts with a clear code;
 4. insert the entries and update the accounts in one round trip;
 5. at commit PostgreSQL re-checks everything (zero sums, holds, reversals, CHECKs).
@@ -109,7 +109,9 @@ def _check_scope(merchant_id, livemode) -> None:
 def _check_key(idempotency_key) -> str:
     if not isinstance(idempotency_key, str) or not idempotency_key.strip():
         raise InvalidRequestError(
-            "An idempotency key is required.", code="idempotency_key_invalid", param="idempotency_key"
+            "An idempotency key is required.",
+            code="idempotency_key_invalid",
+            param="idempotency_key",
         )
     if len(idempotency_key) > 255:
         raise InvalidRequestError(
@@ -135,7 +137,9 @@ def _check_metadata(metadata) -> dict:
         return {}
     if not isinstance(metadata, dict) or not all(isinstance(k, str) for k in metadata):
         raise InvalidRequestError(
-            "metadata must be an object with string keys.", code="parameter_invalid", param="metadata"
+            "metadata must be an object with string keys.",
+            code="parameter_invalid",
+            param="metadata",
         )
     try:
         json.dumps(metadata)
@@ -187,7 +191,9 @@ def _request_hash(payload: dict) -> str:
 def _load_journal(ref: JournalTransaction | str, *, param: str) -> JournalTransaction:
     if isinstance(ref, JournalTransaction):
         return ref
-    found = JournalTransaction.objects.filter(public_id=ref).first() if isinstance(ref, str) else None
+    found = None
+    if isinstance(ref, str):
+        found = JournalTransaction.objects.filter(public_id=ref).first()
     if found is None:
         raise NotFoundError(f"No such ledger transaction: {ref!r}.", param=param)
     return found
@@ -324,10 +330,12 @@ ON CONFLICT (merchant_id, livemode, currency, code) DO NOTHING
 
 
 def _create_accounts(*, merchant_id: int, livemode: bool, currency: str, codes) -> None:
-    codes = sorted(codes)  # a fixed order, so concurrent creators cannot deadlock
+    """Opens accounts that do not exist yet (`ON CONFLICT DO NOTHING`: race-safe), in the
+    caller's transaction. Sorted, so concurrent openers wait for each other in one order."""
+    codes = sorted(codes)
     types = [chart.account_type(code) for code in codes]
     now = timezone.now()
-    with transaction.atomic(), connection.cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(
             _CREATE_ACCOUNTS,
             [
@@ -422,15 +430,34 @@ class _Retry(Exception):
     pass
 
 
-def _write(spec: _Journal) -> JournalTransaction:
+def _server_cursor() -> psycopg.Cursor:
+    """A server-side-binding cursor whose statements PostgreSQL prepares once per session.
+    Django binds client-side and turns preparing off (prepare_threshold=None); that setting only
+    matters to server-side cursors, and the ledger's are the only ones, so it is switched on."""
+    connection.ensure_connection()
+    conn = connection.connection
+    if conn.prepare_threshold is None:
+        conn.prepare_threshold = 5
+    return psycopg.Cursor(conn)
+
+
+def _write(spec: _Journal, *, open_accounts: set[str]) -> JournalTransaction:
     """One attempt, inside an open transaction: two statements on server-side prepared plans
-    (Django's own cursors bind client-side, so PostgreSQL would re-plan them every time)."""
+    (Django's own cursors bind client-side, so PostgreSQL would re-plan them every time).
+    `open_accounts` are created first, in this same transaction: a refused posting leaves no
+    empty account behind, and as nothing else is locked yet, opening cannot deadlock."""
+    if open_accounts:
+        _create_accounts(
+            merchant_id=spec.merchant_id,
+            livemode=spec.livemode,
+            currency=spec.currency,
+            codes=open_accounts,
+        )
     created_at = spec.created_at or timezone.now()
     spec.created_at = created_at
     public_id = _new_journal_id()
     codes = spec.lock_codes()
-    connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+    with connection.wrap_database_errors, _server_cursor() as cursor:
         cursor.execute(
             _OPEN_JOURNAL,
             [
@@ -538,18 +565,10 @@ def _execute(spec: _Journal) -> JournalTransaction:
     while True:
         attempt += 1
         try:
-            if missing:
-                _create_accounts(
-                    merchant_id=spec.merchant_id,
-                    livemode=spec.livemode,
-                    currency=spec.currency,
-                    codes=missing,
-                )
-                missing = set()
             with transaction.atomic():
-                return _write(spec)
+                return _write(spec, open_accounts=missing)
         except _MissingAccounts as exc:
-            missing = exc.codes
+            missing |= exc.codes
             if attempt >= MAX_ATTEMPTS:
                 raise ApiError("Ledger accounts could not be opened.", code="ledger_contention")
         except _Retry:
@@ -583,7 +602,8 @@ def ledger_accounts_open(
     currency = normalize_currency(currency)
     for code in codes:
         chart.account_type(code)
-    _create_accounts(merchant_id=merchant_id, livemode=livemode, currency=currency, codes=codes)
+    with transaction.atomic():
+        _create_accounts(merchant_id=merchant_id, livemode=livemode, currency=currency, codes=codes)
     accounts = LedgerAccount.objects.filter(
         merchant_id=merchant_id, livemode=livemode, currency=currency, code__in=list(codes)
     )
@@ -1108,10 +1128,8 @@ def ledger_check_drift() -> DriftCheckRun:
     with connection.cursor() as cursor:
         cursor.execute(_ACCOUNT_TOTALS)
         for row in cursor.fetchall():
-            (account_id, merchant_id, currency, normal, balance, p_debits, p_credits, version) = row[
-                :8
-            ]
-            posted_sum, e_debits, e_credits, count, max_version = row[8:]
+            account_id, merchant_id, currency, normal, balance, p_debits, p_credits = row[:7]
+            version, posted_sum, e_debits, e_credits, count, max_version = row[7:]
             accounts += 1
             entries += count
             expected = posted_sum if normal == chart.DEBIT else -posted_sum

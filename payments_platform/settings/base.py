@@ -225,4 +225,8 @@ PLATFORM_BEAT_SCHEDULES = {
     "inquire unknown PSP outcomes": {"task": "intents.inquire_due_attempts", "every": 15},
     "expire old authorizations": {"task": "intents.expire_authorizations", "every": 3600},
     "re-send pending refunds": {"task": "intents.resubmit_pending_refunds", "every": 60},
+    "release settled funds (pending -> available)": {
+        "task": "intents.release_settled_funds",
+        "every": 3600,
+    },
 }

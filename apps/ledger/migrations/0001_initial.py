@@ -7,179 +7,455 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='DriftCheckRun',
+            name="DriftCheckRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('started_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('status', models.CharField(choices=[('running', 'Running'), ('clean', 'Clean'), ('drift', 'Drift')], default='running', max_length=8)),
-                ('accounts_checked', models.PositiveIntegerField(default=0)),
-                ('transactions_checked', models.PositiveIntegerField(default=0)),
-                ('entries_checked', models.PositiveBigIntegerField(default=0)),
-                ('findings_count', models.PositiveIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("started_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("running", "Running"), ("clean", "Clean"), ("drift", "Drift")],
+                        default="running",
+                        max_length=8,
+                    ),
+                ),
+                ("accounts_checked", models.PositiveIntegerField(default=0)),
+                ("transactions_checked", models.PositiveIntegerField(default=0)),
+                ("entries_checked", models.PositiveBigIntegerField(default=0)),
+                ("findings_count", models.PositiveIntegerField(default=0)),
             ],
             options={
-                'db_table': 'ledger_driftcheckrun',
-                'ordering': ['-id'],
+                "db_table": "ledger_driftcheckrun",
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='JournalTransaction',
+            name="JournalTransaction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', apps.core.ids.PublicIdField(editable=False, max_length=40, prefix='txn', unique=True)),
-                ('kind', models.CharField(choices=[('authorization_hold', 'Authorization Hold'), ('capture', 'Capture'), ('void', 'Void'), ('expiry', 'Expiry'), ('refund', 'Refund'), ('settlement', 'Settlement'), ('funds_release', 'Funds Release'), ('fee', 'Fee'), ('chargeback', 'Chargeback'), ('chargeback_reversal', 'Chargeback Reversal'), ('payout', 'Payout'), ('payout_paid', 'Payout Paid'), ('payout_failure', 'Payout Failure'), ('reversal', 'Reversal'), ('adjustment', 'Adjustment'), ('transfer', 'Transfer')], max_length=32)),
-                ('merchant_id', models.BigIntegerField()),
-                ('livemode', models.BooleanField()),
-                ('currency', models.CharField(max_length=3)),
-                ('idempotency_key', models.CharField(max_length=255)),
-                ('request_hash', models.CharField(max_length=64)),
-                ('expires_at', models.DateTimeField(blank=True, null=True)),
-                ('description', models.CharField(blank=True, max_length=255)),
-                ('metadata', models.JSONField(blank=True, default=dict)),
-                ('source_type', models.CharField(blank=True, max_length=40)),
-                ('source_id', models.CharField(blank=True, max_length=80)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('resolves', models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='resolved_by_set', to='ledger.journaltransaction')),
-                ('reverses', models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='reversed_by_set', to='ledger.journaltransaction')),
-                ('settles', models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='released_by_set', to='ledger.journaltransaction')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "public_id",
+                    apps.core.ids.PublicIdField(
+                        editable=False, max_length=40, prefix="txn", unique=True
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("authorization_hold", "Authorization Hold"),
+                            ("capture", "Capture"),
+                            ("void", "Void"),
+                            ("expiry", "Expiry"),
+                            ("refund", "Refund"),
+                            ("settlement", "Settlement"),
+                            ("funds_release", "Funds Release"),
+                            ("fee", "Fee"),
+                            ("chargeback", "Chargeback"),
+                            ("chargeback_reversal", "Chargeback Reversal"),
+                            ("payout", "Payout"),
+                            ("payout_paid", "Payout Paid"),
+                            ("payout_failure", "Payout Failure"),
+                            ("reversal", "Reversal"),
+                            ("adjustment", "Adjustment"),
+                            ("transfer", "Transfer"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("merchant_id", models.BigIntegerField()),
+                ("livemode", models.BooleanField()),
+                ("currency", models.CharField(max_length=3)),
+                ("idempotency_key", models.CharField(max_length=255)),
+                ("request_hash", models.CharField(max_length=64)),
+                ("expires_at", models.DateTimeField(blank=True, null=True)),
+                ("description", models.CharField(blank=True, max_length=255)),
+                ("metadata", models.JSONField(blank=True, default=dict)),
+                ("source_type", models.CharField(blank=True, max_length=40)),
+                ("source_id", models.CharField(blank=True, max_length=80)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "resolves",
+                    models.ForeignKey(
+                        blank=True,
+                        db_index=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="resolved_by_set",
+                        to="ledger.journaltransaction",
+                    ),
+                ),
+                (
+                    "reverses",
+                    models.ForeignKey(
+                        blank=True,
+                        db_index=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="reversed_by_set",
+                        to="ledger.journaltransaction",
+                    ),
+                ),
+                (
+                    "settles",
+                    models.ForeignKey(
+                        blank=True,
+                        db_index=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="released_by_set",
+                        to="ledger.journaltransaction",
+                    ),
+                ),
             ],
             options={
-                'db_table': 'ledger_transaction',
-                'ordering': ['-id'],
+                "db_table": "ledger_transaction",
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='LedgerAccount',
+            name="LedgerAccount",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('merchant_id', models.BigIntegerField()),
-                ('livemode', models.BooleanField()),
-                ('code', models.CharField(max_length=120)),
-                ('currency', models.CharField(max_length=3)),
-                ('kind', models.CharField(choices=[('asset', 'Asset'), ('liability', 'Liability'), ('revenue', 'Revenue'), ('expense', 'Expense')], max_length=16)),
-                ('normal_balance', models.CharField(choices=[('debit', 'Debit'), ('credit', 'Credit')], max_length=6)),
-                ('allow_negative', models.BooleanField(default=False)),
-                ('posted_balance', models.BigIntegerField(default=0)),
-                ('pending_debits', models.BigIntegerField(default=0)),
-                ('pending_credits', models.BigIntegerField(default=0)),
-                ('version', models.BigIntegerField(default=0)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("merchant_id", models.BigIntegerField()),
+                ("livemode", models.BooleanField()),
+                ("code", models.CharField(max_length=120)),
+                ("currency", models.CharField(max_length=3)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("asset", "Asset"),
+                            ("liability", "Liability"),
+                            ("revenue", "Revenue"),
+                            ("expense", "Expense"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "normal_balance",
+                    models.CharField(
+                        choices=[("debit", "Debit"), ("credit", "Credit")], max_length=6
+                    ),
+                ),
+                ("allow_negative", models.BooleanField(default=False)),
+                ("posted_balance", models.BigIntegerField(default=0)),
+                ("pending_debits", models.BigIntegerField(default=0)),
+                ("pending_credits", models.BigIntegerField(default=0)),
+                ("version", models.BigIntegerField(default=0)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'db_table': 'ledger_account',
-                'ordering': ['merchant_id', 'currency', 'code'],
-                'constraints': [models.UniqueConstraint(fields=('merchant_id', 'livemode', 'code', 'currency'), name='ledger_account_unique_code'), models.CheckConstraint(condition=models.Q(('allow_negative', True), models.Q(('posted_balance__gte', 0), models.Q(models.Q(('normal_balance', 'credit'), ('posted_balance__gte', models.F('pending_debits'))), models.Q(('normal_balance', 'debit'), ('posted_balance__gte', models.F('pending_credits'))), _connector='OR')), _connector='OR'), name='ledger_account_non_negative'), models.CheckConstraint(condition=models.Q(('pending_credits__gte', 0), ('pending_debits__gte', 0), ('version__gte', 0)), name='ledger_account_counters_non_negative'), models.CheckConstraint(condition=models.Q(models.Q(('kind__in', ['asset', 'expense']), ('normal_balance', 'debit')), models.Q(('kind__in', ['liability', 'revenue']), ('normal_balance', 'credit')), _connector='OR'), name='ledger_account_normal_balance_matches_kind'), models.CheckConstraint(condition=models.Q(('currency__regex', '^[a-z]{3}$')), name='ledger_account_currency_lower')],
+                "db_table": "ledger_account",
+                "ordering": ["merchant_id", "currency", "code"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("merchant_id", "livemode", "code", "currency"),
+                        name="ledger_account_unique_code",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("allow_negative", True),
+                            models.Q(
+                                ("posted_balance__gte", 0),
+                                models.Q(
+                                    models.Q(
+                                        ("normal_balance", "credit"),
+                                        ("posted_balance__gte", models.F("pending_debits")),
+                                    ),
+                                    models.Q(
+                                        ("normal_balance", "debit"),
+                                        ("posted_balance__gte", models.F("pending_credits")),
+                                    ),
+                                    _connector="OR",
+                                ),
+                            ),
+                            _connector="OR",
+                        ),
+                        name="ledger_account_non_negative",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("pending_credits__gte", 0),
+                            ("pending_debits__gte", 0),
+                            ("version__gte", 0),
+                        ),
+                        name="ledger_account_counters_non_negative",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(
+                                ("kind__in", ["asset", "expense"]), ("normal_balance", "debit")
+                            ),
+                            models.Q(
+                                ("kind__in", ["liability", "revenue"]), ("normal_balance", "credit")
+                            ),
+                            _connector="OR",
+                        ),
+                        name="ledger_account_normal_balance_matches_kind",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("currency__regex", "^[a-z]{3}$")),
+                        name="ledger_account_currency_lower",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='DriftFinding',
+            name="DriftFinding",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('posted_balance', 'Posted Balance'), ('pending', 'Pending'), ('version', 'Version'), ('version_gap', 'Version Gap'), ('chain', 'Chain'), ('unbalanced_transaction', 'Unbalanced Transaction'), ('currency_total', 'Currency Total')], max_length=24)),
-                ('merchant_id', models.BigIntegerField(blank=True, null=True)),
-                ('currency', models.CharField(blank=True, max_length=3)),
-                ('expected', models.BigIntegerField(blank=True, null=True)),
-                ('actual', models.BigIntegerField(blank=True, null=True)),
-                ('detail', models.CharField(blank=True, max_length=255)),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='findings', to='ledger.driftcheckrun')),
-                ('transaction', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='ledger.journaltransaction')),
-                ('account', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='ledger.ledgeraccount')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("posted_balance", "Posted Balance"),
+                            ("pending", "Pending"),
+                            ("version", "Version"),
+                            ("version_gap", "Version Gap"),
+                            ("chain", "Chain"),
+                            ("unbalanced_transaction", "Unbalanced Transaction"),
+                            ("currency_total", "Currency Total"),
+                        ],
+                        max_length=24,
+                    ),
+                ),
+                ("merchant_id", models.BigIntegerField(blank=True, null=True)),
+                ("currency", models.CharField(blank=True, max_length=3)),
+                ("expected", models.BigIntegerField(blank=True, null=True)),
+                ("actual", models.BigIntegerField(blank=True, null=True)),
+                ("detail", models.CharField(blank=True, max_length=255)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="findings",
+                        to="ledger.driftcheckrun",
+                    ),
+                ),
+                (
+                    "transaction",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="ledger.journaltransaction",
+                    ),
+                ),
+                (
+                    "account",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="ledger.ledgeraccount",
+                    ),
+                ),
             ],
             options={
-                'db_table': 'ledger_driftfinding',
-                'ordering': ['id'],
+                "db_table": "ledger_driftfinding",
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='LedgerEntry',
+            name="LedgerEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('amount', models.BigIntegerField()),
-                ('currency', models.CharField(max_length=3)),
-                ('phase', models.CharField(choices=[('posted', 'Posted'), ('hold', 'Hold'), ('release', 'Release')], default='posted', max_length=8)),
-                ('balance_after', models.BigIntegerField()),
-                ('account_version', models.BigIntegerField()),
-                ('account', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='entries', to='ledger.ledgeraccount')),
-                ('transaction', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='entries', to='ledger.journaltransaction')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("amount", models.BigIntegerField()),
+                ("currency", models.CharField(max_length=3)),
+                (
+                    "phase",
+                    models.CharField(
+                        choices=[("posted", "Posted"), ("hold", "Hold"), ("release", "Release")],
+                        default="posted",
+                        max_length=8,
+                    ),
+                ),
+                ("balance_after", models.BigIntegerField()),
+                ("account_version", models.BigIntegerField()),
+                (
+                    "account",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="entries",
+                        to="ledger.ledgeraccount",
+                    ),
+                ),
+                (
+                    "transaction",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="entries",
+                        to="ledger.journaltransaction",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'ledger entries',
-                'db_table': 'ledger_entry',
-                'ordering': ['id'],
+                "verbose_name_plural": "ledger entries",
+                "db_table": "ledger_entry",
+                "ordering": ["id"],
             },
         ),
         migrations.AddIndex(
-            model_name='journaltransaction',
-            index=models.Index(fields=['source_id'], name='ledger_txn_source_idx'),
+            model_name="journaltransaction",
+            index=models.Index(fields=["source_id"], name="ledger_txn_source_idx"),
         ),
         migrations.AddIndex(
-            model_name='journaltransaction',
-            index=models.Index(fields=['merchant_id', 'livemode', '-id'], name='ledger_txn_merchant_idx'),
+            model_name="journaltransaction",
+            index=models.Index(
+                fields=["merchant_id", "livemode", "-id"], name="ledger_txn_merchant_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='journaltransaction',
-            index=models.Index(condition=models.Q(('kind', 'capture')), fields=['created_at'], name='ledger_txn_capture_idx'),
+            model_name="journaltransaction",
+            index=models.Index(
+                condition=models.Q(("kind", "capture")),
+                fields=["created_at"],
+                name="ledger_txn_capture_idx",
+            ),
         ),
         migrations.AddIndex(
-            model_name='journaltransaction',
-            index=models.Index(condition=models.Q(('kind', 'authorization_hold')), fields=['expires_at'], name='ledger_txn_hold_expiry_idx'),
+            model_name="journaltransaction",
+            index=models.Index(
+                condition=models.Q(("kind", "authorization_hold")),
+                fields=["expires_at"],
+                name="ledger_txn_hold_expiry_idx",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='journaltransaction',
-            constraint=models.UniqueConstraint(fields=('idempotency_key',), name='ledger_transaction_idempotency_key'),
+            model_name="journaltransaction",
+            constraint=models.UniqueConstraint(
+                fields=("idempotency_key",), name="ledger_transaction_idempotency_key"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='journaltransaction',
-            constraint=models.UniqueConstraint(condition=models.Q(('resolves__isnull', False)), fields=('resolves',), name='ledger_transaction_resolves_once'),
+            model_name="journaltransaction",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("resolves__isnull", False)),
+                fields=("resolves",),
+                name="ledger_transaction_resolves_once",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='journaltransaction',
-            constraint=models.UniqueConstraint(condition=models.Q(('reverses__isnull', False)), fields=('reverses',), name='ledger_transaction_reverses_once'),
+            model_name="journaltransaction",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("reverses__isnull", False)),
+                fields=("reverses",),
+                name="ledger_transaction_reverses_once",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='journaltransaction',
-            constraint=models.UniqueConstraint(condition=models.Q(('settles__isnull', False)), fields=('settles',), name='ledger_transaction_settles_once'),
+            model_name="journaltransaction",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("settles__isnull", False)),
+                fields=("settles",),
+                name="ledger_transaction_settles_once",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='journaltransaction',
-            constraint=models.CheckConstraint(condition=models.Q(('resolves__isnull', True), ('kind__in', ['capture', 'void', 'expiry']), _connector='OR'), name='ledger_transaction_resolves_kind'),
+            model_name="journaltransaction",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("resolves__isnull", True),
+                    ("kind__in", ["capture", "void", "expiry"]),
+                    _connector="OR",
+                ),
+                name="ledger_transaction_resolves_kind",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='journaltransaction',
-            constraint=models.CheckConstraint(condition=models.Q(('reverses__isnull', True), ('kind__in', ['reversal', 'payout_failure']), _connector='OR'), name='ledger_transaction_reverses_kind'),
+            model_name="journaltransaction",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("reverses__isnull", True),
+                    ("kind__in", ["reversal", "payout_failure"]),
+                    _connector="OR",
+                ),
+                name="ledger_transaction_reverses_kind",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='journaltransaction',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('expires_at__isnull', False), ('kind', 'authorization_hold')), models.Q(models.Q(('kind', 'authorization_hold'), _negated=True), ('expires_at__isnull', True)), _connector='OR'), name='ledger_transaction_hold_expires'),
+            model_name="journaltransaction",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("expires_at__isnull", False), ("kind", "authorization_hold")),
+                    models.Q(
+                        models.Q(("kind", "authorization_hold"), _negated=True),
+                        ("expires_at__isnull", True),
+                    ),
+                    _connector="OR",
+                ),
+                name="ledger_transaction_hold_expires",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='journaltransaction',
-            constraint=models.CheckConstraint(condition=models.Q(('currency__regex', '^[a-z]{3}$')), name='ledger_transaction_currency_lower'),
+            model_name="journaltransaction",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("currency__regex", "^[a-z]{3}$")),
+                name="ledger_transaction_currency_lower",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='ledgerentry',
-            constraint=models.UniqueConstraint(fields=('account', 'account_version'), name='ledger_entry_account_version_unique'),
+            model_name="ledgerentry",
+            constraint=models.UniqueConstraint(
+                fields=("account", "account_version"), name="ledger_entry_account_version_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='ledgerentry',
-            constraint=models.CheckConstraint(condition=models.Q(('amount', 0), _negated=True), name='ledger_entry_amount_non_zero'),
+            model_name="ledgerentry",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount", 0), _negated=True),
+                name="ledger_entry_amount_non_zero",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='ledgerentry',
-            constraint=models.CheckConstraint(condition=models.Q(('account_version__gt', 0)), name='ledger_entry_version_positive'),
+            model_name="ledgerentry",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("account_version__gt", 0)), name="ledger_entry_version_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='ledgerentry',
-            constraint=models.CheckConstraint(condition=models.Q(('phase__in', ['posted', 'hold', 'release'])), name='ledger_entry_phase_valid'),
+            model_name="ledgerentry",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("phase__in", ["posted", "hold", "release"])),
+                name="ledger_entry_phase_valid",
+            ),
         ),
     ]

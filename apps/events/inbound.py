@@ -1,0 +1,331 @@
+"""Inbound PSP webhooks: receive (store raw, verify, de-duplicate, ack) and process.
+
+Receiving is the hot path of `POST /webhooks/psp/{connector_id}` and does as little as it can:
+one INSERT of the raw request, the adapter's signature check, one UPDATE that doubles as the
+de-duplication (unique (connector, dedup_key)), and a Celery publish. Processing happens in the
+worker through `apps.intents.psp_notifications`; it is retried with backoff, then dead-lettered.
+A row the broker never got (outage) or a worker dropped (crash) is picked up by the beat sweep."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from apps.core.audit import Actor, audit_record
+from apps.core.errors import ConflictError, InvalidRequestError, PlatformError
+from apps.events import selectors
+from apps.events.conf import conf
+from apps.events.models import InboundWebhook
+from apps.psp_adapters.contract import WebhookEvent, WebhookVerificationError
+from apps.psp_adapters.registry import get_adapter
+from apps.routing import services as routing_services
+
+logger = logging.getLogger(__name__)
+S = InboundWebhook.Status
+
+# kept with the raw body: what verification needs, nothing that could be a credential
+STORED_HEADERS = ("content-type", "content-length", "user-agent", "stripe-signature")
+
+
+class PayloadTooLargeError(InvalidRequestError):
+    http_status = 413
+    default_code = "request_too_large"
+
+
+class WebhookSignatureError(InvalidRequestError):
+    default_code = "webhook_signature_invalid"
+
+
+@dataclass(frozen=True)
+class InboundReceipt:
+    webhook: InboundWebhook
+    duplicate: bool
+    connector_type: str
+
+
+def inbound_webhook_receive(
+    *, connector_public_id: str, headers, body: bytes, remote_addr: str = ""
+) -> InboundReceipt:
+    """Stores the raw notification first, then verifies and de-duplicates it. Raises a
+    PlatformError (400/404/413) for what must not be acknowledged."""
+    connector = selectors.connector_for_webhooks(public_id=connector_public_id)
+    limit = conf("PSP_WEBHOOK_MAX_BODY_BYTES")
+    if len(body) > limit:
+        raise PayloadTooLargeError(f"The webhook body is larger than {limit} bytes.")
+    if not body:
+        raise InvalidRequestError("The webhook body is empty.", code="webhook_payload_invalid")
+    stored_headers = {name: headers[name] for name in STORED_HEADERS if headers.get(name)}
+    webhook = InboundWebhook.objects.create(
+        connector=connector,
+        merchant_id=connector.merchant_id,
+        livemode=connector.livemode,
+        remote_addr=remote_addr[:64],
+        headers=stored_headers,
+        body=body,
+        body_sha256=hashlib.sha256(body).hexdigest(),
+        next_attempt_at=timezone.now() + timedelta(seconds=conf("PSP_WEBHOOK_SWEEP_GRACE_SECONDS")),
+    )
+    duplicate = _accept(webhook, connector=connector, headers=headers)
+    if not duplicate:
+        _enqueue_processing(webhook.pk)
+    return InboundReceipt(webhook=webhook, duplicate=duplicate,
+                          connector_type=connector.connector_type)
+
+
+def _reject(webhook: InboundWebhook, *, verification: str, error: str) -> None:
+    InboundWebhook.objects.filter(pk=webhook.pk).update(
+        status=S.REJECTED,
+        verification=verification,
+        verification_error=error[:300] if verification == "failed" else "",
+        last_error=error[:500],
+        next_attempt_at=None,
+    )
+
+
+def _accept(webhook: InboundWebhook, *, connector, headers) -> bool:
+    """Verify, parse, de-duplicate. Returns True for a duplicate. Raises for a rejection."""
+    body = bytes(webhook.body)
+    try:
+        json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        _reject(webhook, verification="pending", error="the body is not valid JSON")
+        logger.warning("psp webhook %s for %s rejected: body is not JSON", webhook.public_id,
+                       connector.public_id)
+        raise InvalidRequestError("The webhook body is not valid JSON.",
+                                  code="webhook_payload_invalid") from None
+    adapter = get_adapter(routing_services.connector_config(connector))
+    try:
+        adapter.verify_webhook(dict(headers), body)
+    except WebhookVerificationError as exc:
+        _reject(webhook, verification="failed", error=str(exc))
+        # logged and counted (rows with verification=failed, per connector, in the admin)
+        logger.warning("psp webhook %s for %s rejected: %s", webhook.public_id,
+                       connector.public_id, exc)
+        raise WebhookSignatureError(f"Webhook signature verification failed: {exc}.") from None
+    try:
+        events = adapter.parse_webhook(body)
+        _check_events(events)
+    except ValueError as exc:
+        _reject(webhook, verification="verified", error=str(exc))
+        logger.warning("psp webhook %s for %s rejected: %s", webhook.public_id,
+                       connector.public_id, exc)
+        raise InvalidRequestError(f"The webhook body is not a valid notification: {exc}.",
+                                  code="webhook_payload_invalid") from None
+    event_id = "+".join(sorted(event.psp_event_id for event in events))[:255]
+    accepted = {
+        "verification": "verified",
+        "verification_error": "",
+        "psp_event_id": event_id,
+        "event_types": [event.event_type for event in events],
+    }
+    try:
+        with transaction.atomic():
+            InboundWebhook.objects.filter(pk=webhook.pk).update(
+                status=S.PENDING, dedup_key=event_id, **accepted
+            )
+    except IntegrityError:
+        original = InboundWebhook.objects.filter(
+            connector_id=webhook.connector_id, dedup_key=event_id
+        ).values_list("pk", flat=True).first()
+        InboundWebhook.objects.filter(pk=webhook.pk).update(
+            status=S.DUPLICATE, duplicate_of_id=original, next_attempt_at=None, **accepted
+        )
+        return True
+    return False
+
+
+def _check_events(events: list[WebhookEvent]) -> None:
+    if not events:
+        raise ValueError("it holds no events")
+    for event in events:
+        if not event.psp_event_id or event.psp_event_id.startswith(":"):
+            raise ValueError("an event has no id")
+        if event.event_type != "other" and not (event.psp_reference or event.attempt_id):
+            raise ValueError("an event names no payment")
+
+
+def _enqueue_processing(webhook_id: int, *, countdown: float | None = None) -> None:
+    from apps.events.tasks import process_psp_webhook
+
+    try:
+        # no publish retries: the PSP gets its fast 2xx; an outage is covered by the sweep
+        process_psp_webhook.apply_async((webhook_id,), countdown=countdown, retry=False)
+    except Exception:
+        logger.warning("broker unavailable: psp webhook %s waits for the sweep", webhook_id)
+
+
+# --------------------------------------------------------------------------- processing
+
+
+def _claim(webhook_id: int) -> bool:
+    now = timezone.now()
+    due = (
+        Q(status=S.PENDING)
+        | Q(status=S.RETRYING, next_attempt_at__lte=now)
+        | Q(status=S.PROCESSING, locked_until__lt=now)  # its worker died
+    )
+    return bool(
+        InboundWebhook.objects.filter(due, pk=webhook_id).update(
+            status=S.PROCESSING,
+            locked_until=now + timedelta(seconds=conf("PSP_WEBHOOK_LEASE_SECONDS")),
+            attempts=F("attempts") + 1,
+        )
+    )
+
+
+def inbound_webhook_process(*, webhook_id: int) -> InboundWebhook | None:
+    """Applies a verified notification through the intents services. Transitions only move
+    forward there; a stale notification is recorded with why it was ignored. A notification
+    that cannot be applied yet (the payment's synchronous answer is not stored) or that fails
+    is retried with backoff, then dead-lettered."""
+    from apps.intents import psp_notifications
+
+    if not _claim(webhook_id):
+        return None
+    webhook = InboundWebhook.objects.select_related("connector").get(pk=webhook_id)
+    results: list[dict] = []
+    retry_reason = ""
+    try:
+        events = get_adapter(routing_services.connector_config(webhook.connector)).parse_webhook(
+            bytes(webhook.body)
+        )
+        for event in events:
+            try:
+                outcome = psp_notifications.notification_apply(
+                    connector_id=webhook.connector_id, event=event
+                )
+            except psp_notifications.NotificationNotApplicableYet as exc:
+                retry_reason = f"not applicable yet: {exc}"
+                results.append({"event": event.psp_event_id, "type": event.event_type,
+                                "result": "waiting", "reason": str(exc)})
+                continue
+            results.append({"event": event.psp_event_id, "type": event.event_type,
+                            **outcome.as_dict()})
+    except Exception as exc:
+        logger.exception("processing psp webhook %s failed", webhook.public_id)
+        retry_reason = f"{type(exc).__name__}: {exc}"
+    attempt = webhook.attempts
+    history = list(webhook.outcome) + [{"attempt": attempt, **r} for r in results]
+    now = timezone.now()
+    if not retry_reason:
+        InboundWebhook.objects.filter(pk=webhook.pk, status=S.PROCESSING).update(
+            status=S.PROCESSED, processed_at=now, locked_until=None, next_attempt_at=None,
+            outcome=history, last_error="",
+        )
+    else:
+        _schedule_retry(webhook, history=history, reason=retry_reason, now=now)
+    webhook.refresh_from_db()
+    return webhook
+
+
+def _schedule_retry(webhook: InboundWebhook, *, history: list, reason: str, now) -> None:
+    schedule = conf("PSP_WEBHOOK_RETRY_SECONDS")
+    retry_count = webhook.retry_count + 1
+    if retry_count > len(schedule):
+        InboundWebhook.objects.filter(pk=webhook.pk, status=S.PROCESSING).update(
+            status=S.DEAD, locked_until=None, next_attempt_at=None, outcome=history,
+            retry_count=retry_count, last_error=reason[:500],
+        )
+        logger.error("psp webhook %s dead-lettered after %d attempts: %s", webhook.public_id,
+                     webhook.attempts, reason)
+        return
+    delay = schedule[retry_count - 1]
+    InboundWebhook.objects.filter(pk=webhook.pk, status=S.PROCESSING).update(
+        status=S.RETRYING, locked_until=None, next_attempt_at=now + timedelta(seconds=delay),
+        outcome=history, retry_count=retry_count, last_error=reason[:500],
+    )
+    _enqueue_processing(webhook.pk, countdown=delay)
+
+
+def inbound_webhooks_process_due(*, limit: int = 200) -> int:
+    """Beat sweep: verified rows nobody processed (broker down when they arrived, worker
+    crash), retries whose task was lost, and raw rows whose acceptance was interrupted."""
+    now = timezone.now()
+    due = list(
+        InboundWebhook.objects.filter(
+            Q(status__in=[S.PENDING, S.RETRYING, S.RECEIVED], next_attempt_at__lte=now)
+            | Q(status=S.PROCESSING, locked_until__lt=now)
+        )
+        .order_by("next_attempt_at")
+        .values_list("pk", "status")[:limit]
+    )
+    done = 0
+    for webhook_id, status in due:
+        if status == S.RECEIVED:
+            _accept_again(webhook_id)
+            continue
+        if inbound_webhook_process(webhook_id=webhook_id) is not None:
+            done += 1
+    return done
+
+
+def _accept_again(webhook_id: int) -> None:
+    webhook = InboundWebhook.objects.select_related("connector").get(pk=webhook_id)
+    try:
+        duplicate = _accept(webhook, connector=webhook.connector, headers=webhook.headers)
+    except PlatformError:
+        return  # rejected, and recorded as such
+    if not duplicate:
+        inbound_webhook_process(webhook_id=webhook_id)
+
+
+def inbound_webhook_reprocess(*, webhook: InboundWebhook, actor: Actor) -> InboundWebhook:
+    """Ops: process a dead-lettered (or already processed) notification again, now."""
+    if webhook.status in (S.REJECTED, S.DUPLICATE, S.RECEIVED):
+        raise ConflictError(
+            f"A {webhook.status} webhook cannot be reprocessed.", code="webhook_not_reprocessable"
+        )
+    updated = InboundWebhook.objects.filter(
+        pk=webhook.pk, status__in=[S.DEAD, S.PROCESSED, S.RETRYING, S.PENDING]
+    ).update(status=S.PENDING, retry_count=0, next_attempt_at=timezone.now(), locked_until=None)
+    if not updated:
+        raise ConflictError("This webhook is being processed right now.",
+                            code="webhook_in_progress")
+    audit_record(
+        actor=actor,
+        action="psp_webhook.reprocessed",
+        object_type="inbound_webhook",
+        object_id=webhook.public_id,
+        merchant_id=webhook.merchant_id,
+        livemode=webhook.livemode,
+        changes={"status": [webhook.status, "pending"]},
+    )
+    return inbound_webhook_process(webhook_id=webhook.pk) or webhook
+
+
+# --------------------------------------------------------------------------- simulator
+
+
+class SimulatorUnavailable(Exception):
+    pass
+
+
+def simulator_webhooks_register(
+    *, connector_ids: list[int], platform_base_url: str, simulator_url: str
+) -> dict:
+    """Registers `<platform>/webhooks/psp/<connector id>` as the webhook target of each
+    connector's simulated PSP account (the simulator path segment after the dialect)."""
+    from apps.psp_simulator.control_client import SimulatorControl, SimulatorControlError
+
+    control = SimulatorControl(simulator_url)
+    registered = {}
+    for connector in selectors.connectors_by_ids(ids=connector_ids):
+        credentials = routing_services.connector_credentials(connector)
+        secret = (credentials.get("hmac_key") if connector.connector_type == "adyen"
+                  else credentials.get("webhook_secret")) or ""
+        simulator_name = connector.base_url.rstrip("/").rsplit("/", 1)[-1]
+        target = f"{platform_base_url.rstrip('/')}/webhooks/psp/{connector.public_id}"
+        try:
+            control.register_webhook(simulator_name, target, secret=secret,
+                                     dialect=connector.connector_type)
+        except SimulatorControlError as exc:
+            raise SimulatorUnavailable(str(exc)) from exc
+        registered[connector.public_id] = target
+    return registered

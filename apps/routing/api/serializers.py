@@ -1,0 +1,168 @@
+from rest_framework import serializers
+
+from apps.core.api.serializers import StrictSerializer
+
+# Nested shapes (rules, fee schedules, credentials) are JSON here and validated by the services,
+# so the API and the admin give the same errors with the same `param`.
+
+
+class ConnectorCreateInputSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=100)
+    connector_type = serializers.CharField(max_length=20, help_text="stripe | adyen")
+    base_url = serializers.CharField(max_length=300)
+    credentials = serializers.JSONField(
+        help_text='PSP credentials, e.g. {"api_key": "sk_…", "webhook_secret": "whsec_…"}; '
+        "stored encrypted, never returned."
+    )
+    supported_currencies = serializers.JSONField(help_text='At least one, e.g. ["eur", "usd"].')
+    supported_brands = serializers.JSONField(required=False, help_text="[] = every brand.")
+    supported_countries = serializers.JSONField(
+        required=False, help_text="Issuer countries; [] = all."
+    )
+    fee_schedule = serializers.JSONField(
+        required=False, help_text='[{"brand", "region", "currency", "fixed", "percent_bps"}]'
+    )
+    priority = serializers.IntegerField(required=False, min_value=0, max_value=10_000)
+    enabled = serializers.BooleanField(required=False)
+    authorization_window_days = serializers.IntegerField(required=False)
+    settlement_delay_days = serializers.IntegerField(required=False)
+    connect_timeout_ms = serializers.IntegerField(required=False)
+    read_timeout_ms = serializers.IntegerField(required=False)
+
+
+class ConnectorUpdateInputSerializer(StrictSerializer):
+    name = serializers.CharField(required=False, max_length=100)
+    base_url = serializers.CharField(required=False, max_length=300)
+    credentials = serializers.JSONField(
+        required=False, help_text="Replaces the stored credentials."
+    )
+    supported_currencies = serializers.JSONField(required=False)
+    supported_brands = serializers.JSONField(required=False)
+    supported_countries = serializers.JSONField(required=False)
+    fee_schedule = serializers.JSONField(required=False)
+    priority = serializers.IntegerField(required=False, min_value=0, max_value=10_000)
+    enabled = serializers.BooleanField(required=False)
+    authorization_window_days = serializers.IntegerField(required=False)
+    settlement_delay_days = serializers.IntegerField(required=False)
+    connect_timeout_ms = serializers.IntegerField(required=False)
+    read_timeout_ms = serializers.IntegerField(required=False)
+
+
+class ConnectorHealthOutputSerializer(serializers.Serializer):
+    breaker = serializers.CharField()
+    consecutive_failures = serializers.IntegerField()
+    calls = serializers.IntegerField(required=False)
+    success_rate = serializers.FloatField(allow_null=True, required=False)
+    error_rate = serializers.FloatField(allow_null=True, required=False)
+    p95_latency_ms = serializers.IntegerField(allow_null=True, required=False)
+    window_seconds = serializers.IntegerField(required=False)
+
+
+class ConnectorOutputSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.CharField()
+    name = serializers.CharField()
+    connector_type = serializers.CharField()
+    base_url = serializers.CharField()
+    credentials_hint = serializers.CharField()
+    enabled = serializers.BooleanField()
+    disabled_reason = serializers.CharField(allow_null=True)
+    priority = serializers.IntegerField()
+    supported_currencies = serializers.ListField(child=serializers.CharField())
+    supported_brands = serializers.ListField(child=serializers.CharField())
+    supported_countries = serializers.ListField(child=serializers.CharField())
+    fee_schedule = serializers.JSONField()
+    authorization_window_days = serializers.IntegerField()
+    settlement_delay_days = serializers.IntegerField()
+    connect_timeout_ms = serializers.IntegerField()
+    read_timeout_ms = serializers.IntegerField()
+    health = ConnectorHealthOutputSerializer(allow_null=True)
+    livemode = serializers.BooleanField()
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+
+
+class ConnectorListOutputSerializer(serializers.Serializer):
+    object = serializers.CharField()
+    data = ConnectorOutputSerializer(many=True)
+    has_more = serializers.BooleanField()
+    url = serializers.CharField()
+
+
+class RoutingProfileCreateInputSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=100)
+    rules = serializers.JSONField(
+        help_text='Ordered, first match wins: [{"name", "match": "all"|"any", "conditions": '
+        '[{"field", "op", "value"}], "strategy": {"type", ...}}]. See docs/routing.md.'
+    )
+    fallback = serializers.JSONField(
+        required=False, help_text="Connector ids tried after the rule's own."
+    )
+    note = serializers.CharField(required=False, max_length=500, allow_blank=True)
+    activate = serializers.BooleanField(required=False, default=False)
+
+
+class RoutingProfileUpdateInputSerializer(StrictSerializer):
+    name = serializers.CharField(required=False, max_length=100)
+    rules = serializers.JSONField(
+        required=False, help_text="Given: a new version is recorded (an edit)."
+    )
+    fallback = serializers.JSONField(required=False)
+    note = serializers.CharField(required=False, max_length=500, allow_blank=True)
+    activate = serializers.BooleanField(required=False, default=False)
+
+
+class RoutingProfileVersionCreateInputSerializer(StrictSerializer):
+    rules = serializers.JSONField()
+    fallback = serializers.JSONField(required=False)
+    note = serializers.CharField(required=False, max_length=500, allow_blank=True)
+
+
+class RoutingProfileActivateInputSerializer(StrictSerializer):
+    version = serializers.IntegerField(
+        required=False, min_value=1, help_text="Default: the latest version."
+    )
+
+
+class RoutingProfileDeactivateInputSerializer(StrictSerializer):
+    pass
+
+
+class RoutingProfileVersionOutputSerializer(serializers.Serializer):
+    object = serializers.CharField()
+    profile = serializers.CharField()
+    version = serializers.IntegerField()
+    active = serializers.BooleanField()
+    rules = serializers.JSONField()
+    fallback = serializers.ListField(child=serializers.CharField())
+    note = serializers.CharField()
+    created_by = serializers.CharField()
+    created = serializers.IntegerField()
+
+
+class RoutingProfileOutputSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    object = serializers.CharField()
+    name = serializers.CharField()
+    active = serializers.BooleanField()
+    active_version = serializers.IntegerField(allow_null=True)
+    latest_version = serializers.IntegerField(allow_null=True)
+    latest = RoutingProfileVersionOutputSerializer(allow_null=True)
+    activated = serializers.IntegerField(allow_null=True)
+    livemode = serializers.BooleanField()
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+
+
+class RoutingProfileListOutputSerializer(serializers.Serializer):
+    object = serializers.CharField()
+    data = RoutingProfileOutputSerializer(many=True)
+    has_more = serializers.BooleanField()
+    url = serializers.CharField()
+
+
+class RoutingProfileVersionListOutputSerializer(serializers.Serializer):
+    object = serializers.CharField()
+    data = RoutingProfileVersionOutputSerializer(many=True)
+    has_more = serializers.BooleanField()
+    url = serializers.CharField()

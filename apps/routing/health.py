@@ -1,0 +1,340 @@
+"""Connector health in Redis: rolling outcomes per connector and segment, latency, breakers.
+
+Keys (all with a TTL; Redis is never the only copy of anything that matters):
+- `routing:events:<mca>`: the latest calls, newest first, "unix_ms:kind:latency_ms" with kind
+  a (approved), d (declined), e (failure counted by the breaker), o (other answer). Rolling
+  success rate, error rate and p95 latency come from the entries inside the time window.
+- `routing:auth:<mca>:<segment>:<values>`: the latest authorization outcomes ("1" approved,
+  "0" declined or failed) for success-rate routing, per segment (brand, currency, …).
+- `routing:gen:<merchant>:<mode>`: a token that changes whenever the merchant's routing
+  inputs change (activation, connector edits); process-local caches compare it.
+- the breakers' keys (apps.psp_adapters.breaker).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from functools import lru_cache
+
+import redis
+from django.conf import settings
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from apps.psp_adapters import breaker as breakers
+from apps.psp_adapters.contract import Outcome, PSPResult
+from apps.routing.rules import HEALTH_WINDOW_MAX, SEGMENTS
+
+logger = logging.getLogger(__name__)
+
+EVENTS_KEPT = 1000
+KEY_TTL_SECONDS = 7 * 24 * 3600
+
+
+def _setting(name: str, default):
+    return getattr(settings, name, default)
+
+
+def window_seconds() -> int:
+    return int(_setting("ROUTING_HEALTH_WINDOW_SECONDS", 300))
+
+
+@lru_cache(maxsize=4)
+def _client_for(url: str) -> redis.Redis:
+    # short timeouts and one immediate retry: when Redis is down, routing and breakers fall
+    # back (breakers closed, routing from the database) instead of stalling the checkout
+    return redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5,
+                                retry=Retry(NoBackoff(), 1))
+
+
+def client() -> redis.Redis:
+    return _client_for(settings.REDIS_URL)
+
+
+# --------------------------------------------------------------------------- generations
+
+
+def generation_key(merchant_id: int, livemode: bool) -> str:
+    return f"routing:gen:{merchant_id}:{int(livemode)}"
+
+
+def generation_bump(merchant_id: int, livemode: bool) -> None:
+    try:
+        client().set(generation_key(merchant_id, livemode), uuid.uuid4().hex, ex=KEY_TTL_SECONDS)
+    except redis.RedisError:
+        logger.exception("routing: could not bump the generation of merchant %s", merchant_id)
+
+
+def generation_ensure(merchant_id: int, livemode: bool) -> str:
+    key = generation_key(merchant_id, livemode)
+    c = client()
+    c.set(key, uuid.uuid4().hex, nx=True, ex=KEY_TTL_SECONDS)
+    value = c.get(key)
+    return value.decode() if value else ""
+
+
+# --------------------------------------------------------------------------- breakers
+
+
+def breaker_settings() -> dict:
+    return {
+        "fail_max": int(_setting("ROUTING_BREAKER_FAIL_MAX", 5)),
+        "reset_timeout": float(_setting("ROUTING_BREAKER_RESET_TIMEOUT_SECONDS", 30)),
+        "half_open_max_calls": int(_setting("ROUTING_BREAKER_HALF_OPEN_MAX_CALLS", 1)),
+    }
+
+
+def breaker(connector_id: str, on_transition=None) -> breakers.ConnectorBreaker:
+    return breakers.breaker_for(
+        client=client(),
+        connector_id=connector_id,
+        on_transition=on_transition,
+        **breaker_settings(),
+    )
+
+
+def breaker_snapshots(connector_ids: list[str], extra_keys: tuple[str, ...] = ()) -> dict:
+    conf = breaker_settings()
+    return breakers.snapshots(
+        client(),
+        connector_ids,
+        reset_timeout=conf["reset_timeout"],
+        half_open_max_calls=conf["half_open_max_calls"],
+        extra_keys=extra_keys,
+    )
+
+
+# --------------------------------------------------------------------------- recording
+
+
+def _kind(result: PSPResult) -> str:
+    if breakers.counts_as_failure(result):
+        return "e"
+    if result.outcome in (Outcome.APPROVED, Outcome.REQUIRES_ACTION):
+        return "a"
+    if result.outcome in (Outcome.SOFT_DECLINE, Outcome.HARD_DECLINE):
+        return "d"
+    return "o"
+
+
+def segment_values(segment: str, facts: dict) -> str:
+    return "|".join(str(facts.get(name) or "-") for name in SEGMENTS[segment])
+
+
+def auth_key(connector_id: str, segment: str, facts: dict) -> str:
+    return f"routing:auth:{connector_id}:{segment}:{segment_values(segment, facts)}"
+
+
+def events_key(connector_id: str) -> str:
+    return f"routing:events:{connector_id}"
+
+
+def record(connector_id: str, result: PSPResult, facts: dict, latency_ms: int) -> str:
+    """Records one PSP call. Returns its kind (a, d, e, o). Never raises."""
+    kind = _kind(result)
+    if result.raw_code in ("circuit_open", "circuit_forced_open"):
+        return kind  # refused by the breaker: nothing reached the PSP, nothing to learn
+    try:
+        pipe = client().pipeline(transaction=False)
+        key = events_key(connector_id)
+        pipe.lpush(key, f"{int(time.time() * 1000)}:{kind}:{max(0, int(latency_ms))}")
+        pipe.ltrim(key, 0, EVENTS_KEPT - 1)
+        pipe.expire(key, KEY_TTL_SECONDS)
+        if kind in ("a", "d", "e"):
+            flag = "1" if kind == "a" else "0"
+            for segment in SEGMENTS:
+                key = auth_key(connector_id, segment, facts)
+                pipe.lpush(key, flag)
+                pipe.ltrim(key, 0, HEALTH_WINDOW_MAX - 1)
+                pipe.expire(key, KEY_TTL_SECONDS)
+        pipe.execute()
+        _stats_cache_clear_for(connector_id)
+    except redis.RedisError:
+        logger.exception("routing: could not record health of %s", connector_id)
+    return kind
+
+
+def forget(connector_id: str) -> None:
+    """Drops a connector's rolling call history (on re-enable: old errors must not count)."""
+    client().delete(events_key(connector_id))
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class HealthSnapshot:
+    calls: int
+    approved: int
+    declined: int
+    failures: int
+    success_rate: float | None  # approved / (approved + declined + failures)
+    error_rate: float | None  # failures / calls
+    p95_latency_ms: int | None
+    window_seconds: int
+
+    def as_dict(self) -> dict:
+        return {
+            "calls": self.calls,
+            "success_rate": None if self.success_rate is None else round(self.success_rate, 4),
+            "error_rate": None if self.error_rate is None else round(self.error_rate, 4),
+            "p95_latency_ms": self.p95_latency_ms,
+            "window_seconds": self.window_seconds,
+        }
+
+
+def _percentile(values: list[int], pct: float) -> int | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(pct / 100 * len(ordered)))]
+
+
+def _snapshot_from(raw: list[bytes], window: int, now_ms: int) -> HealthSnapshot:
+    cutoff = now_ms - window * 1000
+    counts = {"a": 0, "d": 0, "e": 0, "o": 0}
+    latencies = []
+    for item in raw:
+        stamp, kind, latency = item.decode().split(":")
+        if int(stamp) < cutoff:
+            break  # newest first: everything after is older
+        counts[kind] += 1
+        if kind != "e":
+            latencies.append(int(latency))
+    calls = sum(counts.values())
+    decided = counts["a"] + counts["d"] + counts["e"]
+    return HealthSnapshot(
+        calls=calls,
+        approved=counts["a"],
+        declined=counts["d"],
+        failures=counts["e"],
+        success_rate=counts["a"] / decided if decided else None,
+        error_rate=counts["e"] / calls if calls else None,
+        p95_latency_ms=_percentile(latencies, 95),
+        window_seconds=window,
+    )
+
+
+def snapshots(connector_ids: list[str], window: int | None = None) -> dict[str, HealthSnapshot]:
+    window = window or window_seconds()
+    pipe = client().pipeline(transaction=False)
+    for cid in connector_ids:
+        pipe.lrange(events_key(cid), 0, EVENTS_KEPT - 1)
+    now_ms = int(time.time() * 1000)
+    return {
+        cid: _snapshot_from(raw, window, now_ms)
+        for cid, raw in zip(connector_ids, pipe.execute(), strict=True)
+    }
+
+
+# Per-process cache of what strategies read (success rates, latency), for a short TTL:
+# decisions stay sub-millisecond, and a few seconds of staleness does not matter at that scale.
+_stats_cache: dict[tuple, tuple[float, object]] = {}
+_stats_lock = threading.Lock()
+
+
+def _stats_ttl() -> float:
+    return float(_setting("ROUTING_STATS_CACHE_SECONDS", 2.0))
+
+
+def _stats_cache_clear_for(connector_id: str) -> None:
+    if not _stats_cache:
+        return
+    with _stats_lock:
+        for key in [k for k in _stats_cache if k[1] == connector_id]:
+            _stats_cache.pop(key, None)
+
+
+def _cached(keys: list[tuple], load) -> dict[tuple, object]:
+    ttl = _stats_ttl()
+    now = time.monotonic()
+    found, missing = {}, []
+    for key in keys:
+        hit = _stats_cache.get(key)
+        if hit is not None and now - hit[0] < ttl:
+            found[key] = hit[1]
+        else:
+            missing.append(key)
+    if missing:
+        loaded = load(missing)
+        if ttl > 0:
+            with _stats_lock:
+                for key, value in loaded.items():
+                    _stats_cache[key] = (now, value)
+        found.update(loaded)
+    return found
+
+
+@dataclass(frozen=True)
+class AuthRate:
+    rate: float  # smoothed (Laplace): (approved + 1) / (n + 2)
+    samples: int
+    level: str  # the segment the rate comes from, or "prior"
+
+    def as_dict(self) -> dict:
+        return {"rate": round(self.rate, 4), "samples": self.samples, "level": self.level}
+
+
+def auth_rates(
+    connector_ids: list[str], *, segment: str, facts: dict, window: int, min_samples: int
+) -> dict[str, AuthRate]:
+    """Rolling authorization rate per connector for this payment's segment; a segment with too
+    few recent attempts falls back to the connector as a whole, then to an uninformed prior."""
+    levels = [segment] if segment == "connector" else [segment, "connector"]
+    keys = [
+        ("auth", cid, level, segment_values(level, facts), window)
+        for cid in connector_ids
+        for level in levels
+    ]
+
+    def load(missing: list[tuple]) -> dict:
+        pipe = client().pipeline(transaction=False)
+        for _, cid, level, _values, size in missing:
+            pipe.lrange(auth_key(cid, level, facts), 0, size - 1)
+        return {
+            key: (raw.count(b"1"), len(raw))
+            for key, raw in zip(missing, pipe.execute(), strict=True)
+        }
+
+    try:
+        counts = _cached(keys, load)
+    except redis.RedisError:
+        logger.exception("routing: success rates unavailable")
+        counts = {}
+    rates = {}
+    for cid in connector_ids:
+        rate = AuthRate(rate=0.5, samples=0, level="prior")
+        for level in levels:
+            ok, n = counts.get(("auth", cid, level, segment_values(level, facts), window), (0, 0))
+            if n >= min_samples:
+                rate = AuthRate(rate=(ok + 1) / (n + 2), samples=n, level=level)
+                break
+        rates[cid] = rate
+    return rates
+
+
+def latency_p95(connector_ids: list[str], *, min_samples: int) -> dict[str, int | None]:
+    window = window_seconds()
+    keys = [("latency", cid, window) for cid in connector_ids]
+
+    def load(missing: list[tuple]) -> dict:
+        snaps = snapshots([k[1] for k in missing], window)
+        return {
+            k: (
+                snaps[k[1]].p95_latency_ms
+                if snaps[k[1]].calls - snaps[k[1]].failures >= min_samples
+                else None
+            )
+            for k in missing
+        }
+
+    try:
+        values = _cached(keys, load)
+    except redis.RedisError:
+        logger.exception("routing: latency unavailable")
+        values = {}
+    return {cid: values.get(("latency", cid, window)) for cid in connector_ids}

@@ -1,0 +1,67 @@
+"""The public shape of connectors, routing profiles and versions (API and admin)."""
+
+from __future__ import annotations
+
+from apps.routing.models import Connector, RoutingProfile, RoutingProfileVersion
+
+
+def _ts(value) -> int | None:
+    return int(value.timestamp()) if value else None
+
+
+def connector_representation(connector: Connector, health: dict | None = None) -> dict:
+    """Credentials are never returned: only a hint (`sk_test_…a1b2`)."""
+    return {
+        "id": connector.public_id,
+        "object": "connector",
+        "name": connector.name,
+        "connector_type": connector.connector_type,
+        "base_url": connector.base_url,
+        "credentials_hint": connector.credentials_hint,
+        "enabled": connector.enabled,
+        "disabled_reason": connector.disabled_reason or None,
+        "priority": connector.priority,
+        "supported_currencies": connector.supported_currencies,
+        "supported_brands": connector.supported_brands,
+        "supported_countries": connector.supported_countries,
+        "fee_schedule": connector.fee_schedule,
+        "authorization_window_days": connector.authorization_window_days,
+        "settlement_delay_days": connector.settlement_delay_days,
+        "connect_timeout_ms": connector.connect_timeout_ms,
+        "read_timeout_ms": connector.read_timeout_ms,
+        "health": health,
+        "livemode": connector.livemode,
+        "created": _ts(connector.created_at),
+        "updated": _ts(connector.updated_at),
+    }
+
+
+def version_representation(version: RoutingProfileVersion, profile: RoutingProfile) -> dict:
+    return {
+        "object": "routing_profile_version",
+        "profile": profile.public_id,
+        "version": version.number,
+        "active": profile.is_active and profile.active_version_id == version.pk,
+        "rules": version.rules,
+        "fallback": version.fallback,
+        "note": version.note,
+        "created_by": version.created_by,
+        "created": _ts(version.created_at),
+    }
+
+
+def profile_representation(profile: RoutingProfile, latest: RoutingProfileVersion | None) -> dict:
+    active = profile.active_version if profile.is_active else None
+    return {
+        "id": profile.public_id,
+        "object": "routing_profile",
+        "name": profile.name,
+        "active": profile.is_active,
+        "active_version": active.number if active else None,
+        "latest_version": latest.number if latest else None,
+        "latest": version_representation(latest, profile) if latest else None,
+        "activated": _ts(profile.activated_at) if profile.is_active else None,
+        "livemode": profile.livemode,
+        "created": _ts(profile.created_at),
+        "updated": _ts(profile.updated_at),
+    }
