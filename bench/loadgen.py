@@ -37,7 +37,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import procstat  # noqa: E402
+import procstat
 
 CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2034, "cvc": "123"}
 
@@ -129,8 +129,11 @@ def tokenize(base_url: str, api_key: str, count: int, threads: int) -> list[str]
                     remaining[0] -= 1
                 status, data = client.post(
                     "/v1/payment_methods",
-                    {"type": "card", "card": CARD,
-                     "billing_details": {"name": "Bench Buyer", "email": "bench@example.com"}},
+                    {
+                        "type": "card",
+                        "card": CARD,
+                        "billing_details": {"name": "Bench Buyer", "email": "bench@example.com"},
+                    },
                     idempotency_key=None,
                 )
                 if status != 201:
@@ -159,8 +162,16 @@ def tokenize(base_url: str, api_key: str, count: int, threads: int) -> list[str]
 
 
 def drive(
-    *, base_url: str, api_key: str, clients: int, seconds: float, supply: TokenSupply,
-    amount: int, currency: str, idempotency: bool, tag: str,
+    *,
+    base_url: str,
+    api_key: str,
+    clients: int,
+    seconds: float,
+    supply: TokenSupply,
+    amount: int,
+    currency: str,
+    idempotency: bool,
+    tag: str,
 ) -> tuple[list[list], float, int]:
     """The closed loop: every client sends its next payment as soon as the last one answered.
     Returns (samples, elapsed seconds, connection resends)."""
@@ -179,8 +190,11 @@ def drive(
             while time.perf_counter() < stop:
                 seq += 1
                 payload = {
-                    "amount": amount, "currency": currency, "capture_method": "automatic",
-                    "payment_method": supply.take(), "confirm": True,
+                    "amount": amount,
+                    "currency": currency,
+                    "capture_method": "automatic",
+                    "payment_method": supply.take(),
+                    "confirm": True,
                     "order_id": f"{tag}-{index}-{seq}",
                 }
                 key = uuid.uuid4().hex if idempotency else None
@@ -188,9 +202,15 @@ def drive(
                 try:
                     status, data = client.post("/v1/payment_intents", payload, key)
                 except Exception as exc:  # counted, the loop goes on
-                    samples.append([round(began - start, 4),
-                                    round((time.perf_counter() - began) * 1000, 3),
-                                    0, type(exc).__name__, None])
+                    samples.append(
+                        [
+                            round(began - start, 4),
+                            round((time.perf_counter() - began) * 1000, 3),
+                            0,
+                            type(exc).__name__,
+                            None,
+                        ]
+                    )
                     time.sleep(0.05)
                     continue
                 latency_ms = (time.perf_counter() - began) * 1000
@@ -205,8 +225,15 @@ def drive(
                         intent_id = (error.get("payment_intent") or {}).get("id")
                 except ValueError:
                     intent_status = "non_json"
-                samples.append([round(began - start, 4), round(latency_ms, 3), status,
-                                intent_status, intent_id])
+                samples.append(
+                    [
+                        round(began - start, 4),
+                        round(latency_ms, 3),
+                        status,
+                        intent_status,
+                        intent_id,
+                    ]
+                )
         finally:
             resends[index] = client.resends
             client.close()
@@ -236,8 +263,12 @@ def main() -> int:
     parser.add_argument("--no-idempotency-key", action="store_true")
     parser.add_argument("--tokenize-threads", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=40000)
-    parser.add_argument("--cpu-group", action="append", default=[],
-                        help="name=pid[,pid…]: a process tree whose CPU time is reported")
+    parser.add_argument(
+        "--cpu-group",
+        action="append",
+        default=[],
+        help="name=pid[,pid…]: a process tree whose CPU time is reported",
+    )
     parser.add_argument("--cpu-db", default=None, help="database whose backends' CPU is reported")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
@@ -252,21 +283,34 @@ def main() -> int:
 
     # warm-up: enough cards for a fast stack; reuse beyond that does not matter here
     t0 = time.perf_counter()
-    supply.add(tokenize(args.base_url, args.api_key,
-                        min(args.max_tokens, max(200, int(args.clients * args.warmup * 10))),
-                        args.tokenize_threads))
+    supply.add(
+        tokenize(
+            args.base_url,
+            args.api_key,
+            min(args.max_tokens, max(200, args.clients * 3)),
+            args.tokenize_threads,
+        )
+    )
     tokenize_s = time.perf_counter() - t0
     warm, warm_elapsed, _ = drive(
-        base_url=args.base_url, api_key=args.api_key, clients=args.clients,
-        seconds=args.warmup, supply=supply, amount=args.amount, currency=args.currency,
-        idempotency=idempotency, tag=tag + "-warm",
+        base_url=args.base_url,
+        api_key=args.api_key,
+        clients=args.clients,
+        seconds=args.warmup,
+        supply=supply,
+        amount=args.amount,
+        currency=args.currency,
+        idempotency=idempotency,
+        tag=tag + "-warm",
     )
     warm_ok = sum(1 for s in warm if s[2] == 200)
     warm_rate = warm_ok / warm_elapsed if warm_elapsed else 0.0
 
     # fresh cards for the timed run only
     supply = TokenSupply()
-    wanted = min(args.max_tokens, math.ceil(max(warm_rate, 50) * args.duration * 1.3) + args.clients)
+    wanted = min(
+        args.max_tokens, math.ceil(max(warm_rate, 50) * args.duration * 1.3) + args.clients
+    )
     t0 = time.perf_counter()
     supply.add(tokenize(args.base_url, args.api_key, wanted, args.tokenize_threads))
     tokenize_s += time.perf_counter() - t0
@@ -274,15 +318,22 @@ def main() -> int:
     loadgen_before = os.times()
     cpu_before = procstat.snapshot(groups, args.cpu_db)
     samples, elapsed, resends = drive(
-        base_url=args.base_url, api_key=args.api_key, clients=args.clients,
-        seconds=args.duration, supply=supply, amount=args.amount, currency=args.currency,
-        idempotency=idempotency, tag=tag,
+        base_url=args.base_url,
+        api_key=args.api_key,
+        clients=args.clients,
+        seconds=args.duration,
+        supply=supply,
+        amount=args.amount,
+        currency=args.currency,
+        idempotency=idempotency,
+        tag=tag,
     )
     cpu_after = procstat.snapshot(groups, args.cpu_db)
     loadgen_after = os.times()
     cpu = procstat.delta(cpu_before, cpu_after)
     cpu["loadgen"] = (loadgen_after.user + loadgen_after.system) - (
-        loadgen_before.user + loadgen_before.system)
+        loadgen_before.user + loadgen_before.system
+    )
 
     report = {
         "scenario": args.scenario,

@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "payments_platform.settings.base")
 
 SIM_CONNECTOR = "bench-stripe"
+QUIET_BUSY_PCT = 15  # machine busy % (stack idle) above which a scenario waits, then warns
 STRIPE_CREDENTIALS = {"api_key": "sk_test_simulator_bench", "webhook_secret": "whsec_bench"}
 TARGETS = {
     "A": {"payments_per_s": 400, "p99_ms": 50},
@@ -50,8 +51,7 @@ SCENARIOS = {
     "A1": {"title": "A1 same, 1 client (no queue)", "faults": None},
     "B": {
         "title": "B realistic PSP (200±50 ms)",
-        "faults": {"latency_ms": 200, "latency_distribution": "normal",
-                   "latency_stddev_ms": 50},
+        "faults": {"latency_ms": 200, "latency_distribution": "normal", "latency_stddev_ms": 50},
     },
 }
 
@@ -77,24 +77,43 @@ def seed(sim_url: str) -> dict:
     merchant = Merchant.objects.filter(metadata__bench=True).first()
     if merchant is None:
         merchant = merchant_services.merchant_create(
-            name="Bench Shop", email="bench@example.com", country="NL", actor=actor)
+            name="Bench Shop", email="bench@example.com", country="NL", actor=actor
+        )
         Merchant.objects.filter(pk=merchant.pk).update(metadata={"bench": True})
     key = merchant_services.api_key_create(
-        merchant=merchant, kind="secret", livemode=False, actor=actor, name="bench")
+        merchant=merchant, kind="secret", livemode=False, actor=actor, name="bench"
+    )
     base_url = f"{sim_url.rstrip('/')}/stripe/{SIM_CONNECTOR}"
-    connector = next((c for c in routing_selectors.connector_list(
-        merchant_id=merchant.id, livemode=False) if c.name == SIM_CONNECTOR), None)
+    connector = next(
+        (
+            c
+            for c in routing_selectors.connector_list(merchant_id=merchant.id, livemode=False)
+            if c.name == SIM_CONNECTOR
+        ),
+        None,
+    )
     if connector is not None and connector.base_url != base_url:
         connector.base_url = base_url  # bench data only: the simulator moved to another port
         connector.save(update_fields=["base_url"])
     if connector is None:
         connector = routing_services.connector_create(
-            merchant=merchant, livemode=False, name=SIM_CONNECTOR, connector_type="stripe",
-            base_url=base_url, credentials=STRIPE_CREDENTIALS,
-            supported_currencies=["eur", "usd"], priority=1, actor=actor,
-            fee_schedule=[{"brand": "*", "fixed": 25, "percent_bps": 140}])
-    return {"merchant": merchant.public_id, "secret_key": key.raw_key,
-            "connector": connector.public_id, "sim_connector": SIM_CONNECTOR}
+            merchant=merchant,
+            livemode=False,
+            name=SIM_CONNECTOR,
+            connector_type="stripe",
+            base_url=base_url,
+            credentials=STRIPE_CREDENTIALS,
+            supported_currencies=["eur", "usd"],
+            priority=1,
+            actor=actor,
+            fee_schedule=[{"brand": "*", "fixed": 25, "percent_bps": 140}],
+        )
+    return {
+        "merchant": merchant.public_id,
+        "secret_key": key.raw_key,
+        "connector": connector.public_id,
+        "sim_connector": SIM_CONNECTOR,
+    }
 
 
 # --------------------------------------------------------------------------- helpers
@@ -113,21 +132,28 @@ def pct(values: list[float], p: float) -> float | None:
 
 def set_faults(sim_url: str, faults: dict | None) -> None:
     url = f"{sim_url}/_sim/connectors/{SIM_CONNECTOR}/faults"
-    response = (requests.put(url, json=faults, timeout=5) if faults
-                else requests.delete(url, timeout=5))
+    response = (
+        requests.put(url, json=faults, timeout=5) if faults else requests.delete(url, timeout=5)
+    )
     response.raise_for_status()
 
 
-def background_busy_pct(seconds: float = 1.5) -> float:
-    """CPU busy % of the whole machine while the stack idles: anything well above a few % is
-    another workload (a test suite, another benchmark) competing for the same cores."""
+def background_busy(seconds: float = 1.5) -> tuple[float, list]:
+    """CPU busy % of the whole machine while the stack idles, and its top consumers: anything
+    well above a few % is another workload (a test suite, another benchmark, autovacuum after
+    the last scenario) competing for the same cores."""
     sys.path.insert(0, str(ROOT / "bench"))
     import procstat
 
+    procs0 = procstat.per_process()
     busy0, total0 = procstat.machine_busy_seconds()
     time.sleep(seconds)
     busy1, total1 = procstat.machine_busy_seconds()
-    return round((busy1 - busy0) / max(total1 - total0, 1e-9) * 100, 1)
+    procs1 = procstat.per_process()
+    top = [
+        (cmd, round(cpu / seconds * 100, 1)) for cmd, cpu in procstat.top_consumers(procs0, procs1)
+    ]
+    return round((busy1 - busy0) / max(total1 - total0, 1e-9) * 100, 1), top
 
 
 def python_speed_s() -> float:
@@ -161,9 +187,14 @@ def machine_info() -> dict:
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")
         pg = cursor.fetchone()[0]
-    return {"cpu_model": model, "cpus": os.cpu_count(), "memory_gb": mem_gb,
-            "kernel": platform.release(), "python": platform.python_version(),
-            "postgresql": pg}
+    return {
+        "cpu_model": model,
+        "cpus": os.cpu_count(),
+        "memory_gb": mem_gb,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "postgresql": pg,
+    }
 
 
 # --------------------------------------------------------------------------- profile
@@ -173,11 +204,11 @@ def _normalize_sql(sql: str) -> str:
     head = " ".join(sql.split())
     for verb in ("INSERT INTO", "UPDATE", "DELETE FROM"):
         if head.upper().startswith(verb):
-            return f"{verb} {head[len(verb):].split()[0]}"
+            return f"{verb} {head[len(verb) :].split()[0]}"
     if head.upper().startswith("SELECT"):
         upper = head.upper()
         frm = upper.find(" FROM ")
-        table = head[frm + 6:].split()[0] if frm >= 0 else ""
+        table = head[frm + 6 :].split()[0] if frm >= 0 else ""
         suffix = " FOR UPDATE" if "FOR UPDATE" in upper else ""
         if "MAX(" in upper:
             suffix += " (max)"
@@ -200,9 +231,11 @@ def profile(*, secret_key: str, n: int, cprofile_out: Path | None) -> dict:
     from django.test.utils import CaptureQueriesContext
 
     client = Client(HTTP_AUTHORIZATION=f"Bearer {secret_key}")
-    card = {"type": "card", "card": {"number": "4242424242424242", "exp_month": 12,
-                                     "exp_year": 2034, "cvc": "123"},
-            "billing_details": {"name": "Bench Buyer", "email": "bench@example.com"}}
+    card = {
+        "type": "card",
+        "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2034, "cvc": "123"},
+        "billing_details": {"name": "Bench Buyer", "email": "bench@example.com"},
+    }
 
     def tokenize() -> str:
         response = client.post("/v1/payment_methods", card, content_type="application/json")
@@ -211,12 +244,23 @@ def profile(*, secret_key: str, n: int, cprofile_out: Path | None) -> dict:
 
     def pay(pm: str, key: str | None):
         headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
-        response = client.post("/v1/payment_intents", {
-            "amount": 2000, "currency": "eur", "capture_method": "automatic",
-            "payment_method": pm, "confirm": True, "order_id": "bench-profile"},
-            content_type="application/json", **headers)
+        response = client.post(
+            "/v1/payment_intents",
+            {
+                "amount": 2000,
+                "currency": "eur",
+                "capture_method": "automatic",
+                "payment_method": pm,
+                "confirm": True,
+                "order_id": "bench-profile",
+            },
+            content_type="application/json",
+            **headers,
+        )
         assert response.status_code == 200 and response.json()["status"] == "succeeded", (
-            response.status_code, response.content[:300])
+            response.status_code,
+            response.content[:300],
+        )
 
     for _ in range(20):  # warm caches, sessions, prepared plans
         pay(tokenize(), os.urandom(8).hex())
@@ -264,8 +308,9 @@ def profile(*, secret_key: str, n: int, cprofile_out: Path | None) -> dict:
         "sequential_payments": n,
         "in_process_wall_ms_per_payment": round(wall, 2),
         "in_process_cpu_ms_per_payment": round(cpu, 2),
-        "note": "Django test client in one thread, with cProfile on" if profiler else
-                "Django test client in one thread",
+        "note": "Django test client in one thread, with cProfile on"
+        if profiler
+        else "Django test client in one thread",
     }
 
 
@@ -280,9 +325,12 @@ def psp_times(intent_ids: list[str]) -> dict[str, tuple[int, int]]:
 
     found: dict[str, tuple[int, int]] = {}
     for start in range(0, len(intent_ids), 2000):
-        chunk = intent_ids[start:start + 2000]
-        rows = (PaymentAttempt.objects.filter(intent__public_id__in=chunk)
-                .values("intent__public_id").annotate(psp=Sum("latency_ms"), n=Count("id")))
+        chunk = intent_ids[start : start + 2000]
+        rows = (
+            PaymentAttempt.objects.filter(intent__public_id__in=chunk)
+            .values("intent__public_id")
+            .annotate(psp=Sum("latency_ms"), n=Count("id"))
+        )
         for row in rows:
             found[row["intent__public_id"]] = (row["psp"] or 0, row["n"])
     return found
@@ -291,22 +339,48 @@ def psp_times(intent_ids: list[str]) -> dict[str, tuple[int, int]]:
 def run_scenario(name: str, *, args, seeded: dict, clients: int) -> dict:
     spec = SCENARIOS[name]
     set_faults(args.sim_url, spec["faults"])
-    background = background_busy_pct()
+    background, consumers = background_busy()
+    waited = 0.0
+    while background > QUIET_BUSY_PCT and waited < args.quiet_wait:
+        time.sleep(1.0)  # a shared machine: give a passing workload the chance to finish
+        waited += 2.5
+        background, consumers = background_busy()
     speed = python_speed_s()
-    if background > 15:
-        print(f"  warning: the machine is {background}% busy before the run (another workload?): "
-              "figures will be low", flush=True)
+    if background > QUIET_BUSY_PCT:
+        tops = "; ".join(f"{cmd} {pct_}%" for cmd, pct_ in consumers) or "no process visible"
+        print(
+            f"  warning: the machine is {background}% busy before the run: figures will be "
+            f"low (top: {tops})",
+            flush=True,
+        )
     out = Path(args.workdir) / f"loadgen-{name}.json"
     command = [
-        sys.executable, str(ROOT / "bench" / "loadgen.py"),
-        "--base-url", args.api_url, "--api-key", seeded["secret_key"], "--scenario", name,
-        "--clients", str(clients), "--warmup", str(args.warmup),
-        "--duration", str(args.duration), "--out", str(out), "--cpu-db", args.db_name,
+        sys.executable,
+        str(ROOT / "bench" / "loadgen.py"),
+        "--base-url",
+        args.api_url,
+        "--api-key",
+        seeded["secret_key"],
+        "--scenario",
+        name,
+        "--clients",
+        str(clients),
+        "--warmup",
+        str(args.warmup),
+        "--duration",
+        str(args.duration),
+        "--out",
+        str(out),
+        "--cpu-db",
+        args.db_name,
     ]
     for group in args.cpu_group:
         command += ["--cpu-group", group]
-    print(f"  {spec['title']}: {clients} clients, warm-up {args.warmup:g} s, "
-          f"timed {args.duration:g} s …", flush=True)
+    print(
+        f"  {spec['title']}: {clients} clients, warm-up {args.warmup:g} s, "
+        f"timed {args.duration:g} s …",
+        flush=True,
+    )
     subprocess.run(command, check=True)
     raw = json.loads(out.read_text())
     samples = raw.pop("samples")
@@ -324,6 +398,8 @@ def run_scenario(name: str, *, args, seeded: dict, clients: int) -> dict:
         "scenario": name,
         "title": spec["title"],
         "background_busy_pct_before": background,
+        "background_top_processes": consumers,
+        "waited_for_quiet_s": waited,
         "python_loop_10m_s_before": speed,
         "psp_faults": spec["faults"] or {"latency_ms": 0},
         "clients": clients,
@@ -349,19 +425,24 @@ def run_scenario(name: str, *, args, seeded: dict, clients: int) -> dict:
         psp.append(found[0])
         overhead.append(s[1] - found[0])
         multi += found[1] > 1
-    result.update({
-        "psp_p50_ms": pct(psp, 50),
-        "psp_p95_ms": pct(psp, 95),
-        "overhead_p50_ms": pct(overhead, 50),
-        "overhead_p95_ms": pct(overhead, 95),
-        "overhead_p99_ms": pct(overhead, 99),
-        "overhead_samples": len(overhead),
-        "payments_with_failover": multi,
-    })
+    result.update(
+        {
+            "psp_p50_ms": pct(psp, 50),
+            "psp_p95_ms": pct(psp, 95),
+            "overhead_p50_ms": pct(overhead, 50),
+            "overhead_p95_ms": pct(overhead, 95),
+            "overhead_p99_ms": pct(overhead, 99),
+            "overhead_samples": len(overhead),
+            "payments_with_failover": multi,
+        }
+    )
     cpu = raw.pop("cpu_seconds")
     known = sum(v for k, v in cpu.items() if k not in ("machine", "machine_total"))
-    per_payment = {k: round(v / len(ok) * 1000, 2) for k, v in cpu.items()
-                   if k not in ("machine", "machine_total") and ok}
+    per_payment = {
+        k: round(v / len(ok) * 1000, 2)
+        for k, v in cpu.items()
+        if k not in ("machine", "machine_total") and ok
+    }
     if ok:
         # kernel time not charged to a process (loopback networking), PostgreSQL's background
         # writers, and any other workload on the machine
@@ -370,15 +451,30 @@ def run_scenario(name: str, *, args, seeded: dict, clients: int) -> dict:
     result["cpu_ms_per_payment"] = per_payment
     own = sum(v for k, v in per_payment.items() if k not in ("unattributed", "machine_total"))
     # what the stack would reach with the whole machine to itself, CPU being the bound
-    result["cpu_bound_ceiling_per_s"] = round((os.cpu_count() or 1) * 1000 / own, 1) if own else None
-    result["machine_cpu_busy_pct"] = (round(cpu["machine"] / cpu["machine_total"] * 100, 1)
-                                      if cpu.get("machine_total") else None)
-    result["loadgen"] = {k: raw[k] for k in ("warmup_s", "warmup_rate_per_s", "tokens_fresh",
-                                             "pm_reused", "tokenize_s", "connection_resends",
-                                             "idempotency_key")}
+    result["cpu_bound_ceiling_per_s"] = (
+        round((os.cpu_count() or 1) * 1000 / own, 1) if own else None
+    )
+    result["machine_cpu_busy_pct"] = (
+        round(cpu["machine"] / cpu["machine_total"] * 100, 1) if cpu.get("machine_total") else None
+    )
+    result["loadgen"] = {
+        k: raw[k]
+        for k in (
+            "warmup_s",
+            "warmup_rate_per_s",
+            "tokens_fresh",
+            "pm_reused",
+            "tokenize_s",
+            "connection_resends",
+            "idempotency_key",
+        )
+    }
     targets = TARGETS[name]
-    checks = {k: (result[k] is not None and result[k] < v) for k, v in targets.items()
-              if k != "payments_per_s"}
+    checks = {
+        k: (result[k] is not None and result[k] < v)
+        for k, v in targets.items()
+        if k != "payments_per_s"
+    }
     if "payments_per_s" in targets:
         checks["payments_per_s"] = result["payments_per_s"] >= targets["payments_per_s"]
     result["targets"] = targets
@@ -388,32 +484,39 @@ def run_scenario(name: str, *, args, seeded: dict, clients: int) -> dict:
 
 
 def print_table(results: list[dict], prof: dict | None) -> None:
-    header = (f"{'scenario':<30} {'clients':>7} {'payments':>8} {'pay/s':>7} {'p50':>7} "
-              f"{'p95':>7} {'p99':>7} {'ovh p50':>7} {'ovh p95':>7} {'errors':>6}  target")
+    header = (
+        f"{'scenario':<30} {'clients':>7} {'payments':>8} {'pay/s':>7} {'p50':>7} "
+        f"{'p95':>7} {'p99':>7} {'ovh p50':>7} {'ovh p95':>7} {'errors':>6}  target"
+    )
     print()
     print(header)
     print("-" * len(header))
     for r in results:
         t = r["targets"]
-        goal = ", ".join(([f">= {t['payments_per_s']}/s"] if "payments_per_s" in t else [])
-                         + [f"{k.replace('_ms', '')} < {v} ms" for k, v in t.items()
-                            if k != "payments_per_s"])
+        goal = ", ".join(
+            ([f">= {t['payments_per_s']}/s"] if "payments_per_s" in t else [])
+            + [f"{k.replace('_ms', '')} < {v} ms" for k, v in t.items() if k != "payments_per_s"]
+        )
 
         def f(v):
             return "-" if v is None else f"{v:.1f}"
 
-        print(f"{r['title']:<30} {r['clients']:>7} {r['payments']:>8} "
-              f"{r['payments_per_s']:>7.1f} {f(r['p50_ms']):>7} {f(r['p95_ms']):>7} "
-              f"{f(r['p99_ms']):>7} {f(r['overhead_p50_ms']):>7} {f(r['overhead_p95_ms']):>7} "
-              f"{sum(r['errors'].values()):>6}  {goal}: {r['verdict'].upper()}")
+        print(
+            f"{r['title']:<30} {r['clients']:>7} {r['payments']:>8} "
+            f"{r['payments_per_s']:>7.1f} {f(r['p50_ms']):>7} {f(r['p95_ms']):>7} "
+            f"{f(r['p99_ms']):>7} {f(r['overhead_p50_ms']):>7} {f(r['overhead_p95_ms']):>7} "
+            f"{sum(r['errors'].values()):>6}  {goal}: {r['verdict'].upper()}"
+        )
     print("(latencies in ms, client-observed; ovh = total minus PSP time from the attempts)")
     print()
     print("CPU ms per payment (timed window):")
     for r in results:
         cpu = r["cpu_ms_per_payment"]
         parts = "  ".join(f"{k} {v}" for k, v in cpu.items())
-        print(f"  {r['scenario']}: {parts}  | machine busy {r['machine_cpu_busy_pct']}% of "
-              f"{os.cpu_count()} CPUs; CPU-bound ceiling {r['cpu_bound_ceiling_per_s']}/s")
+        print(
+            f"  {r['scenario']}: {parts}  | machine busy {r['machine_cpu_busy_pct']}% of "
+            f"{os.cpu_count()} CPUs; CPU-bound ceiling {r['cpu_bound_ceiling_per_s']}/s"
+        )
         for label, count in r["errors"].items():
             print(f"     errors: {count} x {label}")
         if any(label.startswith("5") for label in r["errors"]):
@@ -423,13 +526,15 @@ def print_table(results: list[dict], prof: dict | None) -> None:
             print(f"     note: {lg['pm_reused']} payments reused a payment method (batch ran out)")
     if prof:
         print()
-        print(f"Per payment, in-process profile: {prof['queries_create_confirm']} SQL queries "
-              f"for create+confirm with Idempotency-Key "
-              f"({prof['queries_create_confirm_without_idempotency_key']} without), "
-              f"{prof['queries_tokenize']} for tokenization; "
-              f"{prof['in_process_cpu_ms_per_payment']} ms Python CPU, "
-              f"{prof['in_process_wall_ms_per_payment']} ms wall (one thread, "
-              f"{prof['sequential_payments']} payments)")
+        print(
+            f"Per payment, in-process profile: {prof['queries_create_confirm']} SQL queries "
+            f"for create+confirm with Idempotency-Key "
+            f"({prof['queries_create_confirm_without_idempotency_key']} without), "
+            f"{prof['queries_tokenize']} for tokenization; "
+            f"{prof['in_process_cpu_ms_per_payment']} ms Python CPU, "
+            f"{prof['in_process_wall_ms_per_payment']} ms wall (one thread, "
+            f"{prof['sequential_payments']} payments)"
+        )
         print("  " + ", ".join(f"{k} x{v}" for k, v in prof["query_breakdown"].items()))
 
 
@@ -437,18 +542,30 @@ def run(args) -> int:
     seeded = seed(args.sim_url)
     from django.db import connection
 
-    print(f"seeded: merchant {seeded['merchant']}, connector {seeded['connector']} -> "
-          f"{args.sim_url}/stripe/{SIM_CONNECTOR}", flush=True)
+    print(
+        f"seeded: merchant {seeded['merchant']}, connector {seeded['connector']} -> "
+        f"{args.sim_url}/stripe/{SIM_CONNECTOR}",
+        flush=True,
+    )
     set_faults(args.sim_url, None)
     speed = python_speed_s()
-    print(f"  machine: {os.cpu_count()} CPUs, pure-Python probe {speed} s "
-          "(10M-iteration loop; a recent desktop core does it in ~0.35 s)", flush=True)
+    print(
+        f"  machine: {os.cpu_count()} CPUs, pure-Python probe {speed} s "
+        "(10M-iteration loop; a recent desktop core does it in ~0.35 s)",
+        flush=True,
+    )
     prof = None
     if args.profile_payments > 0:
-        print(f"  profile: queries and CPU of one payment, in-process "
-              f"({args.profile_payments} payments) …", flush=True)
-        prof = profile(secret_key=seeded["secret_key"], n=args.profile_payments,
-                       cprofile_out=RESULTS / "payments_cprofile.txt" if args.cprofile else None)
+        print(
+            f"  profile: queries and CPU of one payment, in-process "
+            f"({args.profile_payments} payments) …",
+            flush=True,
+        )
+        prof = profile(
+            secret_key=seeded["secret_key"],
+            n=args.profile_payments,
+            cprofile_out=RESULTS / "payments_cprofile.txt" if args.cprofile else None,
+        )
     results = []
     for name in args.scenarios:
         clients = {"A": args.clients_a, "A1": 1, "B": args.clients_b}[name]
@@ -477,7 +594,10 @@ def run(args) -> int:
 
 def summary(since: float) -> int:
     """Every result file written since `since`: one line per scenario, whatever its keys."""
-    files = sorted(p for p in RESULTS.glob("*.json") if p.stat().st_mtime >= since)
+    files = sorted(
+        (p for p in RESULTS.glob("*.json") if p.stat().st_mtime >= since),
+        key=lambda p: (p.name != "payments.json", p.name),
+    )
     if not files:
         print("no benchmark results written in this run")
         return 0
@@ -504,8 +624,11 @@ def summary(since: float) -> int:
             for key, value in row.items():
                 if isinstance(value, bool) or not isinstance(value, int | float):
                     continue
-                if key.endswith("_per_s") or key in ("p50_ms", "p95_ms", "p99_ms") or key in (
-                        "overhead_p95_ms",):
+                if (
+                    key.endswith("_per_s")
+                    or key in ("p50_ms", "p95_ms", "p99_ms")
+                    or key in ("overhead_p95_ms",)
+                ):
                     figures.append(f"{key} {value}")
             verdict = row.get("verdict", "")
             print(f"  {label:<32} {', '.join(figures)}  {str(verdict).upper()}")
@@ -527,7 +650,13 @@ def main() -> int:
     p_run.add_argument("--clients-b", type=int, default=64)
     p_run.add_argument("--warmup", type=float, default=5)
     p_run.add_argument("--duration", type=float, default=20)
-    p_run.add_argument("--profile-payments", type=int, default=200)
+    p_run.add_argument("--profile-payments", type=int, default=100)
+    p_run.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=20,
+        help="seconds a scenario may wait for the machine to be quiet",
+    )
     p_run.add_argument("--cprofile", action="store_true")
     p_run.add_argument("--cpu-group", action="append", default=[])
     p_run.add_argument("--stack-json", default="")

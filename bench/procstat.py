@@ -34,7 +34,9 @@ def _all_pids() -> list[int]:
 
 def _cmdline(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
     except OSError:
         return ""
 
@@ -85,3 +87,19 @@ def snapshot(roots: dict[str, list[int]], db_name: str | None = None) -> dict[st
 def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     """Per-group CPU seconds used between two snapshots (>= 0; backends that vanished count 0)."""
     return {k: max(0.0, after.get(k, 0.0) - before.get(k, 0.0)) for k in after}
+
+
+def per_process() -> dict[int, tuple[str, float]]:
+    """{pid: (command line, cpu seconds)} of every process."""
+    found = {}
+    for pid in _all_pids():
+        stat = _stat(pid)
+        if stat is not None:
+            found[pid] = (_cmdline(pid)[:80] or f"[{pid}]", stat[1])
+    return found
+
+
+def top_consumers(before: dict, after: dict, n: int = 3) -> list[tuple[str, float]]:
+    """The n processes that used the most CPU seconds between two per_process() calls."""
+    used = [(cmd, cpu - before.get(pid, (cmd, 0.0))[1]) for pid, (cmd, cpu) in after.items()]
+    return sorted((u for u in used if u[1] > 0), key=lambda u: -u[1])[:n]

@@ -23,6 +23,8 @@ v1 = [
     path("", include("apps.intents.api.urls")),
     path("", include("apps.routing.api.urls")),
     path("", include("apps.events.api.urls")),
+    path("", include("apps.payouts.api.urls")),
+    path("", include("apps.ledger.api.urls")),
 ]
 
 urlpatterns = [

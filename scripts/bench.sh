@@ -20,7 +20,8 @@ BENCH_DURATION="${BENCH_DURATION:-20}"
 BENCH_CLIENTS_A="${BENCH_CLIENTS_A:-8}"
 BENCH_CLIENTS_B="${BENCH_CLIENTS_B:-64}"
 BENCH_SCENARIOS="${BENCH_SCENARIOS:-A A1 B}"
-BENCH_PROFILE_PAYMENTS="${BENCH_PROFILE_PAYMENTS:-200}"
+BENCH_PROFILE_PAYMENTS="${BENCH_PROFILE_PAYMENTS:-100}"
+BENCH_QUIET_WAIT="${BENCH_QUIET_WAIT:-20}"  # s a scenario waits for a busy machine to calm down
 BENCH_OTHERS="${BENCH_OTHERS:-1}"            # 0: skip ledger/routing/webhooks benches
 BENCH_OTHER_TIMEOUT="${BENCH_OTHER_TIMEOUT:-300}"
 
@@ -164,6 +165,7 @@ EOF
   --scenarios $BENCH_SCENARIOS --clients-a "$BENCH_CLIENTS_A" --clients-b "$BENCH_CLIENTS_B" \
   --warmup "$BENCH_WARMUP" --duration "$BENCH_DURATION" \
   --profile-payments "$BENCH_PROFILE_PAYMENTS" ${BENCH_CPROFILE:+--cprofile} \
+  --quiet-wait "$BENCH_QUIET_WAIT" \
   --cpu-group "web=$WEB_PID" --cpu-group "sim=$SIM_PID" --cpu-group "worker=$WORKER_PID" \
   --stack-json "$STACK_JSON"
 

@@ -17,8 +17,10 @@ Rules (architecture sections 4 and 7):
   reverted. The intent goes back to `requires_capture` with the amount capturable again (the
   authorization still stands, so the merchant can capture again or cancel, and the expiry
   sweep voids it otherwise), `amount_received` back to 0, and a `payment_intent.capture_failed`
-  event whose previous attributes say it was `succeeded`. If refunds were already made against
-  that capture it cannot be reverted safely: the intent is flagged `needs_review` instead.
+  event whose previous attributes say it was `succeeded`. The ledger follows in the same
+  transaction: the capture's posted legs are negated (adjustment) and a new hold is opened for
+  the amount. If refunds were already made against that capture it cannot be reverted safely:
+  the intent is flagged `needs_review` instead.
 - A notification contradicting a final state (PSP says authorized after we recorded a decline
   and perhaps failed over; a refund failing after it succeeded; a cancel refused after we
   canceled) is a `conflict`: recorded, the intent flagged `needs_review`, nothing reverted.
@@ -29,13 +31,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.db import transaction
+from django.utils import timezone
 
 from apps.core.audit import Actor, audit_record
 from apps.intents import ledger_hooks
 from apps.intents import services as intent_services
 from apps.intents.models import IntentStatus, PaymentAttempt, PaymentIntent, Refund, RefundStatus
+from apps.ledger import postings as ledger_postings
+from apps.ledger import selectors as ledger_selectors
+from apps.ledger import services as ledger
+from apps.ledger.chart import Leg
 from apps.psp_adapters.contract import Outcome, PSPResult, WebhookEvent
 from apps.psp_adapters.decline_codes import is_hard
 
@@ -262,6 +270,7 @@ def _revert_capture(intent: PaymentIntent, event: WebhookEvent, before: dict
     if not reverted:
         return _ignored(obj, "the intent changed meanwhile")
     intent = intent_services._lock_intent(intent.pk)
+    _ledger_capture_failed(intent, amount=previous["amount_received"])
     intent_services._emit(intent, "payment_intent.capture_failed", previous)
     audit_record(actor=ACTOR, action="payment_intent.capture_reverted",
                  object_type="payment_intent", object_id=obj, merchant_id=intent.merchant_id,
@@ -271,6 +280,34 @@ def _revert_capture(intent: PaymentIntent, event: WebhookEvent, before: dict
     logger.warning("capture of %s failed at the PSP after it was applied: reverted", obj)
     return _applied(obj, f"capture failed at the PSP ({event.raw_code}): reverted",
                     _changes(obj, before, _snapshot(intent)))
+
+
+def _ledger_capture_failed(intent: PaymentIntent, *, amount: int) -> None:
+    """Books what the revert means, in the same transaction: the capture's posted legs are
+    negated (an adjustment: the receivable never arrives), and a new hold is opened for the
+    amount, because the authorization still stands and will be captured again or voided."""
+    source = intent.public_id
+    capture = (ledger_selectors.journals_for_source(source_id=source,
+                                                    merchant_id=intent.merchant_id)
+               .filter(kind="capture").last())
+    if capture is None:
+        return
+    legs = [Leg(entry.account.code, -entry.amount) for entry in capture.entries.all()
+            if entry.phase == "posted"]
+    common = {"metadata": {"payment_intent": source}, "source_type": "payment_intent",
+              "source_id": source}
+    ledger.ledger_post(
+        merchant_id=intent.merchant_id, livemode=intent.livemode, currency=intent.currency,
+        kind="adjustment", idempotency_key=f"{capture.public_id}:capture_failed", legs=legs,
+        description="capture failed at the PSP", **common)
+    window = timedelta(days=intent.connector.authorization_window_days)
+    hold = ledger.ledger_hold(
+        merchant_id=intent.merchant_id, livemode=intent.livemode, currency=intent.currency,
+        idempotency_key=f"{capture.public_id}:hold_again",
+        legs=ledger_postings.authorization_legs(amount=amount),
+        expires_at=(intent.authorized_at or timezone.now()) + window, **common)
+    PaymentIntent.objects.filter(pk=intent.pk).update(ledger_hold=hold.public_id)
+    intent.ledger_hold = hold.public_id
 
 
 # --------------------------------------------------------------------------- cancellation

@@ -49,6 +49,8 @@ def intent_representation(intent: PaymentIntent, *, expand_attempts: bool = Fals
         "customer_email": intent.customer_email or None,
         "description": intent.description or None,
         "metadata": intent.metadata,
+        "splits": intent.splits,
+        "platform_fee_amount": intent.platform_fee_amount,
         "last_payment_error": intent.last_payment_error,
         "next_action": intent.next_action,
         "cancellation_reason": intent.cancellation_reason or None,

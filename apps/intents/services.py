@@ -22,6 +22,7 @@ from apps.core.money import normalize_currency, validate_amount
 from apps.events.services import outbox_record
 from apps.intents import ledger_hooks
 from apps.intents.selectors import intent_get
+from apps.merchants import selectors as merchant_selectors
 from apps.intents.models import IntentStatus, PaymentAttempt, PaymentIntent, Refund, RefundStatus
 from apps.intents.representations import intent_representation, refund_representation
 from apps.psp_adapters.contract import (
@@ -103,9 +104,13 @@ def intent_create(
     customer_email: str = "",
     description: str = "",
     metadata: dict | None = None,
+    splits: list[dict] | None = None,
+    platform_fee_amount: int = 0,
 ) -> PaymentIntent:
     currency = normalize_currency(currency)
     amount = validate_amount(amount)
+    splits = _validate_splits(merchant=merchant, livemode=livemode, amount=amount,
+                              splits=splits or [], platform_fee_amount=platform_fee_amount)
     if capture_method not in PaymentIntent.CaptureMethod.values:
         raise InvalidRequestError("capture_method must be 'automatic' or 'manual'.",
                                   code="parameter_invalid", param="capture_method")
@@ -118,6 +123,7 @@ def intent_create(
             merchant=merchant, livemode=livemode, amount=amount, currency=currency,
             capture_method=capture_method, payment_method=method, order_id=order_id,
             customer_email=customer_email, description=description, metadata=metadata or {},
+            splits=splits, platform_fee_amount=platform_fee_amount,
         )
         if method is not None:
             intent.attach_payment_method()
@@ -127,6 +133,35 @@ def intent_create(
                      object_id=intent.public_id, merchant_id=merchant.id, livemode=livemode,
                      changes={"amount": [None, amount], "currency": [None, currency]})
     return intent
+
+
+def _validate_splits(*, merchant, livemode: bool, amount: int, splits: list[dict],
+                     platform_fee_amount) -> list[dict]:
+    """Marketplace splits: each seller must be this merchant's, amounts positive integers, and
+    splits plus the platform fee may not exceed the payment amount."""
+    if isinstance(platform_fee_amount, bool) or not isinstance(platform_fee_amount, int) or (
+        platform_fee_amount < 0
+    ):
+        raise InvalidRequestError("platform_fee_amount must be a non-negative integer.",
+                                  code="amount_invalid", param="platform_fee_amount")
+    clean, seen = [], set()
+    for index, split in enumerate(splits):
+        param = f"splits[{index}]"
+        seller = merchant_selectors.seller_get_for_split(
+            merchant_id=merchant.id, livemode=livemode, public_id=split["seller"],
+            param=f"{param}[seller]")
+        if seller.public_id in seen:
+            raise InvalidRequestError("Each seller may appear once in splits.",
+                                      code="parameter_duplicate", param=f"{param}[seller]")
+        seen.add(seller.public_id)
+        clean.append({"seller": seller.public_id,
+                      "amount": validate_amount(split["amount"], param=f"{param}[amount]")})
+    total = sum(s["amount"] for s in clean) + platform_fee_amount
+    if total > amount:
+        raise InvalidRequestError(
+            f"Splits and platform fee ({total}) exceed the payment amount ({amount}).",
+            code="splits_exceed_amount", param="splits" if clean else "platform_fee_amount")
+    return clean
 
 
 # --------------------------------------------------------------------------- confirm

@@ -181,10 +181,10 @@ def api_key_revoke(*, api_key: ApiKey, actor: Actor) -> ApiKey:
 # --------------------------------------------------------------------------- sellers
 
 # Countries whose domestic accounts are identified by IBAN only (SEPA without the UK).
-IBAN_ONLY_COUNTRIES = frozenset(
-    "AT BE BG CH CY CZ DE DK EE ES FI FR GR HR HU IE IS IT LI LT LU LV MT NL NO PL PT RO SE SI "
-    "SK".split()
+_IBAN_ONLY = (
+    "AT BE BG CH CY CZ DE DK EE ES FI FR GR HR HU IE IS IT LI LT LU LV MT NL NO PL PT RO SE SI SK"
 )
+IBAN_ONLY_COUNTRIES = frozenset(_IBAN_ONLY.split())
 _IBAN = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$")
 _DIGITS = re.compile(r"^[0-9]+$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")

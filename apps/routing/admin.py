@@ -57,6 +57,7 @@ class _MerchantChoicesMixin:
 
 class ConnectorAdminForm(forms.ModelForm):
     connector_type = forms.ChoiceField(choices=())
+    base_url = forms.URLField(max_length=300, assume_scheme="https")
     credentials_json = forms.CharField(
         label="credentials",
         required=False,
@@ -424,9 +425,6 @@ class RoutingProfileAdmin(_MerchantChoicesMixin, MerchantScopedAdmin):
                 activate=data.get("activate_now", False),
             )
         obj.pk, obj.public_id = saved.pk, saved.public_id
-
-    def save_related(self, request, form, formsets, change):
-        pass  # versions are written by the services, never through the inline
 
     def has_activate_permission(self, request):
         return request.user.has_perm("routing.change_routingprofile")

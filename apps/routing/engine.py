@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from django.conf import settings
 
 from apps.routing import health, strategies
 from apps.routing.models import Connector, RoutingProfile
@@ -69,15 +70,48 @@ class CompiledRouting:
     by_id: dict[str, Connector]
 
 
-_cache: dict[tuple[int, bool], CompiledRouting] = {}
+@dataclass
+class _Entry:
+    compiled: CompiledRouting
+    snaps: dict  # breaker snapshots read with the generation token
+    loaded_at: float  # time.monotonic()
+    epoch: int  # the invalidation listener's connection epoch at load time
+
+
+_cache: dict[tuple[int, bool], _Entry] = {}
 _versions: dict[int, RuleSet] = {}  # versions are immutable: compiled once per process
 _lock = threading.Lock()
+_invalidations: dict[tuple[int, bool], int] = {}  # per merchant: how often invalidated
+_everything = [0]  # how often everything was invalidated
 
 
 def cache_clear() -> None:
     with _lock:
         _cache.clear()
         _versions.clear()
+        _everything[0] += 1
+
+
+def _invalidated(message: str) -> None:
+    with _lock:
+        if message == "*":
+            _cache.clear()
+            _everything[0] += 1
+            return
+        merchant, _, mode = message.partition(":")
+        try:
+            key = (int(merchant), mode == "1")
+        except ValueError:
+            return
+        _cache.pop(key, None)
+        _invalidations[key] = _invalidations.get(key, 0) + 1
+
+
+health.on_invalidate(_invalidated)
+
+
+def _max_age() -> float:
+    return float(getattr(settings, "ROUTING_CACHE_MAX_AGE_SECONDS", 30))
 
 
 def _load(merchant_id: int, livemode: bool, generation: str) -> CompiledRouting:
@@ -113,11 +147,29 @@ def _load(merchant_id: int, livemode: bool, generation: str) -> CompiledRouting:
 
 
 def compiled_for(merchant_id: int, livemode: bool) -> tuple[CompiledRouting, dict]:
-    """The merchant's compiled routing and its connectors' breaker snapshots."""
+    """The merchant's compiled routing and its connectors' breaker snapshots.
+
+    Fast path, no I/O: the process's copy while the invalidation listener is subscribed (any
+    change drops the copy at once; `ROUTING_CACHE_MAX_AGE_SECONDS` bounds it regardless).
+    Otherwise one Redis MGET (generation token + breaker states), and the database only when
+    the token changed."""
     key = (merchant_id, livemode)
+    listener = health.listener
+    listener.ensure_started()
     entry = _cache.get(key)
+    now = time.monotonic()
+    if (
+        entry is not None
+        and listener.connected
+        and entry.epoch == listener.epoch
+        and now - entry.loaded_at < _max_age()
+    ):
+        return entry.compiled, entry.snaps
+    # what the copy is valid against, taken before anything is read
+    seen = (_invalidations.get(key, 0), _everything[0], listener.epoch)
+    compiled = entry.compiled if entry is not None else None
     gen_key = health.generation_key(merchant_id, livemode)
-    ids = [c.public_id for c in entry.connectors] if entry else []
+    ids = [c.public_id for c in compiled.connectors] if compiled else []
     try:
         snaps = health.breaker_snapshots(ids, extra_keys=(gen_key,))
         raw = snaps.pop("_extra")[0]
@@ -125,18 +177,19 @@ def compiled_for(merchant_id: int, livemode: bool) -> tuple[CompiledRouting, dic
     except redis.RedisError:
         logger.exception("routing: Redis unavailable; routing from the database, breakers closed")
         return _load(merchant_id, livemode, ""), {}
-    if entry is None or entry.generation != generation or not generation:
-        # the token is read before the database, so a change committed meanwhile is seen
-        # on the next decision at the latest
-        entry = _load(merchant_id, livemode, generation)
-        with _lock:
-            _cache[key] = entry
+    if compiled is None or compiled.generation != generation or not generation:
+        # the token is read before the database: a change committed meanwhile changes the
+        # token again (on commit), so this copy is replaced at the next decision at the latest
+        compiled = _load(merchant_id, livemode, generation)
         try:
-            snaps = health.breaker_snapshots([c.public_id for c in entry.connectors])
+            snaps = health.breaker_snapshots([c.public_id for c in compiled.connectors])
             snaps.pop("_extra", None)
         except redis.RedisError:
             snaps = {}
-    return entry, snaps
+    with _lock:
+        if seen == (_invalidations.get(key, 0), _everything[0], listener.epoch):
+            _cache[key] = _Entry(compiled=compiled, snaps=snaps, loaded_at=now, epoch=seen[2])
+    return compiled, snaps
 
 
 def _skip_reason(

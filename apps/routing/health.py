@@ -13,10 +13,13 @@ Keys (all with a TTL; Redis is never the only copy of anything that matters):
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -47,8 +50,9 @@ def window_seconds() -> int:
 def _client_for(url: str) -> redis.Redis:
     # short timeouts and one immediate retry: when Redis is down, routing and breakers fall
     # back (breakers closed, routing from the database) instead of stalling the checkout
-    return redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5,
-                                retry=Retry(NoBackoff(), 1))
+    return redis.Redis.from_url(
+        url, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 1)
+    )
 
 
 def client() -> redis.Redis:
@@ -56,6 +60,30 @@ def client() -> redis.Redis:
 
 
 # --------------------------------------------------------------------------- generations
+#
+# Every process keeps the merchants' compiled routing in memory. A change (activation,
+# connector edit, breaker transition, auto-disable) sets a new generation token in Redis and
+# publishes the merchant on a channel; each process's listener drops its copy at once, and a
+# process that is not (yet) subscribed compares the token on every decision instead.
+
+_local_listeners: list[Callable[[str], None]] = []
+
+
+def on_invalidate(callback: Callable[[str], None]) -> None:
+    """`callback("<merchant>:<mode>")` on a change, `callback("*")` when everything may be
+    stale (listener (re)connected or lost)."""
+    _local_listeners.append(callback)
+
+
+def _invalidate_locally(message: str) -> None:
+    for callback in _local_listeners:
+        callback(message)
+
+
+def channel() -> str:
+    # pub/sub ignores the database number: keep environments sharing a Redis apart
+    db = client().connection_pool.connection_kwargs.get("db", 0)
+    return f"routing:invalidate:{db}"
 
 
 def generation_key(merchant_id: int, livemode: bool) -> str:
@@ -63,8 +91,13 @@ def generation_key(merchant_id: int, livemode: bool) -> str:
 
 
 def generation_bump(merchant_id: int, livemode: bool) -> None:
+    message = f"{merchant_id}:{int(livemode)}"
+    _invalidate_locally(message)  # this process: before anything else can read the old state
     try:
-        client().set(generation_key(merchant_id, livemode), uuid.uuid4().hex, ex=KEY_TTL_SECONDS)
+        pipe = client().pipeline(transaction=False)
+        pipe.set(generation_key(merchant_id, livemode), uuid.uuid4().hex, ex=KEY_TTL_SECONDS)
+        pipe.publish(channel(), message)
+        pipe.execute()
     except redis.RedisError:
         logger.exception("routing: could not bump the generation of merchant %s", merchant_id)
 
@@ -75,6 +108,62 @@ def generation_ensure(merchant_id: int, livemode: bool) -> str:
     c.set(key, uuid.uuid4().hex, nx=True, ex=KEY_TTL_SECONDS)
     value = c.get(key)
     return value.decode() if value else ""
+
+
+class InvalidationListener:
+    """One subscriber thread per process, started on first use (so after a gunicorn fork).
+    `connected` is True only while subscribed; every (re)connection bumps `epoch` and drops
+    all local copies, since messages may have been missed meanwhile."""
+
+    def __init__(self) -> None:
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+        self.connected = False
+        self.epoch = 0
+
+    def ensure_started(self) -> None:
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self.connected = False
+            threading.Thread(target=self._run, name="routing-invalidations", daemon=True).start()
+
+    def _run(self) -> None:
+        pid = os.getpid()
+        while self._pid == pid:
+            pubsub = None
+            try:
+                conn = redis.Redis.from_url(
+                    settings.REDIS_URL, socket_connect_timeout=1, health_check_interval=15
+                )
+                pubsub = conn.pubsub()
+                pubsub.subscribe(channel())
+                while (msg := pubsub.get_message(timeout=2.0)) is None or (
+                    msg["type"] != "subscribe"
+                ):
+                    pass
+                self.epoch += 1
+                _invalidate_locally("*")
+                self.connected = True
+                while self._pid == pid:
+                    msg = pubsub.get_message(timeout=1.0)
+                    if msg is not None and msg["type"] == "message":
+                        _invalidate_locally(msg["data"].decode())
+            except Exception:
+                logger.warning("routing: invalidation listener lost Redis; retrying", exc_info=True)
+            finally:
+                self.connected = False
+                _invalidate_locally("*")
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        pubsub.close()
+            time.sleep(1.0)
+
+
+listener = InvalidationListener()
 
 
 # --------------------------------------------------------------------------- breakers
@@ -88,11 +177,32 @@ def breaker_settings() -> dict:
     }
 
 
-def breaker(connector_id: str, on_transition=None) -> breakers.ConnectorBreaker:
+def breaker_transitioned(connector_id: str, old: str, new: str) -> None:
+    """Every automatic breaker transition: in the audit log, and routing caches refreshed
+    (called once, by the process that made the transition)."""
+    from apps.core.audit import Actor, audit_record
+    from apps.routing.models import Connector
+
+    row = Connector.objects.filter(public_id=connector_id).values("merchant_id", "livemode")
+    row = row.first() or {}
+    audit_record(
+        actor=Actor.system("circuit_breaker"),
+        action=f"connector.breaker_{new}",
+        object_type="connector",
+        object_id=connector_id,
+        merchant_id=row.get("merchant_id"),
+        livemode=row.get("livemode"),
+        changes={"breaker": [old, new]},
+    )
+    if row:
+        generation_bump(row["merchant_id"], row["livemode"])
+
+
+def breaker(connector_id: str) -> breakers.ConnectorBreaker:
     return breakers.breaker_for(
         client=client(),
         connector_id=connector_id,
-        on_transition=on_transition,
+        on_transition=breaker_transitioned,
         **breaker_settings(),
     )
 

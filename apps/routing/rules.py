@@ -724,8 +724,16 @@ class RuleSet:
     rules: tuple[Rule, ...]
     fallback: tuple[str, ...]
     definition: dict  # the normalized JSON that is stored
+    matcher: Callable[[PaymentFacts], int] = field(compare=False, repr=False, default=None)
 
     def first_match(self, facts: PaymentFacts) -> Rule | None:
+        if self.matcher is not None:
+            index = self.matcher(facts)
+            return self.rules[index] if index >= 0 else None
+        return self.first_match_reference(facts)
+
+    def first_match_reference(self, facts: PaymentFacts) -> Rule | None:
+        """The same answer as the compiled matcher, one predicate at a time (tests compare)."""
         for rule in self.rules:
             if rule.predicate(facts):
                 return rule
@@ -736,6 +744,75 @@ class RuleSet:
         for rule in self.rules:
             ids.update(rule.strategy.connectors)
         return ids
+
+
+# --------------------------------------------------------------------------- compilation
+
+_FIELD_VARS = {
+    "amount": "amount",
+    "currency": "currency",
+    "brand": "brand",
+    "funding": "funding",
+    "bin": "bin_",
+    "issuer_country": "issuer_country",
+    "customer_country": "customer_country",
+    "payment_method_type": "payment_method_type",
+}
+_PROLOGUE = (
+    "def _first_match(f):\n"
+    "    amount = f.amount; currency = f.currency; brand = f.brand; funding = f.funding\n"
+    "    bin_ = f.bin; issuer_country = f.issuer_country\n"
+    "    customer_country = f.customer_country; payment_method_type = f.payment_method_type\n"
+    "    md = f.metadata\n"
+)
+
+
+def _condition_source(condition: Condition, const: Callable[[Any], str]) -> str:
+    if isinstance(condition, BinRanges):
+        spans = " or ".join(f"{const(lo)} <= bin_ <= {const(hi)}" for lo, hi in condition.ranges)
+        return f"(len(bin_) == {BIN_DIGITS} and ({spans}))"
+    name = condition.field
+    if name.startswith("metadata."):
+        subject = f"md.get({const(name[len('metadata.') :])})"
+    else:
+        subject = _FIELD_VARS[name]
+    if isinstance(condition, IntRange):
+        parts = []
+        if condition.lo is not None:
+            parts.append(f"{subject} >= {const(condition.lo)}")
+        if condition.hi is not None:
+            parts.append(f"{subject} <= {const(condition.hi)}")
+        return "(" + " and ".join(parts or ["True"]) + ")"
+    if isinstance(condition, ValueSet):
+        # a missing value (None, "") is in no validated set, so `not in` matches it
+        return f"({subject} {'not in' if condition.negate else 'in'} {const(condition.values)})"
+    if isinstance(condition, Exists):
+        return f"({subject} {'not in' if condition.present else 'in'} (None, ''))"
+    raise TypeError(condition)
+
+
+def compile_matcher(rules: tuple[Rule, ...]) -> Callable[[PaymentFacts], int]:
+    """One generated function for the whole rule list: straight-line `if`s over local
+    variables, the first matching rule's index or -1. Every value is a bound constant, never
+    source text, so nothing a merchant sends can become code."""
+    consts: dict[str, Any] = {}
+
+    def const(value: Any) -> str:
+        name = f"_k{len(consts)}"
+        consts[name] = value
+        return name
+
+    lines = [_PROLOGUE]
+    for rule in rules:
+        parts = [_condition_source(c, const) for c in rule.conditions]
+        joiner = " and " if rule.match == "all" else " or "
+        test = joiner.join(parts) if parts else "True"
+        lines.append(f"    if {test}:\n        return {int(rule.index)}\n")
+    lines.append("    return -1\n")
+    namespace: dict[str, Any] = {"__builtins__": {"len": len, "True": True}, **consts}
+    code = compile("".join(lines), "<routing rules>", "exec")
+    exec(code, namespace)  # noqa: S102  (generated from validated rule objects, see above)
+    return namespace["_first_match"]
 
 
 def parse_rule_set(rules: Any, fallback: Any, connectors: dict[str, dict]) -> RuleSet:
@@ -780,6 +857,7 @@ def parse_rule_set(rules: Any, fallback: Any, connectors: dict[str, dict]) -> Ru
         rules=tuple(parsed),
         fallback=fallback_ids,
         definition={"rules": stored, "fallback": list(fallback_ids)},
+        matcher=compile_matcher(tuple(parsed)),
     )
 
 

@@ -53,7 +53,7 @@ def route_for_payment(
         issuer_country=(card_facts.get("issuer_country") or "").upper(),
         customer_country=(customer_country or "").upper(),
         payment_method_type=payment_method_type or "card",
-        metadata=metadata or {},
+        metadata={k: v if isinstance(v, str) else str(v) for k, v in (metadata or {}).items()},
         intent_id=intent_id,
     )
     return engine.decide(merchant_id=merchant_id, livemode=livemode, facts=facts, exclude=exclude)

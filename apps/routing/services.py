@@ -666,27 +666,10 @@ def routing_settings_update(
 # --------------------------------------------------------------------------- breakers, health
 
 
-def _breaker_transitioned(connector_id: str, old: str, new: str) -> None:
-    """Audit of every automatic breaker transition (called by the process that made it)."""
-    row = (
-        Connector.objects.filter(public_id=connector_id).values("merchant_id", "livemode").first()
-        or {}
-    )
-    audit_record(
-        actor=Actor.system("circuit_breaker"),
-        action=f"connector.breaker_{new}",
-        object_type="connector",
-        object_id=connector_id,
-        merchant_id=row.get("merchant_id"),
-        livemode=row.get("livemode"),
-        changes={"breaker": [old, new]},
-    )
-
-
 def connector_call(*, connector: Connector, call: Callable[[], PSPResult]) -> PSPResult:
     """Runs one PSP call under the connector's circuit breaker (state shared in Redis). A call
     the breaker refuses comes back as ERROR with retryable_elsewhere: nothing was sent."""
-    return health.breaker(connector.public_id, on_transition=_breaker_transitioned).call(call)
+    return health.breaker(connector.public_id).call(call)
 
 
 def connector_health_record(
@@ -709,7 +692,7 @@ def connector_breaker_force(*, connector: Connector, mode: str | None, actor: Ac
     automatic, closed). Needs `core.force_breaker` in the admin."""
     if mode not in (None, "open", "closed"):
         raise _invalid("mode must be 'open', 'closed' or null.", "mode")
-    breaker = health.breaker(connector.public_id, on_transition=_breaker_transitioned)
+    breaker = health.breaker(connector.public_id)
     before = breaker.forced()
     breaker.force(mode)
     routing_changed(connector.merchant_id, connector.livemode)
@@ -814,7 +797,7 @@ def connector_auto_enable(*, connector: Connector, probes: int) -> bool:
         routing_changed(connector.merchant_id, connector.livemode)
     # a fresh start: old errors must not disable it again at once
     health.forget(connector.public_id)
-    health.breaker(connector.public_id, on_transition=_breaker_transitioned).reset()
+    health.breaker(connector.public_id).reset()
     connector.enabled = True
     connector.disabled_reason = ""
     return True

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "apps.routing",
     "apps.events",
     "apps.intents",
+    "apps.payouts",
     "apps.psp_simulator",
     "apps.demo",
 ]

@@ -17,6 +17,9 @@ from apps.events.models import InboundWebhook, OutboxEvent
 from apps.intents import psp_notifications
 from apps.intents import services as intent_services
 from apps.intents.models import PaymentAttempt, PaymentIntent, Refund
+from apps.ledger import chart
+from apps.ledger import selectors as ledger_selectors
+from apps.ledger.models import JournalTransaction
 from apps.psp_adapters.contract import Outcome, PSPResult
 from tests.events.psp_payloads import (
     adyen_item,
@@ -186,10 +189,18 @@ def test_adyen_capture_failed_after_the_optimistic_capture_reverts_it(
     assert event.payload["status"] == "requires_capture"
     assert AuditLogEntry.objects.filter(action="payment_intent.capture_reverted",
                                         object_id=intent.public_id).exists()
+    # the books no longer count money that never came, and the authorization is held again
+    assert ledger_selectors.account_balance(
+        merchant_id=intent.merchant_id, livemode=False, currency="eur",
+        code=chart.MERCHANT_PENDING) == 0
+    assert ledger_selectors.hold_status(hold=JournalTransaction.objects.get(
+        public_id=intent.ledger_hold)) == "pending"
     # the authorization still stands: the merchant may cancel it
     canceled = api.post(f"/v1/payment_intents/{created['id']}/cancel", {}, format="json")
     assert canceled.status_code == 200, canceled.content
     assert canceled.json()["status"] == "canceled"
+    assert ledger_selectors.hold_status(hold=JournalTransaction.objects.get(
+        public_id=intent.ledger_hold)) == "voided"
 
 
 @pytest.mark.usefixtures("adyen_connector", "enqueued")

@@ -26,17 +26,16 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 ROOT = Path(__file__).resolve().parents[2]
 
 APPROVED = PSPResult(outcome=Outcome.APPROVED, http_status=200)
-SOFT_DECLINE = PSPResult(outcome=Outcome.SOFT_DECLINE, decline_code="do_not_honor",
-                         http_status=402)
-HARD_DECLINE = PSPResult(outcome=Outcome.HARD_DECLINE, decline_code="stolen_card",
-                         http_status=402)
+SOFT_DECLINE = PSPResult(outcome=Outcome.SOFT_DECLINE, decline_code="do_not_honor", http_status=402)
+HARD_DECLINE = PSPResult(outcome=Outcome.HARD_DECLINE, decline_code="stolen_card", http_status=402)
 REJECTED_422 = PSPResult(outcome=Outcome.ERROR, http_status=422, retryable_elsewhere=True)
 IN_FLIGHT_409 = PSPResult(outcome=Outcome.UNKNOWN, http_status=409)
 HTTP_503 = PSPResult(outcome=Outcome.ERROR, http_status=503, retryable_elsewhere=True)
 HTTP_500 = PSPResult(outcome=Outcome.UNKNOWN, http_status=500)
 READ_TIMEOUT = PSPResult(outcome=Outcome.UNKNOWN, raw_code="read_timeout")
-CONNECT_FAILED = PSPResult(outcome=Outcome.ERROR, raw_code="connect_failed",
-                           retryable_elsewhere=True)
+CONNECT_FAILED = PSPResult(
+    outcome=Outcome.ERROR, raw_code="connect_failed", retryable_elsewhere=True
+)
 
 
 @pytest.fixture
@@ -70,14 +69,23 @@ class Calls:
         return self.result
 
 
-@pytest.mark.parametrize("result", [HTTP_503, HTTP_500, READ_TIMEOUT, CONNECT_FAILED,
-                                    PSPResult(outcome=Outcome.ERROR, http_status=504)])
+@pytest.mark.parametrize(
+    "result",
+    [
+        HTTP_503,
+        HTTP_500,
+        READ_TIMEOUT,
+        CONNECT_FAILED,
+        PSPResult(outcome=Outcome.ERROR, http_status=504),
+    ],
+)
 def test_5xx_timeouts_and_connection_errors_count(result):
     assert counts_as_failure(result)
 
 
-@pytest.mark.parametrize("result", [APPROVED, SOFT_DECLINE, HARD_DECLINE, REJECTED_422,
-                                    IN_FLIGHT_409])
+@pytest.mark.parametrize(
+    "result", [APPROVED, SOFT_DECLINE, HARD_DECLINE, REJECTED_422, IN_FLIGHT_409]
+)
 def test_declines_and_answers_never_count(result):
     assert not counts_as_failure(result)
 
@@ -95,7 +103,10 @@ def test_opens_after_consecutive_failures_and_refuses_without_calling(client, co
     result = breaker.call(refused)
     assert refused.count == 0
     assert (result.outcome, result.retryable_elsewhere, result.raw_code) == (
-        Outcome.ERROR, True, "circuit_open")
+        Outcome.ERROR,
+        True,
+        "circuit_open",
+    )
     assert not breaker.snapshot().allows_calls
 
 
@@ -108,8 +119,7 @@ def test_declines_never_open_it(client, connector_id):
 
 
 def test_half_open_allows_a_bounded_number_of_trials(client, connector_id):
-    breaker = _breaker(client, connector_id, fail_max=1, reset_timeout=1,
-                       half_open_max_calls=2)
+    breaker = _breaker(client, connector_id, fail_max=1, reset_timeout=1, half_open_max_calls=2)
     breaker.call(Calls(HTTP_503))
     assert breaker.state == "open"
     time.sleep(1.1)
@@ -123,8 +133,9 @@ def test_half_open_allows_a_bounded_number_of_trials(client, connector_id):
         return APPROVED
 
     results = []
-    trials = [threading.Thread(target=lambda: results.append(breaker.call(slow_trial)))
-              for _ in range(2)]
+    trials = [
+        threading.Thread(target=lambda: results.append(breaker.call(slow_trial))) for _ in range(2)
+    ]
     for thread in trials:
         thread.start()
     started.wait(timeout=5)  # both trials are inside the PSP call now
@@ -163,19 +174,24 @@ def test_operators_force_it_open_or_closed(client, connector_id):
 
 def test_transitions_are_reported_once(client, connector_id):
     seen = []
-    breaker = _breaker(client, connector_id, fail_max=2, reset_timeout=1,
-                       on_transition=lambda *t: seen.append(t))
+    breaker = _breaker(
+        client, connector_id, fail_max=2, reset_timeout=1, on_transition=lambda *t: seen.append(t)
+    )
     breaker.call(Calls(HTTP_503))
     breaker.call(Calls(HTTP_503))
     time.sleep(1.1)
     breaker.call(Calls(APPROVED))
-    assert seen == [(connector_id, "closed", "open"), (connector_id, "open", "half-open"),
-                    (connector_id, "half-open", "closed")]
+    assert seen == [
+        (connector_id, "closed", "open"),
+        (connector_id, "open", "half-open"),
+        (connector_id, "half-open", "closed"),
+    ]
 
 
 def test_redis_down_means_calls_go_through_once():
-    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2,
-                       retry=Retry(NoBackoff(), 0))
+    dead = redis.Redis(
+        host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)
+    )
     breaker = ConnectorBreaker(client=dead, connector_id="mca_nowhere", fail_max=1)
     call = Calls(APPROVED)
     assert breaker.call(call) is APPROVED
@@ -204,8 +220,13 @@ _OTHER_PROCESS = textwrap.dedent("""
 def _other_process(connector_id: str, action: str) -> list[str]:
     done = subprocess.run(
         [sys.executable, "-c", _OTHER_PROCESS, REDIS_URL, connector_id, action],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-        timeout=30, check=True)
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
     return done.stdout.split()
 
 

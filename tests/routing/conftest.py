@@ -42,8 +42,12 @@ def make_connector(merchant, system_actor):
         }
         fields.update(overrides)
         return services.connector_create(
-            merchant=merchant_ or merchant, livemode=False,
-            name=name or f"c-{uuid.uuid4().hex[:6]}", actor=system_actor, **fields)
+            merchant=merchant_ or merchant,
+            livemode=False,
+            name=name or f"c-{uuid.uuid4().hex[:6]}",
+            actor=system_actor,
+            **fields,
+        )
 
     return make
 
@@ -54,28 +58,53 @@ def activate(merchant, system_actor):
 
     def make(rules, fallback=None, *, name="profile", merchant_=None):
         return services.routing_profile_create(
-            merchant=merchant_ or merchant, livemode=False, name=name, rules=rules,
-            fallback=[getattr(c, "public_id", c) for c in fallback or []], actor=system_actor,
-            activate=True)
+            merchant=merchant_ or merchant,
+            livemode=False,
+            name=name,
+            rules=rules,
+            fallback=[getattr(c, "public_id", c) for c in fallback or []],
+            actor=system_actor,
+            activate=True,
+        )
 
     return make
 
 
-CARD = {"brand": "visa", "funding": "credit", "bin": "424242", "issuer_country": "US",
-        "last4": "4242"}
+CARD = {
+    "brand": "visa",
+    "funding": "credit",
+    "bin": "424242",
+    "issuer_country": "US",
+    "last4": "4242",
+}
 
 
 @pytest.fixture
 def decide(merchant):
     """route_for_payment for this merchant, with sensible defaults."""
 
-    def run(*, amount=2000, currency="eur", card=None, intent_id=None, exclude=frozenset(),
-            metadata=None, customer_country="", merchant_=None):
+    def run(
+        *,
+        amount=2000,
+        currency="eur",
+        card=None,
+        intent_id=None,
+        exclude=frozenset(),
+        metadata=None,
+        customer_country="",
+        merchant_=None,
+    ):
         return selectors.route_for_payment(
-            merchant_id=(merchant_ or merchant).id, livemode=False, currency=currency,
-            card_facts={**CARD, **(card or {})}, exclude=exclude, amount=amount,
-            intent_id=intent_id or f"pi_{uuid.uuid4().hex}", metadata=metadata or {},
-            customer_country=customer_country)
+            merchant_id=(merchant_ or merchant).id,
+            livemode=False,
+            currency=currency,
+            card_facts={**CARD, **(card or {})},
+            exclude=exclude,
+            amount=amount,
+            intent_id=intent_id or f"pi_{uuid.uuid4().hex}",
+            metadata=metadata or {},
+            customer_country=customer_country,
+        )
 
     return run
 

@@ -14,12 +14,16 @@ pytestmark = pytest.mark.django_db
 
 
 def _attempts(intent_id: str) -> list[PaymentAttempt]:
-    return list(PaymentAttempt.objects.filter(intent__public_id=intent_id)
-                .select_related("connector").order_by("sequence"))
+    return list(
+        PaymentAttempt.objects.filter(intent__public_id=intent_id)
+        .select_related("connector")
+        .order_by("sequence")
+    )
 
 
 def test_outage_on_a_fails_over_to_b_and_every_intent_succeeds(
-        pay, sim, stripe_connector, adyen_connector, connector_names, api):
+    pay, sim, stripe_connector, adyen_connector, connector_names, api
+):
     sim.faults(connector_names["stripe"], outage=True)  # 503: the PSP processed nothing
     bodies = [pay(amount=1000 + i) for i in range(8)]
     assert [b.status_code for b in bodies] == [200] * 8, bodies[0].content
@@ -28,7 +32,9 @@ def test_outage_on_a_fails_over_to_b_and_every_intent_succeeds(
 
     first = _attempts(bodies[0].json()["id"])
     assert [(a.connector_id, a.outcome) for a in first] == [
-        (stripe_connector.id, "error"), (adyen_connector.id, "approved")]
+        (stripe_connector.id, "error"),
+        (adyen_connector.id, "approved"),
+    ]
     assert first[1].routing_trace["skipped"][stripe_connector.public_id] == "already_tried"
     assert first[1].routing_trace["confirm_attempt"] == 2
     # after five failures in a row the breaker opened: A is skipped up front, one attempt only
@@ -38,50 +44,60 @@ def test_outage_on_a_fails_over_to_b_and_every_intent_succeeds(
     assert not sim.charges(connector_names["stripe"])  # nothing was charged on A
     assert len(sim.charges(connector_names["adyen"])) == 8
     # the API shows the decision trace with the expanded attempts
-    shown = api.get(f"/v1/payment_intents/{bodies[0].json()['id']}",
-                    {"expand[]": "attempts"}).json()
+    shown = api.get(
+        f"/v1/payment_intents/{bodies[0].json()['id']}", {"expand[]": "attempts"}
+    ).json()
     routing = shown["attempts"][1]["routing"]
     assert routing["candidates"][0]["connector"] == adyen_connector.public_id
     assert routing["skipped"] == {stripe_connector.public_id: "already_tried"}
 
 
-def test_hard_declines_on_a_never_fail_over(pay, sim, stripe_connector, adyen_connector,
-                                            connector_names):
+def test_hard_declines_on_a_never_fail_over(
+    pay, sim, stripe_connector, adyen_connector, connector_names
+):
     for _ in range(3):
         response = pay(number="4000000000009987")  # lost_card: hard
         assert response.status_code == 402
         assert response.json()["error"]["decline_code"] == "lost_card"
         attempts = _attempts(response.json()["error"]["payment_intent"]["id"])
         assert [(a.connector_id, a.outcome) for a in attempts] == [
-            (stripe_connector.id, "hard_decline")]
+            (stripe_connector.id, "hard_decline")
+        ]
     assert not sim.charges(connector_names["adyen"])
     # declines never trip the breaker
     assert health.breaker(stripe_connector.public_id).fail_counter == 0
 
 
-def test_the_merchants_attempt_budget_bounds_failover(pay, merchant, stripe_connector,
-                                                      adyen_connector, sim, connector_names):
+def test_the_merchants_attempt_budget_bounds_failover(
+    pay, merchant, stripe_connector, adyen_connector, sim, connector_names
+):
     RoutingSettings.objects.create(merchant=merchant, max_attempts=1)
     sim.faults(connector_names["stripe"], error_503_rate=1.0, limit=1)
     response = pay()
     assert response.status_code == 402
     assert [a.outcome for a in _attempts(response.json()["error"]["payment_intent"]["id"])] == [
-        "error"]
+        "error"
+    ]
 
 
-def test_a_soft_decline_moves_on_until_the_attempt_budget(pay, merchant, system_actor,
-                                                          stripe_connector, adyen_connector):
-    services.routing_settings_update(merchant=merchant, actor=system_actor, max_attempts=2,
-                                     time_budget_seconds=None)
+def test_a_soft_decline_moves_on_until_the_attempt_budget(
+    pay, merchant, system_actor, stripe_connector, adyen_connector
+):
+    services.routing_settings_update(
+        merchant=merchant, actor=system_actor, max_attempts=2, time_budget_seconds=None
+    )
     response = pay(number="4000000000009995")  # insufficient_funds: soft, declines everywhere
     assert response.status_code == 402
     attempts = _attempts(response.json()["error"]["payment_intent"]["id"])
     assert [(a.connector_id, a.outcome) for a in attempts] == [
-        (stripe_connector.id, "soft_decline"), (adyen_connector.id, "soft_decline")]
+        (stripe_connector.id, "soft_decline"),
+        (adyen_connector.id, "soft_decline"),
+    ]
 
 
-def test_the_merchants_time_budget_bounds_failover(pay, merchant, stripe_connector,
-                                                   adyen_connector, sim, connector_names):
+def test_the_merchants_time_budget_bounds_failover(
+    pay, merchant, stripe_connector, adyen_connector, sim, connector_names
+):
     RoutingSettings.objects.create(merchant=merchant, time_budget_seconds=1)
     sim.faults(connector_names["stripe"], error_503_rate=1.0, latency_ms=1100)
     response = pay()
@@ -89,8 +105,9 @@ def test_the_merchants_time_budget_bounds_failover(pay, merchant, stripe_connect
     assert len(_attempts(response.json()["error"]["payment_intent"]["id"])) == 1
 
 
-def test_unknown_outcomes_never_fail_over(pay, sim, stripe_connector, adyen_connector,
-                                          connector_names):
+def test_unknown_outcomes_never_fail_over(
+    pay, sim, stripe_connector, adyen_connector, connector_names
+):
     sim.faults(connector_names["stripe"], processed_then_500_rate=1.0, limit=1)
     response = pay()
     assert response.status_code == 200
@@ -100,31 +117,44 @@ def test_unknown_outcomes_never_fail_over(pay, sim, stripe_connector, adyen_conn
 
 
 def test_a_breaker_that_opens_after_routing_refuses_without_sending_and_fails_over(
-        pay, sim, stripe_connector, adyen_connector, connector_names, monkeypatch,
-        system_actor):
+    pay, sim, stripe_connector, adyen_connector, connector_names, monkeypatch, system_actor
+):
     # routing saw A closed (a stale view); by the time of the call its breaker is open
-    services.connector_breaker_force(connector=stripe_connector, mode="open",
-                                     actor=system_actor)
+    services.connector_breaker_force(connector=stripe_connector, mode="open", actor=system_actor)
     real = health.breaker_snapshots
-    monkeypatch.setattr(health, "breaker_snapshots",
-                        lambda ids, extra_keys=(): {**{i: None for i in ids},
-                                                    **{"_extra": real([], extra_keys)["_extra"]}})
+    monkeypatch.setattr(
+        health,
+        "breaker_snapshots",
+        lambda ids, extra_keys=(): {
+            **{i: None for i in ids},
+            **{"_extra": real([], extra_keys)["_extra"]},
+        },
+    )
     response = pay()
     assert response.status_code == 200
     attempts = _attempts(response.json()["id"])
     assert [(a.connector_id, a.outcome) for a in attempts] == [
-        (stripe_connector.id, "error"), (adyen_connector.id, "approved")]
+        (stripe_connector.id, "error"),
+        (adyen_connector.id, "approved"),
+    ]
     assert attempts[0].raw_code == "circuit_forced_open"
     assert not sim.charges(connector_names["stripe"])
 
 
-def test_no_eligible_connector_says_why_each_was_excluded(api, tokenize, stripe_connector,
-                                                         adyen_connector, system_actor):
-    services.connector_breaker_force(connector=stripe_connector, mode="open",
-                                     actor=system_actor)
-    response = api.post("/v1/payment_intents", {
-        "amount": 500, "currency": "jpy", "payment_method": tokenize(), "confirm": True,
-    }, format="json")
+def test_no_eligible_connector_says_why_each_was_excluded(
+    api, tokenize, stripe_connector, adyen_connector, system_actor
+):
+    services.connector_breaker_force(connector=stripe_connector, mode="open", actor=system_actor)
+    response = api.post(
+        "/v1/payment_intents",
+        {
+            "amount": 500,
+            "currency": "jpy",
+            "payment_method": tokenize(),
+            "confirm": True,
+        },
+        format="json",
+    )
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "no_eligible_connector"

@@ -12,8 +12,9 @@ from apps.routing import health, selectors, services, tasks
 pytestmark = pytest.mark.django_db
 
 OK = PSPResult(outcome=Outcome.APPROVED, http_status=200, latency_ms=120)
-DECLINED = PSPResult(outcome=Outcome.SOFT_DECLINE, decline_code="do_not_honor",
-                     http_status=402, latency_ms=90)
+DECLINED = PSPResult(
+    outcome=Outcome.SOFT_DECLINE, decline_code="do_not_honor", http_status=402, latency_ms=90
+)
 FAILED = PSPResult(outcome=Outcome.UNKNOWN, http_status=500, latency_ms=40)
 FACTS = {"brand": "visa", "funding": "credit", "issuer_country": "US", "currency": "eur"}
 
@@ -29,13 +30,18 @@ def test_rolling_success_rate_error_rate_and_p95(make_connector):
     _record(connector, DECLINED, 4)
     _record(connector, FAILED, 2)
     view = selectors.connector_health(connectors=[connector])[connector.public_id]
-    assert view.as_dict() == {"breaker": "closed", "consecutive_failures": 0, "calls": 20,
-                              "success_rate": 0.7, "error_rate": 0.1, "p95_latency_ms": 120,
-                              "window_seconds": 300}
+    assert view.as_dict() == {
+        "breaker": "closed",
+        "consecutive_failures": 0,
+        "calls": 20,
+        "success_rate": 0.7,
+        "error_rate": 0.1,
+        "p95_latency_ms": 120,
+        "window_seconds": 300,
+    }
 
 
-def test_error_rate_over_the_threshold_disables_the_connector_and_audits(
-        make_connector, settings):
+def test_error_rate_over_the_threshold_disables_the_connector_and_audits(make_connector, settings):
     settings.ROUTING_AUTO_DISABLE_MIN_CALLS = 10
     flaky, other = make_connector("flaky"), make_connector("other")
     _record(flaky, OK, 5)
@@ -63,7 +69,8 @@ def test_the_last_enabled_connector_is_never_disabled(make_connector, settings):
 
 
 def test_probes_re_enable_a_connector_once_it_answers_again(
-        stripe_connector, adyen_connector, sim, connector_names, settings, system_actor):
+    stripe_connector, adyen_connector, sim, connector_names, settings, system_actor
+):
     settings.ROUTING_AUTO_DISABLE_MIN_CALLS = 5
     settings.ROUTING_PROBE_SUCCESSES_TO_ENABLE = 2
     _record(adyen_connector, FAILED, 6)

@@ -20,18 +20,27 @@ from tests.routing.conftest import first
 
 
 def _priority(*connectors, name="r", conditions=()):
-    return {"name": name, "conditions": list(conditions),
-            "strategy": {"type": "priority", "connectors": [c.public_id for c in connectors]}}
+    return {
+        "name": name,
+        "conditions": list(conditions),
+        "strategy": {"type": "priority", "connectors": [c.public_id for c in connectors]},
+    }
 
 
 @pytest.mark.django_db
 def test_connector_api_never_shows_credentials_again(api):
-    response = api.post("/v1/connectors", {
-        "name": "main", "connector_type": "stripe", "base_url": "https://psp.example/",
-        "credentials": {"api_key": "sk_test_supersecretvalue1234"},
-        "supported_currencies": ["EUR", "usd"],
-        "fee_schedule": [{"brand": "visa", "region": "eea", "fixed": 10, "percent_bps": 120}],
-    }, format="json")
+    response = api.post(
+        "/v1/connectors",
+        {
+            "name": "main",
+            "connector_type": "stripe",
+            "base_url": "https://psp.example/",
+            "credentials": {"api_key": "sk_test_supersecretvalue1234"},
+            "supported_currencies": ["EUR", "usd"],
+            "fee_schedule": [{"brand": "visa", "region": "eea", "fixed": 10, "percent_bps": 120}],
+        },
+        format="json",
+    )
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["credentials_hint"] == "sk_test_…1234"
@@ -43,9 +52,14 @@ def test_connector_api_never_shows_credentials_again(api):
     assert [c["id"] for c in listed["data"]] == [body["id"]]
     assert "supersecret" not in str(listed)
     # rotating credentials: stored encrypted, shown as a new hint, audited without values
-    updated = api.post(f"/v1/connectors/{body['id']}", {
-        "credentials": {"api_key": "sk_test_rotatedvalue9876"}, "enabled": False,
-    }, format="json").json()
+    updated = api.post(
+        f"/v1/connectors/{body['id']}",
+        {
+            "credentials": {"api_key": "sk_test_rotatedvalue9876"},
+            "enabled": False,
+        },
+        format="json",
+    ).json()
     assert updated["credentials_hint"] == "sk_test_…9876"
     assert (updated["enabled"], updated["disabled_reason"]) == (False, "manual")
     connector = Connector.objects.get(public_id=body["id"])
@@ -58,23 +72,34 @@ def test_connector_api_never_shows_credentials_again(api):
 @pytest.mark.django_db
 def test_versions_activation_and_audit_over_the_api(api, make_connector, decide):
     a, b = make_connector("a"), make_connector("b")
-    created = api.post("/v1/routing_profiles", {
-        "name": "Main", "rules": [_priority(a, b)], "fallback": [b.public_id],
-    }, format="json")
+    created = api.post(
+        "/v1/routing_profiles",
+        {
+            "name": "Main",
+            "rules": [_priority(a, b)],
+            "fallback": [b.public_id],
+        },
+        format="json",
+    )
     assert created.status_code == 200, created.content
     profile = created.json()
     assert (profile["active"], profile["active_version"], profile["latest_version"]) == (
-        False, None, 1)
+        False,
+        None,
+        1,
+    )
     assert decide().trace()["profile"] is None  # not active yet
 
-    activated = api.post(f"/v1/routing_profiles/{profile['id']}/activate", {},
-                         format="json").json()
+    activated = api.post(f"/v1/routing_profiles/{profile['id']}/activate", {}, format="json").json()
     assert (activated["active"], activated["active_version"]) == (True, 1)
     assert first(decide()) == a.public_id
 
     # an edit is a new version; it routes only once activated
-    edited = api.post(f"/v1/routing_profiles/{profile['id']}",
-                      {"rules": [_priority(b, a)], "note": "B first"}, format="json").json()
+    edited = api.post(
+        f"/v1/routing_profiles/{profile['id']}",
+        {"rules": [_priority(b, a)], "note": "B first"},
+        format="json",
+    ).json()
     assert (edited["active_version"], edited["latest_version"]) == (1, 2)
     assert first(decide()) == a.public_id
     api.post(f"/v1/routing_profiles/{profile['id']}/activate", {"version": 2}, format="json")
@@ -87,35 +112,58 @@ def test_versions_activation_and_audit_over_the_api(api, make_connector, decide)
     v1 = api.get(f"/v1/routing_profiles/{profile['id']}/versions/1").json()
     assert v1["rules"][0]["strategy"]["connectors"] == [a.public_id, b.public_id]
 
-    actions = list(AuditLogEntry.objects.filter(object_id=profile["id"]).order_by("id")
-                   .values_list("action", flat=True))
-    assert actions == ["routing_profile.created", "routing_profile.version_created",
-                       "routing_profile.activated", "routing_profile.version_created",
-                       "routing_profile.activated"]
+    actions = list(
+        AuditLogEntry.objects.filter(object_id=profile["id"])
+        .order_by("id")
+        .values_list("action", flat=True)
+    )
+    assert actions == [
+        "routing_profile.created",
+        "routing_profile.version_created",
+        "routing_profile.activated",
+        "routing_profile.version_created",
+        "routing_profile.activated",
+    ]
 
-    missing = api.post(f"/v1/routing_profiles/{profile['id']}/activate", {"version": 9},
-                       format="json")
+    missing = api.post(
+        f"/v1/routing_profiles/{profile['id']}/activate", {"version": 9}, format="json"
+    )
     assert missing.status_code == 400
     assert missing.json()["error"]["param"] == "version"
 
 
 @pytest.mark.django_db
-def test_a_reactivated_old_version_routes_as_before(make_connector, system_actor, merchant,
-                                                    decide):
+def test_a_reactivated_old_version_routes_as_before(make_connector, system_actor, merchant, decide):
     a, b, c = make_connector("a"), make_connector("b"), make_connector("c")
     rules_v1 = [
         _priority(c, name="usd", conditions=[{"field": "currency", "op": "eq", "value": "usd"}]),
-        {"name": "split", "strategy": {"type": "weighted", "weights": [
-            {"connector": a.public_id, "weight": 50}, {"connector": b.public_id, "weight": 50}]}},
+        {
+            "name": "split",
+            "strategy": {
+                "type": "weighted",
+                "weights": [
+                    {"connector": a.public_id, "weight": 50},
+                    {"connector": b.public_id, "weight": 50},
+                ],
+            },
+        },
     ]
-    profile = services.routing_profile_create(merchant=merchant, livemode=False, name="p",
-                                              rules=rules_v1, fallback=[], actor=system_actor,
-                                              activate=True)
-    payments = [{"intent_id": f"pi_{i}", "currency": cur} for i in range(40)
-                for cur in ("eur", "usd")]
+    profile = services.routing_profile_create(
+        merchant=merchant,
+        livemode=False,
+        name="p",
+        rules=rules_v1,
+        fallback=[],
+        actor=system_actor,
+        activate=True,
+    )
+    payments = [
+        {"intent_id": f"pi_{i}", "currency": cur} for i in range(40) for cur in ("eur", "usd")
+    ]
     before = [first(decide(**p)) for p in payments]
-    services.routing_profile_version_create(profile=profile, rules=[_priority(c)], fallback=[],
-                                            actor=system_actor)
+    services.routing_profile_version_create(
+        profile=profile, rules=[_priority(c)], fallback=[], actor=system_actor
+    )
     services.routing_profile_activate(profile=profile, actor=system_actor)
     assert {first(decide(**p)) for p in payments} == {c.public_id}
     services.routing_profile_activate(profile=profile, actor=system_actor, version_number=1)
@@ -127,11 +175,23 @@ def test_a_reactivated_old_version_routes_as_before(make_connector, system_actor
 def test_one_active_profile_per_merchant(make_connector, system_actor, merchant, decide):
     a, b = make_connector("a"), make_connector("b")
     first_profile = services.routing_profile_create(
-        merchant=merchant, livemode=False, name="one", rules=[_priority(a)], fallback=[],
-        actor=system_actor, activate=True)
-    services.routing_profile_create(merchant=merchant, livemode=False, name="two",
-                                    rules=[_priority(b)], fallback=[], actor=system_actor,
-                                    activate=True)
+        merchant=merchant,
+        livemode=False,
+        name="one",
+        rules=[_priority(a)],
+        fallback=[],
+        actor=system_actor,
+        activate=True,
+    )
+    services.routing_profile_create(
+        merchant=merchant,
+        livemode=False,
+        name="two",
+        rules=[_priority(b)],
+        fallback=[],
+        actor=system_actor,
+        activate=True,
+    )
     first_profile.refresh_from_db()
     assert not first_profile.is_active
     assert RoutingProfile.objects.filter(merchant=merchant, is_active=True).count() == 1
@@ -142,17 +202,25 @@ def test_one_active_profile_per_merchant(make_connector, system_actor, merchant,
 
 
 @pytest.mark.django_db(transaction=True)
-def test_activation_is_atomic_under_concurrent_confirms(api, stripe_connector, adyen_connector,
-                                                       system_actor, merchant, tokenize):
+def test_activation_is_atomic_under_concurrent_confirms(
+    api, stripe_connector, adyen_connector, system_actor, merchant, tokenize
+):
     """Confirms run while v2 replaces v1: each attempt is routed entirely by one version (its
     trace's version and its connector agree), and once activation returns, every new confirm
     routes with v2."""
     a, b = stripe_connector, adyen_connector
     profile = services.routing_profile_create(
-        merchant=merchant, livemode=False, name="p", rules=[_priority(a, b)], fallback=[],
-        actor=system_actor, activate=True)
-    services.routing_profile_version_create(profile=profile, rules=[_priority(b, a)],
-                                            fallback=[], actor=system_actor)
+        merchant=merchant,
+        livemode=False,
+        name="p",
+        rules=[_priority(a, b)],
+        fallback=[],
+        actor=system_actor,
+        activate=True,
+    )
+    services.routing_profile_version_create(
+        profile=profile, rules=[_priority(b, a)], fallback=[], actor=system_actor
+    )
     expected = {1: a.public_id, 2: b.public_id}
     payment_methods = [tokenize() for _ in range(24)]
     errors: list[str] = []
@@ -162,9 +230,17 @@ def test_activation_is_atomic_under_concurrent_confirms(api, stripe_connector, a
         try:
             start.wait()
             for pm in methods:
-                response = api.post("/v1/payment_intents", {
-                    "amount": 1500, "currency": "eur", "payment_method": pm, "confirm": True,
-                }, format="json", HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()))
+                response = api.post(
+                    "/v1/payment_intents",
+                    {
+                        "amount": 1500,
+                        "currency": "eur",
+                        "payment_method": pm,
+                        "confirm": True,
+                    },
+                    format="json",
+                    HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()),
+                )
                 if response.status_code != 200:
                     errors.append(response.content.decode())
         finally:
@@ -174,11 +250,14 @@ def test_activation_is_atomic_under_concurrent_confirms(api, stripe_connector, a
         try:
             start.wait()
             deadline = time.monotonic() + 20  # switch while confirms are in full flow
-            while (PaymentAttempt.objects.filter(intent__merchant=merchant).count() < 6
-                   and time.monotonic() < deadline):
+            while (
+                PaymentAttempt.objects.filter(intent__merchant=merchant).count() < 6
+                and time.monotonic() < deadline
+            ):
                 time.sleep(0.005)
-            services.routing_profile_activate(profile=profile, actor=Actor.system("test"),
-                                              version_number=2)
+            services.routing_profile_activate(
+                profile=profile, actor=Actor.system("test"), version_number=2
+            )
         finally:
             connection.close()
 
@@ -189,8 +268,9 @@ def test_activation_is_atomic_under_concurrent_confirms(api, stripe_connector, a
     for thread in threads:
         thread.join(timeout=60)
     assert not errors, errors[:2]
-    attempts = list(PaymentAttempt.objects.filter(intent__merchant=merchant)
-                    .select_related("connector"))
+    attempts = list(
+        PaymentAttempt.objects.filter(intent__merchant=merchant).select_related("connector")
+    )
     assert len(attempts) == 24
     for attempt in attempts:
         version = attempt.routing_trace["profile_version"]
@@ -198,9 +278,11 @@ def test_activation_is_atomic_under_concurrent_confirms(api, stripe_connector, a
     versions = Counter(a.routing_trace["profile_version"] for a in attempts)
     assert versions[1] >= 6 and versions[2] >= 1, versions  # the switch happened mid-flow
     # after activation returned, every decision uses v2
-    response = api.post("/v1/payment_intents", {"amount": 1500, "currency": "eur",
-                                                "payment_method": tokenize(), "confirm": True},
-                        format="json")
+    response = api.post(
+        "/v1/payment_intents",
+        {"amount": 1500, "currency": "eur", "payment_method": tokenize(), "confirm": True},
+        format="json",
+    )
     attempt = PaymentAttempt.objects.get(intent__public_id=response.json()["id"])
     assert attempt.routing_trace["profile_version"] == 2
     assert attempt.connector_id == b.id

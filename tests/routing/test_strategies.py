@@ -16,10 +16,12 @@ pytestmark = pytest.mark.django_db
 
 
 def _rule(connectors, *, conditions=(), strategy="priority", name=None, match="all", **extra):
-    return {"name": name or f"rule-{uuid.uuid4().hex[:4]}", "match": match,
-            "conditions": list(conditions),
-            "strategy": {"type": strategy, "connectors": [c.public_id for c in connectors],
-                         **extra}}
+    return {
+        "name": name or f"rule-{uuid.uuid4().hex[:4]}",
+        "match": match,
+        "conditions": list(conditions),
+        "strategy": {"type": strategy, "connectors": [c.public_id for c in connectors], **extra},
+    }
 
 
 def test_without_a_profile_connectors_route_by_priority(make_connector, decide):
@@ -46,38 +48,68 @@ def test_priority_follows_the_rule_then_the_fallback(make_connector, activate, d
 
 CONDITION_CASES = [
     # (condition, payment that matches, payment that does not)
-    ({"field": "amount", "op": "between", "value": [1000, 5000]}, {"amount": 1000},
-     {"amount": 5001}),
-    ({"field": "amount", "op": "gt", "value": 100_000}, {"amount": 100_001},
-     {"amount": 100_000}),
-    ({"field": "currency", "op": "in", "value": ["usd"]}, {"currency": "usd"},
-     {"currency": "eur"}),
-    ({"field": "brand", "op": "eq", "value": "mastercard"}, {"card": {"brand": "mastercard"}},
-     {"card": {"brand": "visa"}}),
-    ({"field": "funding", "op": "in", "value": ["debit", "prepaid"]},
-     {"card": {"funding": "debit"}}, {"card": {"funding": "credit"}}),
-    ({"field": "bin", "op": "prefix", "value": ["4000", "51"]}, {"card": {"bin": "510510"}},
-     {"card": {"bin": "424242"}}),
-    ({"field": "bin", "op": "range", "value": ["400000", "400099"]},
-     {"card": {"bin": "400056"}}, {"card": {"bin": "400100"}}),
-    ({"field": "issuer_country", "op": "not_in", "value": ["US"]},
-     {"card": {"issuer_country": "GB"}}, {"card": {"issuer_country": "US"}}),
-    ({"field": "customer_country", "op": "eq", "value": "de"}, {"customer_country": "DE"},
-     {"customer_country": "FR"}),
-    ({"field": "metadata.channel", "op": "eq", "value": "app"},
-     {"metadata": {"channel": "app"}}, {"metadata": {"channel": "web"}}),
-    ({"field": "metadata.campaign", "op": "exists", "value": True},
-     {"metadata": {"campaign": "x"}}, {"metadata": {}}),
+    (
+        {"field": "amount", "op": "between", "value": [1000, 5000]},
+        {"amount": 1000},
+        {"amount": 5001},
+    ),
+    ({"field": "amount", "op": "gt", "value": 100_000}, {"amount": 100_001}, {"amount": 100_000}),
+    ({"field": "currency", "op": "in", "value": ["usd"]}, {"currency": "usd"}, {"currency": "eur"}),
+    (
+        {"field": "brand", "op": "eq", "value": "mastercard"},
+        {"card": {"brand": "mastercard"}},
+        {"card": {"brand": "visa"}},
+    ),
+    (
+        {"field": "funding", "op": "in", "value": ["debit", "prepaid"]},
+        {"card": {"funding": "debit"}},
+        {"card": {"funding": "credit"}},
+    ),
+    (
+        {"field": "bin", "op": "prefix", "value": ["4000", "51"]},
+        {"card": {"bin": "510510"}},
+        {"card": {"bin": "424242"}},
+    ),
+    (
+        {"field": "bin", "op": "range", "value": ["400000", "400099"]},
+        {"card": {"bin": "400056"}},
+        {"card": {"bin": "400100"}},
+    ),
+    (
+        {"field": "issuer_country", "op": "not_in", "value": ["US"]},
+        {"card": {"issuer_country": "GB"}},
+        {"card": {"issuer_country": "US"}},
+    ),
+    (
+        {"field": "customer_country", "op": "eq", "value": "de"},
+        {"customer_country": "DE"},
+        {"customer_country": "FR"},
+    ),
+    (
+        {"field": "metadata.channel", "op": "eq", "value": "app"},
+        {"metadata": {"channel": "app"}},
+        {"metadata": {"channel": "web"}},
+    ),
+    (
+        {"field": "metadata.campaign", "op": "exists", "value": True},
+        {"metadata": {"campaign": "x"}},
+        {"metadata": {}},
+    ),
     ({"field": "payment_method_type", "op": "eq", "value": "card"}, {}, None),
 ]
 
 
 @pytest.mark.parametrize(("condition", "matching", "other"), CONDITION_CASES)
-def test_each_condition_selects_its_rule(make_connector, activate, decide, condition, matching,
-                                         other):
+def test_each_condition_selects_its_rule(
+    make_connector, activate, decide, condition, matching, other
+):
     special, default = make_connector("special"), make_connector("default")
-    activate([_rule([special], conditions=[condition], name="special"),
-              _rule([default], name="everything else")])
+    activate(
+        [
+            _rule([special], conditions=[condition], name="special"),
+            _rule([default], name="everything else"),
+        ]
+    )
     assert first(decide(**matching)) == special.public_id
     if other is not None:
         decision = decide(**other)
@@ -87,20 +119,43 @@ def test_each_condition_selects_its_rule(make_connector, activate, decide, condi
 
 def test_any_matches_when_one_condition_holds(make_connector, activate, decide):
     special, default = make_connector("special"), make_connector("default")
-    activate([_rule([special], match="any", conditions=[
-        {"field": "currency", "op": "eq", "value": "usd"},
-        {"field": "brand", "op": "eq", "value": "amex"}]), _rule([default])])
+    activate(
+        [
+            _rule(
+                [special],
+                match="any",
+                conditions=[
+                    {"field": "currency", "op": "eq", "value": "usd"},
+                    {"field": "brand", "op": "eq", "value": "amex"},
+                ],
+            ),
+            _rule([default]),
+        ]
+    )
     assert first(decide(currency="usd")) == special.public_id
     assert first(decide(card={"brand": "amex"})) == special.public_id
     assert first(decide()) == default.public_id
 
 
-def test_weighted_split_stays_within_two_percent_and_sticks_per_intent(make_connector,
-                                                                      activate, decide):
+def test_weighted_split_stays_within_two_percent_and_sticks_per_intent(
+    make_connector, activate, decide
+):
     a, b, c = make_connector("a"), make_connector("b"), make_connector("c")
-    activate([{"name": "A/B/C", "strategy": {"type": "weighted", "weights": [
-        {"connector": a.public_id, "weight": 50}, {"connector": b.public_id, "weight": 30},
-        {"connector": c.public_id, "weight": 20}]}}])
+    activate(
+        [
+            {
+                "name": "A/B/C",
+                "strategy": {
+                    "type": "weighted",
+                    "weights": [
+                        {"connector": a.public_id, "weight": 50},
+                        {"connector": b.public_id, "weight": 30},
+                        {"connector": c.public_id, "weight": 20},
+                    ],
+                },
+            }
+        ]
+    )
     counts = Counter()
     for _ in range(10_000):
         decision = decide()
@@ -115,19 +170,34 @@ def test_weighted_split_stays_within_two_percent_and_sticks_per_intent(make_conn
 
 def test_weighted_split_skips_an_unavailable_variant(make_connector, activate, decide):
     a, b = make_connector("a"), make_connector("b")
-    activate([{"name": "split", "strategy": {"type": "weighted", "weights": [
-        {"connector": a.public_id, "weight": 99}, {"connector": b.public_id, "weight": 1}]}}])
+    activate(
+        [
+            {
+                "name": "split",
+                "strategy": {
+                    "type": "weighted",
+                    "weights": [
+                        {"connector": a.public_id, "weight": 99},
+                        {"connector": b.public_id, "weight": 1},
+                    ],
+                },
+            }
+        ]
+    )
     decision = decide(exclude=frozenset({a.id}))
     assert first(decision) == b.public_id
     assert decision.skipped[a.public_id] == "already_tried"
 
 
-def test_least_cost_picks_the_cheapest_for_the_amount_and_brand(make_connector, activate,
-                                                                decide):
+def test_least_cost_picks_the_cheapest_for_the_amount_and_brand(make_connector, activate, decide):
     # A: 0.25 + 1.4 %, amex 3.5 %; B: 0.10 + 1.6 %: B is cheaper below 75.00, A above
-    a = make_connector("a", fee_schedule=[
-        {"brand": "*", "fixed": 25, "percent_bps": 140},
-        {"brand": "amex", "fixed": 25, "percent_bps": 350}])
+    a = make_connector(
+        "a",
+        fee_schedule=[
+            {"brand": "*", "fixed": 25, "percent_bps": 140},
+            {"brand": "amex", "fixed": 25, "percent_bps": 350},
+        ],
+    )
     b = make_connector("b", fee_schedule=[{"brand": "*", "fixed": 10, "percent_bps": 160}])
     activate([_rule([a, b], strategy="least_cost")])
     small = decide(amount=1000)
@@ -138,9 +208,13 @@ def test_least_cost_picks_the_cheapest_for_the_amount_and_brand(make_connector, 
 
 
 def test_least_cost_uses_region_and_currency_lines(make_connector, activate, decide):
-    a = make_connector("a", fee_schedule=[
-        {"fixed": 20, "percent_bps": 150},
-        {"region": "eea", "fixed": 20, "percent_bps": 20}])
+    a = make_connector(
+        "a",
+        fee_schedule=[
+            {"fixed": 20, "percent_bps": 150},
+            {"region": "eea", "fixed": 20, "percent_bps": 20},
+        ],
+    )
     b = make_connector("b", fee_schedule=[{"fixed": 0, "percent_bps": 100}])
     activate([_rule([a, b], strategy="least_cost")])
     assert first(decide(amount=10_000, card={"issuer_country": "DE"})) == a.public_id  # 40 v 100
@@ -148,21 +222,37 @@ def test_least_cost_uses_region_and_currency_lines(make_connector, activate, dec
 
 
 def _record(connector, approved: bool, facts=None, latency_ms=100):
-    result = PSPResult(outcome=Outcome.APPROVED if approved else Outcome.SOFT_DECLINE,
-                       decline_code="" if approved else "do_not_honor",
-                       http_status=200 if approved else 402, latency_ms=latency_ms)
+    result = PSPResult(
+        outcome=Outcome.APPROVED if approved else Outcome.SOFT_DECLINE,
+        decline_code="" if approved else "do_not_honor",
+        http_status=200 if approved else 402,
+        latency_ms=latency_ms,
+    )
     services.connector_health_record(
-        connector=connector, result=result,
-        facts=facts or {"brand": "visa", "funding": "credit", "issuer_country": "US",
-                        "currency": "eur"})
+        connector=connector,
+        result=result,
+        facts=facts
+        or {"brand": "visa", "funding": "credit", "issuer_country": "US", "currency": "eur"},
+    )
 
 
 def test_success_rate_shifts_away_after_declines_rise_and_back_after_recovery(
-        make_connector, activate, decide):
+    make_connector, activate, decide
+):
     a, b = make_connector("a"), make_connector("b")
     window, exploration = 20, 0.2
-    activate([_rule([a, b], strategy="success_rate", window=window, min_samples=5,
-                    exploration=exploration, segment="brand_currency")])
+    activate(
+        [
+            _rule(
+                [a, b],
+                strategy="success_rate",
+                window=window,
+                min_samples=5,
+                exploration=exploration,
+                segment="brand_currency",
+            )
+        ]
+    )
     a_declines = False
 
     def run(n):
@@ -179,8 +269,9 @@ def test_success_rate_shifts_away_after_declines_rise_and_back_after_recovery(
     # A's declines rise: within a bounded number of attempts, traffic moves to B
     a_declines = True
     history = run(60)
-    shifted_at = next(i for i in range(len(history))
-                      if all(x == b.public_id for x in history[i:i + 10]))
+    shifted_at = next(
+        i for i in range(len(history)) if all(x == b.public_id for x in history[i : i + 10])
+    )
     assert shifted_at <= 25, history
     assert Counter(history[-20:])[b.public_id] >= 14
     # A recovers: exploration keeps sampling it, its rate climbs back and traffic returns
@@ -195,8 +286,18 @@ def test_success_rate_shifts_away_after_declines_rise_and_back_after_recovery(
 
 def test_success_rate_uses_the_payment_segment(make_connector, activate, decide):
     a, b = make_connector("a"), make_connector("b")
-    activate([_rule([a, b], strategy="success_rate", window=20, min_samples=5,
-                    exploration=0.0, segment="brand")])
+    activate(
+        [
+            _rule(
+                [a, b],
+                strategy="success_rate",
+                window=20,
+                min_samples=5,
+                exploration=0.0,
+                segment="brand",
+            )
+        ]
+    )
     visa, amex = {"brand": "visa", "currency": "eur"}, {"brand": "amex", "currency": "eur"}
     for _ in range(10):  # A is good for visa, bad for amex; B the other way round
         _record(a, True, visa), _record(a, False, amex)
@@ -216,22 +317,25 @@ def test_lowest_latency_picks_the_fastest_rolling_p95(make_connector, activate, 
         _record(b, True, latency_ms=80 + i)
     decision = decide()
     assert first(decision) == b.public_id
-    assert decision.trace()["candidates"][0] == {**decision.trace()["candidates"][0],
-                                                 "basis": "p95_latency_ms", "score": 99}
+    assert decision.trace()["candidates"][0] == {
+        **decision.trace()["candidates"][0],
+        "basis": "p95_latency_ms",
+        "score": 99,
+    }
 
 
 def test_exploration_sends_a_small_share_to_the_runner_up(make_connector, activate, decide):
     a, b = make_connector("a"), make_connector("b")
-    activate([_rule([a, b], strategy="success_rate", exploration=0.1, min_samples=5,
-                    window=50)])
+    activate([_rule([a, b], strategy="success_rate", exploration=0.1, min_samples=5, window=50)])
     for _ in range(30):
         _record(a, True), _record(b, False)
     picks = Counter(first(decide()) for _ in range(2000))
     assert 0.07 <= picks[b.public_id] / 2000 <= 0.13
 
 
-def test_ineligible_connectors_are_skipped_with_their_reason(make_connector, activate, decide,
-                                                            system_actor):
+def test_ineligible_connectors_are_skipped_with_their_reason(
+    make_connector, activate, decide, system_actor
+):
     ok = make_connector("ok")
     disabled = make_connector("disabled")
     usd_only = make_connector("usd", supported_currencies=["usd"])
@@ -244,8 +348,9 @@ def test_ineligible_connectors_are_skipped_with_their_reason(make_connector, act
     services.connector_update(connector=disabled, actor=system_actor, enabled=False)
     health.breaker(broken.public_id).force(None)
     for _ in range(5):  # five consecutive 5xx: the breaker opens
-        health.breaker(broken.public_id).call(lambda: PSPResult(outcome=Outcome.ERROR,
-                                                                 http_status=503))
+        health.breaker(broken.public_id).call(
+            lambda: PSPResult(outcome=Outcome.ERROR, http_status=503)
+        )
     services.connector_breaker_force(connector=forced, mode="open", actor=system_actor)
     decision = decide(exclude=frozenset({tried.id}))
     assert [c.public_id for c in decision.candidates] == [ok.public_id]
@@ -260,8 +365,9 @@ def test_ineligible_connectors_are_skipped_with_their_reason(make_connector, act
     }
 
 
-def test_a_profile_change_is_seen_by_the_next_decision(make_connector, activate, decide,
-                                                       system_actor):
+def test_a_profile_change_is_seen_by_the_next_decision(
+    make_connector, activate, decide, system_actor
+):
     a, b = make_connector("a"), make_connector("b")
     activate([_rule([a, b])])
     assert first(decide()) == a.public_id

@@ -4,6 +4,11 @@ from apps.core.api.serializers import MetadataField, StrictSerializer
 from apps.intents.models import IntentStatus
 
 
+class PaymentIntentSplitInputSerializer(StrictSerializer):
+    seller = serializers.CharField(max_length=40)
+    amount = serializers.JSONField(help_text="The seller's share, in minor units.")
+
+
 class PaymentIntentCreateInputSerializer(StrictSerializer):
     # amount and currency are validated by apps.core.money so that each failure has its own code
     amount = serializers.JSONField(help_text="Positive integer in the currency's minor unit.")
@@ -15,6 +20,10 @@ class PaymentIntentCreateInputSerializer(StrictSerializer):
     customer_email = serializers.EmailField(required=False, allow_blank=True)
     description = serializers.CharField(required=False, max_length=1000, allow_blank=True)
     metadata = MetadataField(required=False)
+    splits = PaymentIntentSplitInputSerializer(
+        many=True, required=False, max_length=50,
+        help_text="Marketplace: each seller's share, credited to its balance on capture.")
+    platform_fee_amount = serializers.JSONField(required=False)
 
 
 class PaymentIntentConfirmInputSerializer(StrictSerializer):
@@ -85,6 +94,8 @@ class PaymentIntentOutputSerializer(serializers.Serializer):
     customer_email = serializers.CharField(allow_null=True)
     description = serializers.CharField(allow_null=True)
     metadata = serializers.DictField(child=serializers.CharField())
+    splits = serializers.ListField(child=serializers.DictField())
+    platform_fee_amount = serializers.IntegerField()
     last_payment_error = serializers.JSONField(allow_null=True)
     next_action = serializers.JSONField(allow_null=True)
     cancellation_reason = serializers.CharField(allow_null=True)

@@ -21,14 +21,14 @@ class SellerCreateApi(MerchantApiView):
     @extend_schema(
         operation_id="sellers_create",
         request=SellerCreateInputSerializer,
-        responses={201: SellerOutputSerializer},
+        responses={200: SellerOutputSerializer},
     )
     def post(self, request):
         data = parse_input(SellerCreateInputSerializer, request.data)
         seller = services.seller_create(
             merchant=self.merchant, livemode=self.livemode, actor=self.actor, **data
         )
-        return Response(SellerOutputSerializer(seller).data, status=201)
+        return Response(SellerOutputSerializer(seller).data)
 
 
 class SellerListApi(MerchantApiView):

@@ -6,40 +6,99 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('merchants', '0001_initial'),
+        ("merchants", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Seller',
+            name="Seller",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', apps.core.ids.PublicIdField(editable=False, max_length=40, prefix='sel', unique=True)),
-                ('livemode', models.BooleanField()),
-                ('name', models.CharField(max_length=200)),
-                ('email', models.EmailField(blank=True, max_length=254)),
-                ('country', models.CharField(max_length=2)),
-                ('metadata', models.JSONField(blank=True, default=dict)),
-                ('payout_interval', models.CharField(choices=[('daily', 'Daily'), ('weekly', 'Weekly'), ('manual', 'Manual')], default='daily', max_length=8)),
-                ('payout_weekly_anchor', models.CharField(choices=[('monday', 'Monday'), ('tuesday', 'Tuesday'), ('wednesday', 'Wednesday'), ('thursday', 'Thursday'), ('friday', 'Friday'), ('saturday', 'Saturday'), ('sunday', 'Sunday')], default='monday', max_length=9)),
-                ('bank_token', apps.core.ids.PublicIdField(editable=False, max_length=40, prefix='ba', unique=True)),
-                ('bank_fingerprint', models.CharField(db_index=True, max_length=32)),
-                ('bank_last4', models.CharField(max_length=4)),
-                ('bank_country', models.CharField(max_length=2)),
-                ('bank_currency', models.CharField(max_length=3)),
-                ('bank_account_holder_name', models.CharField(max_length=200)),
-                ('bank_account_encrypted', models.BinaryField()),
-                ('bank_account_key_id', models.CharField(max_length=32)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('merchant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='sellers', to='merchants.merchant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "public_id",
+                    apps.core.ids.PublicIdField(
+                        editable=False, max_length=40, prefix="sel", unique=True
+                    ),
+                ),
+                ("livemode", models.BooleanField()),
+                ("name", models.CharField(max_length=200)),
+                ("email", models.EmailField(blank=True, max_length=254)),
+                ("country", models.CharField(max_length=2)),
+                ("metadata", models.JSONField(blank=True, default=dict)),
+                (
+                    "payout_interval",
+                    models.CharField(
+                        choices=[("daily", "Daily"), ("weekly", "Weekly"), ("manual", "Manual")],
+                        default="daily",
+                        max_length=8,
+                    ),
+                ),
+                (
+                    "payout_weekly_anchor",
+                    models.CharField(
+                        choices=[
+                            ("monday", "Monday"),
+                            ("tuesday", "Tuesday"),
+                            ("wednesday", "Wednesday"),
+                            ("thursday", "Thursday"),
+                            ("friday", "Friday"),
+                            ("saturday", "Saturday"),
+                            ("sunday", "Sunday"),
+                        ],
+                        default="monday",
+                        max_length=9,
+                    ),
+                ),
+                (
+                    "bank_token",
+                    apps.core.ids.PublicIdField(
+                        editable=False, max_length=40, prefix="ba", unique=True
+                    ),
+                ),
+                ("bank_fingerprint", models.CharField(db_index=True, max_length=32)),
+                ("bank_last4", models.CharField(max_length=4)),
+                ("bank_country", models.CharField(max_length=2)),
+                ("bank_currency", models.CharField(max_length=3)),
+                ("bank_account_holder_name", models.CharField(max_length=200)),
+                ("bank_account_encrypted", models.BinaryField()),
+                ("bank_account_key_id", models.CharField(max_length=32)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "merchant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="sellers",
+                        to="merchants.merchant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
-                'indexes': [models.Index(fields=['merchant', 'livemode', '-id'], name='seller_merchant_mode'), models.Index(fields=['payout_interval', 'livemode'], name='seller_payout_interval')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('payout_interval__in', ['daily', 'weekly', 'manual'])), name='seller_payout_interval_valid'), models.CheckConstraint(condition=models.Q(('bank_last4__regex', '^[0-9A-Z]{4}$')), name='seller_bank_last4_only')],
+                "ordering": ["-id"],
+                "indexes": [
+                    models.Index(
+                        fields=["merchant", "livemode", "-id"], name="seller_merchant_mode"
+                    ),
+                    models.Index(
+                        fields=["payout_interval", "livemode"], name="seller_payout_interval"
+                    ),
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("payout_interval__in", ["daily", "weekly", "manual"])),
+                        name="seller_payout_interval_valid",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("bank_last4__regex", "^[0-9A-Z]{4}$")),
+                        name="seller_bank_last4_only",
+                    ),
+                ],
             },
         ),
     ]

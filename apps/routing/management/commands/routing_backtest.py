@@ -27,6 +27,8 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
+        # our --version is the profile version's, not Django's "print the version and exit"
+        parser.conflict_handler = parser._optionals.conflict_handler = "resolve"
         parser.add_argument("--profile", required=True, help="routing profile id (rp_…)")
         parser.add_argument("--version", type=int, help="default: the latest version")
         parser.add_argument("--since", default="30d", help="period, e.g. 30d (default)")

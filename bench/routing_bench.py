@@ -1,0 +1,478 @@
+"""Routing benchmark: the decision for a 50-rule profile, and the cost of one failover.
+
+Scenarios
+- decision: `route_for_payment` in process for a profile of 50 rules (every strategy), the
+  payment matching the last rule (worst case: all 50 evaluated) and a mix matching anywhere.
+  Includes the one Redis round trip per decision (generation token + breaker states).
+  Target p99 < 1 ms. Also reported: the first decision after an activation (recompile).
+- failover: confirms through the real services, adapters and PSP simulator, connector A in a
+  503 outage (nothing processed, breaker kept closed so every confirm fails over) vs. the same
+  confirms going straight to B. Failover cost per confirm = (confirm time - PSP time of A and
+  B) - median(direct confirm time - PSP time of B): what the failed attempt adds beyond A's
+  own time. Target p95 < 5 ms.
+
+Own database (default `payments_platform_routing_bench`, created and migrated on first use;
+override with ROUTING_BENCH_DATABASE_URL), own Redis database (ROUTING_BENCH_REDIS_URL,
+default db 12), its own simulator process (tests/support/simulator.py).
+
+    .venv/bin/python bench/routing_bench.py [--decisions 20000] [--confirms 200]
+
+Prints a table and writes bench/results/routing.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+os.environ["DATABASE_URL"] = os.environ.get(
+    "ROUTING_BENCH_DATABASE_URL",
+    "postgres://postgres@127.0.0.1:5432/payments_platform_routing_bench",
+)
+os.environ["REDIS_URL"] = os.environ.get("ROUTING_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+os.environ["CELERY_BROKER_URL"] = os.environ["REDIS_URL"]
+os.environ["DJANGO_SETTINGS_MODULE"] = "payments_platform.settings.base"
+os.environ.setdefault("LOG_LEVEL", "ERROR")
+
+import django  # noqa: E402
+import psycopg  # noqa: E402
+from psycopg import sql  # noqa: E402
+
+TARGETS = {"decision_last_rule": 1.0, "decision_mixed": 1.0, "failover": 5.0}
+STRIPE_CREDENTIALS = {"api_key": "sk_test_simulator_bench", "webhook_secret": "whsec_bench"}
+ADYEN_CREDENTIALS = {
+    "api_key": "AQE_simulator_adyen",
+    "merchant_account": "BenchECOM",
+    "hmac_key": "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056",
+}
+
+
+def ensure_database() -> None:
+    from django.conf import settings
+
+    params = settings.DATABASES["default"]
+    with psycopg.connect(
+        host=params.get("HOST") or "127.0.0.1",
+        port=params.get("PORT") or 5432,
+        user=params.get("USER") or "postgres",
+        password=params.get("PASSWORD") or None,
+        dbname="postgres",
+        autocommit=True,
+    ) as conn:
+        name = params["NAME"]
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def pct(values: list[float], p: float) -> float:
+    data = sorted(values)
+    if not data:
+        return 0.0
+    k = (len(data) - 1) * p / 100
+    lo = int(k)
+    hi = min(lo + 1, len(data) - 1)
+    return round(data[lo] + (data[hi] - data[lo]) * (k - lo), 3)
+
+
+def _merchant(name: str):
+    from apps.core.audit import Actor
+    from apps.merchants import services as merchant_services
+
+    return merchant_services.merchant_create(
+        name=f"{name} {uuid.uuid4().hex[:6]}",
+        email="bench@example.com",
+        actor=Actor.system("routing_bench"),
+    )
+
+
+# --------------------------------------------------------------------------- decision
+
+
+def fifty_rules(ids: list[str]) -> list[dict]:
+    """49 specific rules (distinct metadata segments, several condition kinds, every strategy)
+    and a catch-all weighted split."""
+    a, b, c, d = ids
+    strategies = [
+        {"type": "priority", "connectors": [a, b, c]},
+        {"type": "least_cost", "connectors": [a, b, c, d]},
+        {"type": "success_rate", "connectors": [a, b, c], "exploration": 0.05},
+        {"type": "lowest_latency", "connectors": [b, c, d], "exploration": 0.05},
+        {
+            "type": "weighted",
+            "weights": [{"connector": a, "weight": 60}, {"connector": d, "weight": 40}],
+        },
+    ]
+    rules = []
+    for i in range(49):
+        rules.append(
+            {
+                "name": f"segment {i}",
+                "match": "all",
+                "conditions": [
+                    {"field": "currency", "op": "in", "value": ["eur", "usd", "gbp"]},
+                    {"field": "amount", "op": "between", "value": [100, 5_000_000]},
+                    {"field": "brand", "op": "in", "value": ["visa", "mastercard", "amex"]},
+                    {"field": "bin", "op": "prefix", "value": ["4", "5", "3"]},
+                    {"field": "metadata.segment", "op": "eq", "value": f"s{i}"},
+                ],
+                "strategy": strategies[i % len(strategies)],
+            }
+        )
+    rules.append(
+        {
+            "name": "everything else",
+            "conditions": [],
+            "strategy": {
+                "type": "weighted",
+                "weights": [
+                    {"connector": a, "weight": 25},
+                    {"connector": b, "weight": 25},
+                    {"connector": c, "weight": 25},
+                    {"connector": d, "weight": 25},
+                ],
+            },
+        }
+    )
+    return rules
+
+
+def bench_decision(decisions: int) -> list[dict]:
+    from apps.core.audit import Actor
+    from apps.psp_adapters.contract import Outcome, PSPResult
+    from apps.routing import selectors, services
+
+    actor = Actor.system("routing_bench")
+    merchant = _merchant("Routing decision bench")
+    connectors = [
+        services.connector_create(
+            merchant=merchant,
+            livemode=False,
+            name=f"psp-{i}",
+            connector_type="stripe",
+            base_url="http://127.0.0.1:9/unused",
+            credentials=STRIPE_CREDENTIALS,
+            supported_currencies=["eur", "usd", "gbp"],
+            actor=actor,
+            fee_schedule=[{"fixed": 10 + 5 * i, "percent_bps": 150 - 10 * i}],
+        )
+        for i in range(4)
+    ]
+    ids = [c.public_id for c in connectors]
+    for connector in connectors:  # some rolling history for the data-driven strategies
+        for n in range(60):
+            services.connector_health_record(
+                connector=connector,
+                result=PSPResult(
+                    outcome=Outcome.APPROVED if n % 7 else Outcome.SOFT_DECLINE,
+                    http_status=200,
+                    latency_ms=80 + n % 40,
+                ),
+                facts={
+                    "brand": "visa",
+                    "funding": "credit",
+                    "issuer_country": "US",
+                    "currency": "eur",
+                },
+            )
+    profile = services.routing_profile_create(
+        merchant=merchant,
+        livemode=False,
+        name="fifty rules",
+        rules=fifty_rules(ids),
+        fallback=ids,
+        actor=actor,
+        activate=True,
+    )
+    card = {"brand": "visa", "funding": "credit", "bin": "424242", "issuer_country": "US"}
+
+    def decide(metadata: dict) -> float:
+        started = time.perf_counter()
+        decision = selectors.route_for_payment(
+            merchant_id=merchant.id,
+            livemode=False,
+            currency="eur",
+            card_facts=card,
+            amount=2500,
+            intent_id=f"pi_{uuid.uuid4().hex}",
+            metadata=metadata,
+        )
+        elapsed = (time.perf_counter() - started) * 1000
+        assert decision.candidates
+        return elapsed
+
+    # first decision after an activation: the compiled version is rebuilt
+    cold = []
+    for _ in range(20):
+        services.routing_profile_activate(profile=profile, actor=actor)
+        cold.append(decide({}))
+    for _ in range(500):  # warm-up
+        decide({})
+    results = []
+    for scenario, title, metadata_for in (
+        ("decision_last_rule", "decision, 50 rules, last matches", lambda i: {}),
+        ("decision_mixed", "decision, 50 rules, mixed", lambda i: {"segment": f"s{i % 60}"}),
+    ):
+        samples = [decide(metadata_for(i)) for i in range(decisions)]
+        p99 = pct(samples, 99)
+        results.append(
+            {
+                "scenario": scenario,
+                "title": title,
+                "decisions": decisions,
+                "p50_ms": pct(samples, 50),
+                "p95_ms": pct(samples, 95),
+                "p99_ms": p99,
+                "max_ms": round(max(samples), 3),
+                "mean_ms": round(statistics.fmean(samples), 3),
+                "target": f"p99 < {TARGETS[scenario]} ms",
+                "verdict": "PASS" if p99 < TARGETS[scenario] else "FAIL",
+            }
+        )
+    results.append(
+        {
+            "scenario": "decision_after_activation",
+            "title": "first decision after activation",
+            "decisions": len(cold),
+            "p50_ms": pct(cold, 50),
+            "p95_ms": pct(cold, 95),
+            "max_ms": round(max(cold), 3),
+            "target": "(informative)",
+            "verdict": "",
+        }
+    )
+    return results
+
+
+# --------------------------------------------------------------------------- failover
+
+
+class _TimedAdapters:
+    """Wraps the adapters the confirm path uses and records each authorize call's duration."""
+
+    def __init__(self):
+        self.local = threading.local()
+
+    def calls(self) -> list[float]:
+        if not hasattr(self.local, "calls"):
+            self.local.calls = []
+        return self.local.calls
+
+    def install(self):
+        from apps.intents import services as intent_services
+
+        real = intent_services.get_adapter
+        timer = self
+
+        class Timed:
+            def __init__(self, adapter):
+                self.adapter = adapter
+
+            def authorize(self, request):
+                started = time.perf_counter()
+                try:
+                    return self.adapter.authorize(request)
+                finally:
+                    timer.calls().append((time.perf_counter() - started) * 1000)
+
+            def __getattr__(self, name):
+                return getattr(self.adapter, name)
+
+        intent_services.get_adapter = lambda config: Timed(real(config))
+
+
+def bench_failover(confirms: int, sim_url: str) -> list[dict]:
+    import requests
+    from django.conf import settings
+
+    from apps.core.audit import Actor
+    from apps.intents import services as intent_services
+    from apps.routing import services
+    from apps.vault import services as vault_services
+
+    # every confirm must really fail over: keep A's breaker closed and A enabled
+    settings.ROUTING_BREAKER_FAIL_MAX = 10**9
+    settings.ROUTING_AUTO_DISABLE_MIN_CALLS = 10**9
+    actor = Actor.system("routing_bench")
+    timer = _TimedAdapters()
+    timer.install()
+
+    def setup(order: str):
+        merchant = _merchant(f"Failover bench {order}")
+        suffix = uuid.uuid4().hex[:8]
+        a = services.connector_create(
+            merchant=merchant,
+            livemode=False,
+            name=f"stripe-{suffix}",
+            connector_type="stripe",
+            base_url=f"{sim_url}/stripe/stripe-{suffix}",
+            credentials=STRIPE_CREDENTIALS,
+            supported_currencies=["eur"],
+            actor=actor,
+            priority=1,
+        )
+        b = services.connector_create(
+            merchant=merchant,
+            livemode=False,
+            name=f"adyen-{suffix}",
+            connector_type="adyen",
+            base_url=f"{sim_url}/adyen/adyen-{suffix}",
+            credentials=ADYEN_CREDENTIALS,
+            supported_currencies=["eur"],
+            actor=actor,
+            priority=2,
+        )
+        first, second = (a, b) if order == "failover" else (b, a)
+        services.routing_profile_create(
+            merchant=merchant,
+            livemode=False,
+            name=order,
+            fallback=[],
+            actor=actor,
+            activate=True,
+            rules=[
+                {
+                    "name": "all",
+                    "strategy": {
+                        "type": "priority",
+                        "connectors": [first.public_id, second.public_id],
+                    },
+                }
+            ],
+        )
+        requests.put(
+            f"{sim_url}/_sim/connectors/stripe-{suffix}/faults", json={"outage": True}, timeout=5
+        ).raise_for_status()
+        return merchant
+
+    def confirm_once(merchant) -> tuple[float, float, int]:
+        method = vault_services.payment_method_create(
+            merchant=merchant,
+            livemode=False,
+            actor=actor,
+            number="4242424242424242",
+            exp_month=12,
+            exp_year=2034,
+            cvc="123",
+        )
+        intent = intent_services.intent_create(
+            merchant=merchant,
+            livemode=False,
+            amount=2000,
+            currency="eur",
+            actor=actor,
+            payment_method=method.public_id,
+        )
+        timer.calls().clear()
+        started = time.perf_counter()
+        intent = intent_services.intent_confirm(intent=intent, actor=actor)
+        total = (time.perf_counter() - started) * 1000
+        assert intent.status == "succeeded", intent.status
+        return total, sum(timer.calls()), len(timer.calls())
+
+    direct_merchant, failover_merchant = setup("direct"), setup("failover")
+    for _ in range(20):  # warm-up: sessions, caches
+        confirm_once(direct_merchant)
+        confirm_once(failover_merchant)
+    direct, failover = [], []
+    for _ in range(confirms):  # interleaved, so drift affects both alike
+        total, psp, calls = confirm_once(direct_merchant)
+        assert calls == 1
+        direct.append((total, psp))
+        total, psp, calls = confirm_once(failover_merchant)
+        assert calls == 2
+        failover.append((total, psp))
+    base_overhead = statistics.median(t - p for t, p in direct)
+    extra = [(t - p) - base_overhead for t, p in failover]
+    p95 = pct(extra, 95)
+    return [
+        {
+            "scenario": "direct",
+            "title": "confirm straight to B",
+            "confirms": confirms,
+            "p50_ms": pct([t for t, _ in direct], 50),
+            "p95_ms": pct([t for t, _ in direct], 95),
+            "overhead_p50_ms": round(base_overhead, 3),
+            "target": "(baseline)",
+            "verdict": "",
+        },
+        {
+            "scenario": "failover",
+            "title": "failover cost (A 503 -> B)",
+            "confirms": confirms,
+            "p50_ms": pct(extra, 50),
+            "p95_ms": p95,
+            "p99_ms": pct(extra, 99),
+            "psp_a_p50_ms": pct([p for _, p in failover], 50),
+            "confirm_p50_ms": pct([t for t, _ in failover], 50),
+            "target": f"p95 < {TARGETS['failover']} ms",
+            "verdict": "PASS" if p95 < TARGETS["failover"] else "FAIL",
+        },
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--decisions", type=int, default=20_000)
+    parser.add_argument("--confirms", type=int, default=200)
+    parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "routing.json"))
+    args = parser.parse_args()
+
+    django.setup()
+    ensure_database()
+    import redis
+    from django.conf import settings
+
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+
+    from tests.support.simulator import start_simulator
+
+    results = bench_decision(args.decisions)
+    sim_url, stop = start_simulator()
+    try:
+        results += bench_failover(args.confirms, sim_url)
+    finally:
+        stop()
+
+    header = f"{'scenario':<38} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}  target"
+    print(header)
+    print("-" * len(header))
+    for row in results:
+        print(
+            f"{row['title']:<38} {row.get('p50_ms', ''):>8} {row.get('p95_ms', ''):>8} "
+            f"{row.get('p99_ms', ''):>8}  {row['target']} {row['verdict']}"
+        )
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(
+        json.dumps(
+            {
+                "benchmark": "routing decision (50 rules) and failover cost",
+                "database": settings.DATABASES["default"]["NAME"],
+                "python": platform.python_version(),
+                "cpus": os.cpu_count(),
+                "results": results,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"written: {output.relative_to(ROOT)}")
+    return 0 if all(r["verdict"] != "FAIL" for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

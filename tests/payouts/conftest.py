@@ -1,0 +1,158 @@
+"""Payout fixtures: balances funded through the ledger's own services (a capture-like journal,
+then the ledger's release to available), sellers, and the real simulator as payout provider.
+Every database test ends with the ledger's invariants asserted."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+
+import pytest
+import requests
+
+from apps.core.audit import Actor
+from apps.ledger import chart
+from apps.ledger.chart import Leg
+from apps.ledger.services import ledger_post, ledger_release_pending_to_available
+from apps.merchants import services as merchant_services
+from apps.payouts.provider import SimulatorPayoutProvider
+from tests.ledger import support as ledger_support
+from tests.support.simulator import start_simulator
+
+RECEIVABLE = chart.psp_receivable("conn_payouts_test")
+_keys = itertools.count(1)
+
+US_BANK = {
+    "country": "US",
+    "currency": "usd",
+    "account_holder_name": "Jenny Rosen",
+    "account_number": "000123456789",
+    "routing_number": "110000000",
+}
+DE_BANK = {"country": "DE", "currency": "eur", "account_number": "DE89 3704 0044 0532 0130 00"}
+
+
+def fund(merchant, amount: int, *, currency: str = "eur", seller=None, livemode=False) -> None:
+    """Makes `amount` available to the merchant (or a seller): a capture-like journal crediting
+    the pending balance, then the ledger's release of pending to available."""
+    key = f"fund:{merchant.pk}:{next(_keys)}:{uuid.uuid4().hex[:8]}"
+    seller_id = seller.ledger_id if seller is not None else None
+    pending = chart.MERCHANT_PENDING if seller is None else chart.seller_pending(seller_id)
+    ledger_post(
+        merchant_id=merchant.pk,
+        livemode=livemode,
+        currency=currency,
+        kind="capture",
+        idempotency_key=f"{key}:capture",
+        legs=[Leg.debit(RECEIVABLE, amount), Leg.credit(pending, amount)],
+        source_type="payment_intent",
+        source_id=f"pi_{key}",
+    )
+    ledger_release_pending_to_available(
+        merchant_id=merchant.pk,
+        livemode=livemode,
+        currency=currency,
+        amount=amount,
+        seller_id=seller_id,
+        idempotency_key=f"{key}:release",
+    )
+
+
+def available(merchant, *, currency: str = "eur", seller=None, livemode=False) -> int:
+    code = chart.MERCHANT_AVAILABLE if seller is None else chart.seller_available(seller.ledger_id)
+    return ledger_support.balances(merchant.pk, currency, livemode).get(code, 0)
+
+
+def in_transit(merchant, *, currency: str = "eur", livemode=False) -> int:
+    return ledger_support.balances(merchant.pk, currency, livemode).get(
+        chart.PAYOUTS_IN_TRANSIT, 0
+    )
+
+
+def make_seller(merchant, *, bank=None, name="Jenny's Shop", **extra):
+    return merchant_services.seller_create(
+        merchant=merchant,
+        livemode=False,
+        name=name,
+        country=(bank or DE_BANK)["country"],
+        bank_account=dict(bank or DE_BANK),
+        actor=Actor.system("tests"),
+        **extra,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _ledger_invariants(request):
+    """After every database test: per currency the ledger balances and every account matches
+    its entries."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None:
+        yield
+        return
+    transactional = marker.kwargs.get("transaction", False)
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    yield
+    ledger_support.assert_zero_sums()
+    ledger_support.assert_accounts_match_entries()
+    ledger_support.assert_journals_balanced()
+
+
+@pytest.fixture
+def seller(merchant):
+    return make_seller(merchant)
+
+
+@pytest.fixture
+def us_seller(merchant):
+    return make_seller(merchant, bank=US_BANK, name="US Shop")
+
+
+@pytest.fixture(scope="session")
+def simulator_url():
+    base_url, stop = start_simulator()
+    yield base_url
+    stop()
+
+
+class PayoutSimulator:
+    """The simulator's control API for one payout account."""
+
+    def __init__(self, base_url: str, account: str):
+        self.base_url = base_url
+        self.account = account
+
+    def settings(self, **values) -> None:
+        url = f"{self.base_url}/_sim/connectors/{self.account}/settings"
+        requests.patch(url, json=values, timeout=5).raise_for_status()
+
+    def faults(self, **faults) -> None:
+        url = f"{self.base_url}/_sim/connectors/{self.account}/faults"
+        requests.put(url, json=faults, timeout=5).raise_for_status()
+
+    def payouts(self) -> list[dict]:
+        response = requests.get(
+            f"{self.base_url}/_sim/payouts", params={"connector": self.account}, timeout=5
+        )
+        response.raise_for_status()
+        return response.json()["data"]
+
+
+@pytest.fixture
+def payout_sim(simulator_url, settings) -> PayoutSimulator:
+    """A fresh simulator account per test; the platform's provider settings point at it, with
+    delayed outcomes after 50 ms instead of a second."""
+    account = f"payouts-{uuid.uuid4().hex[:8]}"
+    settings.PAYOUT_PROVIDER_URL = f"{simulator_url}/stripe/{account}"
+    settings.PAYOUT_PROVIDER_API_KEY = "sk_test_payout_tests"
+    sim = PayoutSimulator(simulator_url, account)
+    sim.settings(async_outcome_delay_ms=50)
+    return sim
+
+
+@pytest.fixture
+def provider(payout_sim) -> SimulatorPayoutProvider:
+    return SimulatorPayoutProvider(
+        base_url=f"{payout_sim.base_url}/stripe/{payout_sim.account}",
+        api_key="sk_test_payout_tests",
+        read_timeout=2.0,
+    )
