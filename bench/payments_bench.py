@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -218,6 +219,30 @@ def _normalize_sql(sql: str) -> str:
     return head[:40]
 
 
+class _PsycopgStatements:
+    """Counts every statement sent through a psycopg cursor, including the ones Django does not
+    see (the ledger writes through its own server-side cursor with prepared statements)."""
+
+    def __init__(self):
+        self.count = 0
+
+    def __enter__(self):
+        import psycopg
+
+        self._cls, self._orig = psycopg.Cursor, psycopg.Cursor.execute
+        counter = self
+
+        def execute(cursor, *args, **kwargs):
+            counter.count += 1
+            return counter._orig(cursor, *args, **kwargs)
+
+        psycopg.Cursor.execute = execute
+        return self
+
+    def __exit__(self, *exc):
+        self._cls.execute = self._orig
+
+
 def profile(*, secret_key: str, n: int, cprofile_out: Path | None) -> dict:
     """One payment in-process (Django test client, real simulator and database): the queries it
     runs, and wall/CPU time per payment over `n` sequential payments."""
@@ -270,7 +295,7 @@ def profile(*, secret_key: str, n: int, cprofile_out: Path | None) -> dict:
     with CaptureQueriesContext(connection) as captured:
         pm = tokenize()
     tok_queries = list(captured.captured_queries)
-    with CaptureQueriesContext(connection) as captured:
+    with CaptureQueriesContext(connection) as captured, _PsycopgStatements() as statements:
         pay(pm, os.urandom(8).hex())
     pay_queries = list(captured.captured_queries)
     pm = tokenize()
@@ -303,6 +328,9 @@ def profile(*, secret_key: str, n: int, cprofile_out: Path | None) -> dict:
         "queries_create_confirm": len(pay_queries),
         "queries_create_confirm_without_idempotency_key": len(pay_noidem_queries),
         "transactions_create_confirm": breakdown.get("BEGIN", 0),
+        # statements on the wire (psycopg level): Django's minus BEGIN/COMMIT/SAVEPOINT lines,
+        # plus what bypasses Django's cursor (the ledger's prepared statements)
+        "statements_create_confirm_psycopg": statements.count,
         "query_breakdown": dict(breakdown.most_common()),
         "query_sequence": [_normalize_sql(q["sql"]) for q in pay_queries],
         "sequential_payments": n,
@@ -528,7 +556,8 @@ def print_table(results: list[dict], prof: dict | None) -> None:
         print()
         print(
             f"Per payment, in-process profile: {prof['queries_create_confirm']} SQL queries "
-            f"for create+confirm with Idempotency-Key "
+            f"(Django's count, with BEGIN/COMMIT; {prof['statements_create_confirm_psycopg']} "
+            f"statements on the wire incl. raw cursors) for create+confirm with Idempotency-Key "
             f"({prof['queries_create_confirm_without_idempotency_key']} without), "
             f"{prof['queries_tokenize']} for tokenization; "
             f"{prof['in_process_cpu_ms_per_payment']} ms Python CPU, "
@@ -592,6 +621,9 @@ def run(args) -> int:
 # --------------------------------------------------------------------------- summary
 
 
+FIGURE_KEY = re.compile(r"(_per_s|(^|_)p(50|95|99)_(ms|us))$")
+
+
 def summary(since: float) -> int:
     """Every result file written since `since`: one line per scenario, whatever its keys."""
     files = sorted(
@@ -624,11 +656,7 @@ def summary(since: float) -> int:
             for key, value in row.items():
                 if isinstance(value, bool) or not isinstance(value, int | float):
                     continue
-                if (
-                    key.endswith("_per_s")
-                    or key in ("p50_ms", "p95_ms", "p99_ms")
-                    or key in ("overhead_p95_ms",)
-                ):
+                if FIGURE_KEY.search(key):
                     figures.append(f"{key} {value}")
             verdict = row.get("verdict", "")
             print(f"  {label:<32} {', '.join(figures)}  {str(verdict).upper()}")

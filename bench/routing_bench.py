@@ -199,7 +199,11 @@ def bench_decision(decisions: int) -> list[dict]:
     )
     card = {"brand": "visa", "funding": "credit", "bin": "424242", "issuer_country": "US"}
 
+    cpu: list[float] = []
+
     def decide(metadata: dict) -> float:
+        intent_id = f"pi_{uuid.uuid4().hex}"
+        cpu_started = time.thread_time_ns()
         started = time.perf_counter()
         decision = selectors.route_for_payment(
             merchant_id=merchant.id,
@@ -207,10 +211,11 @@ def bench_decision(decisions: int) -> list[dict]:
             currency="eur",
             card_facts=card,
             amount=2500,
-            intent_id=f"pi_{uuid.uuid4().hex}",
+            intent_id=intent_id,
             metadata=metadata,
         )
         elapsed = (time.perf_counter() - started) * 1000
+        cpu.append((time.thread_time_ns() - cpu_started) / 1e6)
         assert decision.candidates
         return elapsed
 
@@ -226,6 +231,7 @@ def bench_decision(decisions: int) -> list[dict]:
         ("decision_last_rule", "decision, 50 rules, last matches", lambda i: {}),
         ("decision_mixed", "decision, 50 rules, mixed", lambda i: {"segment": f"s{i % 60}"}),
     ):
+        cpu.clear()
         samples = [decide(metadata_for(i)) for i in range(decisions)]
         p99 = pct(samples, 99)
         results.append(
@@ -238,6 +244,8 @@ def bench_decision(decisions: int) -> list[dict]:
                 "p99_ms": p99,
                 "max_ms": round(max(samples), 3),
                 "mean_ms": round(statistics.fmean(samples), 3),
+                "cpu_p50_ms": pct(cpu, 50),
+                "cpu_p99_ms": pct(cpu, 99),
                 "target": f"p99 < {TARGETS[scenario]} ms",
                 "verdict": "PASS" if p99 < TARGETS[scenario] else "FAIL",
             }
@@ -271,6 +279,39 @@ class _TimedAdapters:
             self.local.calls = []
         return self.local.calls
 
+    def routing(self) -> list[float]:
+        if not hasattr(self.local, "routing"):
+            self.local.routing = []
+        return self.local.routing
+
+    def install_routing_timers(self):
+        """Times what the confirm path spends in routing code (decisions, limits, breaker and
+        health bookkeeping; the PSP call inside the breaker is subtracted)."""
+        from apps.routing import selectors, services
+
+        timer = self
+
+        def timed(module, name, psp_inside=False):
+            real = getattr(module, name)
+
+            def wrapper(*args, **kwargs):
+                psp_before = sum(timer.calls())
+                started = time.perf_counter()
+                try:
+                    return real(*args, **kwargs)
+                finally:
+                    spent = (time.perf_counter() - started) * 1000
+                    if psp_inside:
+                        spent -= sum(timer.calls()) - psp_before
+                    timer.routing().append(spent)
+
+            setattr(module, name, wrapper)
+
+        timed(selectors, "route_for_payment")
+        timed(selectors, "confirm_limits")
+        timed(services, "connector_health_record")
+        timed(services, "connector_call", psp_inside=True)
+
     def install(self):
         from apps.intents import services as intent_services
 
@@ -297,6 +338,7 @@ class _TimedAdapters:
 def bench_failover(confirms: int, sim_url: str) -> list[dict]:
     import requests
     from django.conf import settings
+    from django.db import connection
 
     from apps.core.audit import Actor
     from apps.intents import services as intent_services
@@ -309,6 +351,7 @@ def bench_failover(confirms: int, sim_url: str) -> list[dict]:
     actor = Actor.system("routing_bench")
     timer = _TimedAdapters()
     timer.install()
+    timer.install_routing_timers()
 
     def setup(order: str):
         merchant = _merchant(f"Failover bench {order}")
@@ -377,12 +420,28 @@ def bench_failover(confirms: int, sim_url: str) -> list[dict]:
             payment_method=method.public_id,
         )
         timer.calls().clear()
-        started = time.perf_counter()
-        intent = intent_services.intent_confirm(intent=intent, actor=actor)
-        total = (time.perf_counter() - started) * 1000
+        timer.routing().clear()
+        statements = [0]
+
+        def count(execute, sql_, params, many, context):
+            statements[0] += 1
+            return execute(sql_, params, many, context)
+
+        with connection.execute_wrapper(count):
+            cpu_started = time.thread_time_ns()
+            started = time.perf_counter()
+            intent = intent_services.intent_confirm(intent=intent, actor=actor)
+            total = (time.perf_counter() - started) * 1000
+            cpu_ms = (time.thread_time_ns() - cpu_started) / 1e6
         assert intent.status == "succeeded", intent.status
+        sql_counts.setdefault(merchant.pk, []).append(statements[0])
+        cpu_times.setdefault(merchant.pk, []).append(cpu_ms)
+        routing_times.setdefault(merchant.pk, []).append(sum(timer.routing()))
         return total, sum(timer.calls()), len(timer.calls())
 
+    sql_counts: dict[int, list[int]] = {}
+    cpu_times: dict[int, list[float]] = {}
+    routing_times: dict[int, list[float]] = {}
     direct_merchant, failover_merchant = setup("direct"), setup("failover")
     for _ in range(20):  # warm-up: sessions, caches
         confirm_once(direct_merchant)
@@ -397,6 +456,19 @@ def bench_failover(confirms: int, sim_url: str) -> list[dict]:
         failover.append((total, psp))
     base_overhead = statistics.median(t - p for t, p in direct)
     extra = [(t - p) - base_overhead for t, p in failover]
+    # the same in CPU time of this thread (no waiting on PostgreSQL, Redis or the PSP), and
+    # the database round trip of this machine at the time, to read the wall figures against
+    base_cpu = statistics.median(cpu_times[direct_merchant.pk])
+    base_routing = statistics.median(routing_times[direct_merchant.pk])
+    extra_routing = [r - base_routing for r in routing_times[failover_merchant.pk]]
+    extra_cpu = [c - base_cpu for c in cpu_times[failover_merchant.pk]]
+    round_trips = []
+    with connection.cursor() as cursor:
+        for _ in range(200):
+            started = time.perf_counter()
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+            round_trips.append((time.perf_counter() - started) * 1000)
     p95 = pct(extra, 95)
     return [
         {
@@ -411,6 +483,14 @@ def bench_failover(confirms: int, sim_url: str) -> list[dict]:
         },
         {
             "scenario": "failover",
+            "extra_sql_statements": statistics.median(sql_counts[failover_merchant.pk])
+            - statistics.median(sql_counts[direct_merchant.pk]),
+            "routing_share_p50_ms": pct(extra_routing, 50),
+            "routing_share_p95_ms": pct(extra_routing, 95),
+            "extra_cpu_p50_ms": pct(extra_cpu, 50),
+            "extra_cpu_p95_ms": pct(extra_cpu, 95),
+            "db_round_trip_p50_ms": pct(round_trips, 50),
+            "db_round_trip_p95_ms": pct(round_trips, 95),
             "title": "failover cost (A 503 -> B)",
             "confirms": confirms,
             "p50_ms": pct(extra, 50),
@@ -464,6 +544,7 @@ def main() -> int:
                 "database": settings.DATABASES["default"]["NAME"],
                 "python": platform.python_version(),
                 "cpus": os.cpu_count(),
+                "load_average": os.getloadavg(),
                 "results": results,
             },
             indent=2,

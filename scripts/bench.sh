@@ -43,7 +43,7 @@ export CELERY_BROKER_URL="$REDIS_URL"
 export API_BASE_URL="http://127.0.0.1:$BENCH_API_PORT"
 export SIMULATOR_URL="http://127.0.0.1:$BENCH_SIM_PORT"
 export API_BIND="127.0.0.1:$BENCH_API_PORT"
-export LOG_LEVEL="${BENCH_LOG_LEVEL:-WARNING}"
+export LOG_LEVEL="${BENCH_LOG_LEVEL:-INFO}"  # as production: one INFO line per PSP call
 export PSP_SIMULATOR_LOG_LEVEL=WARNING
 export PYTHONUNBUFFERED=1
 # production settings, with throwaway secrets for this run only (the bench database is
@@ -159,8 +159,9 @@ STACK_JSON=$(cat <<EOF
 EOF
 )
 
+# the driver's own Django (seed, in-process profile) logs warnings only; the stack logs INFO
 # shellcheck disable=SC2086
-"$PY" bench/payments_bench.py run \
+LOG_LEVEL=WARNING "$PY" bench/payments_bench.py run \
   --api-url "$API_BASE_URL" --sim-url "$SIMULATOR_URL" --db-name "$BENCH_DB" --workdir "$WORK" \
   --scenarios $BENCH_SCENARIOS --clients-a "$BENCH_CLIENTS_A" --clients-b "$BENCH_CLIENTS_B" \
   --warmup "$BENCH_WARMUP" --duration "$BENCH_DURATION" \

@@ -45,8 +45,10 @@ class ReplayPermissionMixin:
 
 
 def _pretty(value) -> str:
-    return format_html("<pre style='white-space: pre-wrap'>{}</pre>",
-                       json.dumps(value, indent=2, sort_keys=True, default=str))
+    return format_html(
+        "<pre style='white-space: pre-wrap'>{}</pre>",
+        json.dumps(value, indent=2, sort_keys=True, default=str),
+    )
 
 
 @admin.register(OutboxEvent)
@@ -59,8 +61,15 @@ class OutboxEventAdmin(ReadOnlyAdmin):
 
 @admin.register(Event)
 class EventAdmin(ReadOnlyAdmin):
-    list_display = ("public_id", "merchant", "type", "object_id", "sequence", "livemode",
-                    "created_at")
+    list_display = (
+        "public_id",
+        "merchant",
+        "type",
+        "object_id",
+        "sequence",
+        "livemode",
+        "created_at",
+    )
     list_filter = ("type", "livemode")
     list_select_related = ("merchant",)
     search_fields = ("=public_id", "=object_id", "=request_id", "=idempotency_key")
@@ -77,15 +86,36 @@ class EventAdmin(ReadOnlyAdmin):
 
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(ReplayPermissionMixin, MerchantScopedAdmin):
-    list_display = ("public_id", "merchant", "url", "status", "livemode", "failing_since",
-                    "last_success_at", "created_at")
+    list_display = (
+        "public_id",
+        "merchant",
+        "url",
+        "status",
+        "livemode",
+        "failing_since",
+        "last_success_at",
+        "created_at",
+    )
     list_filter = ("status", "livemode")
     list_select_related = ("merchant",)
     search_fields = ("=public_id", "url", "=merchant__public_id")
-    fields = ("public_id", "merchant", "livemode", "url", "description", "enabled_events",
-              "status", "disabled_reason", "failing_since", "last_success_at",
-              "previous_secret_expires_at", "created_at", "updated_at", "deleted_at",
-              "recent_deliveries")
+    fields = (
+        "public_id",
+        "merchant",
+        "livemode",
+        "url",
+        "description",
+        "enabled_events",
+        "status",
+        "disabled_reason",
+        "failing_since",
+        "last_success_at",
+        "previous_secret_expires_at",
+        "created_at",
+        "updated_at",
+        "deleted_at",
+        "recent_deliveries",
+    )
     readonly_fields = fields
     actions = ["replay_failed_last_day", "replay_failed_last_week"]
 
@@ -101,29 +131,43 @@ class WebhookEndpointAdmin(ReplayPermissionMixin, MerchantScopedAdmin):
     @admin.display(description="recent deliveries")
     def recent_deliveries(self, obj):
         rows = obj.deliveries.select_related("event").order_by("-id")[:20]
-        return format_html("<table>{}</table>", format_html_join(
-            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} tries</td><td>{}</td></tr>",
-            ((d.public_id, d.event.type, d.status, d.attempt_count,
-              d.last_status_code or d.last_error) for d in rows)))
+        return format_html(
+            "<table>{}</table>",
+            format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} tries</td><td>{}</td></tr>",
+                (
+                    (
+                        d.public_id,
+                        d.event.type,
+                        d.status,
+                        d.attempt_count,
+                        d.last_status_code or d.last_error,
+                    )
+                    for d in rows
+                ),
+            ),
+        )
 
     def _replay_since(self, request, queryset, days: int):
         since = timezone.now() - timedelta(days=days)
         actor = Actor.staff(request.user)
         for endpoint in queryset:
             try:
-                count = services.webhook_deliveries_replay_failed(endpoint=endpoint, since=since,
-                                                                  actor=actor)
+                count = services.webhook_deliveries_replay_failed(
+                    endpoint=endpoint, since=since, actor=actor
+                )
                 messages.success(request, f"{endpoint.public_id}: {count} deliveries replayed.")
             except PlatformError as exc:
                 messages.error(request, f"{endpoint.public_id}: {exc.message}")
 
-    @admin.action(description="Replay failed deliveries of the last 24 hours",
-                  permissions=["replay"])
+    @admin.action(
+        description="Replay failed deliveries of the last 24 hours", permissions=["replay"]
+    )
     def replay_failed_last_day(self, request, queryset):
         self._replay_since(request, queryset, 1)
 
-    @admin.action(description="Replay failed deliveries of the last 7 days",
-                  permissions=["replay"])
+    @admin.action(description="Replay failed deliveries of the last 7 days", permissions=["replay"])
     def replay_failed_last_week(self, request, queryset):
         self._replay_since(request, queryset, 7)
 
@@ -135,8 +179,15 @@ class WebhookDeliveryAttemptInline(admin.TabularInline):
     model = WebhookDeliveryAttempt
     extra = 0
     can_delete = False
-    fields = ("number", "started_at", "latency_ms", "status_code", "succeeded", "error",
-              "response_body")
+    fields = (
+        "number",
+        "started_at",
+        "latency_ms",
+        "status_code",
+        "succeeded",
+        "error",
+        "response_body",
+    )
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
@@ -146,12 +197,20 @@ class WebhookDeliveryAttemptInline(admin.TabularInline):
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(ReplayPermissionMixin, ReadOnlyAdmin):
     merchant_path = "merchant_id"
-    list_display = ("public_id", "event_type", "endpoint_url", "status", "attempt_count",
-                    "last_status_code", "last_error", "next_attempt_at", "created_at")
+    list_display = (
+        "public_id",
+        "event_type",
+        "endpoint_url",
+        "status",
+        "attempt_count",
+        "last_status_code",
+        "last_error",
+        "next_attempt_at",
+        "created_at",
+    )
     list_filter = ("status", "livemode")
     list_select_related = ("event", "endpoint")
-    search_fields = ("=public_id", "=event__public_id", "=endpoint__public_id",
-                     "=event__object_id")
+    search_fields = ("=public_id", "=event__public_id", "=endpoint__public_id", "=event__object_id")
     readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
     inlines = [WebhookDeliveryAttemptInline]
     actions = ["replay_selected"]
@@ -188,15 +247,42 @@ class DeadLetteredDeliveryAdmin(WebhookDeliveryAdmin):
 
 @admin.register(InboundWebhook)
 class InboundWebhookAdmin(ReplayPermissionMixin, ReadOnlyAdmin):
-    list_display = ("public_id", "connector", "psp_event_id", "event_types", "verification",
-                    "status", "attempts", "received_at", "result_summary")
+    list_display = (
+        "public_id",
+        "connector",
+        "psp_event_id",
+        "event_types",
+        "verification",
+        "status",
+        "attempts",
+        "received_at",
+        "result_summary",
+    )
     list_filter = ("status", "verification", "connector__connector_type", "livemode")
     list_select_related = ("connector",)
     search_fields = ("=public_id", "psp_event_id", "=connector__public_id")
-    fields = ("public_id", "connector", "merchant_id", "livemode", "received_at", "remote_addr",
-              "verification", "verification_error", "psp_event_id", "duplicate_of",
-              "event_types", "status", "attempts", "retry_count", "next_attempt_at",
-              "last_error", "processed_at", "what_it_changed", "headers", "raw_body")
+    fields = (
+        "public_id",
+        "connector",
+        "merchant_id",
+        "livemode",
+        "received_at",
+        "remote_addr",
+        "verification",
+        "verification_error",
+        "psp_event_id",
+        "duplicate_of",
+        "event_types",
+        "status",
+        "attempts",
+        "retry_count",
+        "next_attempt_at",
+        "last_error",
+        "processed_at",
+        "what_it_changed",
+        "headers",
+        "raw_body",
+    )
     readonly_fields = fields
     actions = ["reprocess_selected"]
 
@@ -210,8 +296,10 @@ class InboundWebhookAdmin(ReplayPermissionMixin, ReadOnlyAdmin):
 
     @admin.display(description="raw body")
     def raw_body(self, obj):
-        return format_html("<pre style='white-space: pre-wrap'>{}</pre>",
-                           bytes(obj.body).decode("utf-8", "replace"))
+        return format_html(
+            "<pre style='white-space: pre-wrap'>{}</pre>",
+            bytes(obj.body).decode("utf-8", "replace"),
+        )
 
     @admin.action(description="Reprocess selected PSP webhooks now", permissions=["replay"])
     def reprocess_selected(self, request, queryset: QuerySet):

@@ -13,8 +13,18 @@ DEFAULTS: dict[str, Any] = {
     # merchant webhooks: delay after the 1st, 2nd, … failure (about three days in total), each
     # stretched or shrunk at random by up to WEBHOOK_RETRY_JITTER; after the last, dead-letter
     "WEBHOOK_RETRY_SCHEDULE_SECONDS": [
-        10, 60, 5 * 60, 30 * 60, 3600, 3 * 3600, 6 * 3600,
-        12 * 3600, 12 * 3600, 12 * 3600, 12 * 3600, 12 * 3600,
+        10,
+        60,
+        5 * 60,
+        30 * 60,
+        3600,
+        3 * 3600,
+        6 * 3600,
+        12 * 3600,
+        12 * 3600,
+        12 * 3600,
+        12 * 3600,
+        12 * 3600,
     ],
     "WEBHOOK_RETRY_JITTER": 0.1,
     # retries due within this many seconds get a Celery countdown; later ones wait for the sweep

@@ -62,21 +62,36 @@ def inbound_webhook_receive(
     if not body:
         raise InvalidRequestError("The webhook body is empty.", code="webhook_payload_invalid")
     stored_headers = {name: headers[name] for name in STORED_HEADERS if headers.get(name)}
-    webhook = InboundWebhook.objects.create(
-        connector=connector,
-        merchant_id=connector.merchant_id,
-        livemode=connector.livemode,
-        remote_addr=remote_addr[:64],
-        headers=stored_headers,
-        body=body,
-        body_sha256=hashlib.sha256(body).hexdigest(),
-        next_attempt_at=timezone.now() + timedelta(seconds=conf("PSP_WEBHOOK_SWEEP_GRACE_SECONDS")),
-    )
-    duplicate = _accept(webhook, connector=connector, headers=headers)
+    # one transaction, one commit (one WAL flush) before the acknowledgement: the raw row is
+    # its first write, and a rejection is committed with it
+    crash: Exception | None = None
+    with transaction.atomic():
+        webhook = InboundWebhook.objects.create(
+            connector=connector,
+            merchant_id=connector.merchant_id,
+            livemode=connector.livemode,
+            remote_addr=remote_addr[:64],
+            headers=stored_headers,
+            body=body,
+            body_sha256=hashlib.sha256(body).hexdigest(),
+            next_attempt_at=timezone.now()
+            + timedelta(seconds=conf("PSP_WEBHOOK_SWEEP_GRACE_SECONDS")),
+        )
+        try:
+            with transaction.atomic():
+                duplicate, rejection = _accept(webhook, connector=connector, headers=headers)
+        except Exception as exc:  # a bug: keep the raw row (status received) for the sweep
+            logger.exception("accepting psp webhook %s failed", webhook.public_id)
+            crash = exc
+    if crash is not None:
+        raise crash
+    if rejection is not None:
+        raise rejection
     if not duplicate:
         _enqueue_processing(webhook.pk)
-    return InboundReceipt(webhook=webhook, duplicate=duplicate,
-                          connector_type=connector.connector_type)
+    return InboundReceipt(
+        webhook=webhook, duplicate=duplicate, connector_type=connector.connector_type
+    )
 
 
 def _reject(webhook: InboundWebhook, *, verification: str, error: str) -> None:
@@ -89,35 +104,43 @@ def _reject(webhook: InboundWebhook, *, verification: str, error: str) -> None:
     )
 
 
-def _accept(webhook: InboundWebhook, *, connector, headers) -> bool:
-    """Verify, parse, de-duplicate. Returns True for a duplicate. Raises for a rejection."""
+def _accept(webhook: InboundWebhook, *, connector, headers) -> tuple[bool, PlatformError | None]:
+    """Verify, parse, de-duplicate: (is a duplicate, the rejection to answer with or None).
+    A rejection is recorded on the row, which is kept."""
     body = bytes(webhook.body)
     try:
         json.loads(body)
     except (ValueError, UnicodeDecodeError):
         _reject(webhook, verification="pending", error="the body is not valid JSON")
-        logger.warning("psp webhook %s for %s rejected: body is not JSON", webhook.public_id,
-                       connector.public_id)
-        raise InvalidRequestError("The webhook body is not valid JSON.",
-                                  code="webhook_payload_invalid") from None
+        logger.warning(
+            "psp webhook %s for %s rejected: body is not JSON",
+            webhook.public_id,
+            connector.public_id,
+        )
+        return False, InvalidRequestError(
+            "The webhook body is not valid JSON.", code="webhook_payload_invalid"
+        )
     adapter = get_adapter(routing_services.connector_config(connector))
     try:
         adapter.verify_webhook(dict(headers), body)
     except WebhookVerificationError as exc:
         _reject(webhook, verification="failed", error=str(exc))
         # logged and counted (rows with verification=failed, per connector, in the admin)
-        logger.warning("psp webhook %s for %s rejected: %s", webhook.public_id,
-                       connector.public_id, exc)
-        raise WebhookSignatureError(f"Webhook signature verification failed: {exc}.") from None
+        logger.warning(
+            "psp webhook %s for %s rejected: %s", webhook.public_id, connector.public_id, exc
+        )
+        return False, WebhookSignatureError(f"Webhook signature verification failed: {exc}.")
     try:
         events = adapter.parse_webhook(body)
         _check_events(events)
     except ValueError as exc:
         _reject(webhook, verification="verified", error=str(exc))
-        logger.warning("psp webhook %s for %s rejected: %s", webhook.public_id,
-                       connector.public_id, exc)
-        raise InvalidRequestError(f"The webhook body is not a valid notification: {exc}.",
-                                  code="webhook_payload_invalid") from None
+        logger.warning(
+            "psp webhook %s for %s rejected: %s", webhook.public_id, connector.public_id, exc
+        )
+        return False, InvalidRequestError(
+            f"The webhook body is not a valid notification: {exc}.", code="webhook_payload_invalid"
+        )
     event_id = "+".join(sorted(event.psp_event_id for event in events))[:255]
     accepted = {
         "verification": "verified",
@@ -131,14 +154,16 @@ def _accept(webhook: InboundWebhook, *, connector, headers) -> bool:
                 status=S.PENDING, dedup_key=event_id, **accepted
             )
     except IntegrityError:
-        original = InboundWebhook.objects.filter(
-            connector_id=webhook.connector_id, dedup_key=event_id
-        ).values_list("pk", flat=True).first()
+        original = (
+            InboundWebhook.objects.filter(connector_id=webhook.connector_id, dedup_key=event_id)
+            .values_list("pk", flat=True)
+            .first()
+        )
         InboundWebhook.objects.filter(pk=webhook.pk).update(
             status=S.DUPLICATE, duplicate_of_id=original, next_attempt_at=None, **accepted
         )
-        return True
-    return False
+        return True, None
+    return False, None
 
 
 def _check_events(events: list[WebhookEvent]) -> None:
@@ -203,11 +228,18 @@ def inbound_webhook_process(*, webhook_id: int) -> InboundWebhook | None:
                 )
             except psp_notifications.NotificationNotApplicableYet as exc:
                 retry_reason = f"not applicable yet: {exc}"
-                results.append({"event": event.psp_event_id, "type": event.event_type,
-                                "result": "waiting", "reason": str(exc)})
+                results.append(
+                    {
+                        "event": event.psp_event_id,
+                        "type": event.event_type,
+                        "result": "waiting",
+                        "reason": str(exc),
+                    }
+                )
                 continue
-            results.append({"event": event.psp_event_id, "type": event.event_type,
-                            **outcome.as_dict()})
+            results.append(
+                {"event": event.psp_event_id, "type": event.event_type, **outcome.as_dict()}
+            )
     except Exception as exc:
         logger.exception("processing psp webhook %s failed", webhook.public_id)
         retry_reason = f"{type(exc).__name__}: {exc}"
@@ -216,8 +248,12 @@ def inbound_webhook_process(*, webhook_id: int) -> InboundWebhook | None:
     now = timezone.now()
     if not retry_reason:
         InboundWebhook.objects.filter(pk=webhook.pk, status=S.PROCESSING).update(
-            status=S.PROCESSED, processed_at=now, locked_until=None, next_attempt_at=None,
-            outcome=history, last_error="",
+            status=S.PROCESSED,
+            processed_at=now,
+            locked_until=None,
+            next_attempt_at=None,
+            outcome=history,
+            last_error="",
         )
     else:
         _schedule_retry(webhook, history=history, reason=retry_reason, now=now)
@@ -230,16 +266,28 @@ def _schedule_retry(webhook: InboundWebhook, *, history: list, reason: str, now)
     retry_count = webhook.retry_count + 1
     if retry_count > len(schedule):
         InboundWebhook.objects.filter(pk=webhook.pk, status=S.PROCESSING).update(
-            status=S.DEAD, locked_until=None, next_attempt_at=None, outcome=history,
-            retry_count=retry_count, last_error=reason[:500],
+            status=S.DEAD,
+            locked_until=None,
+            next_attempt_at=None,
+            outcome=history,
+            retry_count=retry_count,
+            last_error=reason[:500],
         )
-        logger.error("psp webhook %s dead-lettered after %d attempts: %s", webhook.public_id,
-                     webhook.attempts, reason)
+        logger.error(
+            "psp webhook %s dead-lettered after %d attempts: %s",
+            webhook.public_id,
+            webhook.attempts,
+            reason,
+        )
         return
     delay = schedule[retry_count - 1]
     InboundWebhook.objects.filter(pk=webhook.pk, status=S.PROCESSING).update(
-        status=S.RETRYING, locked_until=None, next_attempt_at=now + timedelta(seconds=delay),
-        outcome=history, retry_count=retry_count, last_error=reason[:500],
+        status=S.RETRYING,
+        locked_until=None,
+        next_attempt_at=now + timedelta(seconds=delay),
+        outcome=history,
+        retry_count=retry_count,
+        last_error=reason[:500],
     )
     _enqueue_processing(webhook.pk, countdown=delay)
 
@@ -268,11 +316,8 @@ def inbound_webhooks_process_due(*, limit: int = 200) -> int:
 
 def _accept_again(webhook_id: int) -> None:
     webhook = InboundWebhook.objects.select_related("connector").get(pk=webhook_id)
-    try:
-        duplicate = _accept(webhook, connector=webhook.connector, headers=webhook.headers)
-    except PlatformError:
-        return  # rejected, and recorded as such
-    if not duplicate:
+    duplicate, rejection = _accept(webhook, connector=webhook.connector, headers=webhook.headers)
+    if not duplicate and rejection is None:
         inbound_webhook_process(webhook_id=webhook_id)
 
 
@@ -286,8 +331,9 @@ def inbound_webhook_reprocess(*, webhook: InboundWebhook, actor: Actor) -> Inbou
         pk=webhook.pk, status__in=[S.DEAD, S.PROCESSED, S.RETRYING, S.PENDING]
     ).update(status=S.PENDING, retry_count=0, next_attempt_at=timezone.now(), locked_until=None)
     if not updated:
-        raise ConflictError("This webhook is being processed right now.",
-                            code="webhook_in_progress")
+        raise ConflictError(
+            "This webhook is being processed right now.", code="webhook_in_progress"
+        )
     audit_record(
         actor=actor,
         action="psp_webhook.reprocessed",
@@ -318,13 +364,17 @@ def simulator_webhooks_register(
     registered = {}
     for connector in selectors.connectors_by_ids(ids=connector_ids):
         credentials = routing_services.connector_credentials(connector)
-        secret = (credentials.get("hmac_key") if connector.connector_type == "adyen"
-                  else credentials.get("webhook_secret")) or ""
+        secret = (
+            credentials.get("hmac_key")
+            if connector.connector_type == "adyen"
+            else credentials.get("webhook_secret")
+        ) or ""
         simulator_name = connector.base_url.rstrip("/").rsplit("/", 1)[-1]
         target = f"{platform_base_url.rstrip('/')}/webhooks/psp/{connector.public_id}"
         try:
-            control.register_webhook(simulator_name, target, secret=secret,
-                                     dialect=connector.connector_type)
+            control.register_webhook(
+                simulator_name, target, secret=secret, dialect=connector.connector_type
+            )
         except SimulatorControlError as exc:
             raise SimulatorUnavailable(str(exc)) from exc
         registered[connector.public_id] = target

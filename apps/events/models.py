@@ -40,7 +40,9 @@ class OutboxEvent(models.Model):
         ]
         indexes = [
             # the relay claims the oldest unrelayed rows: a small partial index on id
-            models.Index(fields=["id"], condition=Q(relayed_at__isnull=True), name="outbox_unrelayed"),
+            models.Index(
+                fields=["id"], condition=Q(relayed_at__isnull=True), name="outbox_unrelayed"
+            ),
         ]
         ordering = ["id"]
 
@@ -70,7 +72,9 @@ class Event(models.Model):
         ordering = ["-id"]
         indexes = [
             models.Index(fields=["merchant", "livemode", "-id"], name="event_merchant_list"),
-            models.Index(fields=["merchant", "livemode", "type", "-id"], name="event_merchant_type"),
+            models.Index(
+                fields=["merchant", "livemode", "type", "-id"], name="event_merchant_type"
+            ),
             models.Index(fields=["object_id", "sequence"], name="event_object_sequence"),
         ]
 
@@ -241,7 +245,9 @@ class InboundWebhook(models.Model):
     class Meta:
         ordering = ["-id"]
         constraints = [
-            models.UniqueConstraint(fields=["connector", "dedup_key"], name="inbound_webhook_dedup"),
+            models.UniqueConstraint(
+                fields=["connector", "dedup_key"], name="inbound_webhook_dedup"
+            ),
         ]
         indexes = [
             models.Index(

@@ -20,7 +20,10 @@ def event_representation(event: Event) -> dict:
         "livemode": event.livemode,
         "sequence": event.sequence,
         "data": {"object": event.data, "previous_attributes": event.previous_attributes or {}},
-        "request": {"id": event.request_id or None, "idempotency_key": event.idempotency_key or None},
+        "request": {
+            "id": event.request_id or None,
+            "idempotency_key": event.idempotency_key or None,
+        },
     }
 
 

@@ -42,8 +42,12 @@ def event_list(
             queryset = queryset.filter(type=type)
     if object_id:
         queryset = queryset.filter(object_id=object_id)
-    for lookup, value in (("gte", created_gte), ("gt", created_gt), ("lte", created_lte),
-                          ("lt", created_lt)):
+    for lookup, value in (
+        ("gte", created_gte),
+        ("gt", created_gt),
+        ("lte", created_lte),
+        ("lt", created_lt),
+    ):
         if value is not None:
             queryset = queryset.filter(**{f"created_at__{lookup}": value})
     return queryset
@@ -109,6 +113,7 @@ def connectors_by_ids(*, ids: list[int]):
 def inbound_rejections(*, connector_id: int, since: datetime) -> int:
     """The rejection counter: notifications refused for a bad signature since `since`."""
     return InboundWebhook.objects.filter(
-        connector_id=connector_id, verification=InboundWebhook.Verification.FAILED,
+        connector_id=connector_id,
+        verification=InboundWebhook.Verification.FAILED,
         received_at__gte=since,
     ).count()

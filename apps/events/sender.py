@@ -46,8 +46,9 @@ class DeliveryResult:
 
 
 class WebhookSender:
-    def __init__(self, *, concurrency: int, connect_timeout: float, timeout: float,
-                 body_chars: int) -> None:
+    def __init__(
+        self, *, concurrency: int, connect_timeout: float, timeout: float, body_chars: int
+    ) -> None:
         self.timeout = timeout
         self.body_chars = body_chars
         self._pool = urllib3.PoolManager(
@@ -57,8 +58,9 @@ class WebhookSender:
             retries=False,
             timeout=urllib3.Timeout(connect=connect_timeout, read=timeout),
         )
-        self._executor = ThreadPoolExecutor(max_workers=concurrency,
-                                            thread_name_prefix="webhook-sender")
+        self._executor = ThreadPoolExecutor(
+            max_workers=concurrency, thread_name_prefix="webhook-sender"
+        )
 
     def send_all(self, webhooks: Iterable[OutgoingWebhook]) -> list[DeliveryResult]:
         return list(self._executor.map(self.send, webhooks))

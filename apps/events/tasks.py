@@ -47,6 +47,7 @@ def register_simulator_webhooks(
     connector_ids: list[int], platform_base_url: str, simulator_url: str
 ) -> dict:
     return inbound.simulator_webhooks_register(
-        connector_ids=connector_ids, platform_base_url=platform_base_url,
+        connector_ids=connector_ids,
+        platform_base_url=platform_base_url,
         simulator_url=simulator_url,
     )

@@ -66,8 +66,12 @@ class NotificationOutcome:
     changes: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"result": self.result, "reason": self.reason, "object": self.object,
-                "changes": self.changes}
+        return {
+            "result": self.result,
+            "reason": self.reason,
+            "object": self.object,
+            "changes": self.changes,
+        }
 
 
 def _applied(obj: str, reason: str, changes: list[dict]) -> NotificationOutcome:
@@ -81,9 +85,12 @@ def _ignored(obj: str, reason: str) -> NotificationOutcome:
 def _conflict(intent_id: int, obj: str, reason: str) -> NotificationOutcome:
     PaymentIntent.objects.filter(pk=intent_id).update(needs_review=True)
     logger.error("psp notification conflicts with %s: %s", obj, reason)
-    return NotificationOutcome("conflict", reason, obj,
-                               [{"object": obj, "field": "needs_review", "from": None,
-                                 "to": True}])
+    return NotificationOutcome(
+        "conflict",
+        reason,
+        obj,
+        [{"object": obj, "field": "needs_review", "from": None, "to": True}],
+    )
 
 
 # --------------------------------------------------------------------------- entry point
@@ -92,8 +99,9 @@ def _conflict(intent_id: int, obj: str, reason: str) -> NotificationOutcome:
 def notification_apply(*, connector_id: int, event: WebhookEvent) -> NotificationOutcome:
     handler = HANDLERS.get(event.event_type)
     if handler is None:
-        return _ignored(event.psp_reference,
-                        f"{event.event_type} notifications are recorded, not applied")
+        return _ignored(
+            event.psp_reference, f"{event.event_type} notifications are recorded, not applied"
+        )
     return handler(connector_id, event)
 
 
@@ -124,8 +132,13 @@ def _require_attempt(connector_id: int, event: WebhookEvent) -> PaymentAttempt:
     return attempt
 
 
-_TRACKED = ("status", "amount_capturable", "amount_received", "amount_refunded",
-            "pending_operation")
+_TRACKED = (
+    "status",
+    "amount_capturable",
+    "amount_received",
+    "amount_refunded",
+    "pending_operation",
+)
 
 
 def _snapshot(intent: PaymentIntent) -> dict:
@@ -133,8 +146,11 @@ def _snapshot(intent: PaymentIntent) -> dict:
 
 
 def _changes(obj: str, before: dict, after: dict) -> list[dict]:
-    return [{"object": obj, "field": k, "from": before[k], "to": after[k]}
-            for k in before if before[k] != after[k]]
+    return [
+        {"object": obj, "field": k, "from": before[k], "to": after[k]}
+        for k in before
+        if before[k] != after[k]
+    ]
 
 
 def _result_from(event: WebhookEvent) -> PSPResult:
@@ -162,8 +178,11 @@ def _authorization(connector_id: int, event: WebhookEvent) -> NotificationOutcom
         before = _snapshot(PaymentIntent.objects.get(pk=attempt.intent_id))
         attempt = intent_services._inquiry_apply(attempt_id=attempt.pk, result=result)
         intent = PaymentIntent.objects.get(pk=attempt.intent_id)
-        return _applied(intent.public_id, "resolved an unknown outcome",
-                        _changes(intent.public_id, before, _snapshot(intent)))
+        return _applied(
+            intent.public_id,
+            "resolved an unknown outcome",
+            _changes(intent.public_id, before, _snapshot(intent)),
+        )
     with transaction.atomic():
         attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt.pk)
         intent = intent_services._lock_intent(attempt.intent_id)
@@ -172,19 +191,26 @@ def _authorization(connector_id: int, event: WebhookEvent) -> NotificationOutcom
             if intent.status != S.REQUIRES_ACTION:
                 return _ignored(intent.public_id, f"stale: the intent is {intent.status}")
             _complete_action(intent, attempt, result)
-            return _applied(intent.public_id, "completed customer authentication",
-                            _changes(intent.public_id, before, _snapshot(intent)))
+            return _applied(
+                intent.public_id,
+                "completed customer authentication",
+                _changes(intent.public_id, before, _snapshot(intent)),
+            )
         if event.success and attempt.outcome == A.APPROVED:
             return _ignored(intent.public_id, "already applied: the attempt is approved")
         if not event.success and attempt.outcome in DECLINED:
             return _ignored(intent.public_id, f"already applied: the attempt is {attempt.outcome}")
         if event.success:
-            return _conflict(intent.pk, intent.public_id,
-                             f"the PSP reports {attempt.public_id} authorized, but it was "
-                             f"recorded {attempt.outcome}")
-        return _ignored(intent.public_id,
-                        f"stale: {attempt.public_id} is {attempt.outcome}; a decline cannot "
-                        "undo it")
+            return _conflict(
+                intent.pk,
+                intent.public_id,
+                f"the PSP reports {attempt.public_id} authorized, but it was "
+                f"recorded {attempt.outcome}",
+            )
+        return _ignored(
+            intent.public_id,
+            f"stale: {attempt.public_id} is {attempt.outcome}; a decline cannot undo it",
+        )
 
 
 def _complete_action(intent: PaymentIntent, attempt: PaymentAttempt, result: PSPResult) -> None:
@@ -194,8 +220,10 @@ def _complete_action(intent: PaymentIntent, attempt: PaymentAttempt, result: PSP
         intent_services._apply_authorized(intent, attempt, result)
         return
     intent_services._record_result(
-        attempt, result, A.HARD_DECLINE if result.outcome == Outcome.HARD_DECLINE
-        else A.SOFT_DECLINE)
+        attempt,
+        result,
+        A.HARD_DECLINE if result.outcome == Outcome.HARD_DECLINE else A.SOFT_DECLINE,
+    )
     intent.fail()
     intent.pending_operation = ""
     intent.next_action = None
@@ -220,8 +248,11 @@ def _capture(connector_id: int, event: WebhookEvent) -> NotificationOutcome:
             raise NotificationNotApplicableYet(f"{obj} is still being authorized")
         if event.success:
             if capturing:
-                amount = event.amount if event.amount and 0 < event.amount <= (
-                    intent.amount_capturable) else intent.amount_capturable
+                amount = (
+                    event.amount
+                    if event.amount and 0 < event.amount <= (intent.amount_capturable)
+                    else intent.amount_capturable
+                )
                 previous = {"status": intent.status, "amount_capturable": intent.amount_capturable}
                 intent.succeed()
                 intent.pending_operation = ""
@@ -230,8 +261,7 @@ def _capture(connector_id: int, event: WebhookEvent) -> NotificationOutcome:
                 intent.save()
                 ledger_hooks.on_captured(intent=intent, amount=amount)
                 intent_services._emit(intent, "payment_intent.succeeded", previous)
-                return _applied(obj, "capture confirmed",
-                                _changes(obj, before, _snapshot(intent)))
+                return _applied(obj, "capture confirmed", _changes(obj, before, _snapshot(intent)))
             if intent.status == S.SUCCEEDED:
                 return _ignored(obj, "already applied: the intent is captured")
             if intent.status == S.REQUIRES_CAPTURE:
@@ -243,24 +273,32 @@ def _capture(connector_id: int, event: WebhookEvent) -> NotificationOutcome:
             intent.pending_operation = ""
             intent.save()
             intent_services._emit(intent, "payment_intent.capture_failed", previous)
-            return _applied(obj, f"capture failed at the PSP ({event.raw_code})",
-                            _changes(obj, before, _snapshot(intent)))
+            return _applied(
+                obj,
+                f"capture failed at the PSP ({event.raw_code})",
+                _changes(obj, before, _snapshot(intent)),
+            )
         if intent.status == S.SUCCEEDED:
             return _revert_capture(intent, event, before)
         return _ignored(obj, f"already applied: the intent is {intent.status}")
 
 
-def _revert_capture(intent: PaymentIntent, event: WebhookEvent, before: dict
-                    ) -> NotificationOutcome:
+def _revert_capture(
+    intent: PaymentIntent, event: WebhookEvent, before: dict
+) -> NotificationOutcome:
     """Adyen CAPTURE_FAILED after the optimistic capture (see the module docstring). There is
     no `succeeded -> requires_capture` transition in the graph: this is the one correction
     that needs it, done under the row lock with a guarded UPDATE."""
     obj = intent.public_id
     if intent.amount_refunded:
-        return _conflict(intent.pk, obj,
-                         "the capture failed at the PSP after refunds were made against it")
-    previous = {"status": intent.status, "amount_received": intent.amount_received,
-                "amount_capturable": intent.amount_capturable}
+        return _conflict(
+            intent.pk, obj, "the capture failed at the PSP after refunds were made against it"
+        )
+    previous = {
+        "status": intent.status,
+        "amount_received": intent.amount_received,
+        "amount_capturable": intent.amount_capturable,
+    }
     reverted = PaymentIntent.objects.filter(pk=intent.pk, status=S.SUCCEEDED).update(
         status=S.REQUIRES_CAPTURE,
         amount_capturable=intent.amount_received,
@@ -272,14 +310,24 @@ def _revert_capture(intent: PaymentIntent, event: WebhookEvent, before: dict
     intent = intent_services._lock_intent(intent.pk)
     _ledger_capture_failed(intent, amount=previous["amount_received"])
     intent_services._emit(intent, "payment_intent.capture_failed", previous)
-    audit_record(actor=ACTOR, action="payment_intent.capture_reverted",
-                 object_type="payment_intent", object_id=obj, merchant_id=intent.merchant_id,
-                 livemode=intent.livemode,
-                 changes={"status": ["succeeded", "requires_capture"],
-                          "amount_received": [previous["amount_received"], 0]})
+    audit_record(
+        actor=ACTOR,
+        action="payment_intent.capture_reverted",
+        object_type="payment_intent",
+        object_id=obj,
+        merchant_id=intent.merchant_id,
+        livemode=intent.livemode,
+        changes={
+            "status": ["succeeded", "requires_capture"],
+            "amount_received": [previous["amount_received"], 0],
+        },
+    )
     logger.warning("capture of %s failed at the PSP after it was applied: reverted", obj)
-    return _applied(obj, f"capture failed at the PSP ({event.raw_code}): reverted",
-                    _changes(obj, before, _snapshot(intent)))
+    return _applied(
+        obj,
+        f"capture failed at the PSP ({event.raw_code}): reverted",
+        _changes(obj, before, _snapshot(intent)),
+    )
 
 
 def _ledger_capture_failed(intent: PaymentIntent, *, amount: int) -> None:
@@ -287,25 +335,43 @@ def _ledger_capture_failed(intent: PaymentIntent, *, amount: int) -> None:
     negated (an adjustment: the receivable never arrives), and a new hold is opened for the
     amount, because the authorization still stands and will be captured again or voided."""
     source = intent.public_id
-    capture = (ledger_selectors.journals_for_source(source_id=source,
-                                                    merchant_id=intent.merchant_id)
-               .filter(kind="capture").last())
+    capture = (
+        ledger_selectors.journals_for_source(source_id=source, merchant_id=intent.merchant_id)
+        .filter(kind="capture")
+        .last()
+    )
     if capture is None:
         return
-    legs = [Leg(entry.account.code, -entry.amount) for entry in capture.entries.all()
-            if entry.phase == "posted"]
-    common = {"metadata": {"payment_intent": source}, "source_type": "payment_intent",
-              "source_id": source}
+    legs = [
+        Leg(entry.account.code, -entry.amount)
+        for entry in capture.entries.all()
+        if entry.phase == "posted"
+    ]
+    common = {
+        "metadata": {"payment_intent": source},
+        "source_type": "payment_intent",
+        "source_id": source,
+    }
     ledger.ledger_post(
-        merchant_id=intent.merchant_id, livemode=intent.livemode, currency=intent.currency,
-        kind="adjustment", idempotency_key=f"{capture.public_id}:capture_failed", legs=legs,
-        description="capture failed at the PSP", **common)
+        merchant_id=intent.merchant_id,
+        livemode=intent.livemode,
+        currency=intent.currency,
+        kind="adjustment",
+        idempotency_key=f"{capture.public_id}:capture_failed",
+        legs=legs,
+        description="capture failed at the PSP",
+        **common,
+    )
     window = timedelta(days=intent.connector.authorization_window_days)
     hold = ledger.ledger_hold(
-        merchant_id=intent.merchant_id, livemode=intent.livemode, currency=intent.currency,
+        merchant_id=intent.merchant_id,
+        livemode=intent.livemode,
+        currency=intent.currency,
         idempotency_key=f"{capture.public_id}:hold_again",
         legs=ledger_postings.authorization_legs(amount=amount),
-        expires_at=(intent.authorized_at or timezone.now()) + window, **common)
+        expires_at=(intent.authorized_at or timezone.now()) + window,
+        **common,
+    )
     PaymentIntent.objects.filter(pk=intent.pk).update(ledger_hold=hold.public_id)
     intent.ledger_hold = hold.public_id
 
@@ -331,8 +397,11 @@ def _cancellation(connector_id: int, event: WebhookEvent) -> NotificationOutcome
                 intent_services._finish_cancel(intent, "" if ours else "automatic", ACTOR)
                 if was_authorized:
                     ledger_hooks.on_voided(intent=intent)
-                return _applied(obj, "cancel confirmed" if ours else "canceled by the PSP",
-                                _changes(obj, before, _snapshot(intent)))
+                return _applied(
+                    obj,
+                    "cancel confirmed" if ours else "canceled by the PSP",
+                    _changes(obj, before, _snapshot(intent)),
+                )
             if intent.status == S.PROCESSING:
                 raise NotificationNotApplicableYet(f"an operation on {obj} is in flight")
             if intent.status == S.SUCCEEDED:
@@ -341,12 +410,18 @@ def _cancellation(connector_id: int, event: WebhookEvent) -> NotificationOutcome
         if intent.pending_operation == "cancel" and intent.status != S.CANCELED:
             intent.pending_operation = ""
             intent.save()
-            return _applied(obj, f"cancel refused by the PSP ({event.raw_code})",
-                            _changes(obj, before, _snapshot(intent)))
+            return _applied(
+                obj,
+                f"cancel refused by the PSP ({event.raw_code})",
+                _changes(obj, before, _snapshot(intent)),
+            )
         if intent.status == S.CANCELED:
-            return _conflict(intent.pk, obj,
-                             "the PSP refused a cancellation already applied: the "
-                             "authorization may still hold funds")
+            return _conflict(
+                intent.pk,
+                obj,
+                "the PSP refused a cancellation already applied: the "
+                "authorization may still hold funds",
+            )
         return _ignored(obj, f"stale: the intent is {intent.status}")
 
 
@@ -367,14 +442,20 @@ def _refund(connector_id: int, event: WebhookEvent) -> NotificationOutcome:
             outcome=Outcome.APPROVED if event.success else Outcome.HARD_DECLINE,
             failure_reason=event.raw_code or "refund failed at the PSP",
         )
-        changes = [] if refund.status == before else [
-            {"object": obj, "field": "status", "from": before, "to": refund.status}]
+        changes = (
+            []
+            if refund.status == before
+            else [{"object": obj, "field": "status", "from": before, "to": refund.status}]
+        )
         return _applied(obj, "refund result", changes)
     if event.success == (refund.status == RefundStatus.SUCCEEDED):
         return _ignored(obj, f"already applied: the refund is {refund.status}")
-    return _conflict(refund.intent_id, obj,
-                     f"the PSP reports the refund {'succeeded' if event.success else 'failed'}"
-                     f", but it was recorded {refund.status}")
+    return _conflict(
+        refund.intent_id,
+        obj,
+        f"the PSP reports the refund {'succeeded' if event.success else 'failed'}"
+        f", but it was recorded {refund.status}",
+    )
 
 
 HANDLERS: dict[str, Callable[[int, WebhookEvent], NotificationOutcome]] = {

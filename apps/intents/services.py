@@ -220,6 +220,8 @@ def _confirm_begin(*, intent: PaymentIntent, actor: Actor, payment_method: str |
 def _plan_next_attempt(intent: PaymentIntent, *, tried: frozenset[int], first: bool):
     """Inside tx A (intent locked): ask routing, record the attempt, move to processing.
     Returns None when no connector is left (the caller decides what that means)."""
+    from apps.core.ids import new_public_id  # (kept local: only this function uses it)
+
     facts = vault_selectors.card_routing_facts(intent.payment_method)
     metadata = intent.metadata or {}
     decision = routing_selectors.route_for_payment(
@@ -232,9 +234,9 @@ def _plan_next_attempt(intent: PaymentIntent, *, tried: frozenset[int], first: b
     # the full decision trace (profile version, rule, scored candidates, skipped connectors
     # with reasons), plus the attempt's number within this confirm for the failover bound
     trace = decision.trace()
-    previous = None if first else intent.attempts.order_by("-sequence").first()
-    trace["confirm_attempt"] = 1 if previous is None else (
-        (previous.routing_trace or {}).get("confirm_attempt", previous.sequence) + 1)
+    last = intent.attempts.order_by("-sequence").values("sequence", "routing_trace").first()
+    trace["confirm_attempt"] = 1 if first or last is None else (
+        (last["routing_trace"] or {}).get("confirm_attempt", last["sequence"]) + 1)
     if not decision.candidates:
         if first:
             raise InvalidRequestError(
@@ -242,16 +244,16 @@ def _plan_next_attempt(intent: PaymentIntent, *, tried: frozenset[int], first: b
                 extra={"routing": trace})
         return None
     connector = decision.candidates[0]
-    sequence = intent.attempts.count() + 1
-    attempt = PaymentAttempt(
-        intent=intent, sequence=sequence, connector=connector, amount=intent.amount,
-        currency=intent.currency, routing_trace=trace,
-    )
-    attempt.save()
+    sequence = (last["sequence"] if last else 0) + 1
     # the PSP idempotency key is derived from the attempt: a retry of this attempt can never
     # create a second charge, and a new attempt always gets a new key
-    attempt.psp_idempotency_key = f"{attempt.public_id}-authorize"
-    attempt.save(update_fields=["psp_idempotency_key"])
+    public_id = new_public_id("pa")
+    attempt = PaymentAttempt(
+        public_id=public_id, intent=intent, sequence=sequence, connector=connector,
+        amount=intent.amount, currency=intent.currency, routing_trace=trace,
+        psp_idempotency_key=f"{public_id}-authorize",
+    )
+    attempt.save()
     previous = {"status": intent.status}
     if intent.status != S.PROCESSING:
         intent.start_processing()
@@ -356,7 +358,8 @@ def _confirm_apply(*, attempt_id: int, result: PSPResult, deadline: float):
             _emit_attempt(attempt, intent)
             # per-merchant bounds (routing settings, else the platform's); intent_confirm's
             # deadline is its start plus the platform budget, so the start is recovered here
-            limits = routing_selectors.confirm_limits(merchant_id=intent.merchant_id)
+            limits = routing_selectors.confirm_limits(merchant_id=intent.merchant_id,
+                                                      livemode=intent.livemode)
             confirm_started = deadline - settings.CONFIRM_TIME_BUDGET_SECONDS
             attempts_this_confirm = (attempt.routing_trace or {}).get(
                 "confirm_attempt", attempt.sequence)

@@ -602,7 +602,7 @@ def _execute(spec: _Journal) -> JournalTransaction:
     while True:
         attempt += 1
         try:
-            if connection.in_atomic_block or not connection.get_autocommit() or os.environ.get("AB"):
+            if connection.in_atomic_block or not connection.get_autocommit():
                 with transaction.atomic():
                     return _write(spec, open_accounts=missing)
             return _write_own_transaction(spec, open_accounts=missing)

@@ -25,7 +25,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import pybreaker
@@ -109,14 +108,68 @@ class _BoundedHalfOpenState(pybreaker.CircuitHalfOpenState):
 
 
 class _TolerantRedisStorage(pybreaker.CircuitRedisStorage):
-    """pybreaker's Redis storage tolerates Redis errors on every operation but its setup;
-    a Redis outage must not turn into failed payments (the breaker then fails open)."""
+    """pybreaker's Redis storage, with two changes:
+
+    - it tolerates Redis errors at setup too (it does for every other operation): a Redis
+      outage must not turn into failed payments, the breaker then fails open;
+    - fewer round trips per call: `ConnectorBreaker.call` reads state, failure counter and
+      override in one MGET and pins them for the call (per thread); the INCR of a failure
+      returns the new count, which the threshold check then uses; a success does not write a
+      counter that was already zero."""
+
+    _UNPINNED = object()
+
+    def __init__(self, *args, **kwargs):
+        self._local = threading.local()
+        super().__init__(*args, **kwargs)
 
     def _initialize_redis_state(self, state: str) -> None:
         try:
             super()._initialize_redis_state(state)
         except redis.RedisError:
             self.logger.warning("breaker storage: Redis unavailable at setup")
+
+    def pin(self, *, state: str | None, fail_counter: int) -> None:
+        self._local.state = state
+        self._local.fail_counter = fail_counter
+
+    def unpin(self) -> None:
+        self._local.__dict__.clear()
+
+    def _take(self, name: str):
+        value = getattr(self._local, name, self._UNPINNED)
+        if value is not self._UNPINNED:
+            setattr(self._local, name, self._UNPINNED)  # once: later reads go to Redis
+        return value
+
+    @property
+    def state(self) -> str:
+        pinned = self._take("state")
+        if pinned is not self._UNPINNED and pinned is not None:
+            return pinned
+        return pybreaker.CircuitRedisStorage.state.fget(self)
+
+    @state.setter
+    def state(self, state: str) -> None:
+        pybreaker.CircuitRedisStorage.state.fset(self, state)
+
+    def increment_counter(self) -> None:
+        try:
+            self._local.counter = int(self._redis.incr(self._namespace("fail_counter")))
+        except redis.RedisError:
+            self.logger.exception("RedisError")
+
+    @property
+    def counter(self) -> int:
+        pinned = self._take("counter")
+        if pinned is not self._UNPINNED and pinned is not None:
+            return pinned
+        return pybreaker.CircuitRedisStorage.counter.fget(self)
+
+    def reset_counter(self) -> None:
+        if self._take("fail_counter") == 0:
+            return  # zero when this call started: nothing to reset
+        super().reset_counter()
 
 
 class _RedisCircuitBreaker(pybreaker.CircuitBreaker):
@@ -297,8 +350,11 @@ class ConnectorBreaker:
     def call(self, func: Callable[[], PSPResult]) -> PSPResult:
         """Runs one PSP call under the breaker and returns its result. Exceptions raised by
         `func` count as failures and propagate."""
+        keys = self.keys
         try:
-            forced = self.client.get(self.keys["forced"])
+            forced, state, fail_counter = self.client.mget(
+                keys["forced"], keys["state"], keys["fail_counter"]
+            )
         except redis.RedisError:
             logger.exception("breaker %s: Redis unavailable, calling through", self.connector_id)
             return func()
@@ -306,6 +362,14 @@ class ConnectorBreaker:
             return rejected_result("circuit_forced_open")
         if forced == b"closed":
             return func()
+        storage: _TolerantRedisStorage = self._breaker._state_storage  # type: ignore[assignment]
+        storage.pin(state=state.decode() if state else None, fail_counter=int(fail_counter or 0))
+        try:
+            return self._call_guarded(func)
+        finally:
+            storage.unpin()
+
+    def _call_guarded(self, func: Callable[[], PSPResult]) -> PSPResult:
         answered: list[PSPResult] = []
 
         def guarded() -> PSPResult:
@@ -423,7 +487,3 @@ def breaker_for(
                 on_transition=on_transition,
             )
         return breaker
-
-
-def opened_at_datetime(snapshot: BreakerSnapshot) -> datetime | None:
-    return datetime.fromtimestamp(snapshot.opened_at, tz=UTC) if snapshot.opened_at else None

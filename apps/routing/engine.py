@@ -19,7 +19,7 @@ import redis
 from django.conf import settings
 
 from apps.routing import health, strategies
-from apps.routing.models import Connector, RoutingProfile
+from apps.routing.models import Connector, RoutingProfile, RoutingSettings
 from apps.routing.rules import PaymentFacts, RuleSet, compile_stored
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ class CompiledRouting:
     rule_set: RuleSet | None
     connectors: tuple[Connector, ...]  # every connector of the merchant in this mode
     by_id: dict[str, Connector]
+    limits: tuple[int | None, int | None] = (None, None)  # RoutingSettings: attempts, budget
 
 
 @dataclass
@@ -121,6 +122,9 @@ def _load(merchant_id: int, livemode: bool, generation: str) -> CompiledRouting:
         .first()
     )
     connectors = tuple(Connector.objects.filter(merchant_id=merchant_id, livemode=livemode))
+    limits = RoutingSettings.objects.filter(merchant_id=merchant_id).values_list(
+        "max_attempts", "time_budget_seconds"
+    ).first() or (None, None)
     rule_set, info = None, None
     if profile is not None and profile.active_version is not None:
         version = profile.active_version
@@ -143,6 +147,7 @@ def _load(merchant_id: int, livemode: bool, generation: str) -> CompiledRouting:
         rule_set=rule_set,
         connectors=connectors,
         by_id={c.public_id: c for c in connectors},
+        limits=tuple(limits),
     )
 
 

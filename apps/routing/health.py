@@ -243,29 +243,83 @@ def events_key(connector_id: str) -> str:
     return f"routing:events:{connector_id}"
 
 
-def record(connector_id: str, result: PSPResult, facts: dict, latency_ms: int) -> str:
-    """Records one PSP call. Returns its kind (a, d, e, o). Never raises."""
+# One round trip per PSP call: the call event, its authorization flag per segment, and, for a
+# failure, whether an error-rate check is due (at most one every two seconds per connector)
+# with the calls and failures inside the window, counted in Redis.
+_RECORD = """
+local events, event, kept, ttl = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('LPUSH', events, event)
+redis.call('LTRIM', events, 0, kept - 1)
+redis.call('EXPIRE', events, ttl)
+local flag, window = ARGV[4], tonumber(ARGV[5])
+if flag ~= '' then
+  for i = 3, #KEYS do
+    redis.call('LPUSH', KEYS[i], flag)
+    redis.call('LTRIM', KEYS[i], 0, window - 1)
+    redis.call('EXPIRE', KEYS[i], ttl)
+  end
+end
+if ARGV[6] == '' or not redis.call('SET', KEYS[2], '1', 'NX', 'EX', 2) then
+  return false
+end
+local cutoff, calls, failures = tonumber(ARGV[6]), 0, 0
+for _, item in ipairs(redis.call('LRANGE', events, 0, kept - 1)) do
+  local stamp, kind = string.match(item, '^(%d+):(%a)')
+  if tonumber(stamp) < cutoff then break end
+  calls = calls + 1
+  if kind == 'e' then failures = failures + 1 end
+end
+return {calls, failures}
+"""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    kind: str  # a (approved) | d (declined) | e (failure) | o (other answer)
+    window_calls: int | None = None  # failures only, when an error-rate check is due
+    window_failures: int | None = None
+
+
+def record(connector_id: str, result: PSPResult, facts: dict, latency_ms: int) -> Recorded:
+    """Records one PSP call in one round trip. Never raises."""
     kind = _kind(result)
     if result.raw_code in ("circuit_open", "circuit_forced_open"):
-        return kind  # refused by the breaker: nothing reached the PSP, nothing to learn
+        return Recorded(kind)  # refused by the breaker: nothing reached the PSP, nothing learnt
+    now_ms = int(time.time() * 1000)
+    keys = [events_key(connector_id), f"routing:evaluating:{connector_id}"]
+    flag = ""
+    if kind in ("a", "d", "e"):
+        flag = "1" if kind == "a" else "0"
+        keys += [auth_key(connector_id, segment, facts) for segment in SEGMENTS]
+    cutoff = str(now_ms - window_seconds() * 1000) if kind == "e" else ""
     try:
-        pipe = client().pipeline(transaction=False)
-        key = events_key(connector_id)
-        pipe.lpush(key, f"{int(time.time() * 1000)}:{kind}:{max(0, int(latency_ms))}")
-        pipe.ltrim(key, 0, EVENTS_KEPT - 1)
-        pipe.expire(key, KEY_TTL_SECONDS)
-        if kind in ("a", "d", "e"):
-            flag = "1" if kind == "a" else "0"
-            for segment in SEGMENTS:
-                key = auth_key(connector_id, segment, facts)
-                pipe.lpush(key, flag)
-                pipe.ltrim(key, 0, HEALTH_WINDOW_MAX - 1)
-                pipe.expire(key, KEY_TTL_SECONDS)
-        pipe.execute()
+        counted = _record_script()(
+            keys=keys,
+            args=[
+                f"{now_ms}:{kind}:{max(0, int(latency_ms))}",
+                EVENTS_KEPT,
+                KEY_TTL_SECONDS,
+                flag,
+                HEALTH_WINDOW_MAX,
+                cutoff,
+            ],
+        )
         _stats_cache_clear_for(connector_id)
     except redis.RedisError:
         logger.exception("routing: could not record health of %s", connector_id)
-    return kind
+        return Recorded(kind)
+    if counted:
+        return Recorded(kind, int(counted[0]), int(counted[1]))
+    return Recorded(kind)
+
+
+@lru_cache(maxsize=4)
+def _record_script_for(url: str):
+    return client().register_script(_RECORD)
+
+
+def _record_script():
+    return _record_script_for(settings.REDIS_URL)
 
 
 def forget(connector_id: str) -> None:

@@ -165,3 +165,8 @@ class RoutingSettings(models.Model):
 
     def __str__(self) -> str:
         return f"routing settings of merchant {self.merchant_id}"
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        for livemode in (False, True):  # the limits are part of the compiled routing
+            routing_changed(self.merchant_id, livemode)

@@ -815,7 +815,9 @@ def compile_matcher(rules: tuple[Rule, ...]) -> Callable[[PaymentFacts], int]:
     return namespace["_first_match"]
 
 
-def parse_rule_set(rules: Any, fallback: Any, connectors: dict[str, dict]) -> RuleSet:
+def parse_rule_set(
+    rules: Any, fallback: Any, connectors: dict[str, dict], *, check_reachability: bool = True
+) -> RuleSet:
     """Validates a whole version. `connectors`: public id -> {"enabled": bool} for the
     merchant's connectors in this mode (anything else is unknown)."""
     if not isinstance(rules, list):
@@ -831,14 +833,14 @@ def parse_rule_set(rules: Any, fallback: Any, connectors: dict[str, dict]) -> Ru
     parsed, stored = [], []
     for index, raw in enumerate(rules):
         rule, normalized = parse_rule(raw, index, connectors)
-        if rule.never_matches():
+        if check_reachability and rule.never_matches():
             raise RuleError(
                 f"Rule {index} ({rule.name!r}) can never match: its conditions contradict each "
                 "other.",
                 param=f"rules[{index}][conditions]",
                 code="rule_unreachable",
             )
-        for earlier in parsed:
+        for earlier in parsed if check_reachability else ():
             if earlier.covers(rule):
                 raise RuleError(
                     f"Rule {index} ({rule.name!r}) is unreachable: rule {earlier.index} "
@@ -864,8 +866,8 @@ def parse_rule_set(rules: Any, fallback: Any, connectors: dict[str, dict]) -> Ru
 def compile_stored(rules: list, fallback: list) -> RuleSet:
     """Compiles a stored (already validated) version without checking connector state: a
     connector disabled since is skipped at routing time, with its reason in the trace."""
-    everything = _Anything()
-    return parse_rule_set(rules, fallback, everything)
+    # validated when stored: the quadratic reachability check need not run again
+    return parse_rule_set(rules, fallback, _Anything(), check_reachability=False)
 
 
 class _Anything(dict):

@@ -8,7 +8,7 @@ from django.conf import settings
 from apps.core.errors import NotFoundError
 from apps.routing import engine, health
 from apps.routing.engine import RouteDecision
-from apps.routing.models import Connector, RoutingProfile, RoutingProfileVersion, RoutingSettings
+from apps.routing.models import Connector, RoutingProfile, RoutingProfileVersion
 from apps.routing.rules import PaymentFacts
 
 __all__ = ["RouteDecision", "route_for_payment"]
@@ -68,11 +68,10 @@ class ConfirmLimits:
     time_budget_seconds: float
 
 
-def confirm_limits(*, merchant_id: int) -> ConfirmLimits:
-    """Per-merchant failover bounds (RoutingSettings), else the platform settings."""
-    row = RoutingSettings.objects.filter(merchant_id=merchant_id).first()
-    max_attempts = row.max_attempts if row and row.max_attempts else None
-    budget = row.time_budget_seconds if row and row.time_budget_seconds else None
+def confirm_limits(*, merchant_id: int, livemode: bool) -> ConfirmLimits:
+    """Per-merchant failover bounds (RoutingSettings), else the platform settings. Read from
+    the compiled routing the decision used: no query on the failover path."""
+    max_attempts, budget = engine.compiled_for(merchant_id, livemode)[0].limits
     return ConfirmLimits(
         max_attempts=max_attempts or settings.CONFIRM_MAX_ATTEMPTS,
         time_budget_seconds=float(budget or settings.CONFIRM_TIME_BUDGET_SECONDS),

@@ -675,16 +675,28 @@ def connector_call(*, connector: Connector, call: Callable[[], PSPResult]) -> PS
 def connector_health_record(
     *, connector: Connector, result: PSPResult, facts: dict, latency_ms: int | None = None
 ) -> None:
-    """Rolling health and success-rate data after a PSP call; never raises. A failure also
-    re-checks the connector's error rate (auto-disable)."""
-    kind = health.record(
+    """Rolling health and success-rate data after a PSP call, in one Redis round trip; never
+    raises. For a failure, at most every two seconds, the error rate over the window is
+    checked too (auto-disable)."""
+    recorded = health.record(
         connector.public_id, result, facts, result.latency_ms if latency_ms is None else latency_ms
     )
-    if kind == "e":
-        try:
-            connector_health_evaluate(connector=connector, throttle=True)
-        except Exception:
-            logger.exception("routing: health evaluation of %s failed", connector.public_id)
+    if recorded.window_calls is None:
+        return
+    try:
+        _auto_disable_if_over(connector, recorded.window_calls, recorded.window_failures or 0)
+    except Exception:
+        logger.exception("routing: health evaluation of %s failed", connector.public_id)
+
+
+def _auto_disable_if_over(connector: Connector, calls: int, failures: int, snapshot=None) -> bool:
+    threshold = float(_setting("ROUTING_AUTO_DISABLE_ERROR_RATE", 0.5))
+    min_calls = int(_setting("ROUTING_AUTO_DISABLE_MIN_CALLS", 10))
+    if not connector.enabled or calls < max(1, min_calls) or failures / calls < threshold:
+        return False
+    if snapshot is None:
+        snapshot = health.snapshots([connector.public_id])[connector.public_id].as_dict()
+    return connector_auto_disable(connector=connector, snapshot=snapshot)
 
 
 def connector_breaker_force(*, connector: Connector, mode: str | None, actor: Actor) -> str:
@@ -708,24 +720,17 @@ def connector_breaker_force(*, connector: Connector, mode: str | None, actor: Ac
     return mode or "automatic"
 
 
-def connector_health_evaluate(*, connector: Connector, throttle: bool = False) -> bool:
-    """Disables an enabled connector whose rolling error rate crossed the threshold.
-    Returns True when it did. `throttle` (the checkout path): at most one evaluation per
-    connector every two seconds, whatever the number of failing calls."""
+def connector_health_evaluate(*, connector: Connector) -> bool:
+    """Disables an enabled connector whose rolling error rate crossed the threshold
+    (`ROUTING_AUTO_DISABLE_ERROR_RATE` over at least `ROUTING_AUTO_DISABLE_MIN_CALLS` calls in
+    the window). Returns True when it did."""
     if not connector.enabled:
         return False
     try:
-        key = f"routing:evaluating:{connector.public_id}"
-        if throttle and not health.client().set(key, 1, nx=True, ex=2):
-            return False
         snap = health.snapshots([connector.public_id])[connector.public_id]
     except redis.RedisError:
         return False
-    threshold = float(_setting("ROUTING_AUTO_DISABLE_ERROR_RATE", 0.5))
-    min_calls = int(_setting("ROUTING_AUTO_DISABLE_MIN_CALLS", 10))
-    if snap.calls < min_calls or snap.error_rate is None or snap.error_rate < threshold:
-        return False
-    return connector_auto_disable(connector=connector, snapshot=snap.as_dict())
+    return _auto_disable_if_over(connector, snap.calls, snap.failures, snapshot=snap.as_dict())
 
 
 def connectors_health_evaluate() -> int:

@@ -226,6 +226,9 @@ PLATFORM_BEAT_SCHEDULES = {
     "inquire unknown PSP outcomes": {"task": "intents.inquire_due_attempts", "every": 15},
     "expire old authorizations": {"task": "intents.expire_authorizations", "every": 3600},
     "re-send pending refunds": {"task": "intents.resubmit_pending_refunds", "every": 60},
+    "automatic payouts": {"task": "payouts.run_scheduled", "every": 3600},
+    "poll in-transit payouts": {"task": "payouts.poll_in_transit", "every": 60},
+    "re-send pending payouts": {"task": "payouts.resubmit_pending", "every": 60},
     "release settled funds (pending -> available)": {
         "task": "intents.release_settled_funds",
         "every": 3600,

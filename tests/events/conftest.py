@@ -41,8 +41,12 @@ def receiver():
 def make_endpoint(merchant, system_actor):
     def make(url: str, enabled_events=("*",), livemode: bool = False, **extra):
         return services.webhook_endpoint_create(
-            merchant=merchant, livemode=livemode, url=url, enabled_events=list(enabled_events),
-            actor=system_actor, **extra,
+            merchant=merchant,
+            livemode=livemode,
+            url=url,
+            enabled_events=list(enabled_events),
+            actor=system_actor,
+            **extra,
         )
 
     return make
@@ -66,6 +70,7 @@ def enabled_endpoints(merchant) -> list[WebhookEndpoint]:
 def enqueued(monkeypatch):
     """PSP webhook processing tasks the view enqueues (ids), instead of sending them."""
     calls = []
-    monkeypatch.setattr(tasks.process_psp_webhook, "apply_async",
-                        lambda args, **kwargs: calls.append(args[0]))
+    monkeypatch.setattr(
+        tasks.process_psp_webhook, "apply_async", lambda args, **kwargs: calls.append(args[0])
+    )
     return calls

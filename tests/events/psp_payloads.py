@@ -24,27 +24,47 @@ def stripe_event(event_type: str, obj: dict, *, event_id: str | None = None) -> 
     }
 
 
-def stripe_pi(pi_id: str, *, attempt_id: str, status: str = "succeeded", amount: int = 2000,
-              capture_method: str = "automatic", **extra) -> dict:
+def stripe_pi(
+    pi_id: str,
+    *,
+    attempt_id: str,
+    status: str = "succeeded",
+    amount: int = 2000,
+    capture_method: str = "automatic",
+    **extra,
+) -> dict:
     return {
-        "id": pi_id, "object": "payment_intent", "amount": amount, "currency": "eur",
+        "id": pi_id,
+        "object": "payment_intent",
+        "amount": amount,
+        "currency": "eur",
         "amount_received": amount if status == "succeeded" else 0,
         "amount_capturable": amount if status == "requires_capture" else 0,
-        "capture_method": capture_method, "status": status,
-        "metadata": {"attempt_id": attempt_id}, **extra,
+        "capture_method": capture_method,
+        "status": status,
+        "metadata": {"attempt_id": attempt_id},
+        **extra,
     }
 
 
-def stripe_request(event: dict, *, secret: str = STRIPE_SECRET, timestamp: int | None = None
-                   ) -> tuple[bytes, dict]:
+def stripe_request(
+    event: dict, *, secret: str = STRIPE_SECRET, timestamp: int | None = None
+) -> tuple[bytes, dict]:
     body = json.dumps(event).encode()
     header = stripe_signature_header(body, secret, timestamp or int(time.time()))
     return body, {"HTTP_STRIPE_SIGNATURE": header}
 
 
-def adyen_item(event_code: str, *, psp_reference: str, success: bool = True, amount: int = 2000,
-               merchant_reference: str = "", original_reference: str = "", reason: str = ""
-               ) -> dict:
+def adyen_item(
+    event_code: str,
+    *,
+    psp_reference: str,
+    success: bool = True,
+    amount: int = 2000,
+    merchant_reference: str = "",
+    original_reference: str = "",
+    reason: str = "",
+) -> dict:
     item = {
         "additionalData": {},
         "amount": {"value": amount, "currency": "EUR"},

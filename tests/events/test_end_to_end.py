@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 from standardwebhooks import Webhook
 
-from apps.events import catalog, inbound, services, tasks
+from apps.events import catalog, inbound, tasks
 from apps.events.models import Event, InboundWebhook, OutboxEvent, WebhookDelivery
 from apps.intents.models import PaymentIntent, Refund
 from apps.psp_simulator.control_client import SimulatorControl
@@ -36,11 +36,14 @@ class MiniBeat:
 
     def _run(self, every: float) -> None:
         while not self._stop.wait(every):
-            for task in (tasks.relay_outbox, tasks.deliver_due_webhooks,
-                         tasks.process_due_psp_webhooks):
+            for task in (
+                tasks.relay_outbox,
+                tasks.deliver_due_webhooks,
+                tasks.process_due_psp_webhooks,
+            ):
                 try:
                     task.apply_async(retry=False)
-                except Exception:  # noqa: S112 - the next tick tries again
+                except Exception:
                     continue
 
     def __enter__(self):
@@ -66,23 +69,42 @@ def test_webhooks_both_ways_with_duplication_and_reordering(
 ):
     suffix = uuid.uuid4().hex[:8]
     stripe = routing_services.connector_create(
-        merchant=merchant, livemode=False, name=f"e2e-stripe-{suffix}", connector_type="stripe",
-        base_url=f"{simulator_url}/stripe/e2e-stripe-{suffix}", credentials=STRIPE_CREDENTIALS,
-        supported_currencies=["eur"], priority=1, actor=system_actor, read_timeout_ms=5000)
+        merchant=merchant,
+        livemode=False,
+        name=f"e2e-stripe-{suffix}",
+        connector_type="stripe",
+        base_url=f"{simulator_url}/stripe/e2e-stripe-{suffix}",
+        credentials=STRIPE_CREDENTIALS,
+        supported_currencies=["eur"],
+        priority=1,
+        actor=system_actor,
+        read_timeout_ms=5000,
+    )
     adyen = routing_services.connector_create(
-        merchant=merchant, livemode=False, name=f"e2e-adyen-{suffix}", connector_type="adyen",
-        base_url=f"{simulator_url}/adyen/e2e-adyen-{suffix}", credentials=ADYEN_CREDENTIALS,
-        supported_currencies=["usd"], priority=2, actor=system_actor, read_timeout_ms=5000)
+        merchant=merchant,
+        livemode=False,
+        name=f"e2e-adyen-{suffix}",
+        connector_type="adyen",
+        base_url=f"{simulator_url}/adyen/e2e-adyen-{suffix}",
+        credentials=ADYEN_CREDENTIALS,
+        supported_currencies=["usd"],
+        priority=2,
+        actor=system_actor,
+        read_timeout_ms=5000,
+    )
     control = SimulatorControl(simulator_url)
     # the demo seeding path registers our inbound URL at the simulator
     registered = inbound.simulator_webhooks_register(
-        connector_ids=[stripe.pk, adyen.pk], platform_base_url=live_server.url,
-        simulator_url=simulator_url)
+        connector_ids=[stripe.pk, adyen.pk],
+        platform_base_url=live_server.url,
+        simulator_url=simulator_url,
+    )
     assert set(registered) == {stripe.public_id, adyen.public_id}
     for index, connector in enumerate((stripe, adyen)):
         name = connector.base_url.rsplit("/", 1)[-1]
-        control.update_webhook(name, duplicate_rate=0.5, reorder_window=3,
-                               reorder_max_hold_ms=300, seed=11 + index)
+        control.update_webhook(
+            name, duplicate_rate=0.5, reorder_window=3, reorder_max_hold_ms=300, seed=11 + index
+        )
         control.update_settings(name, async_outcome_delay_ms=200)
 
     everything, intents_only = WebhookReceiver(), WebhookReceiver()
@@ -99,17 +121,21 @@ def test_webhooks_both_ways_with_duplication_and_reordering(
 
         # PSP side: the simulator really duplicated and reordered; duplicates were ignored
         assert InboundWebhook.objects.filter(status="duplicate").exists()
-        assert not InboundWebhook.objects.exclude(
-            status__in=["processed", "duplicate"]).exists()
-        captured_failed = PaymentIntent.objects.get(public_id=next(
-            k for k, v in expected.items() if v == "requires_capture"))
-        assert OutboxEvent.objects.filter(object_id=captured_failed.public_id,
-                                          event_type="payment_intent.capture_failed").exists()
+        assert not InboundWebhook.objects.exclude(status__in=["processed", "duplicate"]).exists()
+        captured_failed = PaymentIntent.objects.get(
+            public_id=next(k for k, v in expected.items() if v == "requires_capture")
+        )
+        assert OutboxEvent.objects.filter(
+            object_id=captured_failed.public_id, event_type="payment_intent.capture_failed"
+        ).exists()
 
         # merchant side: each event exactly once per endpoint, all signed
         for receiver, issued in ((everything, all_events), (intents_only, some_events)):
-            wanted = {e.public_id for e in Event.objects.filter(merchant=merchant)
-                      if catalog.endpoint_wants(issued.endpoint.enabled_events, e.type)}
+            wanted = {
+                e.public_id
+                for e in Event.objects.filter(merchant=merchant)
+                if catalog.endpoint_wants(issued.endpoint.enabled_events, e.type)
+            }
             ids = Counter(w.headers["webhook-id"] for w in receiver.received)
             assert set(ids) == wanted
             assert max(ids.values()) == 1, "an event was delivered twice"
@@ -127,22 +153,35 @@ def test_webhooks_both_ways_with_duplication_and_reordering(
 
 def run_payments(api) -> tuple[dict[str, str], dict[str, str]]:
     def card(number):
-        response = api.post("/v1/payment_methods", {
-            "type": "card",
-            "card": {"number": number, "exp_month": 12, "exp_year": 2034, "cvc": "123"}},
-            format="json")
+        response = api.post(
+            "/v1/payment_methods",
+            {
+                "type": "card",
+                "card": {"number": number, "exp_month": 12, "exp_year": 2034, "cvc": "123"},
+            },
+            format="json",
+        )
         assert response.status_code == 201, response.content
         return response.json()["id"]
 
     def pay(currency, number="4242424242424242", capture_method="automatic", amount=2000):
-        response = api.post("/v1/payment_intents", {
-            "amount": amount, "currency": currency, "capture_method": capture_method,
-            "payment_method": card(number), "confirm": True}, format="json")
+        response = api.post(
+            "/v1/payment_intents",
+            {
+                "amount": amount,
+                "currency": currency,
+                "capture_method": capture_method,
+                "payment_method": card(number),
+                "confirm": True,
+            },
+            format="json",
+        )
         return response.json() if response.status_code == 200 else response.json()["error"]
 
     def refund(intent, amount):
-        response = api.post("/v1/refunds", {"payment_intent": intent["id"], "amount": amount},
-                            format="json")
+        response = api.post(
+            "/v1/refunds", {"payment_intent": intent["id"], "amount": amount}, format="json"
+        )
         assert response.status_code == 200, response.content
         return response.json()["id"]
 
@@ -181,14 +220,17 @@ def settled(control: SimulatorControl, expected: dict, refunds: dict) -> bool:
     if any(d["status"] in ("held", "scheduled") for d in control.webhook_deliveries()):
         return False
     if InboundWebhook.objects.filter(
-            status__in=["received", "pending", "processing", "retrying"]).exists():
+        status__in=["received", "pending", "processing", "retrying"]
+    ).exists():
         return False
     if OutboxEvent.objects.filter(relayed_at__isnull=True).exists():
         return False
     if WebhookDelivery.objects.exclude(status="succeeded").exists():
         return False
-    states = dict(PaymentIntent.objects.filter(public_id__in=expected).values_list(
-        "public_id", "status"))
-    refund_states = dict(Refund.objects.filter(public_id__in=refunds).values_list(
-        "public_id", "status"))
+    states = dict(
+        PaymentIntent.objects.filter(public_id__in=expected).values_list("public_id", "status")
+    )
+    refund_states = dict(
+        Refund.objects.filter(public_id__in=refunds).values_list("public_id", "status")
+    )
     return states == expected and refund_states == refunds

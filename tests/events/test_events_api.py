@@ -14,9 +14,14 @@ from apps.events.services import outbox_record
 
 
 def record(merchant, object_id, event_type, livemode=False, **payload):
-    outbox_record(merchant_id=merchant.id, livemode=livemode, object_type=event_type.split(".")[0],
-                  object_id=object_id, event_type=event_type,
-                  payload={"id": object_id, **payload})
+    outbox_record(
+        merchant_id=merchant.id,
+        livemode=livemode,
+        object_type=event_type.split(".")[0],
+        object_id=object_id,
+        event_type=event_type,
+        payload={"id": object_id, **payload},
+    )
 
 
 @pytest.mark.usefixtures("connectors")
@@ -30,7 +35,10 @@ def test_an_api_call_produces_events_with_snapshot_changes_request_and_key(api, 
     assert listed.status_code == 200
     events = listed.json()["data"]
     assert [e["type"] for e in reversed(events)] == [
-        "payment_intent.created", "payment_intent.processing", "payment_intent.succeeded"]
+        "payment_intent.created",
+        "payment_intent.processing",
+        "payment_intent.succeeded",
+    ]
     succeeded = events[0]
     assert succeeded["id"].startswith("evt_")
     assert succeeded["object"] == "event"
@@ -38,10 +46,11 @@ def test_an_api_call_produces_events_with_snapshot_changes_request_and_key(api, 
     assert succeeded["sequence"] == 3
     assert succeeded["data"]["object"]["status"] == "succeeded"
     assert succeeded["data"]["object"]["amount_received"] == 1500
-    assert succeeded["data"]["previous_attributes"] == {"status": "processing",
-                                                        "amount_capturable": 0}
-    assert succeeded["request"] == {"id": response["Request-Id"],
-                                    "idempotency_key": "order-77-pay"}
+    assert succeeded["data"]["previous_attributes"] == {
+        "status": "processing",
+        "amount_capturable": 0,
+    }
+    assert succeeded["request"] == {"id": response["Request-Id"], "idempotency_key": "order-77-pay"}
     # the snapshot is the object as it was then, not as it is now
     created = events[-1]
     assert created["data"]["object"]["status"] == "requires_confirmation"
@@ -66,11 +75,12 @@ def test_filter_by_type_with_wildcards_and_created_range(api, merchant):
         return sorted(e["type"] for e in response.json()["data"])
 
     assert types(type="refund.succeeded") == ["refund.succeeded"]
-    assert types(type="payment_intent.*") == ["payment_intent.payment_failed",
-                                               "payment_intent.succeeded"]
+    assert types(type="payment_intent.*") == [
+        "payment_intent.payment_failed",
+        "payment_intent.succeeded",
+    ]
     since = int((start - timedelta(minutes=1)).timestamp())
-    assert types(**{"created[gte]": since}) == ["payment_intent.payment_failed",
-                                                 "refund.succeeded"]
+    assert types(**{"created[gte]": since}) == ["payment_intent.payment_failed", "refund.succeeded"]
     assert types(**{"created[lt]": since}) == ["payment_intent.succeeded"]
 
 
@@ -99,11 +109,14 @@ def test_events_are_scoped_to_the_merchant_and_mode(api, merchant, other_merchan
     assert missing.json()["error"]["code"] == "resource_missing"
 
 
-@pytest.mark.parametrize("params, param", [
-    ({"limit": 0}, "limit"),
-    ({"created[gte]": "yesterday"}, "created_gte"),
-    ({"unknown_cursor": "x", "starting_after": "evt_nope"}, "starting_after"),
-])
+@pytest.mark.parametrize(
+    "params, param",
+    [
+        ({"limit": 0}, "limit"),
+        ({"created[gte]": "yesterday"}, "created_gte"),
+        ({"unknown_cursor": "x", "starting_after": "evt_nope"}, "starting_after"),
+    ],
+)
 def test_bad_list_parameters_are_clear_errors(api, params, param):
     response = api.get("/v1/events", params)
     assert response.status_code == 400

@@ -33,8 +33,9 @@ ACTOR = Actor.system("tests")
 
 
 def receive(client, connector, body: bytes, **headers) -> InboundWebhook:
-    response = client.post(f"/webhooks/psp/{connector.public_id}", body,
-                           content_type="application/json", **headers)
+    response = client.post(
+        f"/webhooks/psp/{connector.public_id}", body, content_type="application/json", **headers
+    )
     assert response.status_code == 200, response.content
     return InboundWebhook.objects.order_by("-id").first()
 
@@ -51,9 +52,16 @@ def later(seconds: float):
 
 def begin(api, tokenize, capture_method="automatic", amount=2000):
     """tx A of a confirm: the attempt exists, pending; the PSP has not answered yet."""
-    created = api.post("/v1/payment_intents", {
-        "amount": amount, "currency": "eur", "capture_method": capture_method,
-        "payment_method": tokenize()}, format="json").json()
+    created = api.post(
+        "/v1/payment_intents",
+        {
+            "amount": amount,
+            "currency": "eur",
+            "capture_method": capture_method,
+            "payment_method": tokenize(),
+        },
+        format="json",
+    ).json()
     intent = PaymentIntent.objects.get(public_id=created["id"])
     planned = intent_services._confirm_begin(intent=intent, actor=ACTOR, payment_method=None)
     return intent, PaymentAttempt.objects.get(pk=planned.attempt_id)
@@ -62,8 +70,10 @@ def begin(api, tokenize, capture_method="automatic", amount=2000):
 def answer(attempt, outcome=Outcome.APPROVED, psp_reference="pi_sync", **extra):
     """tx B: the synchronous PSP answer is stored."""
     intent_services._confirm_apply(
-        attempt_id=attempt.pk, deadline=time.monotonic() + 30,
-        result=PSPResult(outcome=outcome, psp_reference=psp_reference, **extra))
+        attempt_id=attempt.pk,
+        deadline=time.monotonic() + 30,
+        result=PSPResult(outcome=outcome, psp_reference=psp_reference, **extra),
+    )
 
 
 def events_of(intent, event_type):
@@ -75,8 +85,9 @@ def test_an_authorization_before_the_synchronous_answer_waits_then_applies_once(
     client, api, tokenize, stripe_connector
 ):
     intent, attempt = begin(api, tokenize)
-    body, headers = stripe_request(stripe_event(
-        "payment_intent.succeeded", stripe_pi("pi_sync", attempt_id=attempt.public_id)))
+    body, headers = stripe_request(
+        stripe_event("payment_intent.succeeded", stripe_pi("pi_sync", attempt_id=attempt.public_id))
+    )
     webhook = process(receive(client, stripe_connector, body, **headers))
     assert webhook.status == "retrying"
     assert webhook.outcome[-1]["result"] == "waiting"
@@ -95,13 +106,24 @@ def test_an_authorization_before_the_synchronous_answer_waits_then_applies_once(
 
 
 @pytest.mark.usefixtures("stripe_connector", "enqueued")
-@pytest.mark.parametrize("event_type, extra, status, attempt_outcome", [
-    ("payment_intent.succeeded", {}, "succeeded", "approved"),
-    ("payment_intent.payment_failed",
-     {"status": "requires_payment_method",
-      "last_payment_error": {"code": "card_declined", "decline_code": "insufficient_funds"}},
-     "requires_payment_method", "soft_decline"),
-])
+@pytest.mark.parametrize(
+    "event_type, extra, status, attempt_outcome",
+    [
+        ("payment_intent.succeeded", {}, "succeeded", "approved"),
+        (
+            "payment_intent.payment_failed",
+            {
+                "status": "requires_payment_method",
+                "last_payment_error": {
+                    "code": "card_declined",
+                    "decline_code": "insufficient_funds",
+                },
+            },
+            "requires_payment_method",
+            "soft_decline",
+        ),
+    ],
+)
 def test_an_unknown_outcome_is_resolved_by_the_notification(
     client, api, tokenize, stripe_connector, event_type, extra, status, attempt_outcome
 ):
@@ -114,8 +136,12 @@ def test_an_unknown_outcome_is_resolved_by_the_notification(
     assert webhook.status == "processed"
     [result] = webhook.outcome
     assert result["result"] == "applied"
-    assert {"object": intent.public_id, "field": "status", "from": "processing",
-            "to": status} in result["changes"]
+    assert {
+        "object": intent.public_id,
+        "field": "status",
+        "from": "processing",
+        "to": status,
+    } in result["changes"]
     intent.refresh_from_db()
     assert intent.status == status
     assert PaymentAttempt.objects.get(pk=attempt.pk).outcome == attempt_outcome
@@ -126,10 +152,14 @@ def test_capture_and_authorization_notifications_before_the_authorization_answer
     client, api, tokenize, adyen_connector
 ):
     intent, attempt = begin(api, tokenize)
-    capture = adyen_request(adyen_item("CAPTURE", psp_reference="CAPREF0001",
-                                       original_reference="PSPX00000001"))
-    authorisation = adyen_request(adyen_item("AUTHORISATION", psp_reference="PSPX00000001",
-                                             merchant_reference=attempt.public_id))
+    capture = adyen_request(
+        adyen_item("CAPTURE", psp_reference="CAPREF0001", original_reference="PSPX00000001")
+    )
+    authorisation = adyen_request(
+        adyen_item(
+            "AUTHORISATION", psp_reference="PSPX00000001", merchant_reference=attempt.public_id
+        )
+    )
     first = process(receive(client, adyen_connector, capture))  # reordered: capture first
     second = process(receive(client, adyen_connector, authorisation))
     assert first.status == second.status == "retrying"
@@ -154,10 +184,14 @@ def test_an_adyen_capture_confirmed_before_its_received_answer_completes_the_cap
     intent, attempt = begin(api, tokenize, capture_method="manual")
     answer(attempt, psp_reference="PSPX00000002")
     # tx A of intent_capture: capture requested, the "received" answer not applied yet
-    PaymentIntent.objects.filter(pk=intent.pk).update(status="processing",
-                                                      pending_operation="capture")
-    body = adyen_request(adyen_item("CAPTURE", psp_reference="CAPREF0002",
-                                    original_reference="PSPX00000002", amount=1500))
+    PaymentIntent.objects.filter(pk=intent.pk).update(
+        status="processing", pending_operation="capture"
+    )
+    body = adyen_request(
+        adyen_item(
+            "CAPTURE", psp_reference="CAPREF0002", original_reference="PSPX00000002", amount=1500
+        )
+    )
     webhook = process(receive(client, adyen_connector, body))
     assert webhook.status == "processed" and webhook.outcome[-1]["result"] == "applied"
     intent.refresh_from_db()
@@ -174,9 +208,14 @@ def test_adyen_capture_failed_after_the_optimistic_capture_reverts_it(
     created = pay(capture_method="manual").json()
     captured = api.post(f"/v1/payment_intents/{created['id']}/capture", {}, format="json")
     assert captured.json()["status"] == "succeeded"  # Adyen said "received": optimistic
-    body = adyen_request(adyen_item("CAPTURE_FAILED", psp_reference="CAPREF0003",
-                                    original_reference=created["psp_reference"],
-                                    reason="Capture refused by the issuer"))
+    body = adyen_request(
+        adyen_item(
+            "CAPTURE_FAILED",
+            psp_reference="CAPREF0003",
+            original_reference=created["psp_reference"],
+            reason="Capture refused by the issuer",
+        )
+    )
     webhook = process(receive(client, adyen_connector, body))
     assert webhook.status == "processed"
     assert webhook.outcome[-1]["result"] == "applied"
@@ -187,29 +226,49 @@ def test_adyen_capture_failed_after_the_optimistic_capture_reverts_it(
     assert event.event_type == "payment_intent.capture_failed"
     assert event.previous_attributes["status"] == "succeeded"
     assert event.payload["status"] == "requires_capture"
-    assert AuditLogEntry.objects.filter(action="payment_intent.capture_reverted",
-                                        object_id=intent.public_id).exists()
+    assert AuditLogEntry.objects.filter(
+        action="payment_intent.capture_reverted", object_id=intent.public_id
+    ).exists()
     # the books no longer count money that never came, and the authorization is held again
-    assert ledger_selectors.account_balance(
-        merchant_id=intent.merchant_id, livemode=False, currency="eur",
-        code=chart.MERCHANT_PENDING) == 0
-    assert ledger_selectors.hold_status(hold=JournalTransaction.objects.get(
-        public_id=intent.ledger_hold)) == "pending"
+    assert (
+        ledger_selectors.account_balance(
+            merchant_id=intent.merchant_id,
+            livemode=False,
+            currency="eur",
+            code=chart.MERCHANT_PENDING,
+        )
+        == 0
+    )
+    assert (
+        ledger_selectors.hold_status(
+            hold=JournalTransaction.objects.get(public_id=intent.ledger_hold)
+        )
+        == "pending"
+    )
     # the authorization still stands: the merchant may cancel it
     canceled = api.post(f"/v1/payment_intents/{created['id']}/cancel", {}, format="json")
     assert canceled.status_code == 200, canceled.content
     assert canceled.json()["status"] == "canceled"
-    assert ledger_selectors.hold_status(hold=JournalTransaction.objects.get(
-        public_id=intent.ledger_hold)) == "voided"
+    assert (
+        ledger_selectors.hold_status(
+            hold=JournalTransaction.objects.get(public_id=intent.ledger_hold)
+        )
+        == "voided"
+    )
 
 
 @pytest.mark.usefixtures("adyen_connector", "enqueued")
-def test_a_capture_failure_after_refunds_is_flagged_not_reverted(client, api, pay,
-                                                                 adyen_connector):
+def test_a_capture_failure_after_refunds_is_flagged_not_reverted(client, api, pay, adyen_connector):
     created = pay().json()
     api.post("/v1/refunds", {"payment_intent": created["id"], "amount": 500}, format="json")
-    body = adyen_request(adyen_item("CAPTURE", psp_reference="CAPREF0004", success=False,
-                                    original_reference=created["psp_reference"]))
+    body = adyen_request(
+        adyen_item(
+            "CAPTURE",
+            psp_reference="CAPREF0004",
+            success=False,
+            original_reference=created["psp_reference"],
+        )
+    )
     webhook = process(receive(client, adyen_connector, body))
     assert webhook.outcome[-1]["result"] == "conflict"
     intent = PaymentIntent.objects.get(public_id=created["id"])
@@ -217,21 +276,35 @@ def test_a_capture_failure_after_refunds_is_flagged_not_reverted(client, api, pa
 
 
 @pytest.mark.usefixtures("adyen_connector", "enqueued")
-def test_adyen_refund_results_succeed_or_fail_the_pending_refund(client, api, pay,
-                                                                 adyen_connector):
+def test_adyen_refund_results_succeed_or_fail_the_pending_refund(client, api, pay, adyen_connector):
     created = pay(amount=3000).json()
-    first = api.post("/v1/refunds", {"payment_intent": created["id"], "amount": 1000},
-                     format="json").json()
-    second = api.post("/v1/refunds", {"payment_intent": created["id"], "amount": 500},
-                      format="json").json()
+    first = api.post(
+        "/v1/refunds", {"payment_intent": created["id"], "amount": 1000}, format="json"
+    ).json()
+    second = api.post(
+        "/v1/refunds", {"payment_intent": created["id"], "amount": 500}, format="json"
+    ).json()
     assert first["status"] == second["status"] == "pending"  # Adyen answers "received"
-    ok = adyen_request(adyen_item("REFUND", psp_reference="REF0000000001", amount=1000,
-                                  merchant_reference=first["id"],
-                                  original_reference=created["psp_reference"]))
-    failed = adyen_request(adyen_item("REFUND", psp_reference="REF0000000002", amount=500,
-                                      success=False, reason="Insufficient balance",
-                                      merchant_reference=second["id"],
-                                      original_reference=created["psp_reference"]))
+    ok = adyen_request(
+        adyen_item(
+            "REFUND",
+            psp_reference="REF0000000001",
+            amount=1000,
+            merchant_reference=first["id"],
+            original_reference=created["psp_reference"],
+        )
+    )
+    failed = adyen_request(
+        adyen_item(
+            "REFUND",
+            psp_reference="REF0000000002",
+            amount=500,
+            success=False,
+            reason="Insufficient balance",
+            merchant_reference=second["id"],
+            original_reference=created["psp_reference"],
+        )
+    )
     assert process(receive(client, adyen_connector, ok)).status == "processed"
     assert process(receive(client, adyen_connector, failed)).status == "processed"
     assert Refund.objects.get(public_id=first["id"]).status == "succeeded"
@@ -239,27 +312,40 @@ def test_adyen_refund_results_succeed_or_fail_the_pending_refund(client, api, pa
     assert refund.status == "failed" and refund.failure_reason == "REFUND"
     intent = PaymentIntent.objects.get(public_id=created["id"])
     assert intent.amount_refunded == 1000  # the failed refund's reservation is released
-    assert OutboxEvent.objects.filter(object_id=first["id"],
-                                      event_type="refund.succeeded").count() == 1
-    assert OutboxEvent.objects.filter(object_id=second["id"],
-                                      event_type="refund.failed").count() == 1
+    assert (
+        OutboxEvent.objects.filter(object_id=first["id"], event_type="refund.succeeded").count()
+        == 1
+    )
+    assert (
+        OutboxEvent.objects.filter(object_id=second["id"], event_type="refund.failed").count() == 1
+    )
 
 
 @pytest.mark.usefixtures("adyen_connector", "enqueued")
-def test_adyen_cancellation_results_complete_or_fail_the_pending_cancel(client, api, pay,
-                                                                       adyen_connector):
+def test_adyen_cancellation_results_complete_or_fail_the_pending_cancel(
+    client, api, pay, adyen_connector
+):
     created = pay(capture_method="manual").json()
     intent = PaymentIntent.objects.get(public_id=created["id"])
     PaymentIntent.objects.filter(pk=intent.pk).update(pending_operation="cancel")
-    refused = adyen_request(adyen_item("CANCELLATION", psp_reference="CAN0000000001",
-                                       success=False, original_reference=intent.psp_reference))
+    refused = adyen_request(
+        adyen_item(
+            "CANCELLATION",
+            psp_reference="CAN0000000001",
+            success=False,
+            original_reference=intent.psp_reference,
+        )
+    )
     assert process(receive(client, adyen_connector, refused)).outcome[-1]["result"] == "applied"
     intent.refresh_from_db()
     assert (intent.status, intent.pending_operation) == ("requires_capture", "")
 
     PaymentIntent.objects.filter(pk=intent.pk).update(pending_operation="cancel")
-    confirmed = adyen_request(adyen_item("CANCELLATION", psp_reference="CAN0000000002",
-                                         original_reference=intent.psp_reference))
+    confirmed = adyen_request(
+        adyen_item(
+            "CANCELLATION", psp_reference="CAN0000000002", original_reference=intent.psp_reference
+        )
+    )
     process(receive(client, adyen_connector, confirmed))
     intent.refresh_from_db()
     assert intent.status == "canceled"
@@ -274,17 +360,23 @@ def test_stale_and_repeated_notifications_are_recorded_and_ignored(
     intent = PaymentIntent.objects.get(public_id=created["id"])
     attempt = intent.attempts.get()
     rows_before = OutboxEvent.objects.count()
-    pi = stripe_pi(created["psp_reference"], attempt_id=attempt.public_id,
-                   status="requires_payment_method",
-                   last_payment_error={"code": "card_declined", "decline_code": "do_not_honor"})
+    pi = stripe_pi(
+        created["psp_reference"],
+        attempt_id=attempt.public_id,
+        status="requires_payment_method",
+        last_payment_error={"code": "card_declined", "decline_code": "do_not_honor"},
+    )
     body, headers = stripe_request(stripe_event("payment_intent.payment_failed", pi))
     webhook = process(receive(client, stripe_connector, body, **headers))
     assert webhook.status == "processed"
     assert webhook.outcome[-1]["result"] == "ignored"
     assert webhook.outcome[-1]["reason"].startswith("stale")
-    body, headers = stripe_request(stripe_event(
-        "payment_intent.succeeded", stripe_pi(created["psp_reference"],
-                                              attempt_id=attempt.public_id)))
+    body, headers = stripe_request(
+        stripe_event(
+            "payment_intent.succeeded",
+            stripe_pi(created["psp_reference"], attempt_id=attempt.public_id),
+        )
+    )
     late = process(receive(client, stripe_connector, body, **headers))
     assert late.outcome[-1]["reason"] == "already applied: the attempt is approved"
     inbound.inbound_webhook_reprocess(webhook=late, actor=ACTOR)  # ops run it again
@@ -301,8 +393,9 @@ def test_authorized_at_the_psp_after_a_recorded_decline_is_a_conflict_for_ops(
 ):
     intent, attempt = begin(api, tokenize)
     answer(attempt, Outcome.HARD_DECLINE, decline_code="stolen_card")
-    body, headers = stripe_request(stripe_event(
-        "payment_intent.succeeded", stripe_pi("pi_sync", attempt_id=attempt.public_id)))
+    body, headers = stripe_request(
+        stripe_event("payment_intent.succeeded", stripe_pi("pi_sync", attempt_id=attempt.public_id))
+    )
     webhook = process(receive(client, stripe_connector, body, **headers))
     assert webhook.outcome[-1]["result"] == "conflict"
     intent.refresh_from_db()
@@ -314,9 +407,10 @@ def test_waiting_is_bounded_then_dead_lettered_and_reprocessable(
     client, api, tokenize, stripe_connector, settings
 ):
     settings.PSP_WEBHOOK_RETRY_SECONDS = [1, 1]
-    intent, attempt = begin(api, tokenize)
-    body, headers = stripe_request(stripe_event(
-        "payment_intent.succeeded", stripe_pi("pi_sync", attempt_id=attempt.public_id)))
+    _intent, attempt = begin(api, tokenize)
+    body, headers = stripe_request(
+        stripe_event("payment_intent.succeeded", stripe_pi("pi_sync", attempt_id=attempt.public_id))
+    )
     webhook = process(receive(client, stripe_connector, body, **headers))
     for seconds in (2, 4):
         with later(seconds):
@@ -343,8 +437,9 @@ def test_processing_failures_are_retried_then_dead_lettered(
         raise RuntimeError("database hiccup")
 
     monkeypatch.setattr(psp_notifications, "notification_apply", broken)
-    body, headers = stripe_request(stripe_event(
-        "payment_intent.succeeded", stripe_pi("pi_x", attempt_id="pa_x")))
+    body, headers = stripe_request(
+        stripe_event("payment_intent.succeeded", stripe_pi("pi_x", attempt_id="pa_x"))
+    )
     webhook = process(receive(client, stripe_connector, body, **headers))
     assert webhook.status == "retrying"
     with later(2):
@@ -356,9 +451,12 @@ def test_processing_failures_are_retried_then_dead_lettered(
 
 @pytest.mark.usefixtures("stripe_connector", "enqueued")
 def test_payout_notifications_are_recorded_only(client, stripe_connector):
-    body, headers = stripe_request(stripe_event(
-        "payout.paid", {"id": "po_1", "object": "payout", "amount": 100, "currency": "eur",
-                        "status": "paid"}))
+    body, headers = stripe_request(
+        stripe_event(
+            "payout.paid",
+            {"id": "po_1", "object": "payout", "amount": 100, "currency": "eur", "status": "paid"},
+        )
+    )
     webhook = process(receive(client, stripe_connector, body, **headers))
     assert webhook.status == "processed"
     assert webhook.outcome[-1]["result"] == "ignored"

@@ -25,16 +25,19 @@ from tests.events.psp_payloads import (
 
 
 def post(client, connector, body: bytes, **headers):
-    return client.post(f"/webhooks/psp/{connector.public_id}", body,
-                       content_type="application/json", **headers)
+    return client.post(
+        f"/webhooks/psp/{connector.public_id}", body, content_type="application/json", **headers
+    )
 
 
 def test_a_verified_stripe_webhook_is_stored_raw_and_acknowledged(
     client, stripe_connector, enqueued
 ):
-    body, headers = stripe_request(stripe_event("payment_intent.succeeded",
-                                                stripe_pi("pi_1", attempt_id="pa_1"),
-                                                event_id="evt_one"))
+    body, headers = stripe_request(
+        stripe_event(
+            "payment_intent.succeeded", stripe_pi("pi_1", attempt_id="pa_1"), event_id="evt_one"
+        )
+    )
     response = post(client, stripe_connector, body, **headers)
     assert response.status_code == 200, response.content
     assert response.json()["received"] is True and response.json()["duplicate"] is False
@@ -48,11 +51,10 @@ def test_a_verified_stripe_webhook_is_stored_raw_and_acknowledged(
     assert enqueued == [webhook.pk]
 
 
-def test_a_verified_adyen_notification_is_accepted_the_adyen_way(
-    client, adyen_connector, enqueued
-):
-    body = adyen_request(adyen_item("AUTHORISATION", psp_reference="PSP1",
-                                    merchant_reference="pa_1"))
+def test_a_verified_adyen_notification_is_accepted_the_adyen_way(client, adyen_connector, enqueued):
+    body = adyen_request(
+        adyen_item("AUTHORISATION", psp_reference="PSP1", merchant_reference="pa_1")
+    )
     response = post(client, adyen_connector, body)
     assert response.status_code == 200
     assert response.content == b"[accepted]"
@@ -74,16 +76,21 @@ def test_a_duplicate_is_acknowledged_and_ignored(client, stripe_connector, enque
 
 
 def test_the_same_event_id_on_another_connector_is_not_a_duplicate(
-    client, stripe_connector, adyen_connector, enqueued, merchant, system_actor,
-    simulator_url
+    client, stripe_connector, adyen_connector, enqueued, merchant, system_actor, simulator_url
 ):
     from apps.routing import services as routing_services
     from tests.intents.conftest import STRIPE_CREDENTIALS
 
     second = routing_services.connector_create(
-        merchant=merchant, livemode=False, name="stripe-two", connector_type="stripe",
-        base_url=f"{simulator_url}/stripe/two", credentials=STRIPE_CREDENTIALS,
-        supported_currencies=["eur"], actor=system_actor)
+        merchant=merchant,
+        livemode=False,
+        name="stripe-two",
+        connector_type="stripe",
+        base_url=f"{simulator_url}/stripe/two",
+        credentials=STRIPE_CREDENTIALS,
+        supported_currencies=["eur"],
+        actor=system_actor,
+    )
     event = stripe_event("payment_intent.succeeded", stripe_pi("pi_1", attempt_id="pa_1"))
     for connector in (stripe_connector, second):
         body, headers = stripe_request(event)
@@ -91,12 +98,17 @@ def test_the_same_event_id_on_another_connector_is_not_a_duplicate(
     assert len(enqueued) == 2
 
 
-@pytest.mark.parametrize("mangle, reason", [
-    (lambda h: {}, "missing Stripe-Signature"),
-    (lambda h: {"HTTP_STRIPE_SIGNATURE": h["HTTP_STRIPE_SIGNATURE"].replace("v1=", "v1=0")},
-     "does not match"),
-    (lambda h: {"HTTP_STRIPE_SIGNATURE": "garbage"}, "malformed"),
-])
+@pytest.mark.parametrize(
+    "mangle, reason",
+    [
+        (lambda h: {}, "missing Stripe-Signature"),
+        (
+            lambda h: {"HTTP_STRIPE_SIGNATURE": h["HTTP_STRIPE_SIGNATURE"].replace("v1=", "v1=0")},
+            "does not match",
+        ),
+        (lambda h: {"HTTP_STRIPE_SIGNATURE": "garbage"}, "malformed"),
+    ],
+)
 def test_a_bad_stripe_signature_is_a_400_logged_counted_and_changes_nothing(
     client, stripe_connector, enqueued, caplog, mangle, reason
 ):
@@ -112,8 +124,12 @@ def test_a_bad_stripe_signature_is_a_400_logged_counted_and_changes_nothing(
     assert webhook.dedup_key is None
     assert enqueued == []
     assert any("rejected" in message for message in caplog.messages)
-    assert selectors.inbound_rejections(connector_id=stripe_connector.pk,
-                                        since=timezone.now() - timedelta(minutes=1)) == 1
+    assert (
+        selectors.inbound_rejections(
+            connector_id=stripe_connector.pk, since=timezone.now() - timedelta(minutes=1)
+        )
+        == 1
+    )
 
 
 def test_a_stripe_signature_outside_the_tolerance_is_refused(client, stripe_connector, enqueued):
@@ -140,8 +156,9 @@ def test_a_signed_but_tampered_adyen_body_is_refused(client, adyen_connector, en
 
 def test_an_unknown_connector_is_a_404_envelope_and_nothing_is_stored(client, db, enqueued):
     body, headers = stripe_request(stripe_event("payment_intent.succeeded", {"id": "pi_1"}))
-    response = client.post("/webhooks/psp/mca_doesnotexist", body,
-                           content_type="application/json", **headers)
+    response = client.post(
+        "/webhooks/psp/mca_doesnotexist", body, content_type="application/json", **headers
+    )
     assert response.status_code == 404
     error = response.json()["error"]
     assert error["code"] == "resource_missing" and error["param"] == "connector_id"
@@ -159,11 +176,14 @@ def test_a_body_that_is_not_json_is_a_clear_400(client, stripe_connector, enqueu
     assert enqueued == []
 
 
-@pytest.mark.parametrize("event", [
-    {"object": "event", "type": "payment_intent.succeeded", "data": {"object": {}}},  # no id
-    {"id": "evt_1", "type": "payment_intent.succeeded", "data": {"object": {}}},  # no payment
-    ["a", "list"],
-])
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"object": "event", "type": "payment_intent.succeeded", "data": {"object": {}}},  # no id
+        {"id": "evt_1", "type": "payment_intent.succeeded", "data": {"object": {}}},  # no payment
+        ["a", "list"],
+    ],
+)
 def test_a_stripe_body_missing_fields_is_a_clear_400(client, stripe_connector, enqueued, event):
     body = json.dumps(event).encode()
     from apps.psp_simulator.signing import stripe_signature_header
@@ -172,8 +192,10 @@ def test_a_stripe_body_missing_fields_is_a_clear_400(client, stripe_connector, e
     header = stripe_signature_header(body, STRIPE_SECRET, int(time.time()))
     response = post(client, stripe_connector, body, HTTP_STRIPE_SIGNATURE=header)
     assert response.status_code == 400
-    assert response.json()["error"]["code"] in ("webhook_payload_invalid",
-                                                "webhook_signature_invalid")
+    assert response.json()["error"]["code"] in (
+        "webhook_payload_invalid",
+        "webhook_signature_invalid",
+    )
     assert InboundWebhook.objects.get().status == "rejected"
     assert enqueued == []
 
@@ -189,8 +211,9 @@ def test_an_oversized_body_is_refused_before_anything_is_stored(
     client, stripe_connector, enqueued, settings
 ):
     settings.PSP_WEBHOOK_MAX_BODY_BYTES = 1000
-    event = stripe_event("payment_intent.succeeded",
-                         stripe_pi("pi_1", attempt_id="pa_1", description="x" * 2000))
+    event = stripe_event(
+        "payment_intent.succeeded", stripe_pi("pi_1", attempt_id="pa_1", description="x" * 2000)
+    )
     body, headers = stripe_request(event)
     response = post(client, stripe_connector, body, **headers)
     assert response.status_code == 413
@@ -217,9 +240,10 @@ def test_broker_down_the_row_waits_and_the_sweep_processes_it(
         raise ConnectionRefusedError("redis is down")
 
     monkeypatch.setattr(tasks.process_psp_webhook, "apply_async", broker_down)
-    event = stripe_event("payment_intent.canceled",
-                         stripe_pi(intent["psp_reference"], attempt_id=attempt_id,
-                                   status="canceled"))
+    event = stripe_event(
+        "payment_intent.canceled",
+        stripe_pi(intent["psp_reference"], attempt_id=attempt_id, status="canceled"),
+    )
     body, headers = stripe_request(event)
     response = post(client, stripe_connector, body, **headers)
     assert response.status_code == 200  # the PSP is told we have it: it is stored
@@ -233,3 +257,26 @@ def test_broker_down_the_row_waits_and_the_sweep_processes_it(
     webhook.refresh_from_db()
     assert webhook.status == "processed"
     assert PaymentIntent.objects.get(public_id=intent["id"]).status == "canceled"
+
+
+def test_a_crash_while_verifying_keeps_the_raw_row_for_the_sweep(
+    client, stripe_connector, enqueued, monkeypatch
+):
+    def broken_adapter(config):
+        raise RuntimeError("adapter bug")
+
+    monkeypatch.setattr("apps.events.inbound.get_adapter", broken_adapter)
+    client.raise_request_exception = False
+    event = stripe_event("payout.paid", {"id": "po_1", "object": "payout"})
+    body, headers = stripe_request(event)
+    response = post(client, stripe_connector, body, **headers)
+    assert response.status_code == 500
+    assert response.json()["error"]["type"] == "api_error"
+    webhook = InboundWebhook.objects.get()
+    assert webhook.status == "received" and bytes(webhook.body) == body
+
+    monkeypatch.undo()  # fixed and deployed
+    with time_machine.travel(timezone.now() + timedelta(seconds=11)):
+        tasks.process_due_psp_webhooks()
+    webhook.refresh_from_db()
+    assert webhook.verification == "verified" and webhook.status == "processed"

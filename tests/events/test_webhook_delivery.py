@@ -29,8 +29,11 @@ T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 def record(merchant, object_id="pi_1", event_type="payment_intent.succeeded", livemode=False):
     return outbox_record(
-        merchant_id=merchant.id, livemode=livemode, object_type=event_type.split(".")[0],
-        object_id=object_id, event_type=event_type,
+        merchant_id=merchant.id,
+        livemode=livemode,
+        object_type=event_type.split(".")[0],
+        object_id=object_id,
+        event_type=event_type,
         payload={"id": object_id, "object": event_type.split(".")[0], "status": "succeeded"},
     )
 
@@ -44,8 +47,9 @@ def one_delivery(merchant, **kwargs) -> WebhookDelivery:
 @pytest.fixture
 def inline_tasks(monkeypatch):
     """Celery tasks enqueued on commit run synchronously (commit: the capture block's end)."""
-    monkeypatch.setattr(tasks.deliver_webhooks, "apply_async",
-                        lambda args, **kwargs: tasks.deliver_webhooks(*args))
+    monkeypatch.setattr(
+        tasks.deliver_webhooks, "apply_async", lambda args, **kwargs: tasks.deliver_webhooks(*args)
+    )
 
 
 def test_a_receiver_failing_twice_gets_the_event_when_the_schedule_says(
@@ -68,8 +72,11 @@ def test_a_receiver_failing_twice_gets_the_event_when_the_schedule_says(
         assert services.webhook_deliveries_deliver_due() == 1  # fails again
         delivery.refresh_from_db()
         second_retry = delivery.next_attempt_at
-        assert (first_retry + timedelta(seconds=54) <= second_retry
-                <= first_retry + timedelta(seconds=66))
+        assert (
+            first_retry + timedelta(seconds=54)
+            <= second_retry
+            <= first_retry + timedelta(seconds=66)
+        )
         assert receiver.received == []
 
         clock.move_to(second_retry - timedelta(seconds=1))
@@ -114,8 +121,9 @@ def test_after_a_roll_both_secrets_verify_until_the_old_one_expires(
     merchant, receiver, endpoint, system_actor
 ):
     with time_machine.travel(T0, tick=False) as clock:
-        rolled = services.webhook_endpoint_roll_secret(endpoint=endpoint.endpoint,
-                                                       actor=system_actor, expires_in_seconds=60)
+        rolled = services.webhook_endpoint_roll_secret(
+            endpoint=endpoint.endpoint, actor=system_actor, expires_in_seconds=60
+        )
         delivery = one_delivery(merchant)
         services.webhook_deliveries_deliver(delivery_ids=[delivery.pk])
         webhook = receiver.received[-1]
@@ -158,8 +166,9 @@ def test_retries_exhausted_dead_letter_then_replay_by_api(
 
     receiver.fail_next = 0
     with django_capture_on_commit_callbacks(execute=True):
-        replayed = api.post(f"/v1/webhook_endpoints/{endpoint_id}/deliveries/"
-                            f"{delivery.public_id}/replay")
+        replayed = api.post(
+            f"/v1/webhook_endpoints/{endpoint_id}/deliveries/{delivery.public_id}/replay"
+        )
         assert replayed.status_code == 200, replayed.content
         assert replayed.json()["status"] == "pending"  # queued; sent when this commits
     delivery.refresh_from_db()
@@ -170,8 +179,9 @@ def test_retries_exhausted_dead_letter_then_replay_by_api(
     Webhook(endpoint.secret).verify(webhook.body, webhook.headers)
 
 
-def test_replay_all_failed_since_a_time(api, merchant, receiver, endpoint, settings,
-                                        inline_tasks, django_capture_on_commit_callbacks):
+def test_replay_all_failed_since_a_time(
+    api, merchant, receiver, endpoint, settings, inline_tasks, django_capture_on_commit_callbacks
+):
     settings.WEBHOOK_RETRY_SCHEDULE_SECONDS = []
     receiver.fail_next = 100
     with time_machine.travel(T0 - timedelta(days=2), tick=False):
@@ -184,11 +194,15 @@ def test_replay_all_failed_since_a_time(api, merchant, receiver, endpoint, setti
         services.webhook_deliveries_deliver_due()
     assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"dead"}
     receiver.fail_next = 0
-    with time_machine.travel(T0 + timedelta(minutes=5), tick=False), \
-            django_capture_on_commit_callbacks(execute=True):
-        response = api.post(f"/v1/webhook_endpoints/{endpoint.endpoint.public_id}/replay",
-                            {"since": int((T0 - timedelta(hours=1)).timestamp())},
-                            format="json")
+    with (
+        time_machine.travel(T0 + timedelta(minutes=5), tick=False),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = api.post(
+            f"/v1/webhook_endpoints/{endpoint.endpoint.public_id}/replay",
+            {"since": int((T0 - timedelta(hours=1)).timestamp())},
+            format="json",
+        )
     assert response.status_code == 200, response.content
     assert response.json()["replayed"] == 1
     assert [w.json()["data"]["object"]["id"] for w in receiver.received] == ["pi_new"]
@@ -227,8 +241,9 @@ def test_an_endpoint_failing_for_days_is_disabled_and_the_merchant_is_told(
         # a disabled endpoint gets no new deliveries
         record(merchant, object_id="pi_after")
         relay.outbox_relay()
-        assert not WebhookDelivery.objects.filter(endpoint=failing,
-                                                  event__object_id="pi_after").exists()
+        assert not WebhookDelivery.objects.filter(
+            endpoint=failing, event__object_id="pi_after"
+        ).exists()
     finally:
         healthy.stop()
 
@@ -242,9 +257,7 @@ def test_a_deleted_endpoint_gets_nothing_more(merchant, receiver, endpoint, syst
     assert receiver.received == []
 
 
-def test_live_mode_checks_the_address_again_at_delivery_time(
-    merchant, system_actor, monkeypatch
-):
+def test_live_mode_checks_the_address_again_at_delivery_time(merchant, system_actor, monkeypatch):
     answers = {"ip": "93.184.215.14"}
 
     def fake_getaddrinfo(host, port, *args, **kwargs):
@@ -252,8 +265,12 @@ def test_live_mode_checks_the_address_again_at_delivery_time(
 
     monkeypatch.setattr(url_safety.socket, "getaddrinfo", fake_getaddrinfo)
     live = services.webhook_endpoint_create(
-        merchant=merchant, livemode=True, url="https://hooks.example.com/pay",
-        enabled_events=["*"], actor=system_actor).endpoint
+        merchant=merchant,
+        livemode=True,
+        url="https://hooks.example.com/pay",
+        enabled_events=["*"],
+        actor=system_actor,
+    ).endpoint
     answers["ip"] = "10.0.0.5"  # DNS now points inside our network
     record(merchant, livemode=True)
     relay.outbox_relay()

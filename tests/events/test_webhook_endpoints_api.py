@@ -13,8 +13,9 @@ from apps.merchants import services as merchant_services
 def live_api(merchant, system_actor) -> APIClient:
     merchant.live_enabled = True
     merchant.save()
-    key = merchant_services.api_key_create(merchant=merchant, kind="secret", livemode=True,
-                                           actor=system_actor).raw_key
+    key = merchant_services.api_key_create(
+        merchant=merchant, kind="secret", livemode=True, actor=system_actor
+    ).raw_key
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     return client
@@ -26,8 +27,12 @@ def create(api, **body):
 
 
 def test_create_shows_the_secret_once(api):
-    response = create(api, enabled_events=["payment_intent.*", "refund.failed"],
-                      description="orders", metadata={"team": "shop"})
+    response = create(
+        api,
+        enabled_events=["payment_intent.*", "refund.failed"],
+        description="orders",
+        metadata={"team": "shop"},
+    )
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["id"].startswith("we_")
@@ -52,13 +57,15 @@ def test_test_mode_accepts_http_localhost(api):
 
 def test_update_and_disable_and_enable(api):
     endpoint_id = create(api).json()["id"]
-    updated = api.post(f"/v1/webhook_endpoints/{endpoint_id}",
-                       {"enabled_events": ["refund.*"], "disabled": True}, format="json")
+    updated = api.post(
+        f"/v1/webhook_endpoints/{endpoint_id}",
+        {"enabled_events": ["refund.*"], "disabled": True},
+        format="json",
+    )
     assert updated.status_code == 200, updated.content
     assert updated.json()["enabled_events"] == ["refund.*"]
     assert updated.json()["status"] == "disabled"
-    enabled = api.post(f"/v1/webhook_endpoints/{endpoint_id}", {"disabled": False},
-                       format="json")
+    enabled = api.post(f"/v1/webhook_endpoints/{endpoint_id}", {"disabled": False}, format="json")
     assert enabled.json()["status"] == "enabled"
 
 
@@ -73,13 +80,17 @@ def test_delete_hides_the_endpoint(api):
 
 def test_roll_secret_returns_a_new_secret(api):
     created = create(api).json()
-    rolled = api.post(f"/v1/webhook_endpoints/{created['id']}/roll_secret", {"expires_in": 3600},
-                      format="json")
+    rolled = api.post(
+        f"/v1/webhook_endpoints/{created['id']}/roll_secret", {"expires_in": 3600}, format="json"
+    )
     assert rolled.status_code == 200, rolled.content
     assert rolled.json()["secret"].startswith("whsec_")
     assert rolled.json()["secret"] != created["secret"]
-    bad = api.post(f"/v1/webhook_endpoints/{created['id']}/roll_secret",
-                   {"expires_in": 30 * 86400}, format="json")
+    bad = api.post(
+        f"/v1/webhook_endpoints/{created['id']}/roll_secret",
+        {"expires_in": 30 * 86400},
+        format="json",
+    )
     assert bad.status_code == 400
     assert bad.json()["error"]["param"] == "expires_in"
 
@@ -87,22 +98,33 @@ def test_roll_secret_returns_a_new_secret(api):
 def test_endpoints_are_scoped_to_the_merchant(api, other_merchant, system_actor):
     from apps.events.services import webhook_endpoint_create
 
-    theirs = webhook_endpoint_create(merchant=other_merchant, livemode=False,
-                                     url="https://other.example.com/h", enabled_events=["*"],
-                                     actor=system_actor).endpoint
+    theirs = webhook_endpoint_create(
+        merchant=other_merchant,
+        livemode=False,
+        url="https://other.example.com/h",
+        enabled_events=["*"],
+        actor=system_actor,
+    ).endpoint
     assert api.get(f"/v1/webhook_endpoints/{theirs.public_id}").status_code == 404
-    assert api.post(f"/v1/webhook_endpoints/{theirs.public_id}", {"description": "x"},
-                    format="json").status_code == 404
+    assert (
+        api.post(
+            f"/v1/webhook_endpoints/{theirs.public_id}", {"description": "x"}, format="json"
+        ).status_code
+        == 404
+    )
 
 
-@pytest.mark.parametrize("url, code", [
-    ("not a url", "url_invalid"),
-    ("ftp://hooks.example.com/x", "url_invalid"),
-    ("https://", "url_invalid"),
-    ("https://user:pw@hooks.example.com/x", "url_invalid"),
-    ("https://hooks.example.com:99999/x", "url_invalid"),
-    ("", "parameter_missing"),
-])
+@pytest.mark.parametrize(
+    "url, code",
+    [
+        ("not a url", "url_invalid"),
+        ("ftp://hooks.example.com/x", "url_invalid"),
+        ("https://", "url_invalid"),
+        ("https://user:pw@hooks.example.com/x", "url_invalid"),
+        ("https://hooks.example.com:99999/x", "url_invalid"),
+        ("", "parameter_missing"),
+    ],
+)
 def test_invalid_urls_are_refused(api, url, code):
     response = create(api, url=url)
     assert response.status_code == 400, response.content
@@ -111,12 +133,15 @@ def test_invalid_urls_are_refused(api, url, code):
     assert WebhookEndpoint.objects.count() == 0
 
 
-@pytest.mark.parametrize("enabled_events, param", [
-    (["payment_intent.succeded"], "enabled_events[0]"),
-    (["*", "charge.*"], "enabled_events[1]"),
-    (["payment_*"], "enabled_events[0]"),
-    (["refund.*.x"], "enabled_events[0]"),
-])
+@pytest.mark.parametrize(
+    "enabled_events, param",
+    [
+        (["payment_intent.succeded"], "enabled_events[0]"),
+        (["*", "charge.*"], "enabled_events[1]"),
+        (["payment_*"], "enabled_events[0]"),
+        (["refund.*.x"], "enabled_events[0]"),
+    ],
+)
 def test_unknown_event_types_are_refused(api, enabled_events, param):
     response = create(api, enabled_events=enabled_events)
     assert response.status_code == 400, response.content
@@ -126,11 +151,14 @@ def test_unknown_event_types_are_refused(api, enabled_events, param):
     assert WebhookEndpoint.objects.count() == 0
 
 
-@pytest.mark.parametrize("body, param", [
-    ({"enabled_events": []}, "enabled_events"),
-    ({"enabled_events": "payment_intent.succeeded"}, "enabled_events"),
-    ({"secret": "whsec_mine"}, "secret"),
-])
+@pytest.mark.parametrize(
+    "body, param",
+    [
+        ({"enabled_events": []}, "enabled_events"),
+        ({"enabled_events": "payment_intent.succeeded"}, "enabled_events"),
+        ({"secret": "whsec_mine"}, "secret"),
+    ],
+)
 def test_malformed_bodies_are_refused(api, body, param):
     response = create(api, **body)
     assert response.status_code == 400, response.content
@@ -139,24 +167,29 @@ def test_malformed_bodies_are_refused(api, body, param):
 
 def test_an_update_with_an_unknown_event_type_changes_nothing(api):
     endpoint_id = create(api, enabled_events=["refund.*"]).json()["id"]
-    response = api.post(f"/v1/webhook_endpoints/{endpoint_id}",
-                        {"enabled_events": ["refund.exploded"], "description": "new"},
-                        format="json")
+    response = api.post(
+        f"/v1/webhook_endpoints/{endpoint_id}",
+        {"enabled_events": ["refund.exploded"], "description": "new"},
+        format="json",
+    )
     assert response.status_code == 400
     endpoint = WebhookEndpoint.objects.get(public_id=endpoint_id)
     assert endpoint.enabled_events == ["refund.*"] and endpoint.description == ""
 
 
-@pytest.mark.parametrize("url, code", [
-    ("http://hooks.example.com/x", "url_insecure"),
-    ("https://localhost/x", "url_not_public"),
-    ("https://127.0.0.1:8443/x", "url_not_public"),
-    ("https://10.1.2.3/x", "url_not_public"),
-    ("https://192.168.0.10/x", "url_not_public"),
-    ("https://169.254.169.254/latest/meta-data", "url_not_public"),
-    ("https://[::1]/x", "url_not_public"),
-    ("https://[::ffff:10.0.0.1]/x", "url_not_public"),
-])
+@pytest.mark.parametrize(
+    "url, code",
+    [
+        ("http://hooks.example.com/x", "url_insecure"),
+        ("https://localhost/x", "url_not_public"),
+        ("https://127.0.0.1:8443/x", "url_not_public"),
+        ("https://10.1.2.3/x", "url_not_public"),
+        ("https://192.168.0.10/x", "url_not_public"),
+        ("https://169.254.169.254/latest/meta-data", "url_not_public"),
+        ("https://[::1]/x", "url_not_public"),
+        ("https://[::ffff:10.0.0.1]/x", "url_not_public"),
+    ],
+)
 def test_live_mode_refuses_insecure_and_non_public_urls(live_api, url, code):
     response = create(live_api, url=url)
     assert response.status_code == 400, response.content

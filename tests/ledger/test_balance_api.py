@@ -89,7 +89,9 @@ def test_balance_transactions_carry_type_amount_fee_net_and_source(api, merchant
     _release(merchant.id, 9_700)  # moves pending -> available: net 0, not listed
     payout = _payout(merchant.id, 2_000)
     failure = ledger_reverse(
-        transaction=payout, idempotency_key="po_1:failure", reason="bank said no",
+        transaction=payout,
+        idempotency_key="po_1:failure",
+        reason="bank said no",
         kind="payout_failure",
     )
     _capture(other_merchant.id, 5_000, source="pi_other")
@@ -193,4 +195,3 @@ def test_balance_endpoints_need_a_secret_key(client, publishable_key):
         assert client.get(path).status_code == 401
         denied = client.get(path, HTTP_AUTHORIZATION=f"Bearer {publishable_key}")
         assert denied.status_code == 403
-

@@ -180,9 +180,7 @@ def test_create_is_idempotent(api):
     assert Seller.objects.count() == 1
 
 
-def test_retrieve_and_list_are_scoped_to_the_merchant_and_mode(
-    api, merchant, other_merchant
-):
+def test_retrieve_and_list_are_scoped_to_the_merchant_and_mode(api, merchant, other_merchant):
     mine = [_create(api).json()["id"] for _ in range(3)]
     theirs = _seller(other_merchant)
     live = _seller(merchant, livemode=True)

@@ -64,9 +64,7 @@ def available(merchant, *, currency: str = "eur", seller=None, livemode=False) -
 
 
 def in_transit(merchant, *, currency: str = "eur", livemode=False) -> int:
-    return ledger_support.balances(merchant.pk, currency, livemode).get(
-        chart.PAYOUTS_IN_TRANSIT, 0
-    )
+    return ledger_support.balances(merchant.pk, currency, livemode).get(chart.PAYOUTS_IN_TRANSIT, 0)
 
 
 def make_seller(merchant, *, bank=None, name="Jenny's Shop", **extra):

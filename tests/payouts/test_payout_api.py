@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from apps.core.audit import Actor
+from apps.core.errors import InvalidRequestError
 from apps.events.models import OutboxEvent
 from apps.ledger.models import JournalTransaction
 from apps.payouts.models import Payout
+from apps.payouts.services import payout_create
 from tests.payouts.conftest import available, fund, in_transit, make_seller
 
 pytestmark = pytest.mark.django_db
@@ -38,7 +41,11 @@ def test_merchant_payout_books_the_available_balance_into_transit(api, merchant)
     assert available(merchant) == 7_500
     assert in_transit(merchant) == 2_500
     journal = JournalTransaction.objects.get(public_id=body["balance_transaction"])
-    assert (journal.kind, journal.source_type, journal.source_id) == ("payout", "payout", body["id"])
+    assert (journal.kind, journal.source_type, journal.source_id) == (
+        "payout",
+        "payout",
+        body["id"],
+    )
     # and the payout.created event is in the outbox
     event = OutboxEvent.objects.get(object_id=body["id"])
     assert event.event_type == "payout.created"
@@ -50,7 +57,8 @@ def test_seller_payout_comes_from_the_sellers_balance(api, merchant, seller):
     fund(merchant, 3_000, seller=seller)
 
     response = api.post(
-        "/v1/payouts", {"amount": 3_000, "currency": "eur", "seller": seller.public_id},
+        "/v1/payouts",
+        {"amount": 3_000, "currency": "eur", "seller": seller.public_id},
         format="json",
     )
 
@@ -92,14 +100,15 @@ def test_retrieve_and_list_are_scoped(api, merchant, other_merchant, seller):
         for n in range(3)
     ]
     for_seller = api.post(
-        "/v1/payouts", {"amount": 50, "currency": "eur", "seller": seller.public_id},
+        "/v1/payouts",
+        {"amount": 50, "currency": "eur", "seller": seller.public_id},
         format="json",
     ).json()
-    from apps.core.audit import Actor
-    from apps.payouts.services import payout_create
-
     theirs = payout_create(
-        merchant=other_merchant, livemode=False, amount=10, currency="eur",
+        merchant=other_merchant,
+        livemode=False,
+        amount=10,
+        currency="eur",
         actor=Actor.system("tests"),
     )
 
@@ -140,9 +149,6 @@ def test_cancel_a_pending_payout_returns_the_money(api, merchant):
 
 
 def test_payout_in_the_other_mode_sees_no_test_balance(merchant, system_actor):
-    from apps.core.errors import InvalidRequestError
-    from apps.payouts.services import payout_create
-
     fund(merchant, 1_000)  # test mode
     seller = make_seller(merchant)
     with pytest.raises(InvalidRequestError) as refused:
@@ -152,8 +158,12 @@ def test_payout_in_the_other_mode_sees_no_test_balance(merchant, system_actor):
     assert refused.value.code == "insufficient_balance"
     with pytest.raises(InvalidRequestError) as refused:
         payout_create(
-            merchant=merchant, livemode=True, amount=100, currency="eur",
-            seller=seller.public_id, actor=system_actor,
+            merchant=merchant,
+            livemode=True,
+            amount=100,
+            currency="eur",
+            seller=seller.public_id,
+            actor=system_actor,
         )
     assert refused.value.code == "seller_not_found"
     assert Payout.objects.count() == 0

@@ -49,7 +49,11 @@ def funded(merchant, seller):
         ({"currency": "eur"}, "parameter_missing", "amount"),
         ({"amount": 100, "currency": "eur", "seller": "sel_unknown"}, "seller_not_found", "seller"),
         ({"amount": 100, "currency": "eur", "seller": "acct_1"}, "seller_invalid", "seller"),
-        ({"amount": 100, "currency": "eur", "destination": "x"}, "parameter_unknown", "destination"),
+        (
+            {"amount": 100, "currency": "eur", "destination": "x"},
+            "parameter_unknown",
+            "destination",
+        ),
         ({"amount": 100, "currency": "eur", "description": "x" * 256}, None, "description"),
     ],
 )
@@ -66,7 +70,9 @@ def test_bad_payout_requests_write_nothing(api, funded, body, code, param):
     assert _rows() == before
     # the idempotency key was not stored: a corrected request under it goes through
     fixed = api.post(
-        "/v1/payouts", {"amount": 100, "currency": "eur"}, format="json",
+        "/v1/payouts",
+        {"amount": 100, "currency": "eur"},
+        format="json",
         HTTP_IDEMPOTENCY_KEY="bad-payout",
     )
     assert fixed.status_code == 200, fixed.content
@@ -81,7 +87,8 @@ def test_seller_payout_above_the_sellers_balance(api, merchant, seller, funded):
     # the merchant's 5_000 do not cover a seller payout above the seller's own 2_000
     before = _rows()
     response = api.post(
-        "/v1/payouts", {"amount": 2_001, "currency": "eur", "seller": seller.public_id},
+        "/v1/payouts",
+        {"amount": 2_001, "currency": "eur", "seller": seller.public_id},
         format="json",
     )
     assert response.status_code == 400
@@ -97,7 +104,8 @@ def test_seller_of_another_merchant_is_refused(api, other_merchant, funded):
     before = _rows()
 
     response = api.post(
-        "/v1/payouts", {"amount": 100, "currency": "eur", "seller": theirs.public_id},
+        "/v1/payouts",
+        {"amount": 100, "currency": "eur", "seller": theirs.public_id},
         format="json",
     )
 
@@ -116,7 +124,8 @@ def test_payout_currency_must_be_the_bank_accounts(api, merchant):
     before = _rows()
 
     response = api.post(
-        "/v1/payouts", {"amount": 100, "currency": "eur", "seller": us_seller.public_id},
+        "/v1/payouts",
+        {"amount": 100, "currency": "eur", "seller": us_seller.public_id},
         format="json",
     )
 

@@ -218,3 +218,75 @@ def test_demo_profile_uses_several_strategies_and_is_idempotent(
     )
     assert again.pk == profile.pk
     assert RoutingProfile.objects.filter(merchant=merchant).count() == 1
+
+
+def test_admin_pages_render_for_ops(client, ops, merchant, stripe_connector, adyen_connector):
+    services.routing_seed_demo(merchant=merchant, connectors=[stripe_connector, adyen_connector])
+    client.force_login(ops)
+    for url in (
+        "/admin/routing/connector/",
+        "/admin/routing/connector/add/",
+        "/admin/routing/routingprofile/",
+        "/admin/routing/routingprofile/add/",
+        "/admin/routing/routingprofileversion/",
+        "/admin/routing/routingsettings/",
+        "/admin/routing/routingsettings/add/",
+    ):
+        assert client.get(url).status_code == 200, url
+    listing = client.get("/admin/routing/connector/").content.decode()
+    assert "closed" in listing  # the breaker column
+    version = RoutingProfileVersion.objects.get()
+    page = client.get(f"/admin/routing/routingprofileversion/{version.pk}/change/")
+    assert page.status_code == 200 and b"least_cost" in page.content
+
+
+def test_connector_admin_creates_through_the_service(client, ops, merchant):
+    client.force_login(ops)
+    response = client.post(
+        "/admin/routing/connector/add/",
+        {
+            "merchant": merchant.pk,
+            "name": "new-psp",
+            "connector_type": "stripe",
+            "base_url": "https://psp.example",
+            "credentials_json": '{"api_key": "sk_test_abcdefgh1234"}',
+            "enabled": "on",
+            "priority": 5,
+            "supported_currencies": '["eur"]',
+            "supported_brands": "[]",
+            "supported_countries": "[]",
+            "fee_schedule": '[{"brand": "*", "fixed": 20, "percent_bps": 150}]',
+            "authorization_window_days": 7,
+            "settlement_delay_days": 2,
+            "connect_timeout_ms": 2000,
+            "read_timeout_ms": 10000,
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    created = merchant.connectors.get(name="new-psp")
+    assert services.connector_credentials(created) == {"api_key": "sk_test_abcdefgh1234"}
+    assert AuditLogEntry.objects.filter(
+        action="connector.created", object_id=created.public_id
+    ).exists()
+    bad = client.post(
+        "/admin/routing/connector/add/",
+        {
+            "merchant": merchant.pk,
+            "name": "bad",
+            "connector_type": "stripe",
+            "base_url": "https://psp.example",
+            "credentials_json": '{"api_key": "x"}',
+            "priority": 5,
+            "supported_currencies": "[]",
+            "supported_brands": "[]",
+            "supported_countries": "[]",
+            "fee_schedule": "[]",
+            "authorization_window_days": 7,
+            "settlement_delay_days": 2,
+            "connect_timeout_ms": 2000,
+            "read_timeout_ms": 10000,
+        },
+    )
+    assert bad.status_code == 200
+    assert bad.context["adminform"].form.errors["supported_currencies"]
+    assert not merchant.connectors.filter(name="bad").exists()

@@ -15,25 +15,32 @@ class _ListQuerySerializer(serializers.Serializer):
 
 class EventListQuerySerializer(_ListQuerySerializer):
     type = serializers.CharField(
-        required=False, max_length=80,
+        required=False,
+        max_length=80,
         help_text="An event type, or a wildcard such as 'payment_intent.*'.",
     )
-    object_id = serializers.CharField(required=False, max_length=40,
-                                      help_text="Only events about this object.")
-    created_gte = serializers.IntegerField(required=False, min_value=0,
-                                           help_text="created[gte]: unix seconds")
-    created_gt = serializers.IntegerField(required=False, min_value=0,
-                                          help_text="created[gt]: unix seconds")
-    created_lte = serializers.IntegerField(required=False, min_value=0,
-                                           help_text="created[lte]: unix seconds")
-    created_lt = serializers.IntegerField(required=False, min_value=0,
-                                          help_text="created[lt]: unix seconds")
+    object_id = serializers.CharField(
+        required=False, max_length=40, help_text="Only events about this object."
+    )
+    created_gte = serializers.IntegerField(
+        required=False, min_value=0, help_text="created[gte]: unix seconds"
+    )
+    created_gt = serializers.IntegerField(
+        required=False, min_value=0, help_text="created[gt]: unix seconds"
+    )
+    created_lte = serializers.IntegerField(
+        required=False, min_value=0, help_text="created[lte]: unix seconds"
+    )
+    created_lt = serializers.IntegerField(
+        required=False, min_value=0, help_text="created[lt]: unix seconds"
+    )
 
 
 class EventDataOutputSerializer(serializers.Serializer):
     object = serializers.JSONField(help_text="The object as it was when the event happened.")
     previous_attributes = serializers.JSONField(
-        help_text="The values of the attributes that changed, before the change.")
+        help_text="The values of the attributes that changed, before the change."
+    )
 
 
 class EventRequestOutputSerializer(serializers.Serializer):
@@ -48,7 +55,8 @@ class EventOutputSerializer(serializers.Serializer):
     created = serializers.IntegerField()
     livemode = serializers.BooleanField()
     sequence = serializers.IntegerField(
-        help_text="Per object, increasing: order events about one object by it.")
+        help_text="Per object, increasing: order events about one object by it."
+    )
     data = EventDataOutputSerializer()
     request = EventRequestOutputSerializer()
 
@@ -70,7 +78,9 @@ class WebhookEndpointListQuerySerializer(_ListQuerySerializer):
 class WebhookEndpointCreateInputSerializer(StrictSerializer):
     url = serializers.CharField(max_length=2048, trim_whitespace=False)
     enabled_events = serializers.ListField(
-        child=serializers.CharField(max_length=80), allow_empty=False, max_length=100,
+        child=serializers.CharField(max_length=80),
+        allow_empty=False,
+        max_length=100,
         help_text="Event types to send; '*' for all, 'payment_intent.*' for one object.",
     )
     description = serializers.CharField(required=False, max_length=500, allow_blank=True)
@@ -80,13 +90,16 @@ class WebhookEndpointCreateInputSerializer(StrictSerializer):
 class WebhookEndpointUpdateInputSerializer(StrictSerializer):
     url = serializers.CharField(required=False, max_length=2048, trim_whitespace=False)
     enabled_events = serializers.ListField(
-        child=serializers.CharField(max_length=80), allow_empty=False, max_length=100,
+        child=serializers.CharField(max_length=80),
+        allow_empty=False,
+        max_length=100,
         required=False,
     )
     description = serializers.CharField(required=False, max_length=500, allow_blank=True)
     metadata = MetadataField(required=False)
-    disabled = serializers.BooleanField(required=False,
-                                        help_text="true stops deliveries; false resumes them.")
+    disabled = serializers.BooleanField(
+        required=False, help_text="true stops deliveries; false resumes them."
+    )
 
 
 class WebhookEndpointOutputSerializer(serializers.Serializer):
@@ -104,7 +117,8 @@ class WebhookEndpointOutputSerializer(serializers.Serializer):
 
 class WebhookEndpointWithSecretOutputSerializer(WebhookEndpointOutputSerializer):
     secret = serializers.CharField(
-        help_text="The whsec_… signing secret. Shown only in this response.")
+        help_text="The whsec_… signing secret. Shown only in this response."
+    )
 
 
 class WebhookEndpointListOutputSerializer(serializers.Serializer):
@@ -122,13 +136,16 @@ class WebhookEndpointDeletedOutputSerializer(serializers.Serializer):
 
 class WebhookEndpointRollSecretInputSerializer(StrictSerializer):
     expires_in = serializers.IntegerField(
-        required=False, min_value=0,
-        help_text="Seconds the old secret keeps signing (default 86400, 0 = stop now).")
+        required=False,
+        min_value=0,
+        help_text="Seconds the old secret keeps signing (default 86400, 0 = stop now).",
+    )
 
 
 class WebhookEndpointReplayInputSerializer(StrictSerializer):
     since = serializers.IntegerField(
-        min_value=0, help_text="Unix seconds: replay failed deliveries created since then.")
+        min_value=0, help_text="Unix seconds: replay failed deliveries created since then."
+    )
 
 
 class WebhookEndpointReplayOutputSerializer(serializers.Serializer):

@@ -32,26 +32,37 @@ def _time(value: int | None) -> datetime | None:
 
 
 class EventListApi(MerchantApiView):
-    @extend_schema(operation_id="events_list", parameters=[s.EventListQuerySerializer],
-                   responses=s.EventListOutputSerializer)
+    @extend_schema(
+        operation_id="events_list",
+        parameters=[s.EventListQuerySerializer],
+        responses=s.EventListOutputSerializer,
+    )
     def get(self, request):
         params = parse_input(s.EventListQuerySerializer, _query(request.query_params))
         queryset = selectors.event_list(
-            merchant_id=self.merchant.id, livemode=self.livemode, type=params.get("type"),
+            merchant_id=self.merchant.id,
+            livemode=self.livemode,
+            type=params.get("type"),
             object_id=params.get("object_id"),
-            created_gte=_time(params.get("created_gte")), created_gt=_time(params.get("created_gt")),
-            created_lte=_time(params.get("created_lte")), created_lt=_time(params.get("created_lt")),
+            created_gte=_time(params.get("created_gte")),
+            created_gt=_time(params.get("created_gt")),
+            created_lte=_time(params.get("created_lte")),
+            created_lt=_time(params.get("created_lt")),
         )
         rows, has_more = paginate(queryset, params, url=request.path)
-        return Response(list_envelope([event_representation(e) for e in rows],
-                                      has_more=has_more, url=request.path))
+        return Response(
+            list_envelope(
+                [event_representation(e) for e in rows], has_more=has_more, url=request.path
+            )
+        )
 
 
 class EventRetrieveApi(MerchantApiView):
     @extend_schema(operation_id="events_retrieve", responses=s.EventOutputSerializer)
     def get(self, request, event_id: str):
-        event = selectors.event_get(merchant_id=self.merchant.id, livemode=self.livemode,
-                                    public_id=event_id)
+        event = selectors.event_get(
+            merchant_id=self.merchant.id, livemode=self.livemode, public_id=event_id
+        )
         return Response(event_representation(event))
 
 
@@ -59,110 +70,154 @@ class EventRetrieveApi(MerchantApiView):
 
 
 class WebhookEndpointListCreateApi(MerchantApiView):
-    @extend_schema(operation_id="webhook_endpoints_list",
-                   parameters=[s.WebhookEndpointListQuerySerializer],
-                   responses=s.WebhookEndpointListOutputSerializer)
+    @extend_schema(
+        operation_id="webhook_endpoints_list",
+        parameters=[s.WebhookEndpointListQuerySerializer],
+        responses=s.WebhookEndpointListOutputSerializer,
+    )
     def get(self, request):
         params = parse_input(s.WebhookEndpointListQuerySerializer, request.query_params)
         rows, has_more = paginate(
             selectors.webhook_endpoint_list(merchant_id=self.merchant.id, livemode=self.livemode),
-            params, url=request.path)
-        return Response(list_envelope([endpoint_representation(e) for e in rows],
-                                      has_more=has_more, url=request.path))
+            params,
+            url=request.path,
+        )
+        return Response(
+            list_envelope(
+                [endpoint_representation(e) for e in rows], has_more=has_more, url=request.path
+            )
+        )
 
-    @extend_schema(operation_id="webhook_endpoints_create",
-                   request=s.WebhookEndpointCreateInputSerializer,
-                   responses={200: s.WebhookEndpointWithSecretOutputSerializer})
+    @extend_schema(
+        operation_id="webhook_endpoints_create",
+        request=s.WebhookEndpointCreateInputSerializer,
+        responses={200: s.WebhookEndpointWithSecretOutputSerializer},
+    )
     def post(self, request):
         data = parse_input(s.WebhookEndpointCreateInputSerializer, request.data)
         issued = services.webhook_endpoint_create(
-            merchant=self.merchant, livemode=self.livemode, actor=self.actor, **data)
+            merchant=self.merchant, livemode=self.livemode, actor=self.actor, **data
+        )
         return Response(endpoint_representation(issued.endpoint, secret=issued.secret))
 
 
 class WebhookEndpointRetrieveUpdateDeleteApi(MerchantApiView):
     def _endpoint(self, endpoint_id: str):
-        return selectors.webhook_endpoint_get(merchant_id=self.merchant.id,
-                                              livemode=self.livemode, public_id=endpoint_id)
+        return selectors.webhook_endpoint_get(
+            merchant_id=self.merchant.id, livemode=self.livemode, public_id=endpoint_id
+        )
 
-    @extend_schema(operation_id="webhook_endpoints_retrieve",
-                   responses=s.WebhookEndpointOutputSerializer)
+    @extend_schema(
+        operation_id="webhook_endpoints_retrieve", responses=s.WebhookEndpointOutputSerializer
+    )
     def get(self, request, endpoint_id: str):
         return Response(endpoint_representation(self._endpoint(endpoint_id)))
 
-    @extend_schema(operation_id="webhook_endpoints_update",
-                   request=s.WebhookEndpointUpdateInputSerializer,
-                   responses=s.WebhookEndpointOutputSerializer)
+    @extend_schema(
+        operation_id="webhook_endpoints_update",
+        request=s.WebhookEndpointUpdateInputSerializer,
+        responses=s.WebhookEndpointOutputSerializer,
+    )
     def post(self, request, endpoint_id: str):
         data = parse_input(s.WebhookEndpointUpdateInputSerializer, request.data)
         endpoint = services.webhook_endpoint_update(
-            endpoint=self._endpoint(endpoint_id), actor=self.actor, **data)
+            endpoint=self._endpoint(endpoint_id), actor=self.actor, **data
+        )
         return Response(endpoint_representation(endpoint))
 
-    @extend_schema(operation_id="webhook_endpoints_delete",
-                   responses=s.WebhookEndpointDeletedOutputSerializer)
+    @extend_schema(
+        operation_id="webhook_endpoints_delete", responses=s.WebhookEndpointDeletedOutputSerializer
+    )
     def delete(self, request, endpoint_id: str):
-        endpoint = services.webhook_endpoint_delete(endpoint=self._endpoint(endpoint_id),
-                                                    actor=self.actor)
-        return Response({"id": endpoint.public_id, "object": "webhook_endpoint",
-                         "deleted": True})
+        endpoint = services.webhook_endpoint_delete(
+            endpoint=self._endpoint(endpoint_id), actor=self.actor
+        )
+        return Response({"id": endpoint.public_id, "object": "webhook_endpoint", "deleted": True})
 
 
 class WebhookEndpointRollSecretApi(MerchantApiView):
-    @extend_schema(operation_id="webhook_endpoints_roll_secret",
-                   request=s.WebhookEndpointRollSecretInputSerializer,
-                   responses=s.WebhookEndpointWithSecretOutputSerializer)
+    @extend_schema(
+        operation_id="webhook_endpoints_roll_secret",
+        request=s.WebhookEndpointRollSecretInputSerializer,
+        responses=s.WebhookEndpointWithSecretOutputSerializer,
+    )
     def post(self, request, endpoint_id: str):
         data = parse_input(s.WebhookEndpointRollSecretInputSerializer, request.data)
-        endpoint = selectors.webhook_endpoint_get(merchant_id=self.merchant.id,
-                                                  livemode=self.livemode, public_id=endpoint_id)
+        endpoint = selectors.webhook_endpoint_get(
+            merchant_id=self.merchant.id, livemode=self.livemode, public_id=endpoint_id
+        )
         issued = services.webhook_endpoint_roll_secret(
-            endpoint=endpoint, actor=self.actor, expires_in_seconds=data.get("expires_in"))
+            endpoint=endpoint, actor=self.actor, expires_in_seconds=data.get("expires_in")
+        )
         return Response(endpoint_representation(issued.endpoint, secret=issued.secret))
 
 
 class WebhookEndpointReplayApi(MerchantApiView):
-    @extend_schema(operation_id="webhook_endpoints_replay",
-                   request=s.WebhookEndpointReplayInputSerializer,
-                   responses=s.WebhookEndpointReplayOutputSerializer)
+    @extend_schema(
+        operation_id="webhook_endpoints_replay",
+        request=s.WebhookEndpointReplayInputSerializer,
+        responses=s.WebhookEndpointReplayOutputSerializer,
+    )
     def post(self, request, endpoint_id: str):
         data = parse_input(s.WebhookEndpointReplayInputSerializer, request.data)
-        endpoint = selectors.webhook_endpoint_get(merchant_id=self.merchant.id,
-                                                  livemode=self.livemode, public_id=endpoint_id)
+        endpoint = selectors.webhook_endpoint_get(
+            merchant_id=self.merchant.id, livemode=self.livemode, public_id=endpoint_id
+        )
         replayed = services.webhook_deliveries_replay_failed(
-            endpoint=endpoint, since=_time(data["since"]), actor=self.actor)
-        return Response({"object": "webhook_replay", "webhook_endpoint": endpoint.public_id,
-                         "replayed": replayed})
+            endpoint=endpoint, since=_time(data["since"]), actor=self.actor
+        )
+        return Response(
+            {
+                "object": "webhook_replay",
+                "webhook_endpoint": endpoint.public_id,
+                "replayed": replayed,
+            }
+        )
 
 
 # --------------------------------------------------------------------------- deliveries
 
 
 class WebhookDeliveryListApi(MerchantApiView):
-    @extend_schema(operation_id="webhook_deliveries_list",
-                   parameters=[s.WebhookDeliveryListQuerySerializer],
-                   responses=s.WebhookDeliveryListOutputSerializer)
+    @extend_schema(
+        operation_id="webhook_deliveries_list",
+        parameters=[s.WebhookDeliveryListQuerySerializer],
+        responses=s.WebhookDeliveryListOutputSerializer,
+    )
     def get(self, request, endpoint_id: str):
         params = parse_input(s.WebhookDeliveryListQuerySerializer, request.query_params)
-        endpoint = selectors.webhook_endpoint_get(merchant_id=self.merchant.id,
-                                                  livemode=self.livemode, public_id=endpoint_id)
+        endpoint = selectors.webhook_endpoint_get(
+            merchant_id=self.merchant.id, livemode=self.livemode, public_id=endpoint_id
+        )
         rows, has_more = paginate(
             selectors.webhook_delivery_list(endpoint=endpoint, status=params.get("status")),
-            params, url=request.path)
-        return Response(list_envelope([delivery_representation(d) for d in rows],
-                                      has_more=has_more, url=request.path))
+            params,
+            url=request.path,
+        )
+        return Response(
+            list_envelope(
+                [delivery_representation(d) for d in rows], has_more=has_more, url=request.path
+            )
+        )
 
 
 class WebhookDeliveryReplayApi(MerchantApiView):
-    @extend_schema(operation_id="webhook_deliveries_replay", request=None,
-                   responses=s.WebhookDeliveryOutputSerializer)
+    @extend_schema(
+        operation_id="webhook_deliveries_replay",
+        request=None,
+        responses=s.WebhookDeliveryOutputSerializer,
+    )
     def post(self, request, endpoint_id: str, delivery_id: str):
-        endpoint = selectors.webhook_endpoint_get(merchant_id=self.merchant.id,
-                                                  livemode=self.livemode, public_id=endpoint_id)
+        endpoint = selectors.webhook_endpoint_get(
+            merchant_id=self.merchant.id, livemode=self.livemode, public_id=endpoint_id
+        )
         delivery = selectors.webhook_delivery_get(endpoint=endpoint, public_id=delivery_id)
         services.webhook_delivery_replay(delivery=delivery, actor=self.actor)
-        return Response(delivery_representation(
-            selectors.webhook_delivery_get(endpoint=endpoint, public_id=delivery_id)))
+        return Response(
+            delivery_representation(
+                selectors.webhook_delivery_get(endpoint=endpoint, public_id=delivery_id)
+            )
+        )
 
 
 # --------------------------------------------------------------------------- inbound
@@ -173,19 +228,23 @@ def psp_webhook_receive(request, connector_id: str):
     """`POST /webhooks/psp/{connector_id}`: no API key; the connector's adapter verifies the
     PSP's signature. Acknowledges fast; processing happens in Celery."""
     if request.method != "POST":
-        error = InvalidRequestError(f"{request.method} is not allowed here; use POST.",
-                                    code="method_not_allowed")
+        error = InvalidRequestError(
+            f"{request.method} is not allowed here; use POST.", code="method_not_allowed"
+        )
         response = envelope_response(error, status=405, request=request)
         response["Allow"] = "POST"
         return response
     try:
         receipt = inbound.inbound_webhook_receive(
-            connector_public_id=connector_id, headers=request.headers, body=request.body,
+            connector_public_id=connector_id,
+            headers=request.headers,
+            body=request.body,
             remote_addr=request.META.get("REMOTE_ADDR", ""),
         )
     except PlatformError as error:
         return envelope_response(error, request=request)
     if receipt.connector_type == "adyen":
         return HttpResponse("[accepted]", content_type="text/plain")  # what Adyen expects
-    return JsonResponse({"received": True, "id": receipt.webhook.public_id,
-                         "duplicate": receipt.duplicate})
+    return JsonResponse(
+        {"received": True, "id": receipt.webhook.public_id, "duplicate": receipt.duplicate}
+    )

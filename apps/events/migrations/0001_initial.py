@@ -4,34 +4,47 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='OutboxEvent',
+            name="OutboxEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('merchant_id', models.BigIntegerField(db_index=True)),
-                ('livemode', models.BooleanField()),
-                ('object_type', models.CharField(max_length=40)),
-                ('object_id', models.CharField(max_length=40)),
-                ('sequence', models.PositiveIntegerField()),
-                ('event_type', models.CharField(max_length=80)),
-                ('payload', models.JSONField()),
-                ('previous_attributes', models.JSONField(blank=True, default=dict)),
-                ('request_id', models.CharField(blank=True, max_length=40)),
-                ('idempotency_key', models.CharField(blank=True, max_length=255)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('relayed_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("merchant_id", models.BigIntegerField(db_index=True)),
+                ("livemode", models.BooleanField()),
+                ("object_type", models.CharField(max_length=40)),
+                ("object_id", models.CharField(max_length=40)),
+                ("sequence", models.PositiveIntegerField()),
+                ("event_type", models.CharField(max_length=80)),
+                ("payload", models.JSONField()),
+                ("previous_attributes", models.JSONField(blank=True, default=dict)),
+                ("request_id", models.CharField(blank=True, max_length=40)),
+                ("idempotency_key", models.CharField(blank=True, max_length=255)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("relayed_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['id'],
-                'indexes': [models.Index(condition=models.Q(('relayed_at__isnull', True)), fields=['created_at'], name='outbox_unrelayed')],
-                'constraints': [models.UniqueConstraint(fields=('object_id', 'sequence'), name='outbox_sequence_per_object')],
+                "ordering": ["id"],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("relayed_at__isnull", True)),
+                        fields=["created_at"],
+                        name="outbox_unrelayed",
+                    )
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("object_id", "sequence"), name="outbox_sequence_per_object"
+                    )
+                ],
             },
         ),
     ]

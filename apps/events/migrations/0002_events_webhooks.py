@@ -6,250 +6,398 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('events', '0001_initial'),
-        ('merchants', '0001_initial'),
-        ('routing', '0001_initial'),
+        ("events", "0001_initial"),
+        ("merchants", "0001_initial"),
+        ("routing", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Event',
+            name="Event",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', apps.core.ids.PublicIdField(editable=False, max_length=40, prefix='evt', unique=True)),
-                ('outbox_id', models.BigIntegerField(unique=True)),
-                ('livemode', models.BooleanField()),
-                ('type', models.CharField(max_length=80)),
-                ('object_type', models.CharField(max_length=40)),
-                ('object_id', models.CharField(max_length=40)),
-                ('sequence', models.PositiveIntegerField()),
-                ('data', models.JSONField()),
-                ('previous_attributes', models.JSONField(blank=True, default=dict)),
-                ('request_id', models.CharField(blank=True, max_length=40)),
-                ('idempotency_key', models.CharField(blank=True, max_length=255)),
-                ('created_at', models.DateTimeField(db_index=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "public_id",
+                    apps.core.ids.PublicIdField(
+                        editable=False, max_length=40, prefix="evt", unique=True
+                    ),
+                ),
+                ("outbox_id", models.BigIntegerField(unique=True)),
+                ("livemode", models.BooleanField()),
+                ("type", models.CharField(max_length=80)),
+                ("object_type", models.CharField(max_length=40)),
+                ("object_id", models.CharField(max_length=40)),
+                ("sequence", models.PositiveIntegerField()),
+                ("data", models.JSONField()),
+                ("previous_attributes", models.JSONField(blank=True, default=dict)),
+                ("request_id", models.CharField(blank=True, max_length=40)),
+                ("idempotency_key", models.CharField(blank=True, max_length=255)),
+                ("created_at", models.DateTimeField(db_index=True)),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='InboundWebhook',
+            name="InboundWebhook",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', apps.core.ids.PublicIdField(editable=False, max_length=40, prefix='whin', unique=True)),
-                ('merchant_id', models.BigIntegerField()),
-                ('livemode', models.BooleanField()),
-                ('received_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('remote_addr', models.CharField(blank=True, max_length=64)),
-                ('headers', models.JSONField(blank=True, default=dict)),
-                ('body', models.BinaryField()),
-                ('body_sha256', models.CharField(max_length=64)),
-                ('verification', models.CharField(choices=[('pending', 'Pending'), ('verified', 'Verified'), ('failed', 'Failed')], default='pending', max_length=10)),
-                ('verification_error', models.CharField(blank=True, max_length=300)),
-                ('psp_event_id', models.CharField(blank=True, db_index=True, max_length=255)),
-                ('dedup_key', models.CharField(blank=True, max_length=255, null=True)),
-                ('event_types', models.JSONField(blank=True, default=list)),
-                ('status', models.CharField(choices=[('received', 'Received'), ('rejected', 'Rejected'), ('duplicate', 'Duplicate'), ('pending', 'Pending'), ('processing', 'Processing'), ('retrying', 'Retrying'), ('processed', 'Processed'), ('dead', 'Dead')], default='received', max_length=12)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('retry_count', models.PositiveIntegerField(default=0)),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('locked_until', models.DateTimeField(blank=True, null=True)),
-                ('last_error', models.CharField(blank=True, max_length=500)),
-                ('outcome', models.JSONField(blank=True, default=list)),
-                ('processed_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "public_id",
+                    apps.core.ids.PublicIdField(
+                        editable=False, max_length=40, prefix="whin", unique=True
+                    ),
+                ),
+                ("merchant_id", models.BigIntegerField()),
+                ("livemode", models.BooleanField()),
+                ("received_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("remote_addr", models.CharField(blank=True, max_length=64)),
+                ("headers", models.JSONField(blank=True, default=dict)),
+                ("body", models.BinaryField()),
+                ("body_sha256", models.CharField(max_length=64)),
+                (
+                    "verification",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("verified", "Verified"),
+                            ("failed", "Failed"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("verification_error", models.CharField(blank=True, max_length=300)),
+                ("psp_event_id", models.CharField(blank=True, db_index=True, max_length=255)),
+                ("dedup_key", models.CharField(blank=True, max_length=255, null=True)),
+                ("event_types", models.JSONField(blank=True, default=list)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("received", "Received"),
+                            ("rejected", "Rejected"),
+                            ("duplicate", "Duplicate"),
+                            ("pending", "Pending"),
+                            ("processing", "Processing"),
+                            ("retrying", "Retrying"),
+                            ("processed", "Processed"),
+                            ("dead", "Dead"),
+                        ],
+                        default="received",
+                        max_length=12,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("retry_count", models.PositiveIntegerField(default=0)),
+                ("next_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("locked_until", models.DateTimeField(blank=True, null=True)),
+                ("last_error", models.CharField(blank=True, max_length=500)),
+                ("outcome", models.JSONField(blank=True, default=list)),
+                ("processed_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='WebhookDelivery',
+            name="WebhookDelivery",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', apps.core.ids.PublicIdField(editable=False, max_length=40, prefix='whd', unique=True)),
-                ('merchant_id', models.BigIntegerField()),
-                ('livemode', models.BooleanField()),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('succeeded', 'Succeeded'), ('dead', 'Dead'), ('canceled', 'Canceled')], default='pending', max_length=10)),
-                ('attempt_count', models.PositiveIntegerField(default=0)),
-                ('retry_count', models.PositiveIntegerField(default=0)),
-                ('replay_count', models.PositiveIntegerField(default=0)),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('locked_until', models.DateTimeField(blank=True, null=True)),
-                ('last_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('last_status_code', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('last_error', models.CharField(blank=True, max_length=300)),
-                ('delivered_at', models.DateTimeField(blank=True, null=True)),
-                ('dead_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "public_id",
+                    apps.core.ids.PublicIdField(
+                        editable=False, max_length=40, prefix="whd", unique=True
+                    ),
+                ),
+                ("merchant_id", models.BigIntegerField()),
+                ("livemode", models.BooleanField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("succeeded", "Succeeded"),
+                            ("dead", "Dead"),
+                            ("canceled", "Canceled"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("attempt_count", models.PositiveIntegerField(default=0)),
+                ("retry_count", models.PositiveIntegerField(default=0)),
+                ("replay_count", models.PositiveIntegerField(default=0)),
+                ("next_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("locked_until", models.DateTimeField(blank=True, null=True)),
+                ("last_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("last_status_code", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("last_error", models.CharField(blank=True, max_length=300)),
+                ("delivered_at", models.DateTimeField(blank=True, null=True)),
+                ("dead_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'verbose_name_plural': 'webhook deliveries',
-                'ordering': ['-id'],
+                "verbose_name_plural": "webhook deliveries",
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='WebhookDeliveryAttempt',
+            name="WebhookDeliveryAttempt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('started_at', models.DateTimeField()),
-                ('latency_ms', models.PositiveIntegerField()),
-                ('status_code', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('response_body', models.CharField(blank=True, max_length=500)),
-                ('error', models.CharField(blank=True, max_length=300)),
-                ('succeeded', models.BooleanField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveIntegerField()),
+                ("started_at", models.DateTimeField()),
+                ("latency_ms", models.PositiveIntegerField()),
+                ("status_code", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("response_body", models.CharField(blank=True, max_length=500)),
+                ("error", models.CharField(blank=True, max_length=300)),
+                ("succeeded", models.BooleanField()),
             ],
             options={
-                'ordering': ['delivery_id', 'number'],
+                "ordering": ["delivery_id", "number"],
             },
         ),
         migrations.CreateModel(
-            name='WebhookEndpoint',
+            name="WebhookEndpoint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', apps.core.ids.PublicIdField(editable=False, max_length=40, prefix='we', unique=True)),
-                ('livemode', models.BooleanField()),
-                ('url', models.CharField(max_length=2048)),
-                ('description', models.CharField(blank=True, max_length=500)),
-                ('enabled_events', models.JSONField(default=list)),
-                ('metadata', models.JSONField(blank=True, default=dict)),
-                ('status', models.CharField(choices=[('enabled', 'Enabled'), ('disabled', 'Disabled')], default='enabled', max_length=10)),
-                ('disabled_reason', models.CharField(blank=True, max_length=200)),
-                ('secret_encrypted', models.BinaryField()),
-                ('secret_key_id', models.CharField(max_length=40)),
-                ('previous_secret_encrypted', models.BinaryField(blank=True, null=True)),
-                ('previous_secret_key_id', models.CharField(blank=True, max_length=40)),
-                ('previous_secret_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('failing_since', models.DateTimeField(blank=True, null=True)),
-                ('last_success_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('deleted_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "public_id",
+                    apps.core.ids.PublicIdField(
+                        editable=False, max_length=40, prefix="we", unique=True
+                    ),
+                ),
+                ("livemode", models.BooleanField()),
+                ("url", models.CharField(max_length=2048)),
+                ("description", models.CharField(blank=True, max_length=500)),
+                ("enabled_events", models.JSONField(default=list)),
+                ("metadata", models.JSONField(blank=True, default=dict)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("enabled", "Enabled"), ("disabled", "Disabled")],
+                        default="enabled",
+                        max_length=10,
+                    ),
+                ),
+                ("disabled_reason", models.CharField(blank=True, max_length=200)),
+                ("secret_encrypted", models.BinaryField()),
+                ("secret_key_id", models.CharField(max_length=40)),
+                ("previous_secret_encrypted", models.BinaryField(blank=True, null=True)),
+                ("previous_secret_key_id", models.CharField(blank=True, max_length=40)),
+                ("previous_secret_expires_at", models.DateTimeField(blank=True, null=True)),
+                ("failing_since", models.DateTimeField(blank=True, null=True)),
+                ("last_success_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("deleted_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.RemoveIndex(
-            model_name='outboxevent',
-            name='outbox_unrelayed',
+            model_name="outboxevent",
+            name="outbox_unrelayed",
         ),
         migrations.AddIndex(
-            model_name='outboxevent',
-            index=models.Index(condition=models.Q(('relayed_at__isnull', True)), fields=['id'], name='outbox_unrelayed'),
+            model_name="outboxevent",
+            index=models.Index(
+                condition=models.Q(("relayed_at__isnull", True)),
+                fields=["id"],
+                name="outbox_unrelayed",
+            ),
         ),
         migrations.AddField(
-            model_name='event',
-            name='merchant',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='merchants.merchant'),
+            model_name="event",
+            name="merchant",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="merchants.merchant",
+            ),
         ),
         migrations.AddField(
-            model_name='inboundwebhook',
-            name='connector',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='routing.connector'),
+            model_name="inboundwebhook",
+            name="connector",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="routing.connector",
+            ),
         ),
         migrations.AddField(
-            model_name='inboundwebhook',
-            name='duplicate_of',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='duplicates', to='events.inboundwebhook'),
+            model_name="inboundwebhook",
+            name="duplicate_of",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="duplicates",
+                to="events.inboundwebhook",
+            ),
         ),
         migrations.CreateModel(
-            name='DeadLetteredInboundWebhook',
-            fields=[
-            ],
+            name="DeadLetteredInboundWebhook",
+            fields=[],
             options={
-                'verbose_name': 'dead-lettered PSP webhook',
-                'proxy': True,
-                'indexes': [],
-                'constraints': [],
+                "verbose_name": "dead-lettered PSP webhook",
+                "proxy": True,
+                "indexes": [],
+                "constraints": [],
             },
-            bases=('events.inboundwebhook',),
+            bases=("events.inboundwebhook",),
         ),
         migrations.AddField(
-            model_name='webhookdelivery',
-            name='event',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='deliveries', to='events.event'),
+            model_name="webhookdelivery",
+            name="event",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="deliveries",
+                to="events.event",
+            ),
         ),
         migrations.CreateModel(
-            name='DeadLetteredDelivery',
-            fields=[
-            ],
+            name="DeadLetteredDelivery",
+            fields=[],
             options={
-                'verbose_name': 'dead-lettered merchant webhook',
-                'proxy': True,
-                'indexes': [],
-                'constraints': [],
+                "verbose_name": "dead-lettered merchant webhook",
+                "proxy": True,
+                "indexes": [],
+                "constraints": [],
             },
-            bases=('events.webhookdelivery',),
+            bases=("events.webhookdelivery",),
         ),
         migrations.AddField(
-            model_name='webhookdeliveryattempt',
-            name='delivery',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attempts', to='events.webhookdelivery'),
+            model_name="webhookdeliveryattempt",
+            name="delivery",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="attempts",
+                to="events.webhookdelivery",
+            ),
         ),
         migrations.AddField(
-            model_name='webhookendpoint',
-            name='merchant',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='webhook_endpoints', to='merchants.merchant'),
+            model_name="webhookendpoint",
+            name="merchant",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="webhook_endpoints",
+                to="merchants.merchant",
+            ),
         ),
         migrations.AddField(
-            model_name='webhookdelivery',
-            name='endpoint',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='deliveries', to='events.webhookendpoint'),
+            model_name="webhookdelivery",
+            name="endpoint",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="deliveries",
+                to="events.webhookendpoint",
+            ),
         ),
         migrations.AddIndex(
-            model_name='event',
-            index=models.Index(fields=['merchant', 'livemode', '-id'], name='event_merchant_list'),
+            model_name="event",
+            index=models.Index(fields=["merchant", "livemode", "-id"], name="event_merchant_list"),
         ),
         migrations.AddIndex(
-            model_name='event',
-            index=models.Index(fields=['merchant', 'livemode', 'type', '-id'], name='event_merchant_type'),
+            model_name="event",
+            index=models.Index(
+                fields=["merchant", "livemode", "type", "-id"], name="event_merchant_type"
+            ),
         ),
         migrations.AddIndex(
-            model_name='event',
-            index=models.Index(fields=['object_id', 'sequence'], name='event_object_sequence'),
+            model_name="event",
+            index=models.Index(fields=["object_id", "sequence"], name="event_object_sequence"),
         ),
         migrations.AddIndex(
-            model_name='inboundwebhook',
-            index=models.Index(condition=models.Q(('status__in', ['received', 'pending', 'processing', 'retrying'])), fields=['next_attempt_at'], name='inbound_webhook_due'),
+            model_name="inboundwebhook",
+            index=models.Index(
+                condition=models.Q(
+                    ("status__in", ["received", "pending", "processing", "retrying"])
+                ),
+                fields=["next_attempt_at"],
+                name="inbound_webhook_due",
+            ),
         ),
         migrations.AddIndex(
-            model_name='inboundwebhook',
-            index=models.Index(fields=['merchant_id', 'status'], name='inbound_merchant_status'),
+            model_name="inboundwebhook",
+            index=models.Index(fields=["merchant_id", "status"], name="inbound_merchant_status"),
         ),
         migrations.AddConstraint(
-            model_name='inboundwebhook',
-            constraint=models.UniqueConstraint(fields=('connector', 'dedup_key'), name='inbound_webhook_dedup'),
+            model_name="inboundwebhook",
+            constraint=models.UniqueConstraint(
+                fields=("connector", "dedup_key"), name="inbound_webhook_dedup"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='webhookdeliveryattempt',
-            constraint=models.UniqueConstraint(fields=('delivery', 'number'), name='delivery_attempt_number'),
+            model_name="webhookdeliveryattempt",
+            constraint=models.UniqueConstraint(
+                fields=("delivery", "number"), name="delivery_attempt_number"
+            ),
         ),
         migrations.AddIndex(
-            model_name='webhookendpoint',
-            index=models.Index(fields=['merchant', 'livemode', '-id'], name='endpoint_merchant_list'),
+            model_name="webhookendpoint",
+            index=models.Index(
+                fields=["merchant", "livemode", "-id"], name="endpoint_merchant_list"
+            ),
         ),
         migrations.AddIndex(
-            model_name='webhookendpoint',
-            index=models.Index(condition=models.Q(('failing_since__isnull', False), ('status', 'enabled')), fields=['failing_since'], name='endpoint_failing'),
+            model_name="webhookendpoint",
+            index=models.Index(
+                condition=models.Q(("failing_since__isnull", False), ("status", "enabled")),
+                fields=["failing_since"],
+                name="endpoint_failing",
+            ),
         ),
         migrations.AddIndex(
-            model_name='webhookdelivery',
-            index=models.Index(condition=models.Q(('status', 'pending')), fields=['next_attempt_at'], name='delivery_due'),
+            model_name="webhookdelivery",
+            index=models.Index(
+                condition=models.Q(("status", "pending")),
+                fields=["next_attempt_at"],
+                name="delivery_due",
+            ),
         ),
         migrations.AddIndex(
-            model_name='webhookdelivery',
-            index=models.Index(fields=['endpoint', 'status', '-id'], name='delivery_endpoint_status'),
+            model_name="webhookdelivery",
+            index=models.Index(
+                fields=["endpoint", "status", "-id"], name="delivery_endpoint_status"
+            ),
         ),
         migrations.AddIndex(
-            model_name='webhookdelivery',
-            index=models.Index(fields=['merchant_id', 'status'], name='delivery_merchant_status'),
+            model_name="webhookdelivery",
+            index=models.Index(fields=["merchant_id", "status"], name="delivery_merchant_status"),
         ),
         migrations.AddConstraint(
-            model_name='webhookdelivery',
-            constraint=models.UniqueConstraint(fields=('event', 'endpoint'), name='delivery_event_endpoint'),
+            model_name="webhookdelivery",
+            constraint=models.UniqueConstraint(
+                fields=("event", "endpoint"), name="delivery_event_endpoint"
+            ),
         ),
     ]

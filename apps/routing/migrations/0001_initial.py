@@ -6,43 +6,69 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('merchants', '0001_initial'),
+        ("merchants", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Connector',
+            name="Connector",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', apps.core.ids.PublicIdField(editable=False, max_length=40, prefix='mca', unique=True)),
-                ('livemode', models.BooleanField(default=False)),
-                ('name', models.CharField(max_length=100)),
-                ('connector_type', models.CharField(choices=[('stripe', 'Stripe'), ('adyen', 'Adyen')], max_length=20)),
-                ('base_url', models.URLField(max_length=300)),
-                ('credentials_encrypted', models.BinaryField()),
-                ('credentials_key_id', models.CharField(max_length=40)),
-                ('credentials_hint', models.CharField(blank=True, max_length=40)),
-                ('enabled', models.BooleanField(default=True)),
-                ('priority', models.PositiveIntegerField(default=100)),
-                ('supported_currencies', models.JSONField(default=list)),
-                ('supported_brands', models.JSONField(blank=True, default=list)),
-                ('supported_countries', models.JSONField(blank=True, default=list)),
-                ('fee_schedule', models.JSONField(blank=True, default=list)),
-                ('authorization_window_days', models.PositiveSmallIntegerField(default=7)),
-                ('settlement_delay_days', models.PositiveSmallIntegerField(default=2)),
-                ('connect_timeout_ms', models.PositiveIntegerField(default=2000)),
-                ('read_timeout_ms', models.PositiveIntegerField(default=10000)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('merchant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='connectors', to='merchants.merchant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "public_id",
+                    apps.core.ids.PublicIdField(
+                        editable=False, max_length=40, prefix="mca", unique=True
+                    ),
+                ),
+                ("livemode", models.BooleanField(default=False)),
+                ("name", models.CharField(max_length=100)),
+                (
+                    "connector_type",
+                    models.CharField(
+                        choices=[("stripe", "Stripe"), ("adyen", "Adyen")], max_length=20
+                    ),
+                ),
+                ("base_url", models.URLField(max_length=300)),
+                ("credentials_encrypted", models.BinaryField()),
+                ("credentials_key_id", models.CharField(max_length=40)),
+                ("credentials_hint", models.CharField(blank=True, max_length=40)),
+                ("enabled", models.BooleanField(default=True)),
+                ("priority", models.PositiveIntegerField(default=100)),
+                ("supported_currencies", models.JSONField(default=list)),
+                ("supported_brands", models.JSONField(blank=True, default=list)),
+                ("supported_countries", models.JSONField(blank=True, default=list)),
+                ("fee_schedule", models.JSONField(blank=True, default=list)),
+                ("authorization_window_days", models.PositiveSmallIntegerField(default=7)),
+                ("settlement_delay_days", models.PositiveSmallIntegerField(default=2)),
+                ("connect_timeout_ms", models.PositiveIntegerField(default=2000)),
+                ("read_timeout_ms", models.PositiveIntegerField(default=10000)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "merchant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="connectors",
+                        to="merchants.merchant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['priority', 'id'],
-                'constraints': [models.UniqueConstraint(fields=('merchant', 'livemode', 'name'), name='connector_name_unique_per_merchant')],
+                "ordering": ["priority", "id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("merchant", "livemode", "name"),
+                        name="connector_name_unique_per_merchant",
+                    )
+                ],
             },
         ),
     ]

@@ -6,92 +6,177 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('merchants', '0001_initial'),
-        ('routing', '0001_initial'),
+        ("merchants", "0001_initial"),
+        ("routing", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='connector',
-            name='disabled_at',
+            model_name="connector",
+            name="disabled_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='connector',
-            name='disabled_reason',
+            model_name="connector",
+            name="disabled_reason",
             field=models.CharField(blank=True, max_length=40),
         ),
         migrations.CreateModel(
-            name='RoutingProfile',
+            name="RoutingProfile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', apps.core.ids.PublicIdField(editable=False, max_length=40, prefix='rp', unique=True)),
-                ('livemode', models.BooleanField(default=False)),
-                ('name', models.CharField(max_length=100)),
-                ('is_active', models.BooleanField(default=False)),
-                ('activated_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('merchant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='routing_profiles', to='merchants.merchant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "public_id",
+                    apps.core.ids.PublicIdField(
+                        editable=False, max_length=40, prefix="rp", unique=True
+                    ),
+                ),
+                ("livemode", models.BooleanField(default=False)),
+                ("name", models.CharField(max_length=100)),
+                ("is_active", models.BooleanField(default=False)),
+                ("activated_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "merchant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="routing_profiles",
+                        to="merchants.merchant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='RoutingProfileVersion',
+            name="RoutingProfileVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('rules', models.JSONField(default=list)),
-                ('fallback', models.JSONField(blank=True, default=list)),
-                ('note', models.CharField(blank=True, max_length=500)),
-                ('created_by', models.CharField(blank=True, max_length=150)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('profile', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='versions', to='routing.routingprofile')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveIntegerField()),
+                ("rules", models.JSONField(default=list)),
+                ("fallback", models.JSONField(blank=True, default=list)),
+                ("note", models.CharField(blank=True, max_length=500)),
+                ("created_by", models.CharField(blank=True, max_length=150)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "profile",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="versions",
+                        to="routing.routingprofile",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['profile_id', '-number'],
+                "ordering": ["profile_id", "-number"],
             },
         ),
         migrations.AddField(
-            model_name='routingprofile',
-            name='active_version',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='routing.routingprofileversion'),
+            model_name="routingprofile",
+            name="active_version",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="routing.routingprofileversion",
+            ),
         ),
         migrations.CreateModel(
-            name='RoutingSettings',
+            name="RoutingSettings",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('max_attempts', models.PositiveSmallIntegerField(blank=True, help_text='PSP attempts per confirm, failover included (1-10).', null=True)),
-                ('time_budget_seconds', models.PositiveSmallIntegerField(blank=True, help_text='Wall time one confirm may spend on failover (1-300).', null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('merchant', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='routing_settings', to='merchants.merchant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "max_attempts",
+                    models.PositiveSmallIntegerField(
+                        blank=True,
+                        help_text="PSP attempts per confirm, failover included (1-10).",
+                        null=True,
+                    ),
+                ),
+                (
+                    "time_budget_seconds",
+                    models.PositiveSmallIntegerField(
+                        blank=True,
+                        help_text="Wall time one confirm may spend on failover (1-300).",
+                        null=True,
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "merchant",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="routing_settings",
+                        to="merchants.merchant",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'routing settings',
+                "verbose_name_plural": "routing settings",
             },
         ),
         migrations.AddConstraint(
-            model_name='routingprofileversion',
-            constraint=models.UniqueConstraint(fields=('profile', 'number'), name='routing_version_number_unique'),
+            model_name="routingprofileversion",
+            constraint=models.UniqueConstraint(
+                fields=("profile", "number"), name="routing_version_number_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='routingprofile',
-            constraint=models.UniqueConstraint(condition=models.Q(('is_active', True)), fields=('merchant', 'livemode'), name='routing_one_active_profile_per_merchant'),
+            model_name="routingprofile",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("is_active", True)),
+                fields=("merchant", "livemode"),
+                name="routing_one_active_profile_per_merchant",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='routingprofile',
-            constraint=models.CheckConstraint(condition=models.Q(('is_active', False), ('active_version__isnull', False), _connector='OR'), name='routing_active_profile_has_version'),
+            model_name="routingprofile",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("is_active", False), ("active_version__isnull", False), _connector="OR"
+                ),
+                name="routing_active_profile_has_version",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='routingsettings',
-            constraint=models.CheckConstraint(condition=models.Q(('max_attempts__isnull', True), models.Q(('max_attempts__gte', 1), ('max_attempts__lte', 10)), _connector='OR'), name='routing_settings_max_attempts_range'),
+            model_name="routingsettings",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("max_attempts__isnull", True),
+                    models.Q(("max_attempts__gte", 1), ("max_attempts__lte", 10)),
+                    _connector="OR",
+                ),
+                name="routing_settings_max_attempts_range",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='routingsettings',
-            constraint=models.CheckConstraint(condition=models.Q(('time_budget_seconds__isnull', True), models.Q(('time_budget_seconds__gte', 1), ('time_budget_seconds__lte', 300)), _connector='OR'), name='routing_settings_time_budget_range'),
+            model_name="routingsettings",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("time_budget_seconds__isnull", True),
+                    models.Q(("time_budget_seconds__gte", 1), ("time_budget_seconds__lte", 300)),
+                    _connector="OR",
+                ),
+                name="routing_settings_time_budget_range",
+            ),
         ),
     ]

@@ -1,0 +1,55 @@
+"""events_seed_demo: `make run` gets PSP webhooks end to end, and a demo endpoint."""
+
+from __future__ import annotations
+
+from apps.events import services, tasks
+from apps.events.models import WebhookEndpoint
+from apps.psp_simulator.control_client import SimulatorControl
+
+
+def test_registers_our_inbound_url_at_the_simulator_and_a_demo_endpoint(
+    merchant, connectors, simulator_url
+):
+    result = services.events_seed_demo(
+        merchant=merchant,
+        connectors=connectors,
+        platform_base_url="http://127.0.0.1:8000",
+        simulator_url=simulator_url,
+        endpoint_url="http://127.0.0.1:9999/hooks",
+    )
+    control = SimulatorControl(simulator_url)
+    for connector in connectors:
+        name = connector.base_url.rsplit("/", 1)[-1]
+        webhook = control.call("GET", f"/connectors/{name}/webhook")["webhook"]
+        assert webhook["url"] == f"http://127.0.0.1:8000/webhooks/psp/{connector.public_id}"
+        assert webhook["dialect"] == connector.connector_type
+        assert result["psp_webhooks"][connector.public_id] == webhook["url"]
+    assert result["webhook_endpoint"]["created"] is True
+    assert result["webhook_endpoint"]["secret"].startswith("whsec_")
+
+    again = services.events_seed_demo(
+        merchant=merchant,
+        connectors=connectors,
+        platform_base_url="http://127.0.0.1:8000",
+        simulator_url=simulator_url,
+        endpoint_url="http://127.0.0.1:9999/hooks",
+    )
+    assert again["webhook_endpoint"] == {"id": result["webhook_endpoint"]["id"], "created": False}
+    assert WebhookEndpoint.objects.count() == 1
+
+
+def test_when_the_simulator_is_not_up_yet_the_registration_is_queued(
+    merchant, connectors, monkeypatch
+):
+    queued = []
+    monkeypatch.setattr(
+        tasks.register_simulator_webhooks, "apply_async", lambda args, **kwargs: queued.append(args)
+    )
+    result = services.events_seed_demo(
+        merchant=merchant,
+        connectors=connectors,
+        platform_base_url="http://127.0.0.1:8000",
+        simulator_url="http://127.0.0.1:1",
+    )
+    assert result["psp_webhooks"] == {"queued": True}
+    assert queued == [([c.pk for c in connectors], "http://127.0.0.1:8000", "http://127.0.0.1:1")]
