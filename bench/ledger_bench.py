@@ -228,6 +228,7 @@ def main() -> int:
 
     from apps.ledger.services import ledger_check_drift
 
+    load_before = os.getloadavg()
     results = [
         run_scenario(
             scenario,
@@ -238,6 +239,7 @@ def main() -> int:
         )
         for scenario in ("spread", "hot")
     ]
+    load_after = os.getloadavg()
     drift = ledger_check_drift()
     connection.close()
 
@@ -259,12 +261,18 @@ def main() -> int:
         for error in r["errors"]:
             print(f"  error: {error}")
     print(f"drift check after the run: {drift.status} ({drift.findings_count} findings)")
+    # the benchmark shares the machine's CPUs with PostgreSQL and anything else running
+    print(
+        f"{os.cpu_count()} CPUs; load average before {load_before[0]:.2f}, "
+        f"after {load_after[0]:.2f}"
+    )
 
     report = {
         "benchmark": "ledger_post, two-leg journals",
         "database": BENCH_DATABASE_URL.rsplit("/", 1)[-1],
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
+        "load_average_1m": {"before": load_before[0], "after": load_after[0]},
         "results": [{**r, "verdict": verdict(r)} for r in results],
         "drift_check": {"status": drift.status, "findings": drift.findings_count},
     }

@@ -27,6 +27,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "refund.canceled",
     "payout.created",
     "payout.paid",
+    "payout.updated",
     "payout.failed",
     "payout.canceled",
     "dispute.created",

@@ -44,6 +44,8 @@ DEFAULTS: dict[str, Any] = {
     # a verified notification nobody picked up after this long is taken by the sweep
     "PSP_WEBHOOK_SWEEP_GRACE_SECONDS": 10,
     "PSP_WEBHOOK_LEASE_SECONDS": 120,
+    # connector (and decrypted secret) cached per process on the receiving hot path
+    "PSP_WEBHOOK_CONNECTOR_CACHE_SECONDS": 5,
     # delays between processing tries (failures, or the payment not applicable yet); then dead
     "PSP_WEBHOOK_RETRY_SECONDS": [1, 2, 5, 10, 30, 60, 120, 300],
 }

@@ -2,7 +2,8 @@
 
 Receiving is the hot path of `POST /webhooks/psp/{connector_id}` and does as little as it can:
 one INSERT of the raw request, the adapter's signature check, one UPDATE that doubles as the
-de-duplication (unique (connector, dedup_key)), and a Celery publish. Processing happens in the
+de-duplication (a claim row, unique per (connector, PSP event id)), all in one transaction, and
+a Celery publish after the commit. Processing happens in the
 worker through `apps.intents.psp_notifications`; it is retried with backoff, then dead-lettered.
 A row the broker never got (outage) or a worker dropped (crash) is picked up by the beat sweep."""
 
@@ -11,19 +12,21 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.core.audit import Actor, audit_record
 from apps.core.errors import ConflictError, InvalidRequestError, PlatformError
+from apps.core.ids import new_public_id
 from apps.events import selectors
 from apps.events.conf import conf
-from apps.events.models import InboundWebhook
-from apps.psp_adapters.contract import WebhookEvent, WebhookVerificationError
+from apps.events.models import InboundWebhook, InboundWebhookClaim
+from apps.psp_adapters.contract import ConnectorConfig, WebhookEvent, WebhookVerificationError
 from apps.psp_adapters.registry import get_adapter
 from apps.routing import services as routing_services
 
@@ -44,6 +47,46 @@ class WebhookSignatureError(InvalidRequestError):
 
 
 @dataclass(frozen=True)
+class ConnectorContext:
+    """What receiving needs of a connector, credentials decrypted once."""
+
+    pk: int
+    public_id: str
+    merchant_id: int
+    livemode: bool
+    connector_type: str
+    config: ConnectorConfig
+
+
+_contexts: dict[str, tuple[float, ConnectorContext]] = {}
+
+
+def _context_for(connector) -> ConnectorContext:
+    return ConnectorContext(
+        pk=connector.pk,
+        public_id=connector.public_id,
+        merchant_id=connector.merchant_id,
+        livemode=connector.livemode,
+        connector_type=connector.connector_type,
+        config=routing_services.connector_config(connector),
+    )
+
+
+def _connector_context(public_id: str) -> ConnectorContext:
+    """Cached per process for a few seconds (PSP_WEBHOOK_CONNECTOR_CACHE_SECONDS): the hot path
+    then skips a query and a decryption; a rotated webhook secret applies within that time."""
+    now = time.monotonic()
+    cached = _contexts.get(public_id)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    context = _context_for(selectors.connector_for_webhooks(public_id=public_id))
+    ttl = conf("PSP_WEBHOOK_CONNECTOR_CACHE_SECONDS")
+    if ttl > 0:
+        _contexts[public_id] = (now + ttl, context)
+    return context
+
+
+@dataclass(frozen=True)
 class InboundReceipt:
     webhook: InboundWebhook
     duplicate: bool
@@ -55,7 +98,7 @@ def inbound_webhook_receive(
 ) -> InboundReceipt:
     """Stores the raw notification first, then verifies and de-duplicates it. Raises a
     PlatformError (400/404/413) for what must not be acknowledged."""
-    connector = selectors.connector_for_webhooks(public_id=connector_public_id)
+    connector = _connector_context(connector_public_id)
     limit = conf("PSP_WEBHOOK_MAX_BODY_BYTES")
     if len(body) > limit:
         raise PayloadTooLargeError(f"The webhook body is larger than {limit} bytes.")
@@ -66,20 +109,11 @@ def inbound_webhook_receive(
     # its first write, and a rejection is committed with it
     crash: Exception | None = None
     with transaction.atomic():
-        webhook = InboundWebhook.objects.create(
-            connector=connector,
-            merchant_id=connector.merchant_id,
-            livemode=connector.livemode,
-            remote_addr=remote_addr[:64],
-            headers=stored_headers,
-            body=body,
-            body_sha256=hashlib.sha256(body).hexdigest(),
-            next_attempt_at=timezone.now()
-            + timedelta(seconds=conf("PSP_WEBHOOK_SWEEP_GRACE_SECONDS")),
+        webhook = _insert_raw(
+            connector=connector, headers=stored_headers, body=body, remote_addr=remote_addr
         )
         try:
-            with transaction.atomic():
-                duplicate, rejection = _accept(webhook, connector=connector, headers=headers)
+            duplicate, rejection = _accept(webhook, connector=connector, headers=headers)
         except Exception as exc:  # a bug: keep the raw row (status received) for the sweep
             logger.exception("accepting psp webhook %s failed", webhook.public_id)
             crash = exc
@@ -92,6 +126,64 @@ def inbound_webhook_receive(
     return InboundReceipt(
         webhook=webhook, duplicate=duplicate, connector_type=connector.connector_type
     )
+
+
+_RAW_COLUMNS = (
+    "public_id",
+    "connector_id",
+    "merchant_id",
+    "livemode",
+    "received_at",
+    "remote_addr",
+    "headers",
+    "body",
+    "body_sha256",
+    "verification",
+    "verification_error",
+    "psp_event_id",
+    "event_types",
+    "status",
+    "attempts",
+    "retry_count",
+    "next_attempt_at",
+    "last_error",
+    "outcome",
+)
+
+
+def _insert_raw(
+    *, connector: ConnectorContext, headers: dict, body: bytes, remote_addr: str
+) -> InboundWebhook:
+    """The first write: the notification exactly as it arrived (one plain INSERT: this is the
+    hot path, and the ORM's save machinery costs more CPU than the statement)."""
+    now = timezone.now()
+    webhook = InboundWebhook(
+        public_id=new_public_id("whin"),
+        connector_id=connector.pk,
+        merchant_id=connector.merchant_id,
+        livemode=connector.livemode,
+        received_at=now,
+        remote_addr=remote_addr[:64],
+        headers=headers,
+        body=body,
+        body_sha256=hashlib.sha256(body).hexdigest(),
+        next_attempt_at=now + timedelta(seconds=conf("PSP_WEBHOOK_SWEEP_GRACE_SECONDS")),
+    )
+    values = [getattr(webhook, column) for column in _RAW_COLUMNS]
+    for index, column in enumerate(_RAW_COLUMNS):
+        if column in ("headers", "event_types", "outcome"):
+            values[index] = json.dumps(values[index])
+    placeholders = ", ".join(
+        "%s::jsonb" if c in ("headers", "event_types", "outcome") else "%s" for c in _RAW_COLUMNS
+    )
+    sql = (
+        f"INSERT INTO {InboundWebhook._meta.db_table} ({', '.join(_RAW_COLUMNS)}) "
+        f"VALUES ({placeholders}) RETURNING id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        webhook.pk = cursor.fetchone()[0]
+    return webhook
 
 
 def _reject(webhook: InboundWebhook, *, verification: str, error: str) -> None:
@@ -120,7 +212,7 @@ def _accept(webhook: InboundWebhook, *, connector, headers) -> tuple[bool, Platf
         return False, InvalidRequestError(
             "The webhook body is not valid JSON.", code="webhook_payload_invalid"
         )
-    adapter = get_adapter(routing_services.connector_config(connector))
+    adapter = get_adapter(connector.config)
     try:
         adapter.verify_webhook(dict(headers), body)
     except WebhookVerificationError as exc:
@@ -142,28 +234,42 @@ def _accept(webhook: InboundWebhook, *, connector, headers) -> tuple[bool, Platf
             f"The webhook body is not a valid notification: {exc}.", code="webhook_payload_invalid"
         )
     event_id = "+".join(sorted(event.psp_event_id for event in events))[:255]
-    accepted = {
-        "verification": "verified",
-        "verification_error": "",
-        "psp_event_id": event_id,
-        "event_types": [event.event_type for event in events],
+    return _claim_event_id(
+        webhook, event_id=event_id, event_types=[e.event_type for e in events]
+    ), None
+
+
+def _claim_event_id(webhook: InboundWebhook, *, event_id: str, event_types: list[str]) -> bool:
+    """One statement: claim (connector, PSP event id) and mark the row pending, or mark it a
+    duplicate of the first copy. Returns True for a duplicate."""
+    claims, table = InboundWebhookClaim._meta.db_table, InboundWebhook._meta.db_table
+    first = "EXISTS (SELECT 1 FROM claim)"
+    sql = f"""
+        WITH claim AS (
+            INSERT INTO {claims} (connector_id, psp_event_id, webhook_id)
+            VALUES (%(connector)s, %(event)s, %(webhook)s)
+            ON CONFLICT (connector_id, psp_event_id) DO NOTHING
+            RETURNING webhook_id
+        )
+        UPDATE {table} SET
+            status = CASE WHEN {first} THEN 'pending' ELSE 'duplicate' END,
+            duplicate_of_id = CASE WHEN {first} THEN NULL ELSE (
+                SELECT webhook_id FROM {claims}
+                WHERE connector_id = %(connector)s AND psp_event_id = %(event)s) END,
+            next_attempt_at = CASE WHEN {first} THEN next_attempt_at END,
+            verification = 'verified', verification_error = '',
+            psp_event_id = %(event)s, event_types = %(types)s::jsonb
+        WHERE id = %(webhook)s
+        RETURNING status"""
+    params = {
+        "connector": webhook.connector_id,
+        "event": event_id,
+        "webhook": webhook.pk,
+        "types": json.dumps(event_types),
     }
-    try:
-        with transaction.atomic():
-            InboundWebhook.objects.filter(pk=webhook.pk).update(
-                status=S.PENDING, dedup_key=event_id, **accepted
-            )
-    except IntegrityError:
-        original = (
-            InboundWebhook.objects.filter(connector_id=webhook.connector_id, dedup_key=event_id)
-            .values_list("pk", flat=True)
-            .first()
-        )
-        InboundWebhook.objects.filter(pk=webhook.pk).update(
-            status=S.DUPLICATE, duplicate_of_id=original, next_attempt_at=None, **accepted
-        )
-        return True, None
-    return False, None
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()[0] == S.DUPLICATE
 
 
 def _check_events(events: list[WebhookEvent]) -> None:
@@ -316,7 +422,9 @@ def inbound_webhooks_process_due(*, limit: int = 200) -> int:
 
 def _accept_again(webhook_id: int) -> None:
     webhook = InboundWebhook.objects.select_related("connector").get(pk=webhook_id)
-    duplicate, rejection = _accept(webhook, connector=webhook.connector, headers=webhook.headers)
+    duplicate, rejection = _accept(
+        webhook, connector=_context_for(webhook.connector), headers=webhook.headers
+    )
     if not duplicate and rejection is None:
         inbound_webhook_process(webhook_id=webhook_id)
 

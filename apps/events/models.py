@@ -226,8 +226,6 @@ class InboundWebhook(models.Model):
     )
     verification_error = models.CharField(max_length=300, blank=True)
     psp_event_id = models.CharField(max_length=255, blank=True, db_index=True)
-    # equal to psp_event_id on the first copy only: the unique constraint is the de-duplication
-    dedup_key = models.CharField(max_length=255, null=True, blank=True)
     duplicate_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="duplicates"
     )
@@ -244,11 +242,6 @@ class InboundWebhook(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["connector", "dedup_key"], name="inbound_webhook_dedup"
-            ),
-        ]
         indexes = [
             models.Index(
                 fields=["next_attempt_at"],
@@ -260,6 +253,30 @@ class InboundWebhook(models.Model):
 
     def __str__(self) -> str:
         return self.public_id
+
+
+class InboundWebhookClaim(models.Model):
+    """The de-duplication: one row per (connector, PSP event id), naming the first copy. It is
+    inserted with ON CONFLICT DO NOTHING in the statement that accepts a notification, so a
+    concurrent twin waits for the first and then sees it, instead of failing."""
+
+    connector = models.ForeignKey(
+        "routing.Connector", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    psp_event_id = models.CharField(max_length=255)
+    webhook = models.OneToOneField(
+        InboundWebhook, on_delete=models.CASCADE, related_name="dedup_claim"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connector", "psp_event_id"], name="inbound_webhook_dedup_claim"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connector_id}:{self.psp_event_id}"
 
 
 class DeadLetteredDelivery(WebhookDelivery):

@@ -101,7 +101,7 @@ def outbox_relay_batch(*, limit: int | None = None) -> RelayResult:
             )
         OutboxEvent.objects.filter(pk__in=row_ids).update(relayed_at=now)
         if delivery_ids:
-            transaction.on_commit(lambda: enqueue_deliveries(delivery_ids))
+            transaction.on_commit(lambda: enqueue_deliveries(delivery_ids=delivery_ids))
     return RelayResult(events=len(events), deliveries=len(delivery_ids), more=len(rows) == limit)
 
 

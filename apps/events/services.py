@@ -388,7 +388,7 @@ def webhook_endpoints_disable_failing(*, now: datetime | None = None) -> int:
 # --------------------------------------------------------------------------- deliveries
 
 
-def enqueue_deliveries(delivery_ids: list[int], *, countdown: float | None = None) -> None:
+def enqueue_deliveries(*, delivery_ids: list[int], countdown: float | None = None) -> None:
     """Hands deliveries to Celery in batches. If the broker is down they stay due in the
     database and the beat sweep sends them."""
     from apps.events.tasks import deliver_webhooks
@@ -585,7 +585,9 @@ def _record_results(
             ).update(failing_since=now)
         for countdown, ids in soon.items():
             transaction.on_commit(
-                lambda ids=ids, countdown=countdown: enqueue_deliveries(ids, countdown=countdown)
+                lambda ids=ids, countdown=countdown: enqueue_deliveries(
+                    delivery_ids=ids, countdown=countdown
+                )
             )
 
 
@@ -672,7 +674,7 @@ def webhook_delivery_replay(*, delivery: WebhookDelivery, actor: Actor) -> Webho
             livemode=delivery.livemode,
             changes={"status": [delivery.status, "pending"]},
         )
-        transaction.on_commit(lambda: enqueue_deliveries([delivery.pk]))
+        transaction.on_commit(lambda: enqueue_deliveries(delivery_ids=[delivery.pk]))
     delivery.refresh_from_db()
     return delivery
 
@@ -699,7 +701,7 @@ def webhook_deliveries_replay_failed(
             livemode=endpoint.livemode,
             changes={"since": [None, since.isoformat()], "replayed": [None, len(ids)]},
         )
-        transaction.on_commit(lambda: enqueue_deliveries(ids))
+        transaction.on_commit(lambda: enqueue_deliveries(delivery_ids=ids))
     return len(ids)
 
 

@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from apps.core.crypto import Ciphertext, decrypt
 from apps.core.errors import AuthenticationError, InvalidRequestError, NotFoundError
+from apps.merchants.domain import BANK_AAD_PREFIX, BankAccountDetails, hash_api_key
 from apps.merchants.models import ApiKey, Merchant, Seller
-from apps.merchants.services import BANK_AAD_PREFIX, BankAccountDetails, hash_api_key
 
 _KEY_PREFIXES = ("sk_test_", "sk_live_", "pk_test_", "pk_live_")
 

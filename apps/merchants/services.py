@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import secrets
@@ -15,20 +14,16 @@ from apps.core.crypto import encrypt, keyed_fingerprint
 from apps.core.errors import ConflictError, InvalidRequestError
 from apps.core.ids import new_public_id
 from apps.core.money import normalize_currency
+from apps.merchants.domain import (
+    BANK_AAD_PREFIX,
+    BankAccountDetails,
+    hash_api_key,
+    key_prefix,
+)
 from apps.merchants.models import ApiKey, Merchant, Seller
 
 KEY_RANDOM_BYTES = 24  # 32 url-safe characters: ~192 bits
 MAX_ROLL_GRACE_SECONDS = 7 * 24 * 3600
-
-
-def hash_api_key(raw_key: str) -> str:
-    # keys are long random strings, so a fast hash is safe (no dictionary to attack) and keeps
-    # authentication at one indexed lookup
-    return hashlib.sha256(raw_key.encode()).hexdigest()
-
-
-def key_prefix(kind: str, livemode: bool) -> str:
-    return f"{'sk' if kind == ApiKey.Kind.SECRET else 'pk'}_{'live' if livemode else 'test'}_"
 
 
 @dataclass(frozen=True)
@@ -188,19 +183,6 @@ IBAN_ONLY_COUNTRIES = frozenset(_IBAN_ONLY.split())
 _IBAN = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$")
 _DIGITS = re.compile(r"^[0-9]+$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
-BANK_AAD_PREFIX = "seller-bank:"
-
-
-@dataclass(frozen=True)
-class BankAccountDetails:
-    """A seller's payout bank account in clear: only decrypted to hand it to the payout
-    provider, never stored or logged."""
-
-    country: str
-    currency: str
-    account_holder_name: str
-    account_number: str
-    routing_number: str = ""
 
 
 def _bank_error(message: str, field: str) -> InvalidRequestError:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -28,7 +29,6 @@ from apps.ledger import chart, postings
 from apps.ledger import selectors as ledger_selectors
 from apps.ledger import services as ledger_services
 from apps.merchants import selectors as merchant_selectors
-from apps.merchants.models import Merchant, Seller
 from apps.payouts.models import Payout, PayoutStatus
 from apps.payouts.provider import (
     PayoutRequest,
@@ -38,6 +38,9 @@ from apps.payouts.provider import (
     payout_provider,
 )
 from apps.payouts.representations import payout_representation
+
+if TYPE_CHECKING:
+    from apps.merchants.models import Merchant, Seller
 
 logger = logging.getLogger(__name__)
 

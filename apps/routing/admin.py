@@ -189,15 +189,9 @@ class ConnectorAdmin(_MerchantChoicesMixin, MerchantScopedAdmin):
             ),
         ]
 
-    def changelist_view(self, request, extra_context=None):
-        self._health = None
-        return super().changelist_view(request, extra_context)
-
-    def _health_for(self, obj):
-        cache = getattr(self, "_health", None)
-        if cache is None or obj.public_id not in cache:
-            cache = self._health = selectors.connector_health(connectors=[obj])
-        return cache[obj.public_id]
+    @staticmethod
+    def _health_for(obj):
+        return selectors.connector_health(connectors=[obj])[obj.public_id]
 
     @admin.display(description="breaker")
     def breaker(self, obj):

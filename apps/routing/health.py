@@ -120,6 +120,7 @@ class InvalidationListener:
         self._lock = threading.Lock()
         self.connected = False
         self.epoch = 0
+        self._last_warning = -1e9
 
     def ensure_started(self) -> None:
         if self._pid == os.getpid():
@@ -153,13 +154,20 @@ class InvalidationListener:
                     if msg is not None and msg["type"] == "message":
                         _invalidate_locally(msg["data"].decode())
             except Exception:
-                logger.warning("routing: invalidation listener lost Redis; retrying", exc_info=True)
+                if time.monotonic() - self._last_warning > 60:  # once a minute, not a second
+                    self._last_warning = time.monotonic()
+                    logger.warning(
+                        "routing: invalidation listener lost Redis; routing checks "
+                        "Redis on every decision meanwhile",
+                        exc_info=True,
+                    )
             finally:
                 self.connected = False
                 _invalidate_locally("*")
                 if pubsub is not None:
                     with contextlib.suppress(Exception):
                         pubsub.close()
+                        conn.close()
             time.sleep(1.0)
 
 

@@ -226,6 +226,8 @@ PLATFORM_BEAT_SCHEDULES = {
     "inquire unknown PSP outcomes": {"task": "intents.inquire_due_attempts", "every": 15},
     "expire old authorizations": {"task": "intents.expire_authorizations", "every": 3600},
     "re-send pending refunds": {"task": "intents.resubmit_pending_refunds", "every": 60},
+    "evaluate connector health": {"task": "routing.evaluate_connector_health", "every": 30},
+    "probe disabled connectors": {"task": "routing.probe_disabled_connectors", "every": 30},
     "automatic payouts": {"task": "payouts.run_scheduled", "every": 3600},
     "poll in-transit payouts": {"task": "payouts.poll_in_transit", "every": 60},
     "re-send pending payouts": {"task": "payouts.resubmit_pending", "every": 60},

@@ -47,7 +47,7 @@ def test_ops_sees_dead_letters_with_attempts_and_replays_them(
 ):
     monkeypatch.setattr(
         "apps.events.services.enqueue_deliveries",
-        lambda ids, **kw: services.webhook_deliveries_deliver(delivery_ids=ids),
+        lambda delivery_ids, **kw: services.webhook_deliveries_deliver(delivery_ids=delivery_ids),
     )
     client.force_login(staff("ops", merchant))
     listed = client.get("/admin/events/deadlettereddelivery/")
@@ -137,3 +137,28 @@ def test_ops_reprocesses_a_dead_lettered_psp_webhook(
     webhook.refresh_from_db()
     assert webhook.attempts == 2  # ran again (still unmatched: dead again, visibly)
     assert webhook.status == "dead"
+
+
+@pytest.mark.usefixtures("enqueued")
+def test_every_events_admin_page_renders(
+    admin_client, merchant, dead_delivery, stripe_connector, client
+):
+    body, headers = stripe_request(stripe_event("payout.paid", {"id": "po_1"}))
+    client.post(
+        f"/webhooks/psp/{stripe_connector.public_id}",
+        body,
+        content_type="application/json",
+        **headers,
+    )
+    objects = {
+        "outboxevent": dead_delivery.event.outbox_id,
+        "event": dead_delivery.event_id,
+        "webhookendpoint": dead_delivery.endpoint_id,
+        "webhookdelivery": dead_delivery.pk,
+        "deadlettereddelivery": dead_delivery.pk,
+        "inboundwebhook": InboundWebhook.objects.get().pk,
+    }
+    for model, pk in objects.items():
+        assert admin_client.get(f"/admin/events/{model}/").status_code == 200, model
+        assert admin_client.get(f"/admin/events/{model}/{pk}/change/").status_code == 200, model
+    assert admin_client.get("/admin/events/deadletteredinboundwebhook/").status_code == 200

@@ -121,7 +121,7 @@ def test_a_bad_stripe_signature_is_a_400_logged_counted_and_changes_nothing(
     assert error["code"] == "webhook_signature_invalid" and reason in error["message"]
     webhook = InboundWebhook.objects.get()
     assert webhook.status == "rejected" and webhook.verification == "failed"
-    assert webhook.dedup_key is None
+    assert not hasattr(webhook, "dedup_claim")
     assert enqueued == []
     assert any("rejected" in message for message in caplog.messages)
     assert (
@@ -280,3 +280,36 @@ def test_a_crash_while_verifying_keeps_the_raw_row_for_the_sweep(
         tasks.process_due_psp_webhooks()
     webhook.refresh_from_db()
     assert webhook.verification == "verified" and webhook.status == "processed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_twins_are_one_notification_and_one_duplicate(stripe_connector, enqueued):
+    import threading
+
+    from django.db import connection
+    from django.test import Client
+
+    event = stripe_event("payment_intent.succeeded", stripe_pi("pi_1", attempt_id="pa_1"))
+    body, headers = stripe_request(event)
+    barrier, statuses = threading.Barrier(4), []
+
+    def send():
+        try:
+            barrier.wait()
+            statuses.append(post(Client(), stripe_connector, body, **headers).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * 4
+    assert sorted(InboundWebhook.objects.values_list("status", flat=True)) == [
+        "duplicate",
+        "duplicate",
+        "duplicate",
+        "pending",
+    ]
+    assert len(enqueued) == 1

@@ -286,3 +286,41 @@ def test_activation_is_atomic_under_concurrent_confirms(
     attempt = PaymentAttempt.objects.get(intent__public_id=response.json()["id"])
     assert attempt.routing_trace["profile_version"] == 2
     assert attempt.connector_id == b.id
+
+
+@pytest.mark.django_db
+def test_other_processes_changes_reach_the_cached_routing_through_redis(
+    make_connector, system_actor, merchant, decide
+):
+    """Decisions are served from the process's compiled copy; a change made elsewhere is seen
+    as soon as its invalidation arrives on the Redis channel."""
+    from apps.routing import health
+
+    a, b = make_connector("a"), make_connector("b")
+    profile = services.routing_profile_create(
+        merchant=merchant,
+        livemode=False,
+        name="p",
+        rules=[_priority(a, b)],
+        fallback=[],
+        actor=system_actor,
+        activate=True,
+    )
+    v2 = services.routing_profile_version_create(
+        profile=profile, rules=[_priority(b, a)], fallback=[], actor=system_actor
+    )
+    health.listener.ensure_started()
+    deadline = time.monotonic() + 5
+    while not health.listener.connected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert health.listener.connected
+    assert first(decide()) == a.public_id
+    # another process activates v2 (here: a write that bypasses this process entirely)
+    RoutingProfile.objects.filter(pk=profile.pk).update(active_version=v2)
+    assert first(decide()) == a.public_id  # still the cached copy: no I/O per decision
+    other_process = health.client()  # same Redis, as another process would publish
+    other_process.publish(health.channel(), f"{merchant.id}:0")
+    deadline = time.monotonic() + 2
+    while first(decide()) != b.public_id and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert first(decide()) == b.public_id
