@@ -26,6 +26,7 @@ from apps.core.ids import new_public_id
 from apps.events import selectors
 from apps.events.conf import conf
 from apps.events.models import InboundWebhook, InboundWebhookClaim
+from apps.events.services import psp_webhook_enqueue_processing
 from apps.psp_adapters.contract import ConnectorConfig, WebhookEvent, WebhookVerificationError
 from apps.psp_adapters.registry import get_adapter
 from apps.routing import services as routing_services
@@ -122,7 +123,7 @@ def inbound_webhook_receive(
     if rejection is not None:
         raise rejection
     if not duplicate:
-        _enqueue_processing(webhook.pk)
+        psp_webhook_enqueue_processing(webhook_id=webhook.pk)
     return InboundReceipt(
         webhook=webhook, duplicate=duplicate, connector_type=connector.connector_type
     )
@@ -282,16 +283,6 @@ def _check_events(events: list[WebhookEvent]) -> None:
             raise ValueError("an event names no payment")
 
 
-def _enqueue_processing(webhook_id: int, *, countdown: float | None = None) -> None:
-    from apps.events.tasks import process_psp_webhook
-
-    try:
-        # no publish retries: the PSP gets its fast 2xx; an outage is covered by the sweep
-        process_psp_webhook.apply_async((webhook_id,), countdown=countdown, retry=False)
-    except Exception:
-        logger.warning("broker unavailable: psp webhook %s waits for the sweep", webhook_id)
-
-
 # --------------------------------------------------------------------------- processing
 
 
@@ -395,7 +386,7 @@ def _schedule_retry(webhook: InboundWebhook, *, history: list, reason: str, now)
         retry_count=retry_count,
         last_error=reason[:500],
     )
-    _enqueue_processing(webhook.pk, countdown=delay)
+    psp_webhook_enqueue_processing(webhook_id=webhook.pk, countdown=delay)
 
 
 def inbound_webhooks_process_due(*, limit: int = 200) -> int:
@@ -452,38 +443,3 @@ def inbound_webhook_reprocess(*, webhook: InboundWebhook, actor: Actor) -> Inbou
         changes={"status": [webhook.status, "pending"]},
     )
     return inbound_webhook_process(webhook_id=webhook.pk) or webhook
-
-
-# --------------------------------------------------------------------------- simulator
-
-
-class SimulatorUnavailable(Exception):
-    pass
-
-
-def simulator_webhooks_register(
-    *, connector_ids: list[int], platform_base_url: str, simulator_url: str
-) -> dict:
-    """Registers `<platform>/webhooks/psp/<connector id>` as the webhook target of each
-    connector's simulated PSP account (the simulator path segment after the dialect)."""
-    from apps.psp_simulator.control_client import SimulatorControl, SimulatorControlError
-
-    control = SimulatorControl(simulator_url)
-    registered = {}
-    for connector in selectors.connectors_by_ids(ids=connector_ids):
-        credentials = routing_services.connector_credentials(connector)
-        secret = (
-            credentials.get("hmac_key")
-            if connector.connector_type == "adyen"
-            else credentials.get("webhook_secret")
-        ) or ""
-        simulator_name = connector.base_url.rstrip("/").rsplit("/", 1)[-1]
-        target = f"{platform_base_url.rstrip('/')}/webhooks/psp/{connector.public_id}"
-        try:
-            control.register_webhook(
-                simulator_name, target, secret=secret, dialect=connector.connector_type
-            )
-        except SimulatorControlError as exc:
-            raise SimulatorUnavailable(str(exc)) from exc
-        registered[connector.public_id] = target
-    return registered

@@ -9,7 +9,9 @@ import logging
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import quote
 
+import requests
 from django.db import connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
@@ -29,6 +31,7 @@ from apps.events.models import (
 )
 from apps.events.representations import endpoint_representation, event_body
 from apps.events.sender import DeliveryResult, OutgoingWebhook, get_sender
+from apps.routing import services as routing_services
 
 logger = logging.getLogger(__name__)
 
@@ -705,7 +708,56 @@ def webhook_deliveries_replay_failed(
     return len(ids)
 
 
+# --------------------------------------------------------------------------- inbound
+
+
+def psp_webhook_enqueue_processing(*, webhook_id: int, countdown: float | None = None) -> None:
+    """Hands a stored PSP notification to Celery. No publish retries: the PSP gets its fast
+    2xx either way, and a row the broker never got is picked up by the beat sweep."""
+    from apps.events.tasks import process_psp_webhook
+
+    try:
+        process_psp_webhook.apply_async((webhook_id,), countdown=countdown, retry=False)
+    except Exception:
+        logger.warning("broker unavailable: psp webhook %s waits for the sweep", webhook_id)
+
+
 # --------------------------------------------------------------------------- demo
+
+
+class SimulatorUnavailable(Exception):
+    pass
+
+
+def psp_simulator_webhooks_register(
+    *, connectors: list, platform_base_url: str, simulator_url: str
+) -> dict[str, str]:
+    """Registers `<platform>/webhooks/psp/<connector id>` as the webhook target of each
+    connector's account at the PSP simulator (`PUT /_sim/connectors/<name>/webhook`, the name
+    being the path segment after the dialect in the connector's base URL), signed with the
+    connector's own webhook secret. Plain HTTP: the simulator is another process."""
+    registered = {}
+    for connector in connectors:
+        credentials = routing_services.connector_credentials(connector)
+        secret = (
+            credentials.get("hmac_key")
+            if connector.connector_type == "adyen"
+            else credentials.get("webhook_secret")
+        ) or ""
+        name = connector.base_url.rstrip("/").rsplit("/", 1)[-1]
+        target = f"{platform_base_url.rstrip('/')}/webhooks/psp/{connector.public_id}"
+        body = {"url": target, "secret": secret, "dialect": connector.connector_type}
+        try:
+            response = requests.put(
+                f"{simulator_url.rstrip('/')}/_sim/connectors/{quote(name, safe='')}/webhook",
+                json=body,
+                timeout=5,
+            )
+            response.raise_for_status()
+        except requests.RequestException as exc:
+            raise SimulatorUnavailable(f"{simulator_url}: {exc}") from exc
+        registered[connector.public_id] = target
+    return registered
 
 
 def events_seed_demo(
@@ -721,23 +773,20 @@ def events_seed_demo(
     gets PSP webhooks end to end; optionally registers a merchant webhook endpoint (idempotent:
     by URL). When the simulator is not up yet (seeding runs before honcho starts it), the
     registration is queued as a Celery task that retries until the simulator answers."""
-    from apps.events import inbound
-
     actor = actor or Actor.system("events_seed_demo")
-    connector_ids = [c.pk for c in connectors]
     result: dict = {"psp_webhooks": {}, "webhook_endpoint": None}
     try:
-        result["psp_webhooks"] = inbound.simulator_webhooks_register(
-            connector_ids=connector_ids,
+        result["psp_webhooks"] = psp_simulator_webhooks_register(
+            connectors=list(connectors),
             platform_base_url=platform_base_url,
             simulator_url=simulator_url,
         )
-    except inbound.SimulatorUnavailable:
+    except SimulatorUnavailable:
         from apps.events.tasks import register_simulator_webhooks
 
         try:
             register_simulator_webhooks.apply_async(
-                (connector_ids, platform_base_url, simulator_url), countdown=2
+                ([c.pk for c in connectors], platform_base_url, simulator_url), countdown=2
             )
             result["psp_webhooks"] = {"queued": True}
         except Exception:

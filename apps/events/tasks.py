@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from apps.events import inbound, relay, services
+from apps.events import inbound, relay, selectors, services
 
 
 @shared_task(name="events.relay_outbox")
@@ -38,7 +38,7 @@ def process_due_psp_webhooks() -> int:
 
 @shared_task(
     name="events.register_simulator_webhooks",
-    autoretry_for=(inbound.SimulatorUnavailable,),
+    autoretry_for=(services.SimulatorUnavailable,),
     retry_backoff=2,
     retry_backoff_max=30,
     max_retries=12,
@@ -46,8 +46,8 @@ def process_due_psp_webhooks() -> int:
 def register_simulator_webhooks(
     connector_ids: list[int], platform_base_url: str, simulator_url: str
 ) -> dict:
-    return inbound.simulator_webhooks_register(
-        connector_ids=connector_ids,
+    return services.psp_simulator_webhooks_register(
+        connectors=selectors.connectors_by_ids(ids=connector_ids),
         platform_base_url=platform_base_url,
         simulator_url=simulator_url,
     )

@@ -61,13 +61,21 @@ def on_captured(*, intent, amount: int) -> None:
     key = f"{intent.public_id}:capture"
     if intent.ledger_hold:
         ledger.ledger_capture_hold(
-            hold=intent.ledger_hold, amount=amount, legs=legs, idempotency_key=key,
+            hold=intent.ledger_hold,
+            amount=amount,
+            legs=legs,
+            idempotency_key=key,
             **_common(intent),
         )
     else:  # automatic capture: no separate authorization phase to hold
         ledger.ledger_post(
-            merchant_id=intent.merchant_id, livemode=intent.livemode, currency=intent.currency,
-            kind="capture", idempotency_key=key, legs=legs, **_common(intent),
+            merchant_id=intent.merchant_id,
+            livemode=intent.livemode,
+            currency=intent.currency,
+            kind="capture",
+            idempotency_key=key,
+            legs=legs,
+            **_common(intent),
         )
 
 

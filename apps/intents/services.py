@@ -21,10 +21,10 @@ from apps.core.errors import ConflictError, InvalidRequestError
 from apps.core.money import normalize_currency, validate_amount
 from apps.events.services import outbox_record
 from apps.intents import ledger_hooks
-from apps.intents.selectors import intent_get
-from apps.merchants import selectors as merchant_selectors
 from apps.intents.models import IntentStatus, PaymentAttempt, PaymentIntent, Refund, RefundStatus
 from apps.intents.representations import intent_representation, refund_representation
+from apps.intents.selectors import intent_get
+from apps.merchants import selectors as merchant_selectors
 from apps.psp_adapters.contract import (
     AuthorizeRequest,
     CancelRequest,
@@ -44,8 +44,16 @@ from apps.vault import services as vault_services
 logger = logging.getLogger(__name__)
 S = IntentStatus
 
-CANCELLATION_REASONS = {"duplicate", "fraudulent", "requested_by_customer", "abandoned",
-                        "expired", "failed_invoice", "void_invoice", "automatic"}
+CANCELLATION_REASONS = {
+    "duplicate",
+    "fraudulent",
+    "requested_by_customer",
+    "abandoned",
+    "expired",
+    "failed_invoice",
+    "void_invoice",
+    "automatic",
+}
 REFUND_REASONS = {"duplicate", "fraudulent", "requested_by_customer", "expired_uncaptured_charge"}
 
 
@@ -58,22 +66,32 @@ def _unexpected_state(intent: PaymentIntent, action: str) -> ConflictError:
 
 
 def _lock_intent(intent_id: int) -> PaymentIntent:
-    return (PaymentIntent.objects.select_for_update(of=("self",))
-            .select_related("payment_method", "connector").get(pk=intent_id))
+    return (
+        PaymentIntent.objects.select_for_update(of=("self",))
+        .select_related("payment_method", "connector")
+        .get(pk=intent_id)
+    )
 
 
 def _emit(intent: PaymentIntent, event_type: str, previous: dict | None = None) -> None:
     outbox_record(
-        merchant_id=intent.merchant_id, livemode=intent.livemode, object_type="payment_intent",
-        object_id=intent.public_id, event_type=event_type,
-        payload=intent_representation(intent), previous_attributes=previous or {},
+        merchant_id=intent.merchant_id,
+        livemode=intent.livemode,
+        object_type="payment_intent",
+        object_id=intent.public_id,
+        event_type=event_type,
+        payload=intent_representation(intent),
+        previous_attributes=previous or {},
     )
 
 
 def _emit_refund(refund: Refund, event_type: str) -> None:
     outbox_record(
-        merchant_id=refund.merchant_id, livemode=refund.livemode, object_type="refund",
-        object_id=refund.public_id, event_type=event_type,
+        merchant_id=refund.merchant_id,
+        livemode=refund.livemode,
+        object_type="refund",
+        object_id=refund.public_id,
+        event_type=event_type,
         payload=refund_representation(refund),
     )
 
@@ -82,8 +100,11 @@ def _emit_attempt(attempt: PaymentAttempt, intent: PaymentIntent) -> None:
     from apps.intents.representations import attempt_representation
 
     outbox_record(
-        merchant_id=intent.merchant_id, livemode=intent.livemode, object_type="payment_attempt",
-        object_id=attempt.public_id, event_type=f"payment_attempt.{attempt.outcome}",
+        merchant_id=intent.merchant_id,
+        livemode=intent.livemode,
+        object_type="payment_attempt",
+        object_id=attempt.public_id,
+        event_type=f"payment_attempt.{attempt.outcome}",
         payload=attempt_representation(attempt),
     )
 
@@ -109,58 +130,99 @@ def intent_create(
 ) -> PaymentIntent:
     currency = normalize_currency(currency)
     amount = validate_amount(amount)
-    splits = _validate_splits(merchant=merchant, livemode=livemode, amount=amount,
-                              splits=splits or [], platform_fee_amount=platform_fee_amount)
+    splits = _validate_splits(
+        merchant=merchant,
+        livemode=livemode,
+        amount=amount,
+        splits=splits or [],
+        platform_fee_amount=platform_fee_amount,
+    )
     if capture_method not in PaymentIntent.CaptureMethod.values:
-        raise InvalidRequestError("capture_method must be 'automatic' or 'manual'.",
-                                  code="parameter_invalid", param="capture_method")
+        raise InvalidRequestError(
+            "capture_method must be 'automatic' or 'manual'.",
+            code="parameter_invalid",
+            param="capture_method",
+        )
     method = None
     if payment_method:
         method = vault_selectors.payment_method_get_for_charge(
-            merchant_id=merchant.id, livemode=livemode, public_id=payment_method)
+            merchant_id=merchant.id, livemode=livemode, public_id=payment_method
+        )
     with transaction.atomic():
         intent = PaymentIntent(
-            merchant=merchant, livemode=livemode, amount=amount, currency=currency,
-            capture_method=capture_method, payment_method=method, order_id=order_id,
-            customer_email=customer_email, description=description, metadata=metadata or {},
-            splits=splits, platform_fee_amount=platform_fee_amount,
+            merchant=merchant,
+            livemode=livemode,
+            amount=amount,
+            currency=currency,
+            capture_method=capture_method,
+            payment_method=method,
+            order_id=order_id,
+            customer_email=customer_email,
+            description=description,
+            metadata=metadata or {},
+            splits=splits,
+            platform_fee_amount=platform_fee_amount,
         )
         if method is not None:
             intent.attach_payment_method()
         intent.save()
         _emit(intent, "payment_intent.created")
-        audit_record(actor=actor, action="payment_intent.created", object_type="payment_intent",
-                     object_id=intent.public_id, merchant_id=merchant.id, livemode=livemode,
-                     changes={"amount": [None, amount], "currency": [None, currency]})
+        audit_record(
+            actor=actor,
+            action="payment_intent.created",
+            object_type="payment_intent",
+            object_id=intent.public_id,
+            merchant_id=merchant.id,
+            livemode=livemode,
+            changes={"amount": [None, amount], "currency": [None, currency]},
+        )
     return intent
 
 
-def _validate_splits(*, merchant, livemode: bool, amount: int, splits: list[dict],
-                     platform_fee_amount) -> list[dict]:
+def _validate_splits(
+    *, merchant, livemode: bool, amount: int, splits: list[dict], platform_fee_amount
+) -> list[dict]:
     """Marketplace splits: each seller must be this merchant's, amounts positive integers, and
     splits plus the platform fee may not exceed the payment amount."""
-    if isinstance(platform_fee_amount, bool) or not isinstance(platform_fee_amount, int) or (
-        platform_fee_amount < 0
+    if (
+        isinstance(platform_fee_amount, bool)
+        or not isinstance(platform_fee_amount, int)
+        or (platform_fee_amount < 0)
     ):
-        raise InvalidRequestError("platform_fee_amount must be a non-negative integer.",
-                                  code="amount_invalid", param="platform_fee_amount")
+        raise InvalidRequestError(
+            "platform_fee_amount must be a non-negative integer.",
+            code="amount_invalid",
+            param="platform_fee_amount",
+        )
     clean, seen = [], set()
     for index, split in enumerate(splits):
         param = f"splits[{index}]"
         seller = merchant_selectors.seller_get_for_split(
-            merchant_id=merchant.id, livemode=livemode, public_id=split["seller"],
-            param=f"{param}[seller]")
+            merchant_id=merchant.id,
+            livemode=livemode,
+            public_id=split["seller"],
+            param=f"{param}[seller]",
+        )
         if seller.public_id in seen:
-            raise InvalidRequestError("Each seller may appear once in splits.",
-                                      code="parameter_duplicate", param=f"{param}[seller]")
+            raise InvalidRequestError(
+                "Each seller may appear once in splits.",
+                code="parameter_duplicate",
+                param=f"{param}[seller]",
+            )
         seen.add(seller.public_id)
-        clean.append({"seller": seller.public_id,
-                      "amount": validate_amount(split["amount"], param=f"{param}[amount]")})
+        clean.append(
+            {
+                "seller": seller.public_id,
+                "amount": validate_amount(split["amount"], param=f"{param}[amount]"),
+            }
+        )
     total = sum(s["amount"] for s in clean) + platform_fee_amount
     if total > amount:
         raise InvalidRequestError(
             f"Splits and platform fee ({total}) exceed the payment amount ({amount}).",
-            code="splits_exceed_amount", param="splits" if clean else "platform_fee_amount")
+            code="splits_exceed_amount",
+            param="splits" if clean else "platform_fee_amount",
+        )
     return clean
 
 
@@ -184,12 +246,14 @@ def intent_confirm(
     planned = _confirm_begin(intent=intent, actor=actor, payment_method=payment_method)
     while True:
         attempt = PaymentAttempt.objects.select_related("connector", "intent__payment_method").get(
-            pk=planned.attempt_id)
+            pk=planned.attempt_id
+        )
         result = _authorize_at_psp(attempt)
         planned = _confirm_apply(attempt_id=attempt.pk, result=result, deadline=deadline)
         if planned is None:
             return PaymentIntent.objects.select_related("payment_method", "connector").get(
-                pk=intent.pk)
+                pk=intent.pk
+            )
 
 
 def _confirm_begin(*, intent: PaymentIntent, actor: Actor, payment_method: str | None):
@@ -199,21 +263,28 @@ def _confirm_begin(*, intent: PaymentIntent, actor: Actor, payment_method: str |
             if intent.status not in (S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_CONFIRMATION):
                 raise _unexpected_state(intent, "confirm")
             intent.payment_method = vault_selectors.payment_method_get_for_charge(
-                merchant_id=intent.merchant_id, livemode=intent.livemode,
-                public_id=payment_method)
+                merchant_id=intent.merchant_id, livemode=intent.livemode, public_id=payment_method
+            )
             if intent.status == S.REQUIRES_PAYMENT_METHOD:
                 intent.attach_payment_method()
         if intent.status == S.REQUIRES_PAYMENT_METHOD:
             raise InvalidRequestError(
                 "You cannot confirm this PaymentIntent because it has no payment method: "
-                "pass `payment_method`.", code="payment_intent_payment_method_missing",
-                param="payment_method")
+                "pass `payment_method`.",
+                code="payment_intent_payment_method_missing",
+                param="payment_method",
+            )
         if intent.status != S.REQUIRES_CONFIRMATION:
             raise _unexpected_state(intent, "confirm")
         planned = _plan_next_attempt(intent, tried=frozenset(), first=True)
-        audit_record(actor=actor, action="payment_intent.confirmed", object_type="payment_intent",
-                     object_id=intent.public_id, merchant_id=intent.merchant_id,
-                     livemode=intent.livemode)
+        audit_record(
+            actor=actor,
+            action="payment_intent.confirmed",
+            object_type="payment_intent",
+            object_id=intent.public_id,
+            merchant_id=intent.merchant_id,
+            livemode=intent.livemode,
+        )
     return planned
 
 
@@ -225,9 +296,15 @@ def _plan_next_attempt(intent: PaymentIntent, *, tried: frozenset[int], first: b
     facts = vault_selectors.card_routing_facts(intent.payment_method)
     metadata = intent.metadata or {}
     decision = routing_selectors.route_for_payment(
-        merchant_id=intent.merchant_id, livemode=intent.livemode, currency=intent.currency,
-        card_facts=facts, exclude=tried, amount=intent.amount, intent_id=intent.public_id,
-        metadata=metadata, payment_method_type=intent.payment_method.type,
+        merchant_id=intent.merchant_id,
+        livemode=intent.livemode,
+        currency=intent.currency,
+        card_facts=facts,
+        exclude=tried,
+        amount=intent.amount,
+        intent_id=intent.public_id,
+        metadata=metadata,
+        payment_method_type=intent.payment_method.type,
         customer_country=getattr(intent, "customer_country", "")
         or metadata.get("customer_country", ""),
     )
@@ -235,13 +312,18 @@ def _plan_next_attempt(intent: PaymentIntent, *, tried: frozenset[int], first: b
     # with reasons), plus the attempt's number within this confirm for the failover bound
     trace = decision.trace()
     last = intent.attempts.order_by("-sequence").values("sequence", "routing_trace").first()
-    trace["confirm_attempt"] = 1 if first or last is None else (
-        (last["routing_trace"] or {}).get("confirm_attempt", last["sequence"]) + 1)
+    trace["confirm_attempt"] = (
+        1
+        if first or last is None
+        else ((last["routing_trace"] or {}).get("confirm_attempt", last["sequence"]) + 1)
+    )
     if not decision.candidates:
         if first:
             raise InvalidRequestError(
-                "No connector can process this payment.", code="no_eligible_connector",
-                extra={"routing": trace})
+                "No connector can process this payment.",
+                code="no_eligible_connector",
+                extra={"routing": trace},
+            )
         return None
     connector = decision.candidates[0]
     sequence = (last["sequence"] if last else 0) + 1
@@ -249,8 +331,13 @@ def _plan_next_attempt(intent: PaymentIntent, *, tried: frozenset[int], first: b
     # create a second charge, and a new attempt always gets a new key
     public_id = new_public_id("pa")
     attempt = PaymentAttempt(
-        public_id=public_id, intent=intent, sequence=sequence, connector=connector,
-        amount=intent.amount, currency=intent.currency, routing_trace=trace,
+        public_id=public_id,
+        intent=intent,
+        sequence=sequence,
+        connector=connector,
+        amount=intent.amount,
+        currency=intent.currency,
+        routing_trace=trace,
         psp_idempotency_key=f"{public_id}-authorize",
     )
     attempt.save()
@@ -271,10 +358,14 @@ def _authorize_at_psp(attempt: PaymentAttempt) -> PSPResult:
     config = routing_services.connector_config(attempt.connector)
     card = vault_services.vault_card_for_authorization(payment_method=intent.payment_method)
     request = AuthorizeRequest(
-        attempt_id=attempt.public_id, idempotency_key=attempt.psp_idempotency_key,
-        amount=attempt.amount, currency=attempt.currency,
-        capture=intent.capture_method == PaymentIntent.CaptureMethod.AUTOMATIC, card=card,
-        description=intent.description, customer_email=intent.customer_email,
+        attempt_id=attempt.public_id,
+        idempotency_key=attempt.psp_idempotency_key,
+        amount=attempt.amount,
+        currency=attempt.currency,
+        capture=intent.capture_method == PaymentIntent.CaptureMethod.AUTOMATIC,
+        card=card,
+        description=intent.description,
+        customer_email=intent.customer_email,
         return_url=f"{settings.API_BASE_URL}/v1/payment_intents/{intent.public_id}/return",
         metadata={"attempt_id": attempt.public_id, "payment_intent": intent.public_id},
     )
@@ -282,14 +373,19 @@ def _authorize_at_psp(attempt: PaymentAttempt) -> PSPResult:
         # under the connector's circuit breaker (state shared in Redis): a breaker that is
         # open by the time we call refuses without sending, as ERROR retryable_elsewhere
         result = routing_services.connector_call(
-            connector=attempt.connector, call=lambda: get_adapter(config).authorize(request))
+            connector=attempt.connector, call=lambda: get_adapter(config).authorize(request)
+        )
     except Exception:  # an adapter bug must not leave the attempt dangling: treat as unknown
         logger.exception("adapter raised on authorize for %s", attempt.public_id)
         result = PSPResult(outcome=Outcome.UNKNOWN, raw_code="adapter_exception")
     routing_services.connector_health_record(
-        connector=attempt.connector, result=result,
-        facts={**vault_selectors.card_routing_facts(intent.payment_method),
-               "currency": attempt.currency})
+        connector=attempt.connector,
+        result=result,
+        facts={
+            **vault_selectors.card_routing_facts(intent.payment_method),
+            "currency": attempt.currency,
+        },
+    )
     return result
 
 
@@ -310,7 +406,8 @@ def _payment_error(result: PSPResult, attempt: PaymentAttempt) -> dict:
         "type": "card_error",
         "code": "card_declined",
         "decline_code": result.decline_code or "generic_decline",
-        "message": "Your card was declined." if result.outcome != Outcome.ERROR
+        "message": "Your card was declined."
+        if result.outcome != Outcome.ERROR
         else "The payment could not be processed by any connector.",
         "payment_attempt": attempt.public_id,
         "connector": attempt.connector.public_id,
@@ -320,8 +417,11 @@ def _payment_error(result: PSPResult, attempt: PaymentAttempt) -> dict:
 def _confirm_apply(*, attempt_id: int, result: PSPResult, deadline: float):
     """tx B. Returns the next planned attempt when failing over, else None."""
     with transaction.atomic():
-        attempt = PaymentAttempt.objects.select_for_update().select_related("connector").get(
-            pk=attempt_id)
+        attempt = (
+            PaymentAttempt.objects.select_for_update()
+            .select_related("connector")
+            .get(pk=attempt_id)
+        )
         intent = _lock_intent(attempt.intent_id)
         if attempt.outcome != PaymentAttempt.Outcome.PENDING:
             return None  # a webhook or inquiry got here first: it already applied the result
@@ -343,30 +443,41 @@ def _confirm_apply(*, attempt_id: int, result: PSPResult, deadline: float):
             # the PSP may have charged: never fail over, resolve by inquiry with the same key
             _record_result(attempt, result, PaymentAttempt.Outcome.UNKNOWN)
             attempt.next_inquiry_at = timezone.now() + timedelta(
-                seconds=settings.INQUIRY_BACKOFF_SECONDS[0])
+                seconds=settings.INQUIRY_BACKOFF_SECONDS[0]
+            )
             attempt.save()
             intent.connector = attempt.connector
             intent.save()
             _schedule_inquiry(attempt)
         else:
             hard = outcome == Outcome.HARD_DECLINE or (
-                outcome == Outcome.SOFT_DECLINE and is_hard(result.decline_code))
+                outcome == Outcome.SOFT_DECLINE and is_hard(result.decline_code)
+            )
             recorded = {Outcome.ERROR: PaymentAttempt.Outcome.ERROR}.get(
-                outcome, PaymentAttempt.Outcome.HARD_DECLINE if hard
-                else PaymentAttempt.Outcome.SOFT_DECLINE)
+                outcome,
+                PaymentAttempt.Outcome.HARD_DECLINE
+                if hard
+                else PaymentAttempt.Outcome.SOFT_DECLINE,
+            )
             _record_result(attempt, result, recorded)
             _emit_attempt(attempt, intent)
             # per-merchant bounds (routing settings, else the platform's); intent_confirm's
             # deadline is its start plus the platform budget, so the start is recovered here
-            limits = routing_selectors.confirm_limits(merchant_id=intent.merchant_id,
-                                                      livemode=intent.livemode)
+            limits = routing_selectors.confirm_limits(
+                merchant_id=intent.merchant_id, livemode=intent.livemode
+            )
             confirm_started = deadline - settings.CONFIRM_TIME_BUDGET_SECONDS
             attempts_this_confirm = (attempt.routing_trace or {}).get(
-                "confirm_attempt", attempt.sequence)
+                "confirm_attempt", attempt.sequence
+            )
             may_fail_over = (
                 not hard
-                and (outcome != Outcome.ERROR or result.retryable_elsewhere
-                     or result.http_status is None or result.http_status < 500)
+                and (
+                    outcome != Outcome.ERROR
+                    or result.retryable_elsewhere
+                    or result.http_status is None
+                    or result.http_status < 500
+                )
                 and attempts_this_confirm < limits.max_attempts
                 and time.monotonic() < confirm_started + limits.time_budget_seconds
             )
@@ -413,8 +524,9 @@ def _apply_authorized(intent: PaymentIntent, attempt: PaymentAttempt, result: PS
 def _schedule_inquiry(attempt: PaymentAttempt) -> None:
     from apps.intents.tasks import inquire_attempt
 
-    countdown = settings.INQUIRY_BACKOFF_SECONDS[min(attempt.inquiry_count,
-                                                     len(settings.INQUIRY_BACKOFF_SECONDS) - 1)]
+    countdown = settings.INQUIRY_BACKOFF_SECONDS[
+        min(attempt.inquiry_count, len(settings.INQUIRY_BACKOFF_SECONDS) - 1)
+    ]
     transaction.on_commit(lambda: inquire_attempt.apply_async((attempt.pk,), countdown=countdown))
 
 
@@ -425,7 +537,8 @@ def attempt_inquire(*, attempt_id: int) -> PaymentAttempt:
     """Asks the PSP what happened to an attempt whose outcome is unknown, with the attempt's own
     idempotency key, and applies the answer. Never creates a second charge, never fails over."""
     attempt = PaymentAttempt.objects.select_related("connector", "intent__payment_method").get(
-        pk=attempt_id)
+        pk=attempt_id
+    )
     if attempt.outcome != PaymentAttempt.Outcome.UNKNOWN:
         return attempt
     intent = attempt.intent
@@ -435,17 +548,26 @@ def attempt_inquire(*, attempt_id: int) -> PaymentAttempt:
         # some PSPs answer an inquiry only to an identical idempotent re-send
         card = vault_services.vault_card_for_authorization(payment_method=intent.payment_method)
         original = AuthorizeRequest(
-            attempt_id=attempt.public_id, idempotency_key=attempt.psp_idempotency_key,
-            amount=attempt.amount, currency=attempt.currency,
-            capture=intent.capture_method == PaymentIntent.CaptureMethod.AUTOMATIC, card=card,
-            description=intent.description, customer_email=intent.customer_email,
+            attempt_id=attempt.public_id,
+            idempotency_key=attempt.psp_idempotency_key,
+            amount=attempt.amount,
+            currency=attempt.currency,
+            capture=intent.capture_method == PaymentIntent.CaptureMethod.AUTOMATIC,
+            card=card,
+            description=intent.description,
+            customer_email=intent.customer_email,
             return_url=f"{settings.API_BASE_URL}/v1/payment_intents/{intent.public_id}/return",
             metadata={"attempt_id": attempt.public_id, "payment_intent": intent.public_id},
         )
     try:
-        result = get_adapter(config).retrieve(RetrieveRequest(
-            attempt_id=attempt.public_id, idempotency_key=attempt.psp_idempotency_key,
-            psp_reference=attempt.psp_reference, original=original))
+        result = get_adapter(config).retrieve(
+            RetrieveRequest(
+                attempt_id=attempt.public_id,
+                idempotency_key=attempt.psp_idempotency_key,
+                psp_reference=attempt.psp_reference,
+                original=original,
+            )
+        )
     except Exception:
         logger.exception("adapter raised on retrieve for %s", attempt.public_id)
         result = PSPResult(outcome=Outcome.UNKNOWN, raw_code="adapter_exception")
@@ -454,8 +576,11 @@ def attempt_inquire(*, attempt_id: int) -> PaymentAttempt:
 
 def _inquiry_apply(*, attempt_id: int, result: PSPResult) -> PaymentAttempt:
     with transaction.atomic():
-        attempt = PaymentAttempt.objects.select_for_update().select_related("connector").get(
-            pk=attempt_id)
+        attempt = (
+            PaymentAttempt.objects.select_for_update()
+            .select_related("connector")
+            .get(pk=attempt_id)
+        )
         intent = _lock_intent(attempt.intent_id)
         if attempt.outcome != PaymentAttempt.Outcome.UNKNOWN:
             return attempt
@@ -470,8 +595,11 @@ def _inquiry_apply(*, attempt_id: int, result: PSPResult) -> PaymentAttempt:
             result.outcome == Outcome.ERROR and result.http_status == 404
         ):
             # definitively not charged: the payment failed (no failover after an unknown)
-            outcome = (PaymentAttempt.Outcome.HARD_DECLINE if result.outcome ==
-                       Outcome.HARD_DECLINE else PaymentAttempt.Outcome.SOFT_DECLINE)
+            outcome = (
+                PaymentAttempt.Outcome.HARD_DECLINE
+                if result.outcome == Outcome.HARD_DECLINE
+                else PaymentAttempt.Outcome.SOFT_DECLINE
+            )
             _record_result(attempt, result, outcome)
             attempt.next_inquiry_at = None
             attempt.save()
@@ -495,11 +623,15 @@ def _inquiry_apply(*, attempt_id: int, result: PSPResult) -> PaymentAttempt:
                 attempt.next_inquiry_at = None
                 intent.needs_review = True  # listed for ops in the admin
                 intent.save()
-                logger.warning("attempt %s still unknown after %s inquiries: needs review",
-                               attempt.public_id, attempt.inquiry_count)
+                logger.warning(
+                    "attempt %s still unknown after %s inquiries: needs review",
+                    attempt.public_id,
+                    attempt.inquiry_count,
+                )
             else:
                 attempt.next_inquiry_at = timezone.now() + timedelta(
-                    seconds=schedule[attempt.inquiry_count])
+                    seconds=schedule[attempt.inquiry_count]
+                )
                 _schedule_inquiry(attempt)
             attempt.save()
         return attempt
@@ -507,9 +639,12 @@ def _inquiry_apply(*, attempt_id: int, result: PSPResult) -> PaymentAttempt:
 
 def attempts_inquire_due(*, limit: int = 200) -> int:
     """Beat sweep: inquire every unknown attempt whose next inquiry is due (covers lost tasks)."""
-    due = list(PaymentAttempt.objects.filter(
-        outcome=PaymentAttempt.Outcome.UNKNOWN, next_inquiry_at__lte=timezone.now(),
-    ).values_list("pk", flat=True)[:limit])
+    due = list(
+        PaymentAttempt.objects.filter(
+            outcome=PaymentAttempt.Outcome.UNKNOWN,
+            next_inquiry_at__lte=timezone.now(),
+        ).values_list("pk", flat=True)[:limit]
+    )
     for attempt_id in due:
         attempt_inquire(attempt_id=attempt_id)
     return len(due)
@@ -521,9 +656,13 @@ def intent_refresh_action(*, intent: PaymentIntent, actor: Actor) -> PaymentInte
     if attempt is None:
         raise _unexpected_state(intent, "confirm")
     config = routing_services.connector_config(attempt.connector)
-    result = get_adapter(config).retrieve(RetrieveRequest(
-        attempt_id=attempt.public_id, idempotency_key=attempt.psp_idempotency_key,
-        psp_reference=attempt.psp_reference))
+    result = get_adapter(config).retrieve(
+        RetrieveRequest(
+            attempt_id=attempt.public_id,
+            idempotency_key=attempt.psp_idempotency_key,
+            psp_reference=attempt.psp_reference,
+        )
+    )
     with transaction.atomic():
         intent = _lock_intent(intent.pk)
         attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt.pk)
@@ -545,33 +684,48 @@ def intent_refresh_action(*, intent: PaymentIntent, actor: Actor) -> PaymentInte
 # --------------------------------------------------------------------------- capture
 
 
-def intent_capture(*, intent: PaymentIntent, actor: Actor,
-                   amount_to_capture: int | None = None) -> PaymentIntent:
+def intent_capture(
+    *, intent: PaymentIntent, actor: Actor, amount_to_capture: int | None = None
+) -> PaymentIntent:
     with transaction.atomic():
         intent = _lock_intent(intent.pk)
         if intent.status != S.REQUIRES_CAPTURE:
             raise _unexpected_state(intent, "capture")
-        amount = intent.amount_capturable if amount_to_capture is None else validate_amount(
-            amount_to_capture, param="amount_to_capture")
+        amount = (
+            intent.amount_capturable
+            if amount_to_capture is None
+            else validate_amount(amount_to_capture, param="amount_to_capture")
+        )
         if amount > intent.amount_capturable:
             raise InvalidRequestError(
                 f"amount_to_capture ({amount}) is greater than amount_capturable "
-                f"({intent.amount_capturable}).", code="amount_too_large",
-                param="amount_to_capture")
+                f"({intent.amount_capturable}).",
+                code="amount_too_large",
+                param="amount_to_capture",
+            )
         intent.start_capture()
         intent.pending_operation = PaymentIntent.PendingOperation.CAPTURE
         intent.save()
-        audit_record(actor=actor, action="payment_intent.capture_requested",
-                     object_type="payment_intent", object_id=intent.public_id,
-                     merchant_id=intent.merchant_id, livemode=intent.livemode,
-                     changes={"amount_to_capture": [None, amount]})
+        audit_record(
+            actor=actor,
+            action="payment_intent.capture_requested",
+            object_type="payment_intent",
+            object_id=intent.public_id,
+            merchant_id=intent.merchant_id,
+            livemode=intent.livemode,
+            changes={"amount_to_capture": [None, amount]},
+        )
     config = routing_services.connector_config(intent.connector)
     attempt = intent.attempts.filter(outcome=PaymentAttempt.Outcome.APPROVED).last()
     try:
-        result = get_adapter(config).capture(CaptureRequest(
-            psp_reference=intent.psp_reference,
-            idempotency_key=f"{attempt.public_id}-capture", amount=amount,
-            currency=intent.currency))
+        result = get_adapter(config).capture(
+            CaptureRequest(
+                psp_reference=intent.psp_reference,
+                idempotency_key=f"{attempt.public_id}-capture",
+                amount=amount,
+                currency=intent.currency,
+            )
+        )
     except Exception:
         logger.exception("adapter raised on capture for %s", intent.public_id)
         result = PSPResult(outcome=Outcome.UNKNOWN, raw_code="adapter_exception")
@@ -607,16 +761,23 @@ def intent_capture(*, intent: PaymentIntent, actor: Actor,
 # --------------------------------------------------------------------------- cancel
 
 
-def intent_cancel(*, intent: PaymentIntent, actor: Actor,
-                  cancellation_reason: str = "") -> PaymentIntent:
+def intent_cancel(
+    *, intent: PaymentIntent, actor: Actor, cancellation_reason: str = ""
+) -> PaymentIntent:
     if cancellation_reason and cancellation_reason not in CANCELLATION_REASONS:
         raise InvalidRequestError(
             f"cancellation_reason must be one of {', '.join(sorted(CANCELLATION_REASONS))}.",
-            code="parameter_invalid", param="cancellation_reason")
+            code="parameter_invalid",
+            param="cancellation_reason",
+        )
     with transaction.atomic():
         intent = _lock_intent(intent.pk)
-        if intent.status not in (S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_CONFIRMATION,
-                                 S.REQUIRES_ACTION, S.REQUIRES_CAPTURE):
+        if intent.status not in (
+            S.REQUIRES_PAYMENT_METHOD,
+            S.REQUIRES_CONFIRMATION,
+            S.REQUIRES_ACTION,
+            S.REQUIRES_CAPTURE,
+        ):
             raise _unexpected_state(intent, "cancel")
         needs_void = intent.status in (S.REQUIRES_CAPTURE, S.REQUIRES_ACTION)
         if not needs_void:
@@ -625,14 +786,18 @@ def intent_cancel(*, intent: PaymentIntent, actor: Actor,
         intent.pending_operation = PaymentIntent.PendingOperation.CANCEL
         intent.save()
     # void the authorization at the PSP before we call the intent canceled
-    attempt = intent.attempts.filter(outcome__in=[PaymentAttempt.Outcome.APPROVED,
-                                                  PaymentAttempt.Outcome.REQUIRES_ACTION]).last()
+    attempt = intent.attempts.filter(
+        outcome__in=[PaymentAttempt.Outcome.APPROVED, PaymentAttempt.Outcome.REQUIRES_ACTION]
+    ).last()
     if attempt is not None and intent.psp_reference:
         config = routing_services.connector_config(intent.connector)
         try:
-            result = get_adapter(config).cancel(CancelRequest(
-                psp_reference=intent.psp_reference,
-                idempotency_key=f"{attempt.public_id}-cancel"))
+            result = get_adapter(config).cancel(
+                CancelRequest(
+                    psp_reference=intent.psp_reference,
+                    idempotency_key=f"{attempt.public_id}-cancel",
+                )
+            )
         except Exception:
             logger.exception("adapter raised on cancel for %s", intent.public_id)
             result = PSPResult(outcome=Outcome.UNKNOWN)
@@ -641,8 +806,9 @@ def intent_cancel(*, intent: PaymentIntent, actor: Actor,
                 intent = _lock_intent(intent.pk)
                 intent.pending_operation = ""
                 intent.save()
-            raise ConflictError("The PSP did not accept the cancellation; try again.",
-                                code="cancel_failed")
+            raise ConflictError(
+                "The PSP did not accept the cancellation; try again.", code="cancel_failed"
+            )
     with transaction.atomic():
         intent = _lock_intent(intent.pk)
         if intent.status in (S.REQUIRES_CAPTURE, S.REQUIRES_ACTION):
@@ -665,9 +831,15 @@ def _finish_cancel(intent: PaymentIntent, reason: str, actor: Actor) -> None:
     if intent.payment_method_id:
         vault_services.vault_discard_cvc(payment_method=intent.payment_method)
     _emit(intent, "payment_intent.canceled", previous)
-    audit_record(actor=actor, action="payment_intent.canceled", object_type="payment_intent",
-                 object_id=intent.public_id, merchant_id=intent.merchant_id,
-                 livemode=intent.livemode, changes={"status": [previous["status"], "canceled"]})
+    audit_record(
+        actor=actor,
+        action="payment_intent.canceled",
+        object_type="payment_intent",
+        object_id=intent.public_id,
+        merchant_id=intent.merchant_id,
+        livemode=intent.livemode,
+        changes={"status": [previous["status"], "canceled"]},
+    )
 
 
 def intents_expire_authorizations(*, now=None) -> int:
@@ -675,14 +847,16 @@ def intents_expire_authorizations(*, now=None) -> int:
     cancel service (which voids at the PSP and releases the ledger hold)."""
     now = now or timezone.now()
     expired = 0
-    candidates = PaymentIntent.objects.filter(status=S.REQUIRES_CAPTURE).select_related(
-        "connector")
+    candidates = PaymentIntent.objects.filter(status=S.REQUIRES_CAPTURE).select_related("connector")
     for intent in candidates.iterator():
         window = timedelta(days=intent.connector.authorization_window_days)
         if intent.authorized_at and intent.authorized_at + window <= now:
             try:
-                intent_cancel(intent=intent, actor=Actor.system("authorization_expiry"),
-                              cancellation_reason="expired")
+                intent_cancel(
+                    intent=intent,
+                    actor=Actor.system("authorization_expiry"),
+                    cancellation_reason="expired",
+                )
                 expired += 1
             except ConflictError:
                 logger.warning("could not expire %s", intent.public_id)
@@ -692,42 +866,70 @@ def intents_expire_authorizations(*, now=None) -> int:
 # --------------------------------------------------------------------------- refunds
 
 
-def refund_create(*, merchant, livemode: bool, payment_intent: str, actor: Actor,
-                  amount: int | None = None, reason: str = "",
-                  metadata: dict | None = None) -> Refund:
+def refund_create(
+    *,
+    merchant,
+    livemode: bool,
+    payment_intent: str,
+    actor: Actor,
+    amount: int | None = None,
+    reason: str = "",
+    metadata: dict | None = None,
+) -> Refund:
     if reason and reason not in REFUND_REASONS:
         raise InvalidRequestError(
             f"reason must be one of {', '.join(sorted(REFUND_REASONS))}.",
-            code="parameter_invalid", param="reason")
-    intent = intent_get(merchant_id=merchant.id, livemode=livemode, public_id=payment_intent,
-                        param="payment_intent")
+            code="parameter_invalid",
+            param="reason",
+        )
+    intent = intent_get(
+        merchant_id=merchant.id, livemode=livemode, public_id=payment_intent, param="payment_intent"
+    )
     with transaction.atomic():
         intent = _lock_intent(intent.pk)
         if intent.amount_received == 0:
             raise ConflictError(
                 f"This PaymentIntent has no captured funds to refund (status {intent.status}).",
-                code="charge_not_captured", param="payment_intent",
-                extra={"payment_intent_status": intent.status})
+                code="charge_not_captured",
+                param="payment_intent",
+                extra={"payment_intent_status": intent.status},
+            )
         remaining = intent.amount_received - intent.amount_refunded
         refund_amount = remaining if amount is None else validate_amount(amount)
         if refund_amount > remaining:
             raise InvalidRequestError(
                 f"Refund amount ({refund_amount}) is greater than the unrefunded amount "
-                f"({remaining}).", code="amount_too_large", param="amount")
+                f"({remaining}).",
+                code="amount_too_large",
+                param="amount",
+            )
         # reserve the amount on the intent now; the CHECK refunded <= received makes two racing
         # refunds that together exceed the received amount impossible even if this check raced
         intent.amount_refunded += refund_amount
         intent.save()
-        refund = Refund(intent=intent, merchant_id=intent.merchant_id, livemode=livemode,
-                        amount=refund_amount, currency=intent.currency, reason=reason,
-                        connector=intent.connector, metadata=metadata or {})
+        refund = Refund(
+            intent=intent,
+            merchant_id=intent.merchant_id,
+            livemode=livemode,
+            amount=refund_amount,
+            currency=intent.currency,
+            reason=reason,
+            connector=intent.connector,
+            metadata=metadata or {},
+        )
         refund.save()
         refund.psp_idempotency_key = f"{refund.public_id}-refund"
         refund.save(update_fields=["psp_idempotency_key"])
         _emit_refund(refund, "refund.created")
-        audit_record(actor=actor, action="refund.created", object_type="refund",
-                     object_id=refund.public_id, merchant_id=merchant.id, livemode=livemode,
-                     changes={"amount": [None, refund_amount]})
+        audit_record(
+            actor=actor,
+            action="refund.created",
+            object_type="refund",
+            object_id=refund.public_id,
+            merchant_id=merchant.id,
+            livemode=livemode,
+            changes={"amount": [None, refund_amount]},
+        )
     return refund_submit(refund_id=refund.pk)
 
 
@@ -738,20 +940,30 @@ def refund_submit(*, refund_id: int) -> Refund:
         return refund
     config = routing_services.connector_config(refund.connector)
     try:
-        result = get_adapter(config).refund(RefundRequest(
-            psp_reference=refund.intent.psp_reference,
-            idempotency_key=refund.psp_idempotency_key, refund_id=refund.public_id,
-            amount=refund.amount, currency=refund.currency, reason=refund.reason))
+        result = get_adapter(config).refund(
+            RefundRequest(
+                psp_reference=refund.intent.psp_reference,
+                idempotency_key=refund.psp_idempotency_key,
+                refund_id=refund.public_id,
+                amount=refund.amount,
+                currency=refund.currency,
+                reason=refund.reason,
+            )
+        )
     except Exception:
         logger.exception("adapter raised on refund for %s", refund.public_id)
         result = PSPResult(outcome=Outcome.UNKNOWN)
-    return refund_apply_result(refund_id=refund.pk, outcome=result.outcome,
-                               psp_reference=result.psp_reference,
-                               failure_reason=result.raw_message or result.decline_code)
+    return refund_apply_result(
+        refund_id=refund.pk,
+        outcome=result.outcome,
+        psp_reference=result.psp_reference,
+        failure_reason=result.raw_message or result.decline_code,
+    )
 
 
-def refund_apply_result(*, refund_id: int, outcome: Outcome, psp_reference: str = "",
-                        failure_reason: str = "") -> Refund:
+def refund_apply_result(
+    *, refund_id: int, outcome: Outcome, psp_reference: str = "", failure_reason: str = ""
+) -> Refund:
     """Applies a PSP answer (synchronous or from a webhook) to a refund. Only moves forward."""
     with transaction.atomic():
         refund = Refund.objects.select_for_update().select_related("intent").get(pk=refund_id)
@@ -788,9 +1000,11 @@ def refund_apply_result(*, refund_id: int, outcome: Outcome, psp_reference: str 
 
 def refunds_resubmit_pending(*, older_than_seconds: int = 60, limit: int = 200) -> int:
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    pending = list(Refund.objects.filter(status=RefundStatus.PENDING, updated_at__lte=cutoff,
-                                         inquiry_count__lt=20)
-                   .values_list("pk", flat=True)[:limit])
+    pending = list(
+        Refund.objects.filter(
+            status=RefundStatus.PENDING, updated_at__lte=cutoff, inquiry_count__lt=20
+        ).values_list("pk", flat=True)[:limit]
+    )
     for refund_id in pending:
         refund_submit(refund_id=refund_id)
     return len(pending)

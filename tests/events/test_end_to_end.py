@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 from standardwebhooks import Webhook
 
-from apps.events import catalog, inbound, tasks
+from apps.events import catalog, services, tasks
 from apps.events.models import Event, InboundWebhook, OutboxEvent, WebhookDelivery
 from apps.intents.models import PaymentIntent, Refund
 from apps.psp_simulator.control_client import SimulatorControl
@@ -94,10 +94,8 @@ def test_webhooks_both_ways_with_duplication_and_reordering(
     )
     control = SimulatorControl(simulator_url)
     # the demo seeding path registers our inbound URL at the simulator
-    registered = inbound.simulator_webhooks_register(
-        connector_ids=[stripe.pk, adyen.pk],
-        platform_base_url=live_server.url,
-        simulator_url=simulator_url,
+    registered = services.psp_simulator_webhooks_register(
+        connectors=[stripe, adyen], platform_base_url=live_server.url, simulator_url=simulator_url
     )
     assert set(registered) == {stripe.public_id, adyen.public_id}
     for index, connector in enumerate((stripe, adyen)):

@@ -10,25 +10,33 @@ from apps.merchants import services as merchant_services
 
 pytestmark = pytest.mark.usefixtures("connectors")
 
-BANK = {"country": "DE", "currency": "eur", "account_holder_name": "Seller GmbH",
-        "account_number": "DE89370400440532013000"}
+BANK = {
+    "country": "DE",
+    "currency": "eur",
+    "account_holder_name": "Seller GmbH",
+    "account_number": "DE89370400440532013000",
+}
 
 
 def _seller(merchant, actor, name):
-    return merchant_services.seller_create(merchant=merchant, livemode=False, name=name,
-                                           country="DE", bank_account=BANK, actor=actor)
+    return merchant_services.seller_create(
+        merchant=merchant, livemode=False, name=name, country="DE", bank_account=BANK, actor=actor
+    )
 
 
 def _balance(merchant, code):
-    return ledger_selectors.account_balance(merchant_id=merchant.id, livemode=False,
-                                            currency="eur", code=code)
+    return ledger_selectors.account_balance(
+        merchant_id=merchant.id, livemode=False, currency="eur", code=code
+    )
 
 
 def test_capture_credits_each_seller_and_the_platform_fee(pay, merchant, system_actor, api):
     a, b = _seller(merchant, system_actor, "A"), _seller(merchant, system_actor, "B")
-    response = pay(amount=10000, splits=[{"seller": a.public_id, "amount": 6000},
-                                         {"seller": b.public_id, "amount": 2000}],
-                   platform_fee_amount=500)
+    response = pay(
+        amount=10000,
+        splits=[{"seller": a.public_id, "amount": 6000}, {"seller": b.public_id, "amount": 2000}],
+        platform_fee_amount=500,
+    )
     assert response.status_code == 200, response.content
     assert response.json()["splits"][0] == {"seller": a.public_id, "amount": 6000}
     assert _balance(merchant, seller_pending(a.public_id)) == 6000
@@ -38,8 +46,9 @@ def test_capture_credits_each_seller_and_the_platform_fee(pay, merchant, system_
     assert _balance(merchant, MERCHANT_PENDING) == 10000 - 6000 - 2000 - 500 - fee
 
     # a half refund takes half of each seller's share back
-    refund = api.post("/v1/refunds", {"payment_intent": response.json()["id"], "amount": 5000},
-                      format="json")
+    refund = api.post(
+        "/v1/refunds", {"payment_intent": response.json()["id"], "amount": 5000}, format="json"
+    )
     assert refund.json()["status"] == "succeeded"
     assert _balance(merchant, seller_pending(a.public_id)) == 3000
     assert _balance(merchant, seller_pending(b.public_id)) == 1000
@@ -47,8 +56,9 @@ def test_capture_credits_each_seller_and_the_platform_fee(pay, merchant, system_
 
 def test_splits_above_the_amount_are_refused(pay, merchant, system_actor):
     a = _seller(merchant, system_actor, "A")
-    response = pay(amount=1000, splits=[{"seller": a.public_id, "amount": 900}],
-                   platform_fee_amount=200)
+    response = pay(
+        amount=1000, splits=[{"seller": a.public_id, "amount": 900}], platform_fee_amount=200
+    )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "splits_exceed_amount"
     assert PaymentIntent.objects.count() == 0
@@ -62,11 +72,14 @@ def test_a_seller_of_another_merchant_is_refused(pay, other_merchant, system_act
     assert PaymentIntent.objects.count() == 0
 
 
-@pytest.mark.parametrize(("split", "param"), [
-    ({"seller": "sel_x", "amount": 0}, "splits[0][seller]"),
-    ({"amount": 10}, "splits[0][seller]"),
-    ({"seller": "sel_x", "amount": 10, "extra": 1}, "splits[0][extra]"),
-])
+@pytest.mark.parametrize(
+    ("split", "param"),
+    [
+        ({"seller": "sel_x", "amount": 0}, "splits[0][seller]"),
+        ({"amount": 10}, "splits[0][seller]"),
+        ({"seller": "sel_x", "amount": 10, "extra": 1}, "splits[0][extra]"),
+    ],
+)
 def test_malformed_splits_name_the_param(pay, split, param):
     response = pay(amount=1000, splits=[split])
     assert response.status_code in (400, 404)

@@ -21,8 +21,11 @@ class PaymentIntentCreateInputSerializer(StrictSerializer):
     description = serializers.CharField(required=False, max_length=1000, allow_blank=True)
     metadata = MetadataField(required=False)
     splits = PaymentIntentSplitInputSerializer(
-        many=True, required=False, max_length=50,
-        help_text="Marketplace: each seller's share, credited to its balance on capture.")
+        many=True,
+        required=False,
+        max_length=50,
+        help_text="Marketplace: each seller's share, credited to its balance on capture.",
+    )
     platform_fee_amount = serializers.JSONField(required=False)
 
 

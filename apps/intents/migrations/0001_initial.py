@@ -6,92 +6,185 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='PaymentAttempt',
+            name="PaymentAttempt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', apps.core.ids.PublicIdField(editable=False, max_length=40, prefix='pa', unique=True)),
-                ('sequence', models.PositiveSmallIntegerField()),
-                ('psp_idempotency_key', models.CharField(max_length=100, unique=True)),
-                ('amount', models.BigIntegerField()),
-                ('currency', models.CharField(max_length=3)),
-                ('outcome', models.CharField(choices=[('pending', 'Pending'), ('approved', 'Approved'), ('requires_action', 'Requires Action'), ('soft_decline', 'Soft Decline'), ('hard_decline', 'Hard Decline'), ('unknown', 'Unknown'), ('error', 'Error'), ('canceled', 'Canceled')], default='pending', max_length=20)),
-                ('decline_code', models.CharField(blank=True, max_length=60)),
-                ('raw_code', models.CharField(blank=True, max_length=100)),
-                ('raw_message', models.CharField(blank=True, max_length=500)),
-                ('psp_reference', models.CharField(blank=True, db_index=True, max_length=100)),
-                ('http_status', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('latency_ms', models.PositiveIntegerField(blank=True, null=True)),
-                ('routing_trace', models.JSONField(blank=True, default=dict)),
-                ('inquiry_count', models.PositiveSmallIntegerField(default=0)),
-                ('next_inquiry_at', models.DateTimeField(blank=True, null=True)),
-                ('started_at', models.DateTimeField(auto_now_add=True)),
-                ('completed_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "public_id",
+                    apps.core.ids.PublicIdField(
+                        editable=False, max_length=40, prefix="pa", unique=True
+                    ),
+                ),
+                ("sequence", models.PositiveSmallIntegerField()),
+                ("psp_idempotency_key", models.CharField(max_length=100, unique=True)),
+                ("amount", models.BigIntegerField()),
+                ("currency", models.CharField(max_length=3)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("approved", "Approved"),
+                            ("requires_action", "Requires Action"),
+                            ("soft_decline", "Soft Decline"),
+                            ("hard_decline", "Hard Decline"),
+                            ("unknown", "Unknown"),
+                            ("error", "Error"),
+                            ("canceled", "Canceled"),
+                        ],
+                        default="pending",
+                        max_length=20,
+                    ),
+                ),
+                ("decline_code", models.CharField(blank=True, max_length=60)),
+                ("raw_code", models.CharField(blank=True, max_length=100)),
+                ("raw_message", models.CharField(blank=True, max_length=500)),
+                ("psp_reference", models.CharField(blank=True, db_index=True, max_length=100)),
+                ("http_status", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("latency_ms", models.PositiveIntegerField(blank=True, null=True)),
+                ("routing_trace", models.JSONField(blank=True, default=dict)),
+                ("inquiry_count", models.PositiveSmallIntegerField(default=0)),
+                ("next_inquiry_at", models.DateTimeField(blank=True, null=True)),
+                ("started_at", models.DateTimeField(auto_now_add=True)),
+                ("completed_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['intent_id', 'sequence'],
+                "ordering": ["intent_id", "sequence"],
             },
         ),
         migrations.CreateModel(
-            name='PaymentIntent',
+            name="PaymentIntent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', apps.core.ids.PublicIdField(editable=False, max_length=40, prefix='pi', unique=True)),
-                ('livemode', models.BooleanField()),
-                ('status', django_fsm.FSMField(choices=[('requires_payment_method', 'Requires Payment Method'), ('requires_confirmation', 'Requires Confirmation'), ('requires_action', 'Requires Action'), ('processing', 'Processing'), ('requires_capture', 'Requires Capture'), ('succeeded', 'Succeeded'), ('canceled', 'Canceled')], default='requires_payment_method', max_length=50, protected=True)),
-                ('amount', models.BigIntegerField()),
-                ('currency', models.CharField(max_length=3)),
-                ('capture_method', models.CharField(choices=[('automatic', 'Automatic'), ('manual', 'Manual')], default='automatic', max_length=10)),
-                ('amount_capturable', models.BigIntegerField(default=0)),
-                ('amount_received', models.BigIntegerField(default=0)),
-                ('amount_refunded', models.BigIntegerField(default=0)),
-                ('psp_reference', models.CharField(blank=True, db_index=True, max_length=100)),
-                ('pending_operation', models.CharField(blank=True, choices=[('', 'None'), ('authorize', 'Authorize'), ('capture', 'Capture'), ('cancel', 'Cancel')], default='', max_length=10)),
-                ('order_id', models.CharField(blank=True, db_index=True, max_length=100)),
-                ('customer_email', models.EmailField(blank=True, db_index=True, max_length=254)),
-                ('description', models.CharField(blank=True, max_length=1000)),
-                ('metadata', models.JSONField(blank=True, default=dict)),
-                ('last_payment_error', models.JSONField(blank=True, null=True)),
-                ('next_action', models.JSONField(blank=True, null=True)),
-                ('cancellation_reason', models.CharField(blank=True, max_length=40)),
-                ('needs_review', models.BooleanField(default=False)),
-                ('authorized_at', models.DateTimeField(blank=True, null=True)),
-                ('canceled_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "public_id",
+                    apps.core.ids.PublicIdField(
+                        editable=False, max_length=40, prefix="pi", unique=True
+                    ),
+                ),
+                ("livemode", models.BooleanField()),
+                (
+                    "status",
+                    django_fsm.FSMField(
+                        choices=[
+                            ("requires_payment_method", "Requires Payment Method"),
+                            ("requires_confirmation", "Requires Confirmation"),
+                            ("requires_action", "Requires Action"),
+                            ("processing", "Processing"),
+                            ("requires_capture", "Requires Capture"),
+                            ("succeeded", "Succeeded"),
+                            ("canceled", "Canceled"),
+                        ],
+                        default="requires_payment_method",
+                        max_length=50,
+                        protected=True,
+                    ),
+                ),
+                ("amount", models.BigIntegerField()),
+                ("currency", models.CharField(max_length=3)),
+                (
+                    "capture_method",
+                    models.CharField(
+                        choices=[("automatic", "Automatic"), ("manual", "Manual")],
+                        default="automatic",
+                        max_length=10,
+                    ),
+                ),
+                ("amount_capturable", models.BigIntegerField(default=0)),
+                ("amount_received", models.BigIntegerField(default=0)),
+                ("amount_refunded", models.BigIntegerField(default=0)),
+                ("psp_reference", models.CharField(blank=True, db_index=True, max_length=100)),
+                (
+                    "pending_operation",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("", "None"),
+                            ("authorize", "Authorize"),
+                            ("capture", "Capture"),
+                            ("cancel", "Cancel"),
+                        ],
+                        default="",
+                        max_length=10,
+                    ),
+                ),
+                ("order_id", models.CharField(blank=True, db_index=True, max_length=100)),
+                ("customer_email", models.EmailField(blank=True, db_index=True, max_length=254)),
+                ("description", models.CharField(blank=True, max_length=1000)),
+                ("metadata", models.JSONField(blank=True, default=dict)),
+                ("last_payment_error", models.JSONField(blank=True, null=True)),
+                ("next_action", models.JSONField(blank=True, null=True)),
+                ("cancellation_reason", models.CharField(blank=True, max_length=40)),
+                ("needs_review", models.BooleanField(default=False)),
+                ("authorized_at", models.DateTimeField(blank=True, null=True)),
+                ("canceled_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
             bases=(django_fsm.ConcurrentTransitionMixin, models.Model),
         ),
         migrations.CreateModel(
-            name='Refund',
+            name="Refund",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', apps.core.ids.PublicIdField(editable=False, max_length=40, prefix='re', unique=True)),
-                ('livemode', models.BooleanField()),
-                ('amount', models.BigIntegerField()),
-                ('currency', models.CharField(max_length=3)),
-                ('reason', models.CharField(blank=True, max_length=40)),
-                ('status', django_fsm.FSMField(choices=[('pending', 'Pending'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('canceled', 'Canceled')], default='pending', max_length=50, protected=True)),
-                ('psp_idempotency_key', models.CharField(max_length=100, unique=True)),
-                ('psp_reference', models.CharField(blank=True, db_index=True, max_length=100)),
-                ('failure_reason', models.CharField(blank=True, max_length=200)),
-                ('metadata', models.JSONField(blank=True, default=dict)),
-                ('inquiry_count', models.PositiveSmallIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "public_id",
+                    apps.core.ids.PublicIdField(
+                        editable=False, max_length=40, prefix="re", unique=True
+                    ),
+                ),
+                ("livemode", models.BooleanField()),
+                ("amount", models.BigIntegerField()),
+                ("currency", models.CharField(max_length=3)),
+                ("reason", models.CharField(blank=True, max_length=40)),
+                (
+                    "status",
+                    django_fsm.FSMField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("canceled", "Canceled"),
+                        ],
+                        default="pending",
+                        max_length=50,
+                        protected=True,
+                    ),
+                ),
+                ("psp_idempotency_key", models.CharField(max_length=100, unique=True)),
+                ("psp_reference", models.CharField(blank=True, db_index=True, max_length=100)),
+                ("failure_reason", models.CharField(blank=True, max_length=200)),
+                ("metadata", models.JSONField(blank=True, default=dict)),
+                ("inquiry_count", models.PositiveSmallIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
             bases=(django_fsm.ConcurrentTransitionMixin, models.Model),
         ),

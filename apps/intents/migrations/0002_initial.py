@@ -5,87 +5,147 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('intents', '0001_initial'),
-        ('merchants', '0001_initial'),
-        ('routing', '0001_initial'),
-        ('vault', '0001_initial'),
+        ("intents", "0001_initial"),
+        ("merchants", "0001_initial"),
+        ("routing", "0001_initial"),
+        ("vault", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='paymentattempt',
-            name='connector',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='routing.connector'),
+            model_name="paymentattempt",
+            name="connector",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="routing.connector",
+            ),
         ),
         migrations.AddField(
-            model_name='paymentintent',
-            name='connector',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='routing.connector'),
+            model_name="paymentintent",
+            name="connector",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="routing.connector",
+            ),
         ),
         migrations.AddField(
-            model_name='paymentintent',
-            name='merchant',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='payment_intents', to='merchants.merchant'),
+            model_name="paymentintent",
+            name="merchant",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="payment_intents",
+                to="merchants.merchant",
+            ),
         ),
         migrations.AddField(
-            model_name='paymentintent',
-            name='payment_method',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='vault.paymentmethod'),
+            model_name="paymentintent",
+            name="payment_method",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="vault.paymentmethod",
+            ),
         ),
         migrations.AddField(
-            model_name='paymentattempt',
-            name='intent',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='attempts', to='intents.paymentintent'),
+            model_name="paymentattempt",
+            name="intent",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="attempts",
+                to="intents.paymentintent",
+            ),
         ),
         migrations.AddField(
-            model_name='refund',
-            name='connector',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='routing.connector'),
+            model_name="refund",
+            name="connector",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="routing.connector",
+            ),
         ),
         migrations.AddField(
-            model_name='refund',
-            name='intent',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='refunds', to='intents.paymentintent'),
+            model_name="refund",
+            name="intent",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="refunds",
+                to="intents.paymentintent",
+            ),
         ),
         migrations.AddField(
-            model_name='refund',
-            name='merchant',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='merchants.merchant'),
+            model_name="refund",
+            name="merchant",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="merchants.merchant",
+            ),
         ),
         migrations.AddIndex(
-            model_name='paymentintent',
-            index=models.Index(fields=['merchant', 'livemode', '-id'], name='intents_pay_merchan_d3bffe_idx'),
+            model_name="paymentintent",
+            index=models.Index(
+                fields=["merchant", "livemode", "-id"], name="intents_pay_merchan_d3bffe_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='paymentintent',
-            index=models.Index(fields=['status', 'authorized_at'], name='intent_status_authorized'),
+            model_name="paymentintent",
+            index=models.Index(fields=["status", "authorized_at"], name="intent_status_authorized"),
         ),
         migrations.AddConstraint(
-            model_name='paymentintent',
-            constraint=models.CheckConstraint(condition=models.Q(('amount__gt', 0)), name='intent_amount_positive'),
+            model_name="paymentintent",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount__gt", 0)), name="intent_amount_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='paymentintent',
-            constraint=models.CheckConstraint(condition=models.Q(('amount_refunded__gte', 0), ('amount_refunded__lte', models.F('amount_received')), ('amount_received__gte', 0), ('amount_received__lte', models.F('amount'))), name='intent_refunded_le_received_le_amount'),
+            model_name="paymentintent",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("amount_refunded__gte", 0),
+                    ("amount_refunded__lte", models.F("amount_received")),
+                    ("amount_received__gte", 0),
+                    ("amount_received__lte", models.F("amount")),
+                ),
+                name="intent_refunded_le_received_le_amount",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='paymentintent',
-            constraint=models.CheckConstraint(condition=models.Q(('amount_capturable__gte', 0), ('amount_capturable__lte', models.F('amount'))), name='intent_capturable_within_amount'),
+            model_name="paymentintent",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("amount_capturable__gte", 0), ("amount_capturable__lte", models.F("amount"))
+                ),
+                name="intent_capturable_within_amount",
+            ),
         ),
         migrations.AddIndex(
-            model_name='paymentattempt',
-            index=models.Index(condition=models.Q(('outcome', 'unknown')), fields=['next_inquiry_at'], name='attempt_unknown_due'),
+            model_name="paymentattempt",
+            index=models.Index(
+                condition=models.Q(("outcome", "unknown")),
+                fields=["next_inquiry_at"],
+                name="attempt_unknown_due",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='paymentattempt',
-            constraint=models.UniqueConstraint(fields=('intent', 'sequence'), name='attempt_sequence_unique'),
+            model_name="paymentattempt",
+            constraint=models.UniqueConstraint(
+                fields=("intent", "sequence"), name="attempt_sequence_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='refund',
-            constraint=models.CheckConstraint(condition=models.Q(('amount__gt', 0)), name='refund_amount_positive'),
+            model_name="refund",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount__gt", 0)), name="refund_amount_positive"
+            ),
         ),
     ]

@@ -4,32 +4,37 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('intents', '0002_initial'),
-        ('merchants', '0002_marketplace_and_ledger_hold'),
-        ('routing', '0002_routing_profiles_health'),
-        ('vault', '0001_initial'),
+        ("intents", "0002_initial"),
+        ("merchants", "0002_marketplace_and_ledger_hold"),
+        ("routing", "0002_routing_profiles_health"),
+        ("vault", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='paymentintent',
-            name='ledger_hold',
+            model_name="paymentintent",
+            name="ledger_hold",
             field=models.CharField(blank=True, max_length=40),
         ),
         migrations.AddField(
-            model_name='paymentintent',
-            name='platform_fee_amount',
+            model_name="paymentintent",
+            name="platform_fee_amount",
             field=models.BigIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='paymentintent',
-            name='splits',
+            model_name="paymentintent",
+            name="splits",
             field=models.JSONField(blank=True, default=list),
         ),
         migrations.AddConstraint(
-            model_name='paymentintent',
-            constraint=models.CheckConstraint(condition=models.Q(('platform_fee_amount__gte', 0), ('platform_fee_amount__lte', models.F('amount'))), name='intent_platform_fee_within_amount'),
+            model_name="paymentintent",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("platform_fee_amount__gte", 0),
+                    ("platform_fee_amount__lte", models.F("amount")),
+                ),
+                name="intent_platform_fee_within_amount",
+            ),
         ),
     ]

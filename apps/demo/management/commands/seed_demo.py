@@ -152,7 +152,6 @@ class Command(BaseCommand):
                 **spec,
             )
             made.append(1)
-        connectors = list(routing_selectors.connector_list(merchant_id=merchant.id,
-                                                           livemode=False))
+        connectors = list(routing_selectors.connector_list(merchant_id=merchant.id, livemode=False))
         routing_services.routing_seed_demo(merchant=merchant, connectors=connectors)
         return made
