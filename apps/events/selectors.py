@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.apps import apps as django_apps
 from django.db.models import Prefetch, QuerySet
 
 from apps.core.errors import NotFoundError
@@ -16,6 +15,7 @@ from apps.events.models import (
     WebhookDeliveryAttempt,
     WebhookEndpoint,
 )
+from apps.routing import selectors as routing_selectors
 
 
 def outbox_for_object(*, object_id: str):
@@ -94,25 +94,12 @@ def webhook_delivery_get(*, endpoint: WebhookEndpoint, public_id: str) -> Webhoo
         raise NotFoundError(f"No such webhook delivery: {public_id!r}.", param="id") from None
 
 
-def _connector_model():
-    # TODO(routing): routing.selectors has no unscoped lookup yet (connector_get needs the
-    # merchant, which a PSP webhook URL does not carry); until it has one, the model is looked
-    # up through the app registry instead of imported, and only here.
-    return django_apps.get_model("routing", "Connector")
-
-
 def connector_for_webhooks(*, public_id: str):
-    """Unscoped on purpose: the PSP names the connector in the URL; the signature, checked
-    with that connector's secret, is what authenticates the request."""
-    Connector = _connector_model()
-    try:
-        return Connector.objects.get(public_id=public_id)
-    except Connector.DoesNotExist:
-        raise NotFoundError(f"No such connector: {public_id!r}.", param="connector_id") from None
+    return routing_selectors.connector_get_for_webhook(public_id=public_id)
 
 
 def connectors_by_ids(*, ids: list[int]):
-    return list(_connector_model().objects.filter(pk__in=ids))
+    return routing_selectors.connectors_by_ids(ids=ids)
 
 
 def inbound_rejections(*, connector_id: int, since: datetime) -> int:

@@ -58,7 +58,9 @@ def on_captured(*, intent, amount: int) -> None:
         platform_fee=intent.platform_fee_amount,
         splits=_splits(intent),
     )
-    key = f"{intent.public_id}:capture"
+    # per hold: a capture reverted by a CAPTURE_FAILED notification reopens a new hold, and
+    # capturing that one again must not collide with the first capture's key
+    key = f"{intent.public_id}:capture:{intent.ledger_hold or 'direct'}"
     if intent.ledger_hold:
         ledger.ledger_capture_hold(
             hold=intent.ledger_hold,

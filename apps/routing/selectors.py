@@ -189,3 +189,16 @@ def connector_settlement_delays() -> dict[str, int]:
         public_id: days * 86400
         for public_id, days in Connector.objects.values_list("public_id", "settlement_delay_days")
     }
+
+
+def connector_get_for_webhook(*, public_id: str) -> Connector:
+    """Unscoped on purpose: a PSP names the connector in the webhook URL; the signature,
+    checked with that connector's secret, is what authenticates the request."""
+    try:
+        return Connector.objects.get(public_id=public_id)
+    except Connector.DoesNotExist:
+        raise NotFoundError(f"No such connector: {public_id!r}.", param="connector_id") from None
+
+
+def connectors_by_ids(*, ids: list[int]) -> list[Connector]:
+    return list(Connector.objects.filter(pk__in=ids))

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "apps.core.middleware.RequestIdMiddleware",
+    "apps.events.middleware.IdempotencyKeyContextMiddleware",
     "apps.core.middleware.ApiBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -226,6 +227,16 @@ PLATFORM_BEAT_SCHEDULES = {
     "inquire unknown PSP outcomes": {"task": "intents.inquire_due_attempts", "every": 15},
     "expire old authorizations": {"task": "intents.expire_authorizations", "every": 3600},
     "re-send pending refunds": {"task": "intents.resubmit_pending_refunds", "every": 60},
+    "relay outbox events (sweep)": {"task": "events.relay_outbox", "every": 10},
+    "send due merchant webhooks": {"task": "events.deliver_due_webhooks", "every": 10},
+    "process pending PSP webhooks (sweep)": {
+        "task": "events.process_due_psp_webhooks",
+        "every": 15,
+    },
+    "disable failing webhook endpoints": {
+        "task": "events.disable_failing_endpoints",
+        "every": 3600,
+    },
     "evaluate connector health": {"task": "routing.evaluate_connector_health", "every": 30},
     "probe disabled connectors": {"task": "routing.probe_disabled_connectors", "every": 30},
     "automatic payouts": {"task": "payouts.run_scheduled", "every": 3600},

@@ -16,6 +16,7 @@ from django.db import transaction
 from guardian.shortcuts import assign_perm
 
 from apps.core.audit import Actor
+from apps.events import services as events_services
 from apps.merchants.models import ApiKey, Merchant
 from apps.merchants.services import hash_api_key, key_prefix
 from apps.routing import selectors as routing_selectors
@@ -154,4 +155,10 @@ class Command(BaseCommand):
             made.append(1)
         connectors = list(routing_selectors.connector_list(merchant_id=merchant.id, livemode=False))
         routing_services.routing_seed_demo(merchant=merchant, connectors=connectors)
+        events_services.events_seed_demo(
+            merchant=merchant,
+            connectors=connectors,
+            platform_base_url=settings.API_BASE_URL,
+            simulator_url=settings.SIMULATOR_URL,
+        )
         return made
