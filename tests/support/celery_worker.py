@@ -36,6 +36,7 @@ def running_worker(*, concurrency: int = 2, queues: str = "celery", extra_env=No
         "TEST_REDIS_URL": settings.REDIS_URL,
         **(extra_env or {}),
     }
+    (ROOT / ".local").mkdir(exist_ok=True)  # ignored by git: absent on a fresh clone
     log = open(ROOT / ".local" / "test-celery-worker.log", "ab")  # noqa: SIM115
     process = subprocess.Popen(
         [
