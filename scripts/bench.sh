@@ -141,7 +141,8 @@ gunicorn apps.psp_simulator.wsgi:app -b "127.0.0.1:$BENCH_SIM_PORT" -k gthread -
 PIDS+=($!); SIM_PID=$!
 gunicorn payments_platform.wsgi -c gunicorn.conf.py >"$LOGS/web.log" 2>&1 &
 PIDS+=($!); WEB_PID=$!
-celery -A payments_platform worker --loglevel WARNING --concurrency "$CELERY_CONCURRENCY" \
+# the worker keeps one persistent connection per process (DB_CONN_MAX_AGE), not the pool
+env -u DB_POOL celery -A payments_platform worker --loglevel WARNING --concurrency "$CELERY_CONCURRENCY" \
   --queues celery --without-gossip --without-mingle >"$LOGS/worker.log" 2>&1 &
 PIDS+=($!); WORKER_PID=$!
 

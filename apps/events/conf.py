@@ -10,6 +10,12 @@ DEFAULTS: dict[str, Any] = {
     # relay: outbox rows per transaction, and how many batches one task drains
     "EVENTS_RELAY_BATCH_SIZE": 500,
     "EVENTS_RELAY_MAX_BATCHES": 20,
+    # a queued relay task suppresses further publishes this long at most (a lost task's flag
+    # expires; the beat sweep covers the gap)
+    "EVENTS_RELAY_QUEUED_TTL_SECONDS": 10,
+    # how long a queued relay waits for more rows before it runs (events reach merchants this
+    # much later; under load one task relays the rows of hundreds of payments)
+    "EVENTS_RELAY_COALESCE_SECONDS": 0.2,
     # merchant webhooks: delay after the 1st, 2nd, … failure (about three days in total), each
     # stretched or shrunk at random by up to WEBHOOK_RETRY_JITTER; after the last, dead-letter
     "WEBHOOK_RETRY_SCHEDULE_SECONDS": [

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from urllib.parse import quote
 
 import requests
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
@@ -73,15 +74,42 @@ def outbox_record(
     return row
 
 
+RELAY_QUEUED_KEY = "events:relay:queued"
+
+
 def _enqueue_relay() -> None:
+    """After a commit with outbox rows: make sure a relay task is queued. One queued relay
+    covers every row committed before it starts, so while one waits (a flag in Redis, which the
+    task clears as it starts, before it reads the outbox) there is nothing to publish: under
+    load a handful of tasks relay thousands of rows instead of one task per transaction."""
     from apps.events.tasks import relay_outbox
 
     try:
+        if not cache.add(RELAY_QUEUED_KEY, 1, timeout=conf("EVENTS_RELAY_QUEUED_TTL_SECONDS")):
+            return
+    except Exception:  # Redis trouble: publish anyway (the broker may still work)
+        logger.warning("outbox relay flag unavailable; publishing the relay regardless")
+    try:
         # no publish retries: a broker outage must not slow the checkout plane; the beat sweep
-        # relays whatever this misses
-        relay_outbox.apply_async(retry=False)
+        # relays whatever this misses. The short countdown lets the rows of many transactions
+        # share one relay task.
+        relay_outbox.apply_async(retry=False, countdown=conf("EVENTS_RELAY_COALESCE_SECONDS"))
     except Exception:
+        _relay_queued_clear()
         logger.warning("could not enqueue the outbox relay; the sweep will pick the rows up")
+
+
+def _relay_queued_clear() -> None:
+    try:
+        cache.delete(RELAY_QUEUED_KEY)
+    except Exception:
+        logger.warning("could not clear the outbox relay flag; it expires by itself")
+
+
+def outbox_relay_started() -> None:
+    """Called by the relay task before it reads the outbox: rows committed from now on enqueue
+    a new task."""
+    _relay_queued_clear()
 
 
 _enqueue_relay.is_outbox_relay_trigger = True  # type: ignore[attr-defined]

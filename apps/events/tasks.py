@@ -8,6 +8,7 @@ from apps.events import inbound, relay, selectors, services
 @shared_task(name="events.relay_outbox")
 def relay_outbox() -> int:
     """Enqueued when a transaction with outbox rows commits, and run by beat as the sweep."""
+    services.outbox_relay_started()
     return relay.outbox_relay()
 
 

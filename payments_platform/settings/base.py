@@ -83,9 +83,17 @@ TEMPLATES = [
 ]
 
 DATABASE_URL = env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/payments_platform")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+# Without the pool (Celery worker and beat, runserver), connections persist for
+# DB_CONN_MAX_AGE seconds, checked before reuse: a Celery task that opened a fresh connection
+# would pay a PostgreSQL backend fork each time, more than most tasks cost themselves.
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 300), conn_health_checks=True
+    )
+}
 DATABASES["default"].setdefault("OPTIONS", {})
 if env_bool("DB_POOL", False):
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool owns the connections
     # psycopg's own pool (Django >= 5.1): used by gunicorn in production and by `make bench`.
     DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": env_int("DB_POOL_MIN", 2),
@@ -160,6 +168,9 @@ SPECTACULAR_SETTINGS = {
 # Celery: Redis is the broker; results are not needed (state lives in PostgreSQL).
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
 CELERY_TASK_IGNORE_RESULT = True
+# Celery would otherwise close the database connection after every task (a backend fork per
+# task); payments_platform/celery.py applies Django's CONN_MAX_AGE and health checks instead
+CELERY_DB_REUSE_MAX = 100_000
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

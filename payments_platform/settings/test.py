@@ -9,3 +9,6 @@ CACHES = {
 CELERY_BROKER_URL = REDIS_URL
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast staff logins in tests
 DEBUG = False
+# Tests open connections from many short-lived threads: close them with each request/task, as
+# before, instead of keeping one per thread.
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405

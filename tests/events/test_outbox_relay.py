@@ -159,3 +159,38 @@ def test_broker_down_at_commit_the_sweep_relays_later(
     assert OutboxEvent.objects.filter(relayed_at__isnull=True).count() == 1
     assert tasks.relay_outbox() == 1  # what beat runs
     assert Event.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)  # real commits, so on_commit hooks run per commit
+def test_while_a_relay_is_queued_later_commits_publish_nothing_and_lose_nothing(
+    merchant, relay_enqueues
+):
+    for n in range(5):
+        with transaction.atomic():
+            record(merchant, object_id=f"pi_{n}")
+    # the first commit queued a relay (a short countdown, to gather rows); the next four rode on it
+    assert len(relay_enqueues) == 1
+    assert relay_enqueues[0]["countdown"] > 0
+    assert tasks.relay_outbox() == 5  # the queued task relays every row committed before it
+    with transaction.atomic():
+        record(merchant, object_id="pi_after")
+    # the task cleared the flag as it started: a commit after that queues a new relay
+    assert len(relay_enqueues) == 2
+    assert tasks.relay_outbox() == 1
+    assert Event.objects.count() == 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_publish_does_not_leave_the_relay_flag_behind(merchant, monkeypatch):
+    def broker_down(*args, **kwargs):
+        raise ConnectionRefusedError("redis is down")
+
+    monkeypatch.setattr(tasks.relay_outbox, "apply_async", broker_down)
+    with transaction.atomic():
+        record(merchant, object_id="pi_down")
+    calls = []
+    monkeypatch.setattr(tasks.relay_outbox, "apply_async", lambda *a, **k: calls.append(k))
+    with transaction.atomic():
+        record(merchant, object_id="pi_up")
+    assert len(calls) == 1  # the broker is back: this commit publishes at once
+    assert tasks.relay_outbox() == 2
