@@ -231,8 +231,9 @@ def _validate_splits(
 
 @dataclass
 class _PlannedAttempt:
-    attempt_id: int
-    intent_id: int
+    # the attempt as tx A saved it, with its intent (payment method loaded) and connector: the
+    # PSP call needs nothing more, so nothing is read again between tx A and the call
+    attempt: PaymentAttempt
 
 
 def intent_confirm(
@@ -245,15 +246,16 @@ def intent_confirm(
     deadline = time.monotonic() + settings.CONFIRM_TIME_BUDGET_SECONDS
     planned = _confirm_begin(intent=intent, actor=actor, payment_method=payment_method)
     while True:
-        attempt = PaymentAttempt.objects.select_related("connector", "intent__payment_method").get(
-            pk=planned.attempt_id
-        )
+        attempt = planned.attempt
         result = _authorize_at_psp(attempt)
-        planned = _confirm_apply(attempt_id=attempt.pk, result=result, deadline=deadline)
-        if planned is None:
+        outcome = _confirm_apply(attempt_id=attempt.pk, result=result, deadline=deadline)
+        if isinstance(outcome, PaymentIntent):
+            return outcome  # as tx B left it, locked and saved
+        if outcome is None:  # a webhook or inquiry applied the result first
             return PaymentIntent.objects.select_related("payment_method", "connector").get(
                 pk=intent.pk
             )
+        planned = outcome
 
 
 def _confirm_begin(*, intent: PaymentIntent, actor: Actor, payment_method: str | None):
@@ -288,9 +290,17 @@ def _confirm_begin(*, intent: PaymentIntent, actor: Actor, payment_method: str |
     return planned
 
 
-def _plan_next_attempt(intent: PaymentIntent, *, tried: frozenset[int], first: bool):
+def _plan_next_attempt(
+    intent: PaymentIntent,
+    *,
+    tried: frozenset[int],
+    first: bool,
+    previous: PaymentAttempt | None = None,
+):
     """Inside tx A (intent locked): ask routing, record the attempt, move to processing.
-    Returns None when no connector is left (the caller decides what that means)."""
+    Returns None when no connector is left (the caller decides what that means). `previous`:
+    on failover, the attempt that just failed, which is the intent's latest (attempts are only
+    added under the intent's lock)."""
     from apps.core.ids import new_public_id  # (kept local: only this function uses it)
 
     facts = vault_selectors.card_routing_facts(intent.payment_method)
@@ -311,7 +321,11 @@ def _plan_next_attempt(intent: PaymentIntent, *, tried: frozenset[int], first: b
     # the full decision trace (profile version, rule, scored candidates, skipped connectors
     # with reasons), plus the attempt's number within this confirm for the failover bound
     trace = decision.trace()
-    last = intent.attempts.order_by("-sequence").values("sequence", "routing_trace").first()
+    last = (
+        {"sequence": previous.sequence, "routing_trace": previous.routing_trace}
+        if previous is not None
+        else intent.attempts.order_by("-sequence").values("sequence", "routing_trace").first()
+    )
     trace["confirm_attempt"] = (
         1
         if first or last is None
@@ -350,7 +364,7 @@ def _plan_next_attempt(intent: PaymentIntent, *, tried: frozenset[int], first: b
     intent.save()
     if first:
         _emit(intent, "payment_intent.processing", previous)
-    return _PlannedAttempt(attempt_id=attempt.pk, intent_id=intent.pk)
+    return _PlannedAttempt(attempt=attempt)
 
 
 def _authorize_at_psp(attempt: PaymentAttempt) -> PSPResult:
@@ -414,11 +428,16 @@ def _payment_error(result: PSPResult, attempt: PaymentAttempt) -> dict:
     }
 
 
-def _confirm_apply(*, attempt_id: int, result: PSPResult, deadline: float):
-    """tx B. Returns the next planned attempt when failing over, else None."""
+def _confirm_apply(
+    *, attempt_id: int, result: PSPResult, deadline: float
+) -> _PlannedAttempt | PaymentIntent | None:
+    """tx B. Returns the next planned attempt when failing over, else the intent as saved, or
+    None when someone else (webhook, inquiry) had already applied this attempt's result."""
     with transaction.atomic():
         attempt = (
-            PaymentAttempt.objects.select_for_update()
+            # of=self: a bare FOR UPDATE would also lock the joined connector row, which every
+            # payment through that connector shares, serializing them all
+            PaymentAttempt.objects.select_for_update(of=("self",))
             .select_related("connector")
             .get(pk=attempt_id)
         )
@@ -483,7 +502,7 @@ def _confirm_apply(*, attempt_id: int, result: PSPResult, deadline: float):
             )
             if may_fail_over:
                 tried = frozenset(intent.attempts.values_list("connector_id", flat=True))
-                planned = _plan_next_attempt(intent, tried=tried, first=False)
+                planned = _plan_next_attempt(intent, tried=tried, first=False, previous=attempt)
                 if planned is not None:
                     return planned
             previous = {"status": intent.status}
@@ -493,7 +512,7 @@ def _confirm_apply(*, attempt_id: int, result: PSPResult, deadline: float):
             intent.save()
             vault_services.vault_discard_cvc(payment_method=intent.payment_method)
             _emit(intent, "payment_intent.payment_failed", previous)
-        return None
+        return intent
 
 
 def _apply_authorized(intent: PaymentIntent, attempt: PaymentAttempt, result: PSPResult) -> None:
@@ -577,7 +596,9 @@ def attempt_inquire(*, attempt_id: int) -> PaymentAttempt:
 def _inquiry_apply(*, attempt_id: int, result: PSPResult) -> PaymentAttempt:
     with transaction.atomic():
         attempt = (
-            PaymentAttempt.objects.select_for_update()
+            # of=self: a bare FOR UPDATE would also lock the joined connector row, which every
+            # payment through that connector shares, serializing them all
+            PaymentAttempt.objects.select_for_update(of=("self",))
             .select_related("connector")
             .get(pk=attempt_id)
         )
@@ -966,7 +987,11 @@ def refund_apply_result(
 ) -> Refund:
     """Applies a PSP answer (synchronous or from a webhook) to a refund. Only moves forward."""
     with transaction.atomic():
-        refund = Refund.objects.select_for_update().select_related("intent").get(pk=refund_id)
+        refund = (
+            Refund.objects.select_for_update(of=("self",))
+            .select_related("intent")
+            .get(pk=refund_id)
+        )
         intent = _lock_intent(refund.intent_id)
         if psp_reference and not refund.psp_reference:
             refund.psp_reference = psp_reference

@@ -64,7 +64,7 @@ def begin(api, tokenize, capture_method="automatic", amount=2000):
     ).json()
     intent = PaymentIntent.objects.get(public_id=created["id"])
     planned = intent_services._confirm_begin(intent=intent, actor=ACTOR, payment_method=None)
-    return intent, PaymentAttempt.objects.get(pk=planned.attempt_id)
+    return intent, PaymentAttempt.objects.get(pk=planned.attempt.pk)
 
 
 def answer(attempt, outcome=Outcome.APPROVED, psp_reference="pi_sync", **extra):

@@ -34,6 +34,11 @@ def _error(response, status):
             "payment_method",
         ),
         ({"amount": 100, "currency": "eur", "colour": "red"}, "parameter_unknown", "colour"),
+        (
+            {"amount": 100, "currency": "eur", "confirm": True},
+            "parameter_missing",
+            "payment_method",
+        ),
     ],
 )
 def test_invalid_create_parameters(api, body, code, param):

@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from apps.core.api.pagination import list_envelope, paginate
 from apps.core.api.serializers import parse_input
 from apps.core.api.views import MerchantApiView
-from apps.core.errors import CardError
+from apps.core.errors import CardError, InvalidRequestError
 from apps.intents import selectors, services
 from apps.intents.api import serializers as s
 from apps.intents.models import IntentStatus
@@ -76,18 +76,17 @@ class PaymentIntentListCreateApi(MerchantApiView):
     def post(self, request):
         data = parse_input(s.PaymentIntentCreateInputSerializer, request.data)
         confirm = data.pop("confirm", False)
+        if confirm and not data.get("payment_method"):
+            # refused before anything is written: no intent without a payment method is left
+            raise InvalidRequestError(
+                "confirm=true needs a payment_method.",
+                code="parameter_missing",
+                param="payment_method",
+            )
         intent = services.intent_create(
             merchant=self.merchant, livemode=self.livemode, actor=self.actor, **data
         )
         if confirm:
-            if intent.payment_method_id is None:
-                from apps.core.errors import InvalidRequestError
-
-                raise InvalidRequestError(
-                    "confirm=true needs a payment_method.",
-                    code="parameter_missing",
-                    param="payment_method",
-                )
             intent = services.intent_confirm(intent=intent, actor=self.actor)
         return _intent_response(intent)
 
