@@ -243,6 +243,41 @@ class _PsycopgStatements:
         self._cls.execute = self._orig
 
 
+class _LedgerTimer:
+    """Wall and CPU seconds spent inside apps.intents.ledger_hooks while active."""
+
+    HOOKS = ("on_authorized", "on_captured", "on_voided", "on_refunded")
+
+    def __init__(self):
+        self.wall = 0.0
+        self.cpu = 0.0
+        self._originals = {}
+
+    def __enter__(self):
+        from apps.intents import ledger_hooks
+
+        for name in self.HOOKS:
+            original = getattr(ledger_hooks, name)
+            self._originals[name] = original
+
+            def timed(*args, _original=original, **kwargs):
+                wall0, cpu0 = time.perf_counter(), time.thread_time()
+                try:
+                    return _original(*args, **kwargs)
+                finally:
+                    self.wall += time.perf_counter() - wall0
+                    self.cpu += time.thread_time() - cpu0
+
+            setattr(ledger_hooks, name, timed)
+        return self
+
+    def __exit__(self, *exc):
+        from apps.intents import ledger_hooks
+
+        for name, original in self._originals.items():
+            setattr(ledger_hooks, name, original)
+
+
 def profile(*, secret_key: str, n: int, cprofile_out: Path | None) -> dict:
     """One payment in-process (Django test client, real simulator and database): the queries it
     runs, and wall/CPU time per payment over `n` sequential payments."""
@@ -308,11 +343,13 @@ def profile(*, secret_key: str, n: int, cprofile_out: Path | None) -> dict:
     pms = [tokenize() for _ in range(n)]
     keys = [os.urandom(8).hex() for _ in range(n)]
     profiler = cProfile.Profile() if cprofile_out else None
+    ledger = _LedgerTimer()
     wall0, cpu0 = time.perf_counter(), time.process_time()
     if profiler:
         profiler.enable()
-    for pm, key in zip(pms, keys, strict=True):
-        pay(pm, key)
+    with ledger:
+        for pm, key in zip(pms, keys, strict=True):
+            pay(pm, key)
     if profiler:
         profiler.disable()
     wall = (time.perf_counter() - wall0) / n * 1000
@@ -336,6 +373,11 @@ def profile(*, secret_key: str, n: int, cprofile_out: Path | None) -> dict:
         "sequential_payments": n,
         "in_process_wall_ms_per_payment": round(wall, 2),
         "in_process_cpu_ms_per_payment": round(cpu, 2),
+        # the ledger's share of a payment: time inside the checkout plane's ledger hooks (the
+        # capture posting, its statements included), what turning postings off would save
+        "ledger_wall_ms_per_payment": round(ledger.wall / n * 1000, 2),
+        "ledger_cpu_ms_per_payment": round(ledger.cpu / n * 1000, 2),
+        "ledger_share_of_wall_pct": round(ledger.wall / n * 1000 / wall * 100, 1),
         "note": "Django test client in one thread, with cProfile on"
         if profiler
         else "Django test client in one thread",
@@ -565,6 +607,13 @@ def print_table(results: list[dict], prof: dict | None) -> None:
             f"{prof['sequential_payments']} payments)"
         )
         print("  " + ", ".join(f"{k} x{v}" for k, v in prof["query_breakdown"].items()))
+        if "ledger_wall_ms_per_payment" in prof:
+            print(
+                f"  ledger postings: {prof['ledger_wall_ms_per_payment']} ms wall, "
+                f"{prof['ledger_cpu_ms_per_payment']} ms Python CPU per payment = "
+                f"{prof['ledger_share_of_wall_pct']} % of the payment's time (the throughput "
+                "that turning postings off could give back; the issue allows 15 %)"
+            )
 
 
 def run(args) -> int:
