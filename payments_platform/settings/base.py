@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "corsheaders",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -52,6 +53,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "apps.core.middleware.RequestIdMiddleware",
+    "corsheaders.middleware.CorsMiddleware",  # answers the browser's preflight for tokenization
     "apps.events.middleware.IdempotencyKeyContextMiddleware",
     "apps.core.middleware.ApiBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -65,6 +67,18 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "payments_platform.urls"
+
+# CORS: only card tokenization is meant to be called from a browser (a checkout page with the
+# publishable key, as Stripe.js does), so only that URL answers cross-origin requests; every
+# other /v1/ endpoint takes the secret key and stays server-to-server. Any origin by default
+# (merchants' shops live anywhere); CORS_ALLOWED_ORIGINS narrows it.
+CORS_URLS_REGEX = r"^/v1/payment_methods$"
+CORS_ALLOWED_ORIGINS = [o for o in env("CORS_ALLOWED_ORIGINS", "").split(",") if o]
+CORS_ALLOW_ALL_ORIGINS = not CORS_ALLOWED_ORIGINS
+CORS_ALLOW_METHODS = ["POST", "OPTIONS"]
+CORS_ALLOW_HEADERS = ["authorization", "content-type", "idempotency-key"]
+CORS_EXPOSE_HEADERS = ["Request-Id"]
+CORS_ALLOW_CREDENTIALS = False
 WSGI_APPLICATION = "payments_platform.wsgi.application"
 
 TEMPLATES = [
@@ -159,6 +173,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/v1",
+    # enums named "status" in several objects: name the shared ones explicitly
+    "ENUM_NAME_OVERRIDES": {
+        "WebhookEndpointStatusEnum": [("enabled", "enabled"), ("disabled", "disabled")],
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "apps.core.api.schema.add_error_envelope_and_idempotency",
