@@ -361,7 +361,18 @@ def _plan_next_attempt(
     intent.pending_operation = PaymentIntent.PendingOperation.AUTHORIZE
     intent.last_payment_error = None
     intent.next_action = None
-    intent.save()
+    # the columns this step can change (status through the FSM, payment_method in tx A), not
+    # the intent's metadata, splits and the rest, on every attempt
+    intent.save(
+        update_fields=[
+            "status",
+            "payment_method",
+            "pending_operation",
+            "last_payment_error",
+            "next_action",
+            "updated_at",
+        ]
+    )
     if first:
         _emit(intent, "payment_intent.processing", previous)
     return _PlannedAttempt(attempt=attempt)
@@ -412,7 +423,19 @@ def _record_result(attempt: PaymentAttempt, result: PSPResult, outcome: str) -> 
     attempt.http_status = result.http_status
     attempt.latency_ms = result.latency_ms
     attempt.completed_at = timezone.now()
-    attempt.save()
+    # only what changed: the attempt's routing trace (a sizeable JSON) is written once, at insert
+    attempt.save(
+        update_fields=[
+            "outcome",
+            "decline_code",
+            "raw_code",
+            "raw_message",
+            "psp_reference",
+            "http_status",
+            "latency_ms",
+            "completed_at",
+        ]
+    )
 
 
 def _payment_error(result: PSPResult, attempt: PaymentAttempt) -> dict:
