@@ -155,6 +155,12 @@ def wait_for_quiet(max_wait: float, threshold: float) -> float:
     15 % busy over a 1.5 s window AND the 1-minute load average is low (the load average lags
     by a minute, so it alone would either wait too long or too little); the load is reported
     with the results."""
+    # flush what earlier benchmarks left dirty in PostgreSQL's buffers now, not as a
+    # checkpoint's write storm in the middle of the measurement (it stalls commits' fsyncs)
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("CHECKPOINT")
     deadline = time.monotonic() + max_wait
     while time.monotonic() < deadline:
         if _busy_share(1.5) < 0.15 and os.getloadavg()[0] <= threshold:
