@@ -586,8 +586,13 @@ def attempt_inquire(*, attempt_id: int) -> PaymentAttempt:
     intent = attempt.intent
     config = routing_services.connector_config(attempt.connector)
     original = None
-    if not attempt.psp_reference:
-        # some PSPs answer an inquiry only to an identical idempotent re-send
+    resend_until = attempt.started_at + timedelta(
+        seconds=settings.PSP_IDEMPOTENT_RESEND_WINDOW_SECONDS
+    )
+    if not attempt.psp_reference and timezone.now() < resend_until:
+        # some PSPs answer an inquiry only to an identical idempotent re-send; only while the
+        # PSP still remembers the key (Stripe: 24 h): later, the same request would be a new
+        # charge, so the outcome stays unknown for ops instead
         card = vault_services.vault_card_for_authorization(payment_method=intent.payment_method)
         original = AuthorizeRequest(
             attempt_id=attempt.public_id,

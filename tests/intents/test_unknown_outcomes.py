@@ -3,6 +3,7 @@ nothing fails over, and an inquiry (by a real Celery worker) resolves it with ex
 charge at the PSP."""
 
 import time
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -71,3 +72,26 @@ def test_inquiries_exhausted_flags_the_intent_for_ops(pay, sim, connector_names,
     assert attempt.outcome == "unknown" and attempt.inquiry_count == 2
     assert intent.needs_review is True
     assert intent.status == "processing"
+
+
+@pytest.mark.parametrize(("hours_ago", "charges"), [(1, 1), (21, 0)])
+def test_an_inquiry_re_sends_the_original_only_while_the_psp_remembers_its_key(
+    pay, sim, connector_names, hours_ago, charges
+):
+    # the connection is cut before the PSP processed anything: nothing is charged and there is
+    # no PSP reference, so the only way to learn the outcome is an idempotent re-send
+    sim.faults(connector_names["stripe"], outage=True, outage_mode="drop")
+    body = pay(amount=4400).json()
+    assert body["status"] == "processing"
+    attempt = PaymentAttempt.objects.get(intent__public_id=body["id"])
+    assert attempt.outcome == "unknown" and not attempt.psp_reference
+    PaymentAttempt.objects.filter(pk=attempt.pk).update(
+        started_at=attempt.started_at - timedelta(hours=hours_ago)
+    )
+    sim.faults(connector_names["stripe"])
+    services.attempt_inquire(attempt_id=attempt.pk)
+    attempt.refresh_from_db()
+    assert len(sim.charges(connector_names["stripe"])) == charges
+    # within the window the re-send is the (only) charge; past it the key may be forgotten at
+    # the PSP, a re-send could charge twice, so the attempt stays unknown for ops
+    assert attempt.outcome == ("approved" if charges else "unknown")
