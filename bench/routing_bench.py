@@ -23,6 +23,7 @@ Prints a table and writes bench/results/routing.json.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -446,6 +447,9 @@ def bench_failover(confirms: int, sim_url: str) -> list[dict]:
     for _ in range(20):  # warm-up: sessions, caches
         confirm_once(direct_merchant)
         confirm_once(failover_merchant)
+    # as gunicorn.conf.py does in production after a worker starts: long-lived start-up objects
+    # out of the garbage collector's full passes, which otherwise land in random confirms
+    gc.freeze()
     direct, failover = [], []
     for _ in range(confirms):  # interleaved, so drift affects both alike
         total, psp, calls = confirm_once(direct_merchant)

@@ -65,10 +65,13 @@ def _unexpected_state(intent: PaymentIntent, action: str) -> ConflictError:
     )
 
 
-def _lock_intent(intent_id: int) -> PaymentIntent:
+def _lock_intent(intent_id: int, *, with_connector: bool = True) -> PaymentIntent:
+    # the confirm path passes with_connector=False: it sets the intent's connector from the
+    # attempt, and every joined row costs ORM time on each payment
+    related = ("payment_method", "connector") if with_connector else ("payment_method",)
     return (
         PaymentIntent.objects.select_for_update(of=("self",))
-        .select_related("payment_method", "connector")
+        .select_related(*related)
         .get(pk=intent_id)
     )
 
@@ -234,6 +237,9 @@ class _PlannedAttempt:
     # the attempt as tx A saved it, with its intent (payment method loaded) and connector: the
     # PSP call needs nothing more, so nothing is read again between tx A and the call
     attempt: PaymentAttempt
+    # connectors of every attempt of the intent so far, this one included: failover excludes
+    # them without asking the database again
+    tried: frozenset[int]
 
 
 def intent_confirm(
@@ -248,7 +254,9 @@ def intent_confirm(
     while True:
         attempt = planned.attempt
         result = _authorize_at_psp(attempt)
-        outcome = _confirm_apply(attempt_id=attempt.pk, result=result, deadline=deadline)
+        outcome = _confirm_apply(
+            attempt_id=attempt.pk, result=result, deadline=deadline, tried=planned.tried
+        )
         if isinstance(outcome, PaymentIntent):
             return outcome  # as tx B left it, locked and saved
         if outcome is None:  # a webhook or inquiry applied the result first
@@ -260,7 +268,7 @@ def intent_confirm(
 
 def _confirm_begin(*, intent: PaymentIntent, actor: Actor, payment_method: str | None):
     with transaction.atomic():
-        intent = _lock_intent(intent.pk)
+        intent = _lock_intent(intent.pk, with_connector=False)
         if payment_method:
             if intent.status not in (S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_CONFIRMATION):
                 raise _unexpected_state(intent, "confirm")
@@ -321,11 +329,15 @@ def _plan_next_attempt(
     # the full decision trace (profile version, rule, scored candidates, skipped connectors
     # with reasons), plus the attempt's number within this confirm for the failover bound
     trace = decision.trace()
-    last = (
-        {"sequence": previous.sequence, "routing_trace": previous.routing_trace}
-        if previous is not None
-        else intent.attempts.order_by("-sequence").values("sequence", "routing_trace").first()
-    )
+    if previous is not None:
+        last = {"sequence": previous.sequence, "routing_trace": previous.routing_trace}
+        tried_so_far = tried
+    else:
+        earlier = list(
+            intent.attempts.order_by("sequence").values("sequence", "routing_trace", "connector_id")
+        )
+        last = earlier[-1] if earlier else None
+        tried_so_far = tried | {row["connector_id"] for row in earlier}
     trace["confirm_attempt"] = (
         1
         if first or last is None
@@ -375,7 +387,7 @@ def _plan_next_attempt(
     )
     if first:
         _emit(intent, "payment_intent.processing", previous)
-    return _PlannedAttempt(attempt=attempt)
+    return _PlannedAttempt(attempt=attempt, tried=tried_so_far | {connector.pk})
 
 
 def _authorize_at_psp(attempt: PaymentAttempt) -> PSPResult:
@@ -452,7 +464,7 @@ def _payment_error(result: PSPResult, attempt: PaymentAttempt) -> dict:
 
 
 def _confirm_apply(
-    *, attempt_id: int, result: PSPResult, deadline: float
+    *, attempt_id: int, result: PSPResult, deadline: float, tried: frozenset[int] | None = None
 ) -> _PlannedAttempt | PaymentIntent | None:
     """tx B. Returns the next planned attempt when failing over, else the intent as saved, or
     None when someone else (webhook, inquiry) had already applied this attempt's result."""
@@ -464,7 +476,7 @@ def _confirm_apply(
             .select_related("connector")
             .get(pk=attempt_id)
         )
-        intent = _lock_intent(attempt.intent_id)
+        intent = _lock_intent(attempt.intent_id, with_connector=False)
         if attempt.outcome != PaymentAttempt.Outcome.PENDING:
             return None  # a webhook or inquiry got here first: it already applied the result
         outcome = result.outcome
@@ -524,7 +536,8 @@ def _confirm_apply(
                 and time.monotonic() < confirm_started + limits.time_budget_seconds
             )
             if may_fail_over:
-                tried = frozenset(intent.attempts.values_list("connector_id", flat=True))
+                if tried is None:
+                    tried = frozenset(intent.attempts.values_list("connector_id", flat=True))
                 planned = _plan_next_attempt(intent, tried=tried, first=False, previous=attempt)
                 if planned is not None:
                     return planned
