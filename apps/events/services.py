@@ -10,10 +10,12 @@ import logging
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from urllib.parse import quote
 
+import redis
 import requests
-from django.core.cache import cache
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -118,7 +120,8 @@ def _enqueue_relay() -> None:
     from apps.events.tasks import relay_outbox
 
     try:
-        if not cache.add(RELAY_QUEUED_KEY, 1, timeout=conf("EVENTS_RELAY_QUEUED_TTL_SECONDS")):
+        ttl = conf("EVENTS_RELAY_QUEUED_TTL_SECONDS")
+        if not _redis().set(RELAY_QUEUED_KEY, b"1", nx=True, ex=ttl):
             return
     except Exception:  # Redis trouble: publish anyway (the broker may still work)
         logger.warning("outbox relay flag unavailable; publishing the relay regardless")
@@ -132,9 +135,20 @@ def _enqueue_relay() -> None:
         logger.warning("could not enqueue the outbox relay; the sweep will pick the rows up")
 
 
+@lru_cache(maxsize=4)
+def _redis_for(url: str) -> redis.Redis:
+    # a plain client, short timeouts: this runs after every checkout commit, and a Redis that
+    # does not answer must cost a payment milliseconds, not seconds (the sweep covers the gap)
+    return redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+
+
+def _redis() -> redis.Redis:
+    return _redis_for(settings.REDIS_URL)
+
+
 def _relay_queued_clear() -> None:
     try:
-        cache.delete(RELAY_QUEUED_KEY)
+        _redis().delete(RELAY_QUEUED_KEY)
     except Exception:
         logger.warning("could not clear the outbox relay flag; it expires by itself")
 

@@ -11,6 +11,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -29,6 +30,7 @@ from apps.psp_adapters.contract import (
     AuthorizeRequest,
     CancelRequest,
     CaptureRequest,
+    CardData,
     Outcome,
     PSPResult,
     RefundRequest,
@@ -40,6 +42,9 @@ from apps.routing import selectors as routing_selectors
 from apps.routing import services as routing_services
 from apps.vault import selectors as vault_selectors
 from apps.vault import services as vault_services
+
+if TYPE_CHECKING:
+    from apps.vault.models import PaymentMethod
 
 logger = logging.getLogger(__name__)
 S = IntentStatus
@@ -65,15 +70,25 @@ def _unexpected_state(intent: PaymentIntent, action: str) -> ConflictError:
     )
 
 
-def _lock_intent(intent_id: int, *, with_connector: bool = True) -> PaymentIntent:
-    # the confirm path passes with_connector=False: it sets the intent's connector from the
-    # attempt, and every joined row costs ORM time on each payment
-    related = ("payment_method", "connector") if with_connector else ("payment_method",)
-    return (
+def _lock_intent(
+    intent_id: int, *, with_connector: bool = True, payment_method: PaymentMethod | None = None
+) -> PaymentIntent:
+    """The intent, locked, with its payment method and connector. The confirm path passes
+    with_connector=False (it sets the connector from the attempt) and, in tx B, the payment
+    method tx A loaded (the intent cannot change it while processing): every joined row costs
+    ORM time on each payment."""
+    related = ["connector"] if with_connector else []
+    if payment_method is None:
+        related.append("payment_method")
+    intent = (
         PaymentIntent.objects.select_for_update(of=("self",))
         .select_related(*related)
         .get(pk=intent_id)
     )
+    # a different one (impossible while processing) would simply be read when first used
+    if payment_method is not None and intent.payment_method_id == payment_method.pk:
+        intent.payment_method = payment_method
+    return intent
 
 
 def _emit(intent: PaymentIntent, event_type: str, previous: dict | None = None) -> None:
@@ -251,11 +266,20 @@ def intent_confirm(
         return intent_refresh_action(intent=intent, actor=actor)
     deadline = time.monotonic() + settings.CONFIRM_TIME_BUDGET_SECONDS
     planned = _confirm_begin(intent=intent, actor=actor, payment_method=payment_method)
+    card = None  # the card in clear, for this confirm's PSP calls only
     while True:
         attempt = planned.attempt
-        result = _authorize_at_psp(attempt)
+        if card is None:
+            card = vault_services.vault_card_for_authorization(
+                payment_method=attempt.intent.payment_method
+            )
+        result = _authorize_at_psp(attempt, card)
         outcome = _confirm_apply(
-            attempt_id=attempt.pk, result=result, deadline=deadline, tried=planned.tried
+            attempt_id=attempt.pk,
+            result=result,
+            deadline=deadline,
+            tried=planned.tried,
+            planned=attempt,
         )
         if isinstance(outcome, PaymentIntent):
             return outcome  # as tx B left it, locked and saved
@@ -368,32 +392,43 @@ def _plan_next_attempt(
     )
     attempt.save()
     previous = {"status": intent.status}
-    if intent.status != S.PROCESSING:
-        intent.start_processing()
-    intent.pending_operation = PaymentIntent.PendingOperation.AUTHORIZE
-    intent.last_payment_error = None
-    intent.next_action = None
-    # the columns this step can change (status through the FSM, payment_method in tx A), not
-    # the intent's metadata, splits and the rest, on every attempt
-    intent.save(
-        update_fields=[
-            "status",
-            "payment_method",
-            "pending_operation",
-            "last_payment_error",
-            "next_action",
-            "updated_at",
-        ]
+    unchanged = (
+        not first
+        and intent.status == S.PROCESSING
+        and intent.pending_operation == PaymentIntent.PendingOperation.AUTHORIZE
+        and intent.last_payment_error is None
+        and intent.next_action is None
     )
+    if not unchanged:  # on failover the intent is already processing this authorization
+        if intent.status != S.PROCESSING:
+            intent.start_processing()
+        intent.pending_operation = PaymentIntent.PendingOperation.AUTHORIZE
+        intent.last_payment_error = None
+        intent.next_action = None
+        # the columns this step can change (status through the FSM, payment_method in tx A),
+        # not the intent's metadata, splits and the rest, on every attempt
+        intent.save(
+            update_fields=[
+                "status",
+                "payment_method",
+                "pending_operation",
+                "last_payment_error",
+                "next_action",
+                "updated_at",
+            ]
+        )
     if first:
         _emit(intent, "payment_intent.processing", previous)
     return _PlannedAttempt(attempt=attempt, tried=tried_so_far | {connector.pk})
 
 
-def _authorize_at_psp(attempt: PaymentAttempt) -> PSPResult:
+def _authorize_at_psp(attempt: PaymentAttempt, card: CardData | None = None) -> PSPResult:
+    """`card`: the card as the vault gave it for this confirm's previous attempt (failover
+    reuses it for the next connector instead of decrypting it and fetching the CVC again)."""
     intent = attempt.intent
     config = routing_services.connector_config(attempt.connector)
-    card = vault_services.vault_card_for_authorization(payment_method=intent.payment_method)
+    if card is None:
+        card = vault_services.vault_card_for_authorization(payment_method=intent.payment_method)
     request = AuthorizeRequest(
         attempt_id=attempt.public_id,
         idempotency_key=attempt.psp_idempotency_key,
@@ -464,20 +499,42 @@ def _payment_error(result: PSPResult, attempt: PaymentAttempt) -> dict:
 
 
 def _confirm_apply(
-    *, attempt_id: int, result: PSPResult, deadline: float, tried: frozenset[int] | None = None
+    *,
+    attempt_id: int,
+    result: PSPResult,
+    deadline: float,
+    tried: frozenset[int] | None = None,
+    planned: PaymentAttempt | None = None,
 ) -> _PlannedAttempt | PaymentIntent | None:
     """tx B. Returns the next planned attempt when failing over, else the intent as saved, or
-    None when someone else (webhook, inquiry) had already applied this attempt's result."""
+    None when someone else (webhook, inquiry) had already applied this attempt's result.
+    `planned`: the attempt as tx A saved it; a pending attempt changes only here (webhooks wait
+    for tx B, inquiries take unknown ones), so its row is locked and its outcome checked, and the
+    object is not read again."""
     with transaction.atomic():
-        attempt = (
-            # of=self: a bare FOR UPDATE would also lock the joined connector row, which every
-            # payment through that connector shares, serializing them all
-            PaymentAttempt.objects.select_for_update(of=("self",))
-            .select_related("connector")
-            .get(pk=attempt_id)
+        if planned is not None:
+            current = (
+                PaymentAttempt.objects.select_for_update()
+                .filter(pk=planned.pk)
+                .values_list("outcome", flat=True)
+                .get()
+            )
+            attempt = planned
+        else:
+            attempt = (
+                # of=self: a bare FOR UPDATE would also lock the joined connector row, which
+                # every payment through that connector shares, serializing them all
+                PaymentAttempt.objects.select_for_update(of=("self",))
+                .select_related("connector")
+                .get(pk=attempt_id)
+            )
+            current = attempt.outcome
+        intent = _lock_intent(
+            attempt.intent_id,
+            with_connector=False,
+            payment_method=planned.intent.payment_method if planned is not None else None,
         )
-        intent = _lock_intent(attempt.intent_id, with_connector=False)
-        if attempt.outcome != PaymentAttempt.Outcome.PENDING:
+        if current != PaymentAttempt.Outcome.PENDING:
             return None  # a webhook or inquiry got here first: it already applied the result
         outcome = result.outcome
         if outcome == Outcome.APPROVED:
