@@ -136,17 +136,14 @@ def machine_load() -> list[float]:
 
 
 def _busy_share(seconds: float) -> float:
-    """Share of the machine's CPU time that was busy over the next `seconds` (from /proc/stat)."""
+    """Share of the machine's CPU time that was busy over the next `seconds`."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import procstat
 
-    def read() -> tuple[int, int]:
-        values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:9]]
-        idle = values[3] + values[4]
-        return sum(values) - idle, sum(values)
-
-    busy0, total0 = read()
+    busy0, total0 = procstat.machine_busy_seconds()
     time.sleep(seconds)
-    busy1, total1 = read()
-    return (busy1 - busy0) / max(total1 - total0, 1)
+    busy1, total1 = procstat.machine_busy_seconds()
+    return (busy1 - busy0) / max(total1 - total0, 1e-9)
 
 
 def wait_for_quiet(max_wait: float, threshold: float) -> float:

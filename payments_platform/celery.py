@@ -16,7 +16,8 @@ def _recycle_database_connections(**kwargs) -> None:
     # Celery's Django fixup would close the connection around every task (CELERY_DB_REUSE_MAX
     # turns that off); Django's own rule applies instead: keep it for CONN_MAX_AGE seconds,
     # drop it when a health check or an error says it is unusable.
-    if getattr(kwargs.get("task") and kwargs["task"].request, "is_eager", False):
+    task = kwargs.get("task")
+    if task is not None and task.request.is_eager:
         return
     from django.db import close_old_connections
 

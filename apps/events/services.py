@@ -10,12 +10,10 @@ import logging
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from urllib.parse import quote
 
 import redis
 import requests
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -24,6 +22,7 @@ from apps.core.audit import Actor, audit_record
 from apps.core.crypto import Ciphertext, decrypt, encrypt
 from apps.core.errors import ConflictError, InvalidRequestError
 from apps.core.logging import get_request_id
+from apps.core.redis_client import checkout_redis
 from apps.events import catalog, signing, url_safety
 from apps.events.conf import conf
 from apps.events.middleware import get_idempotency_key
@@ -135,15 +134,9 @@ def _enqueue_relay() -> None:
         logger.warning("could not enqueue the outbox relay; the sweep will pick the rows up")
 
 
-@lru_cache(maxsize=4)
-def _redis_for(url: str) -> redis.Redis:
-    # a plain client, short timeouts: this runs after every checkout commit, and a Redis that
-    # does not answer must cost a payment milliseconds, not seconds (the sweep covers the gap)
-    return redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
-
-
 def _redis() -> redis.Redis:
-    return _redis_for(settings.REDIS_URL)
+    # this runs after every checkout commit; if Redis does not answer, the sweep covers the gap
+    return checkout_redis(timeout=0.5)
 
 
 def _relay_queued_clear() -> None:

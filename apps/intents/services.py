@@ -279,7 +279,7 @@ def intent_confirm(
             result=result,
             deadline=deadline,
             tried=planned.tried,
-            planned=attempt,
+            saved_attempt=attempt,
         )
         if isinstance(outcome, PaymentIntent):
             return outcome  # as tx B left it, locked and saved
@@ -422,13 +422,11 @@ def _plan_next_attempt(
     return _PlannedAttempt(attempt=attempt, tried=tried_so_far | {connector.pk})
 
 
-def _authorize_at_psp(attempt: PaymentAttempt, card: CardData | None = None) -> PSPResult:
-    """`card`: the card as the vault gave it for this confirm's previous attempt (failover
-    reuses it for the next connector instead of decrypting it and fetching the CVC again)."""
+def _authorize_at_psp(attempt: PaymentAttempt, card: CardData) -> PSPResult:
+    """`card`: from the vault once per confirm (failover reuses it for the next connector
+    instead of decrypting it and fetching the CVC again)."""
     intent = attempt.intent
     config = routing_services.connector_config(attempt.connector)
-    if card is None:
-        card = vault_services.vault_card_for_authorization(payment_method=intent.payment_method)
     request = AuthorizeRequest(
         attempt_id=attempt.public_id,
         idempotency_key=attempt.psp_idempotency_key,
@@ -504,22 +502,22 @@ def _confirm_apply(
     result: PSPResult,
     deadline: float,
     tried: frozenset[int] | None = None,
-    planned: PaymentAttempt | None = None,
+    saved_attempt: PaymentAttempt | None = None,
 ) -> _PlannedAttempt | PaymentIntent | None:
     """tx B. Returns the next planned attempt when failing over, else the intent as saved, or
     None when someone else (webhook, inquiry) had already applied this attempt's result.
-    `planned`: the attempt as tx A saved it; a pending attempt changes only here (webhooks wait
-    for tx B, inquiries take unknown ones), so its row is locked and its outcome checked, and the
-    object is not read again."""
+    `saved_attempt`: the attempt as tx A saved it; a pending attempt changes only here
+    (webhooks wait for tx B, inquiries take unknown ones), so its row is locked and its outcome
+    checked, and the object is not read again."""
     with transaction.atomic():
-        if planned is not None:
+        if saved_attempt is not None:
             current = (
                 PaymentAttempt.objects.select_for_update()
-                .filter(pk=planned.pk)
+                .filter(pk=saved_attempt.pk)
                 .values_list("outcome", flat=True)
                 .get()
             )
-            attempt = planned
+            attempt = saved_attempt
         else:
             attempt = (
                 # of=self: a bare FOR UPDATE would also lock the joined connector row, which
@@ -532,7 +530,9 @@ def _confirm_apply(
         intent = _lock_intent(
             attempt.intent_id,
             with_connector=False,
-            payment_method=planned.intent.payment_method if planned is not None else None,
+            payment_method=(
+                saved_attempt.intent.payment_method if saved_attempt is not None else None
+            ),
         )
         if current != PaymentAttempt.Outcome.PENDING:
             return None  # a webhook or inquiry got here first: it already applied the result

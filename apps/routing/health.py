@@ -25,9 +25,8 @@ from functools import lru_cache
 
 import redis
 from django.conf import settings
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from apps.core.redis_client import checkout_redis
 from apps.psp_adapters import breaker as breakers
 from apps.psp_adapters.contract import Outcome, PSPResult
 from apps.routing.rules import HEALTH_WINDOW_MAX, SEGMENTS
@@ -46,17 +45,10 @@ def window_seconds() -> int:
     return int(_setting("ROUTING_HEALTH_WINDOW_SECONDS", 300))
 
 
-@lru_cache(maxsize=4)
-def _client_for(url: str) -> redis.Redis:
+def client() -> redis.Redis:
     # short timeouts and one immediate retry: when Redis is down, routing and breakers fall
     # back (breakers closed, routing from the database) instead of stalling the checkout
-    return redis.Redis.from_url(
-        url, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 1)
-    )
-
-
-def client() -> redis.Redis:
-    return _client_for(settings.REDIS_URL)
+    return checkout_redis(timeout=0.5, retries=1)
 
 
 # --------------------------------------------------------------------------- generations

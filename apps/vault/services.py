@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import redis
@@ -27,6 +26,7 @@ from apps.core import crypto
 from apps.core.audit import Actor, audit_record
 from apps.core.errors import ApiError, InvalidRequestError
 from apps.core.ids import new_public_id
+from apps.core.redis_client import checkout_redis
 from apps.psp_adapters.contract import CardData
 from apps.vault import cards
 from apps.vault.models import PaymentMethod
@@ -61,14 +61,8 @@ def cvc_associated_data(public_id: str) -> bytes:
     return f"cvc:{public_id}".encode()
 
 
-@lru_cache(maxsize=4)
-def _redis_for(url: str) -> redis.Redis:
-    # short timeouts: this sits on the checkout path
-    return redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
-
-
 def _redis() -> redis.Redis:
-    return _redis_for(settings.REDIS_URL)
+    return checkout_redis(timeout=1)
 
 
 def _seal_cvc(public_id: str, cvc: str) -> bytes:
