@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import (
     SpectacularJSONAPIView,
     SpectacularRedocView,
@@ -7,6 +7,7 @@ from drf_spectacular.views import (
 )
 
 from apps.core import health
+from apps.core.api.exceptions import unknown_api_url
 from apps.events.api.views import psp_webhook_receive
 
 handler404 = "apps.core.api.exceptions.handler404"
@@ -25,6 +26,9 @@ v1 = [
     path("", include("apps.events.api.urls")),
     path("", include("apps.payouts.api.urls")),
     path("", include("apps.ledger.api.urls")),
+    # last: any other /v1/ URL is the envelope's 404 also with DEBUG on (where Django would
+    # otherwise answer its HTML debug page, as under `make run`)
+    re_path(r"", unknown_api_url),
 ]
 
 urlpatterns = [
@@ -32,6 +36,7 @@ urlpatterns = [
     path("readyz", health.readyz),
     path("v1/", include(v1)),
     path("webhooks/psp/<str:connector_id>", psp_webhook_receive, name="psp_webhook"),
+    re_path(r"^webhooks/", unknown_api_url),
     path(
         "docs/",
         SpectacularSwaggerView.as_view(

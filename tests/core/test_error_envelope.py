@@ -144,3 +144,12 @@ def test_log_formatter_masks_card_numbers_and_secret_keys():
     line = RedactingFormatter("%(message)s").format(record)
     assert "4242424242424242" not in line and "abcdefghijkl" not in line
     assert "order 1234567890123" in line  # not Luhn-valid: an order number stays readable
+
+
+def test_unknown_url_is_a_404_envelope_with_debug_on_too(api, settings):
+    # `make run` runs with DEBUG=1, where Django would answer unknown URLs with its HTML page
+    settings.DEBUG = True
+    assert_envelope(api.get("/v1/no_such_thing"), 404, "resource_missing")
+    assert_envelope(
+        api.post("/v1/payment_intents/x/y/z", {}, format="json"), 404, "resource_missing"
+    )

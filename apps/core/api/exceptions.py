@@ -142,6 +142,11 @@ def handler404(request, exception=None):
     return page_not_found(request, exception)
 
 
+def unknown_api_url(request, *args, **kwargs):
+    """The catch-all route at the end of /v1/: the same answer as handler404, whatever DEBUG."""
+    return handler404(request)
+
+
 def handler500(request):
     if request.path.startswith("/v1/") or request.path.startswith("/webhooks/"):
         return envelope_response(
