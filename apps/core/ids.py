@@ -9,8 +9,19 @@ _ALPHABET = string.ascii_letters + string.digits
 PUBLIC_ID_RANDOM_LENGTH = 24  # 24 base62 chars ~ 143 bits: unguessable, collision-free in practice
 
 
+_SPACE = len(_ALPHABET) ** PUBLIC_ID_RANDOM_LENGTH
+
+
 def new_public_id(prefix: str) -> str:
-    return f"{prefix}_" + "".join(secrets.choice(_ALPHABET) for _ in range(PUBLIC_ID_RANDOM_LENGTH))
+    # one uniform draw over every possible id, written in base 62: the same distribution as a
+    # choice per character, with one read of the OS's randomness instead of 24 (ids are made
+    # on every write of the checkout plane)
+    number = secrets.randbelow(_SPACE)
+    chars = []
+    for _ in range(PUBLIC_ID_RANDOM_LENGTH):
+        number, digit = divmod(number, len(_ALPHABET))
+        chars.append(_ALPHABET[digit])
+    return f"{prefix}_{''.join(chars)}"
 
 
 class PublicIdField(models.CharField):
