@@ -37,6 +37,8 @@ class PublicIdField(models.CharField):
     def deconstruct(self):
         name, path, args, kwargs = super().deconstruct()
         kwargs["prefix"] = self.prefix
+        if not self.unique:  # said explicitly: the default here is unique
+            kwargs["unique"] = False
         return name, path, args, kwargs
 
     def pre_save(self, model_instance, add):

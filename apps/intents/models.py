@@ -166,18 +166,24 @@ class PaymentAttempt(models.Model):
         ERROR = "error"
         CANCELED = "canceled"
 
-    public_id = PublicIdField(prefix="pa")
-    intent = models.ForeignKey(PaymentIntent, on_delete=models.PROTECT, related_name="attempts")
+    # unique through Meta constraints, and no index on `intent` alone (the sequence constraint
+    # leads with it): a field's own unique/db_index also gets a LIKE-pattern index on
+    # PostgreSQL that no query here uses, and every attempt insert and result update pays for
+    # each index (this table is written twice per PSP call)
+    public_id = PublicIdField(prefix="pa", unique=False)
+    intent = models.ForeignKey(
+        PaymentIntent, on_delete=models.PROTECT, related_name="attempts", db_index=False
+    )
     sequence = models.PositiveSmallIntegerField()
     connector = models.ForeignKey("routing.Connector", on_delete=models.PROTECT, related_name="+")
-    psp_idempotency_key = models.CharField(max_length=100, unique=True)
+    psp_idempotency_key = models.CharField(max_length=100)
     amount = models.BigIntegerField()
     currency = models.CharField(max_length=3)
     outcome = models.CharField(max_length=20, choices=Outcome.choices, default=Outcome.PENDING)
     decline_code = models.CharField(max_length=60, blank=True)
     raw_code = models.CharField(max_length=100, blank=True)
     raw_message = models.CharField(max_length=500, blank=True)
-    psp_reference = models.CharField(max_length=100, blank=True, db_index=True)
+    psp_reference = models.CharField(max_length=100, blank=True)
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     routing_trace = models.JSONField(default=dict, blank=True)
@@ -190,8 +196,13 @@ class PaymentAttempt(models.Model):
         ordering = ["intent_id", "sequence"]
         constraints = [
             models.UniqueConstraint(fields=["intent", "sequence"], name="attempt_sequence_unique"),
+            models.UniqueConstraint(fields=["public_id"], name="attempt_public_id_unique"),
+            models.UniqueConstraint(
+                fields=["psp_idempotency_key"], name="attempt_psp_idempotency_key_unique"
+            ),
         ]
         indexes = [
+            models.Index(fields=["psp_reference"], name="attempt_psp_reference"),
             models.Index(
                 fields=["next_inquiry_at"],
                 condition=Q(outcome="unknown"),
