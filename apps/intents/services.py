@@ -439,24 +439,26 @@ def _authorize_at_psp(attempt: PaymentAttempt, card: CardData) -> PSPResult:
         return_url=f"{settings.API_BASE_URL}/v1/payment_intents/{intent.public_id}/return",
         metadata={"attempt_id": attempt.public_id, "payment_intent": intent.public_id},
     )
+    facts = {
+        **vault_selectors.card_routing_facts(intent.payment_method),
+        "currency": attempt.currency,
+    }
     try:
         # under the connector's circuit breaker (state shared in Redis): a breaker that is
-        # open by the time we call refuses without sending, as ERROR retryable_elsewhere
-        result = routing_services.connector_call(
-            connector=attempt.connector, call=lambda: get_adapter(config).authorize(request)
+        # open by the time we call refuses without sending, as ERROR retryable_elsewhere;
+        # the answer is recorded in the connector's health as it is counted by the breaker
+        return routing_services.connector_call(
+            connector=attempt.connector,
+            call=lambda: get_adapter(config).authorize(request),
+            facts=facts,
         )
     except Exception:  # an adapter bug must not leave the attempt dangling: treat as unknown
         logger.exception("adapter raised on authorize for %s", attempt.public_id)
         result = PSPResult(outcome=Outcome.UNKNOWN, raw_code="adapter_exception")
-    routing_services.connector_health_record(
-        connector=attempt.connector,
-        result=result,
-        facts={
-            **vault_selectors.card_routing_facts(intent.payment_method),
-            "currency": attempt.currency,
-        },
-    )
-    return result
+        routing_services.connector_health_record(
+            connector=attempt.connector, result=result, facts=facts
+        )
+        return result
 
 
 def _record_result(attempt: PaymentAttempt, result: PSPResult, outcome: str) -> None:

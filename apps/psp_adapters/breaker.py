@@ -46,6 +46,10 @@ TRANSPORT_FAILURE_CODES = frozenset(
 )
 
 Transition = Callable[[str, str, str], None]  # (connector id, old state, new state)
+# The caller's own Redis bookkeeping for an answered call (health, success rates): it queues
+# its commands on the pipeline that also counts a failure, and returns what takes their
+# replies. One round trip per answer for both.
+Bookkeeping = Callable[[PSPResult, "redis.client.Pipeline"], Callable[[list], None]]
 
 
 def counts_as_failure(result: PSPResult) -> bool:
@@ -153,7 +157,15 @@ class _TolerantRedisStorage(pybreaker.CircuitRedisStorage):
     def state(self, state: str) -> None:
         pybreaker.CircuitRedisStorage.state.fset(self, state)
 
+    def pin_incremented(self, counter: int) -> None:
+        """The failure was already counted (INCR in the caller's pipeline): its result."""
+        self._local.incremented = counter
+
     def increment_counter(self) -> None:
+        incremented = self._take("incremented")
+        if incremented is not self._UNPINNED:
+            self._local.counter = incremented
+            return
         try:
             self._local.counter = int(self._redis.incr(self._namespace("fail_counter")))
         except redis.RedisError:
@@ -347,9 +359,13 @@ class ConnectorBreaker:
 
     # --- the guarded call --------------------------------------------------------------------
 
-    def call(self, func: Callable[[], PSPResult]) -> PSPResult:
+    def call(
+        self, func: Callable[[], PSPResult], *, bookkeeping: Bookkeeping | None = None
+    ) -> PSPResult:
         """Runs one PSP call under the breaker and returns its result. Exceptions raised by
-        `func` count as failures and propagate."""
+        `func` count as failures and propagate. `bookkeeping` runs for every answer the PSP
+        gave (not for calls the breaker refused, nor for exceptions), in the round trip that
+        counts a failure."""
         keys = self.keys
         try:
             forced, state, fail_counter = self.client.mget(
@@ -357,24 +373,54 @@ class ConnectorBreaker:
             )
         except redis.RedisError:
             logger.exception("breaker %s: Redis unavailable, calling through", self.connector_id)
-            return func()
+            return self._answered(func(), counted=False, bookkeeping=bookkeeping)
         if forced == b"open":
             return rejected_result("circuit_forced_open")
         if forced == b"closed":
-            return func()
+            return self._answered(func(), counted=False, bookkeeping=bookkeeping)
         storage: _TolerantRedisStorage = self._breaker._state_storage  # type: ignore[assignment]
         storage.pin(state=state.decode() if state else None, fail_counter=int(fail_counter or 0))
         try:
-            return self._call_guarded(func)
+            return self._call_guarded(func, bookkeeping)
         finally:
             storage.unpin()
 
-    def _call_guarded(self, func: Callable[[], PSPResult]) -> PSPResult:
+    def _answered(
+        self, result: PSPResult, *, counted: bool, bookkeeping: Bookkeeping | None
+    ) -> PSPResult:
+        """One round trip after an answer: the failure's INCR (its result pinned for
+        pybreaker's threshold check, which then does not INCR again) and the bookkeeping.
+        Never raises: bookkeeping must not turn an answer into an error."""
+        failure = counted and counts_as_failure(result)
+        if not failure and bookkeeping is None:
+            return result
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            if failure:
+                pipe.incr(self.keys["fail_counter"])
+            take_replies = bookkeeping(result, pipe) if bookkeeping is not None else None
+            replies = pipe.execute(raise_on_error=False)
+            if failure:
+                counter = replies.pop(0)
+                if isinstance(counter, int):
+                    storage: _TolerantRedisStorage = self._breaker._state_storage  # type: ignore[assignment]
+                    storage.pin_incremented(counter)
+            if take_replies is not None:
+                take_replies(replies)
+        except Exception:
+            # a failure not counted here is counted by pybreaker's own INCR, if Redis allows
+            logger.exception("breaker %s: could not record the answer", self.connector_id)
+        return result
+
+    def _call_guarded(
+        self, func: Callable[[], PSPResult], bookkeeping: Bookkeeping | None
+    ) -> PSPResult:
         answered: list[PSPResult] = []
 
         def guarded() -> PSPResult:
             result = func()
-            answered.append(result)
+            answered.append(result)  # first: once the PSP answered, it is never called again
+            self._answered(result, counted=True, bookkeeping=bookkeeping)
             if counts_as_failure(result):
                 raise _CountedFailure(result)
             return result

@@ -282,9 +282,31 @@ class Recorded:
 
 def record(connector_id: str, result: PSPResult, facts: dict, latency_ms: int) -> Recorded:
     """Records one PSP call in one round trip. Never raises."""
+    recorded: list[Recorded] = []
+    try:
+        pipe = client().pipeline(transaction=False)
+        take_reply = record_on(pipe, connector_id, result, facts, latency_ms, recorded.append)
+        take_reply(pipe.execute(raise_on_error=False))
+    except redis.RedisError:
+        logger.exception("routing: could not record health of %s", connector_id)
+    return recorded[0] if recorded else Recorded(_kind(result))
+
+
+def record_on(
+    pipe: redis.client.Pipeline,
+    connector_id: str,
+    result: PSPResult,
+    facts: dict,
+    latency_ms: int,
+    done: Callable[[Recorded], None],
+) -> Callable[[list], None]:
+    """`record`, queued on a pipeline that another module executes (the breaker counts the
+    call's failure in the same round trip). The returned function takes the pipeline's
+    replies (this one's last) and hands the `Recorded` to `done`."""
     kind = _kind(result)
     if result.raw_code in ("circuit_open", "circuit_forced_open"):
-        return Recorded(kind)  # refused by the breaker: nothing reached the PSP, nothing learnt
+        # refused by the breaker: nothing reached the PSP, nothing learnt
+        return lambda replies: done(Recorded(kind))
     now_ms = int(time.time() * 1000)
     keys = [events_key(connector_id), f"routing:evaluating:{connector_id}"]
     flag = ""
@@ -292,25 +314,33 @@ def record(connector_id: str, result: PSPResult, facts: dict, latency_ms: int) -
         flag = "1" if kind == "a" else "0"
         keys += [auth_key(connector_id, segment, facts) for segment in SEGMENTS]
     cutoff = str(now_ms - window_seconds() * 1000) if kind == "e" else ""
-    try:
-        counted = _record_script()(
-            keys=keys,
-            args=[
-                f"{now_ms}:{kind}:{max(0, int(latency_ms))}",
-                EVENTS_KEPT,
-                KEY_TTL_SECONDS,
-                flag,
-                HEALTH_WINDOW_MAX,
-                cutoff,
-            ],
-        )
+    args = [
+        f"{now_ms}:{kind}:{max(0, int(latency_ms))}",
+        EVENTS_KEPT,
+        KEY_TTL_SECONDS,
+        flag,
+        HEALTH_WINDOW_MAX,
+        cutoff,
+    ]
+    script = _record_script()
+    # EVALSHA directly: a Script object on a pipeline costs a SCRIPT EXISTS round trip first
+    pipe.evalsha(script.sha, len(keys), *keys, *args)
+
+    def take_reply(replies: list) -> None:
+        counted = replies[-1]
+        if isinstance(counted, redis.exceptions.NoScriptError):
+            counted = script(keys=keys, args=args)  # Redis restarted: loads it, once
+        elif isinstance(counted, Exception):
+            logger.error("routing: could not record health of %s: %s", connector_id, counted)
+            done(Recorded(kind))
+            return
         _stats_cache_clear_for(connector_id)
-    except redis.RedisError:
-        logger.exception("routing: could not record health of %s", connector_id)
-        return Recorded(kind)
-    if counted:
-        return Recorded(kind, int(counted[0]), int(counted[1]))
-    return Recorded(kind)
+        if counted:
+            done(Recorded(kind, int(counted[0]), int(counted[1])))
+        else:
+            done(Recorded(kind))
+
+    return take_reply
 
 
 @lru_cache(maxsize=4)

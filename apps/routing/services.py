@@ -666,21 +666,41 @@ def routing_settings_update(
 # --------------------------------------------------------------------------- breakers, health
 
 
-def connector_call(*, connector: Connector, call: Callable[[], PSPResult]) -> PSPResult:
-    """Runs one PSP call under the connector's circuit breaker (state shared in Redis). A call
-    the breaker refuses comes back as ERROR with retryable_elsewhere: nothing was sent."""
-    return health.breaker(connector.public_id).call(call)
+def connector_call(
+    *, connector: Connector, call: Callable[[], PSPResult], facts: dict
+) -> PSPResult:
+    """Runs one PSP call under the connector's circuit breaker (state shared in Redis) and
+    records the answer in the connector's health and success rates (`facts`: the payment's
+    segment), in the same Redis round trip as the breaker's failure count. A call the breaker
+    refuses comes back as ERROR with retryable_elsewhere: nothing was sent. An exception from
+    `call` propagates, unrecorded (see `connector_health_record`)."""
+    recorded: list[health.Recorded] = []
+
+    def bookkeeping(result: PSPResult, pipe) -> Callable[[list], None]:
+        return health.record_on(
+            pipe, connector.public_id, result, facts, result.latency_ms, recorded.append
+        )
+
+    result = health.breaker(connector.public_id).call(call, bookkeeping=bookkeeping)
+    if recorded:
+        _evaluate_recorded(connector, recorded[0])
+    return result
 
 
 def connector_health_record(
     *, connector: Connector, result: PSPResult, facts: dict, latency_ms: int | None = None
 ) -> None:
-    """Rolling health and success-rate data after a PSP call, in one Redis round trip; never
-    raises. For a failure, at most every two seconds, the error rate over the window is
-    checked too (auto-disable)."""
+    """Rolling health and success-rate data after a PSP call that `connector_call` could not
+    record (the adapter raised), in one Redis round trip; never raises."""
     recorded = health.record(
         connector.public_id, result, facts, result.latency_ms if latency_ms is None else latency_ms
     )
+    _evaluate_recorded(connector, recorded)
+
+
+def _evaluate_recorded(connector: Connector, recorded: health.Recorded) -> None:
+    """For a failure, at most every two seconds, the error rate over the window is checked
+    too (auto-disable). Never raises."""
     if recorded.window_calls is None:
         return
     try:

@@ -110,6 +110,71 @@ def test_opens_after_consecutive_failures_and_refuses_without_calling(client, co
     assert not breaker.snapshot().allows_calls
 
 
+class Bookkeeping:
+    """A caller's bookkeeping: counts each answer in Redis on the breaker's pipeline."""
+
+    def __init__(self, key: str):
+        self.key, self.answers, self.replies = key, [], []
+
+    def __call__(self, result, pipe):
+        self.answers.append(result)
+        pipe.incr(self.key)
+        return self.replies.append
+
+
+def test_bookkeeping_shares_the_failure_count_round_trip_and_counts_once(client, connector_id):
+    breaker = _breaker(client, connector_id)
+    seen = Bookkeeping(f"psp-breaker:{connector_id}:test-answers")
+    round_trips = []
+    real_execute = redis.client.Pipeline.execute
+
+    def execute(pipe, *args, **kwargs):
+        # the last part of each command's key: which counters went in this round trip
+        round_trips.append([command[1].rsplit(":", 1)[-1] for command, _ in pipe.command_stack])
+        return real_execute(pipe, *args, **kwargs)
+
+    redis.client.Pipeline.execute = execute
+    try:
+        for expected in (1, 2):
+            assert breaker.call(Calls(HTTP_503), bookkeeping=seen) is HTTP_503
+            # counted exactly once (pybreaker did not INCR again), still closed below fail_max
+            assert (breaker.fail_counter, breaker.state) == (expected, "closed")
+        assert breaker.call(Calls(APPROVED), bookkeeping=seen) is APPROVED
+        assert breaker.fail_counter == 0  # a success resets the count
+        for _ in range(3):
+            breaker.call(Calls(HTTP_503), bookkeeping=seen)
+        assert breaker.state == "open"  # after exactly fail_max consecutive failures
+        refused = breaker.call(Calls(APPROVED), bookkeeping=seen)
+    finally:
+        redis.client.Pipeline.execute = real_execute
+
+    assert refused.raw_code == "circuit_open"
+    # every answer went to the bookkeeping, the refused call (nothing sent) did not; a failure's
+    # INCR and the bookkeeping went in one round trip, a success's bookkeeping alone
+    assert seen.answers == [HTTP_503, HTTP_503, APPROVED, HTTP_503, HTTP_503, HTTP_503]
+    failure, success = ["fail_counter", "test-answers"], ["test-answers"]
+    with_bookkeeping = [keys for keys in round_trips if "test-answers" in keys]
+    assert with_bookkeeping == [failure, failure, success, failure, failure, failure]
+    assert seen.replies == [[1], [2], [3], [4], [5], [6]]
+
+
+def test_bookkeeping_runs_when_forced_closed_and_never_breaks_the_answer(client, connector_id):
+    breaker = _breaker(client, connector_id)
+    breaker.force("closed")
+    seen = Bookkeeping(f"psp-breaker:{connector_id}:test-answers")
+    assert breaker.call(Calls(HTTP_503), bookkeeping=seen) is HTTP_503
+    assert seen.answers == [HTTP_503] and breaker.fail_counter == 0  # forced: not counted
+
+    def broken(result, pipe):
+        raise RuntimeError("bookkeeping bug")
+
+    breaker.force(None)
+    failing = Calls(HTTP_503)
+    assert breaker.call(failing, bookkeeping=broken) is HTTP_503
+    assert failing.count == 1  # answered once, never re-sent
+    assert breaker.fail_counter == 1  # counted by pybreaker's own INCR instead
+
+
 def test_declines_never_open_it(client, connector_id):
     breaker = _breaker(client, connector_id)
     for _ in range(10):

@@ -105,9 +105,14 @@ def test_probes_of_a_stripe_connector(stripe_connector, sim, connector_names):
 def test_breaker_transitions_are_audited(make_connector):
     connector = make_connector()
     # through the service, as the confirm path does
-    for _ in range(5):
-        services.connector_call(connector=connector, call=lambda: FAILED)
+    for _ in range(4):
+        services.connector_call(connector=connector, call=lambda: FAILED, facts=FACTS)
+    assert health.breaker(connector.public_id).state == "closed"  # each failure counted once
+    services.connector_call(connector=connector, call=lambda: FAILED, facts=FACTS)
     assert health.breaker(connector.public_id).state == "open"
+    # the same round trips recorded every answer in the connector's health
+    view = selectors.connector_health(connectors=[connector])[connector.public_id]
+    assert (view.as_dict()["calls"], view.as_dict()["error_rate"]) == (5, 1.0)
     entry = AuditLogEntry.objects.get(action="connector.breaker_open")
     assert entry.changes == {"breaker": ["closed", "open"]}
     assert entry.merchant_id == connector.merchant_id
