@@ -59,56 +59,80 @@ def outbox_record(
     """Call inside the transaction that changes the object, with the object's row locked:
     the lock makes the per-object sequence race-free (the unique constraint is the backstop).
     The relay is enqueued when that transaction commits (once per transaction)."""
-    row = OutboxEvent(
+    row = _outbox_row(
         merchant_id=merchant_id,
         livemode=livemode,
         object_type=object_type,
         object_id=object_id,
         event_type=event_type,
         payload=payload,
-        previous_attributes=previous_attributes or {},
-        request_id=get_request_id() or "",
-        idempotency_key=idempotency_key or get_idempotency_key(),
-        created_at=timezone.now(),
+        previous_attributes=previous_attributes,
+        idempotency_key=idempotency_key,
     )
-    # one statement: the next sequence is computed inside the INSERT (this runs on every state
-    # change of the checkout plane, and the ORM's aggregate + insert cost twice the round trips
-    # and several times the CPU)
     with connection.cursor() as cursor:
-        cursor.execute(
-            _OUTBOX_INSERT,
-            [
-                row.merchant_id,
-                row.livemode,
-                row.object_type,
-                row.object_id,
-                row.object_id,
-                row.event_type,
-                json.dumps(row.payload),
-                json.dumps(row.previous_attributes),
-                row.request_id,
-                row.idempotency_key,
-                row.created_at,
-            ],
-        )
+        cursor.execute(*_outbox_insert(row))
         row.pk, row.sequence = cursor.fetchone()
     _schedule_relay()
     return row
 
 
-_OUTBOX_INSERT = f"""
-INSERT INTO {OutboxEvent._meta.db_table}
+def outbox_insert_statement(*, when: str, **fields) -> tuple[str, list]:
+    """For a caller that writes an outbox row inside its own single statement, as a
+    data-modifying CTE: the INSERT as (sql, params), written only if the relation `when` of
+    that statement yields a row. `fields` as for `outbox_record`. The caller owes the relay:
+    `outbox_relay_enqueue()` once its statement has committed."""
+    return _outbox_insert(_outbox_row(**fields), when=when)
+
+
+def _outbox_row(
+    *, previous_attributes: dict | None = None, idempotency_key: str = "", **fields
+) -> OutboxEvent:
+    """`fields`: merchant_id, livemode, object_type, object_id, event_type, payload."""
+    return OutboxEvent(
+        **fields,
+        previous_attributes=previous_attributes or {},
+        request_id=get_request_id() or "",
+        idempotency_key=idempotency_key or get_idempotency_key(),
+        created_at=timezone.now(),
+    )
+
+
+def _outbox_insert(row: OutboxEvent, when: str = "") -> tuple[str, list]:
+    # one statement: the next sequence is computed inside the INSERT (this runs on every state
+    # change of the checkout plane, and the ORM's aggregate + insert cost twice the round trips
+    # and several times the CPU)
+    table = OutboxEvent._meta.db_table
+    sql = f"""
+INSERT INTO {table}
     (merchant_id, livemode, object_type, object_id, sequence, event_type, payload,
      previous_attributes, request_id, idempotency_key, created_at)
-VALUES (%s, %s, %s, %s,
-        (SELECT COALESCE(MAX(sequence), 0) + 1 FROM {OutboxEvent._meta.db_table}
-         WHERE object_id = %s),
-        %s, %s::jsonb, %s::jsonb, %s, %s, %s)
-RETURNING id, sequence
-"""
+SELECT %s, %s, %s, %s,
+       (SELECT COALESCE(MAX(sequence), 0) + 1 FROM {table} WHERE object_id = %s),
+       %s, %s::jsonb, %s::jsonb, %s, %s, %s
+{f"FROM {when}" if when else ""}
+RETURNING id, sequence"""
+    params = [
+        row.merchant_id,
+        row.livemode,
+        row.object_type,
+        row.object_id,
+        row.object_id,
+        row.event_type,
+        json.dumps(row.payload),
+        json.dumps(row.previous_attributes),
+        row.request_id,
+        row.idempotency_key,
+        row.created_at,
+    ]
+    return sql, params
 
 
 RELAY_QUEUED_KEY = "events:relay:queued"
+
+
+def outbox_relay_enqueue() -> None:
+    """For callers of `outbox_insert_statement`, after their statement committed."""
+    _enqueue_relay()
 
 
 def _enqueue_relay() -> None:

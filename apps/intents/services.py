@@ -20,8 +20,12 @@ from django.utils import timezone
 from apps.core.audit import Actor, audit_record
 from apps.core.errors import ConflictError, InvalidRequestError
 from apps.core.money import normalize_currency, validate_amount
-from apps.events.services import outbox_record
-from apps.intents import ledger_hooks
+from apps.events.services import (
+    outbox_insert_statement,
+    outbox_record,
+    outbox_relay_enqueue,
+)
+from apps.intents import ledger_hooks, statements
 from apps.intents.models import IntentStatus, PaymentAttempt, PaymentIntent, Refund, RefundStatus
 from apps.intents.representations import intent_representation, refund_representation
 from apps.intents.selectors import intent_get
@@ -255,6 +259,9 @@ class _PlannedAttempt:
     # connectors of every attempt of the intent so far, this one included: failover excludes
     # them without asking the database again
     tried: frozenset[int]
+    # its outbox rows were written by a single statement (no on-commit hook): the caller
+    # enqueues the relay, after the PSP call rather than before it
+    relay_owed: bool = False
 
 
 def intent_confirm(
@@ -274,6 +281,8 @@ def intent_confirm(
                 payment_method=attempt.intent.payment_method
             )
         result = _authorize_at_psp(attempt, card)
+        if planned.relay_owed:
+            transaction.on_commit(outbox_relay_enqueue)
         outcome = _confirm_apply(
             attempt_id=attempt.pk,
             result=result,
@@ -333,6 +342,52 @@ def _plan_next_attempt(
     Returns None when no connector is left (the caller decides what that means). `previous`:
     on failover, the attempt that just failed, which is the intent's latest (attempts are only
     added under the intent's lock)."""
+    route = _route_next(intent, tried=tried, first=first, previous=previous)
+    if route is None:
+        return None
+    attempt = route.attempt
+    attempt.save()
+    previous_status = {"status": intent.status}
+    unchanged = (
+        not first
+        and intent.status == S.PROCESSING
+        and intent.pending_operation == PaymentIntent.PendingOperation.AUTHORIZE
+        and intent.last_payment_error is None
+        and intent.next_action is None
+    )
+    if not unchanged:  # on failover the intent is already processing this authorization
+        if intent.status != S.PROCESSING:
+            intent.start_processing()
+        intent.pending_operation = PaymentIntent.PendingOperation.AUTHORIZE
+        intent.last_payment_error = None
+        intent.next_action = None
+        # the columns this step can change (status through the FSM, payment_method in tx A),
+        # not the intent's metadata, splits and the rest, on every attempt
+        intent.save(
+            update_fields=[
+                "status",
+                "payment_method",
+                "pending_operation",
+                "last_payment_error",
+                "next_action",
+                "updated_at",
+            ]
+        )
+    if first:
+        _emit(intent, "payment_intent.processing", previous_status)
+    return route
+
+
+def _route_next(
+    intent: PaymentIntent,
+    *,
+    tried: frozenset[int],
+    first: bool,
+    previous: PaymentAttempt | None = None,
+) -> _PlannedAttempt | None:
+    """The routing decision for the intent's next attempt, and that attempt, not saved yet.
+    None when no connector is left after a first attempt; on the first, no connector at all is
+    `no_eligible_connector`."""
     from apps.core.ids import new_public_id  # (kept local: only this function uses it)
 
     facts = vault_selectors.card_routing_facts(intent.payment_method)
@@ -376,49 +431,19 @@ def _plan_next_attempt(
             )
         return None
     connector = decision.candidates[0]
-    sequence = (last["sequence"] if last else 0) + 1
     # the PSP idempotency key is derived from the attempt: a retry of this attempt can never
     # create a second charge, and a new attempt always gets a new key
     public_id = new_public_id("pa")
     attempt = PaymentAttempt(
         public_id=public_id,
         intent=intent,
-        sequence=sequence,
+        sequence=(last["sequence"] if last else 0) + 1,
         connector=connector,
         amount=intent.amount,
         currency=intent.currency,
         routing_trace=trace,
         psp_idempotency_key=f"{public_id}-authorize",
     )
-    attempt.save()
-    previous = {"status": intent.status}
-    unchanged = (
-        not first
-        and intent.status == S.PROCESSING
-        and intent.pending_operation == PaymentIntent.PendingOperation.AUTHORIZE
-        and intent.last_payment_error is None
-        and intent.next_action is None
-    )
-    if not unchanged:  # on failover the intent is already processing this authorization
-        if intent.status != S.PROCESSING:
-            intent.start_processing()
-        intent.pending_operation = PaymentIntent.PendingOperation.AUTHORIZE
-        intent.last_payment_error = None
-        intent.next_action = None
-        # the columns this step can change (status through the FSM, payment_method in tx A),
-        # not the intent's metadata, splits and the rest, on every attempt
-        intent.save(
-            update_fields=[
-                "status",
-                "payment_method",
-                "pending_operation",
-                "last_payment_error",
-                "next_action",
-                "updated_at",
-            ]
-        )
-    if first:
-        _emit(intent, "payment_intent.processing", previous)
     return _PlannedAttempt(attempt=attempt, tried=tried_so_far | {connector.pk})
 
 
@@ -461,7 +486,26 @@ def _authorize_at_psp(attempt: PaymentAttempt, card: CardData) -> PSPResult:
         return result
 
 
+# what a PSP answer changes on its attempt; the routing trace (a sizeable JSON) is written once,
+# at insert
+_RESULT_FIELDS = (
+    "outcome",
+    "decline_code",
+    "raw_code",
+    "raw_message",
+    "psp_reference",
+    "http_status",
+    "latency_ms",
+    "completed_at",
+)
+
+
 def _record_result(attempt: PaymentAttempt, result: PSPResult, outcome: str) -> None:
+    _set_result(attempt, result, outcome)
+    attempt.save(update_fields=_RESULT_FIELDS)
+
+
+def _set_result(attempt: PaymentAttempt, result: PSPResult, outcome: str) -> None:
     attempt.outcome = outcome
     attempt.decline_code = result.decline_code[:60]
     attempt.raw_code = result.raw_code[:100]
@@ -470,19 +514,6 @@ def _record_result(attempt: PaymentAttempt, result: PSPResult, outcome: str) -> 
     attempt.http_status = result.http_status
     attempt.latency_ms = result.latency_ms
     attempt.completed_at = timezone.now()
-    # only what changed: the attempt's routing trace (a sizeable JSON) is written once, at insert
-    attempt.save(
-        update_fields=[
-            "outcome",
-            "decline_code",
-            "raw_code",
-            "raw_message",
-            "psp_reference",
-            "http_status",
-            "latency_ms",
-            "completed_at",
-        ]
-    )
 
 
 def _payment_error(result: PSPResult, attempt: PaymentAttempt) -> dict:
@@ -511,6 +542,18 @@ def _confirm_apply(
     `saved_attempt`: the attempt as tx A saved it; a pending attempt changes only here
     (webhooks wait for tx B, inquiries take unknown ones), so its row is locked and its outcome
     checked, and the object is not read again."""
+    if (
+        saved_attempt is not None
+        and tried is not None
+        and result.outcome in (Outcome.SOFT_DECLINE, Outcome.HARD_DECLINE, Outcome.ERROR)
+    ):
+        recorded, may_fail_over = _decline_disposition(
+            saved_attempt, saved_attempt.intent, result, deadline
+        )
+        if may_fail_over:
+            planned = _fail_over_in_one_statement(saved_attempt, result, recorded, tried)
+            if planned is not None:
+                return planned
     with transaction.atomic():
         if saved_attempt is not None:
             current = (
@@ -563,37 +606,9 @@ def _confirm_apply(
             intent.save()
             _schedule_inquiry(attempt)
         else:
-            hard = outcome == Outcome.HARD_DECLINE or (
-                outcome == Outcome.SOFT_DECLINE and is_hard(result.decline_code)
-            )
-            recorded = {Outcome.ERROR: PaymentAttempt.Outcome.ERROR}.get(
-                outcome,
-                PaymentAttempt.Outcome.HARD_DECLINE
-                if hard
-                else PaymentAttempt.Outcome.SOFT_DECLINE,
-            )
+            recorded, may_fail_over = _decline_disposition(attempt, intent, result, deadline)
             _record_result(attempt, result, recorded)
             _emit_attempt(attempt, intent)
-            # per-merchant bounds (routing settings, else the platform's); intent_confirm's
-            # deadline is its start plus the platform budget, so the start is recovered here
-            limits = routing_selectors.confirm_limits(
-                merchant_id=intent.merchant_id, livemode=intent.livemode
-            )
-            confirm_started = deadline - settings.CONFIRM_TIME_BUDGET_SECONDS
-            attempts_this_confirm = (attempt.routing_trace or {}).get(
-                "confirm_attempt", attempt.sequence
-            )
-            may_fail_over = (
-                not hard
-                and (
-                    outcome != Outcome.ERROR
-                    or result.retryable_elsewhere
-                    or result.http_status is None
-                    or result.http_status < 500
-                )
-                and attempts_this_confirm < limits.max_attempts
-                and time.monotonic() < confirm_started + limits.time_budget_seconds
-            )
             if may_fail_over:
                 if tried is None:
                     tried = frozenset(intent.attempts.values_list("connector_id", flat=True))
@@ -608,6 +623,81 @@ def _confirm_apply(
             vault_services.vault_discard_cvc(payment_method=intent.payment_method)
             _emit(intent, "payment_intent.payment_failed", previous)
         return intent
+
+
+def _decline_disposition(
+    attempt: PaymentAttempt, intent: PaymentIntent, result: PSPResult, deadline: float
+) -> tuple[str, bool]:
+    """For a decline or error: the attempt's recorded outcome, and whether the confirm may fail
+    over (soft, or an error before the PSP processed anything; within the merchant's attempt
+    and time budgets). Reads only what cannot change while the attempt is pending."""
+    outcome = result.outcome
+    hard = outcome == Outcome.HARD_DECLINE or (
+        outcome == Outcome.SOFT_DECLINE and is_hard(result.decline_code)
+    )
+    recorded = {Outcome.ERROR: PaymentAttempt.Outcome.ERROR}.get(
+        outcome,
+        PaymentAttempt.Outcome.HARD_DECLINE if hard else PaymentAttempt.Outcome.SOFT_DECLINE,
+    )
+    # per-merchant bounds (routing settings, else the platform's); intent_confirm's deadline is
+    # its start plus the platform budget, so the start is recovered here
+    limits = routing_selectors.confirm_limits(
+        merchant_id=intent.merchant_id, livemode=intent.livemode
+    )
+    confirm_started = deadline - settings.CONFIRM_TIME_BUDGET_SECONDS
+    attempts_this_confirm = (attempt.routing_trace or {}).get("confirm_attempt", attempt.sequence)
+    may_fail_over = (
+        not hard
+        and (
+            outcome != Outcome.ERROR
+            or result.retryable_elsewhere
+            or result.http_status is None
+            or result.http_status < 500
+        )
+        and attempts_this_confirm < limits.max_attempts
+        and time.monotonic() < confirm_started + limits.time_budget_seconds
+    )
+    return recorded, may_fail_over
+
+
+def _fail_over_in_one_statement(
+    failed: PaymentAttempt, result: PSPResult, recorded: str, tried: frozenset[int]
+) -> _PlannedAttempt | None:
+    """tx B of a failover, in the common case, as one SQL statement: lock the attempt (still
+    pending) and then the intent (still processing this authorization), record the attempt's
+    result, write its outbox row and insert the next attempt. The same rows and locks as the
+    general path, without its BEGIN/COMMIT round trips and ORM work: this sits between one
+    PSP's answer and the next PSP's request. The routing decision is taken first, outside the
+    statement (it reads only the process's compiled routing and what cannot change while the
+    attempt is pending).
+
+    None when the statement changed nothing (a webhook or inquiry got to the attempt first, the
+    intent moved) or no connector is left: the caller then takes the general path, under
+    locks, which decides."""
+    from apps.intents.representations import attempt_representation
+
+    intent = failed.intent
+    planned = _route_next(intent, tried=tried, first=False, previous=failed)
+    if planned is None:
+        return None
+    _set_result(failed, result, recorded)
+    event = outbox_insert_statement(
+        when="failed",
+        merchant_id=intent.merchant_id,
+        livemode=intent.livemode,
+        object_type="payment_attempt",
+        object_id=failed.public_id,
+        event_type=f"payment_attempt.{failed.outcome}",
+        payload=attempt_representation(failed),
+    )
+    attempt_id = statements.fail_over(
+        failed=failed, result_fields=_RESULT_FIELDS, event=event, next_attempt=planned.attempt
+    )
+    if attempt_id is None:
+        return None
+    planned.attempt.pk = attempt_id
+    planned.relay_owed = True
+    return planned
 
 
 def _apply_authorized(intent: PaymentIntent, attempt: PaymentAttempt, result: PSPResult) -> None:

@@ -1,0 +1,170 @@
+"""The failover step (tx B of a failed attempt that moves on to the next connector) runs as one
+SQL statement: it must write exactly what the locking path writes, owe and enqueue the outbox
+relay, and change nothing when the attempt or the intent moved meanwhile, leaving the decision
+to the locking path."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.db import connection, transaction
+
+from apps.core.audit import Actor
+from apps.events import tasks as event_tasks
+from apps.events.models import Event, OutboxEvent
+from apps.intents import services as intent_services
+from apps.intents.models import PaymentAttempt, PaymentIntent
+from apps.psp_adapters.contract import Outcome, PSPResult
+
+ACTOR = Actor.system("test")
+# the PSP said it processed nothing: another connector may take the payment
+OUTAGE = PSPResult(
+    outcome=Outcome.ERROR, raw_code="http_503", http_status=503, retryable_elsewhere=True
+)
+
+pytestmark = pytest.mark.usefixtures("connectors")
+
+
+def _begin(api, tokenize):
+    """tx A of a confirm: the intent processing, attempt #1 pending on the first connector."""
+    created = api.post(
+        "/v1/payment_intents",
+        {"amount": 2500, "currency": "eur", "payment_method": tokenize()},
+        format="json",
+    ).json()
+    intent = PaymentIntent.objects.get(public_id=created["id"])
+    return intent_services._confirm_begin(intent=intent, actor=ACTOR, payment_method=None)
+
+
+def _apply(planned, result=OUTAGE):
+    """tx B with the synchronous answer `result`, as intent_confirm calls it."""
+    return intent_services._confirm_apply(
+        attempt_id=planned.attempt.pk,
+        result=result,
+        deadline=time.monotonic() + 30,
+        tried=planned.tried,
+        saved_attempt=planned.attempt,
+    )
+
+
+@pytest.mark.django_db(transaction=True)  # real commits: the statement runs in autocommit
+def test_a_failover_writes_the_failed_attempt_its_event_and_the_next_attempt(
+    pay, sim, connector_names, stripe_connector, adyen_connector, monkeypatch
+):
+    owed = []
+    real_enqueue = intent_services.outbox_relay_enqueue
+    monkeypatch.setattr(
+        intent_services, "outbox_relay_enqueue", lambda: (owed.append(1), real_enqueue())
+    )
+    sim.faults(connector_names["stripe"], outage=True)
+    body = pay(amount=3100).json()
+    assert body["status"] == "succeeded"
+
+    failed, approved = PaymentAttempt.objects.filter(intent__public_id=body["id"]).order_by(
+        "sequence"
+    )
+    assert (failed.connector_id, failed.outcome, failed.http_status) == (
+        stripe_connector.id,
+        "error",
+        503,
+    )
+    assert failed.completed_at is not None and failed.latency_ms is not None
+    assert (approved.connector_id, approved.outcome, approved.sequence) == (
+        adyen_connector.id,
+        "approved",
+        2,
+    )
+    assert approved.psp_idempotency_key == f"{approved.public_id}-authorize"
+    assert (approved.amount, approved.currency) == (3100, "eur")
+    assert approved.started_at is not None and approved.started_at >= failed.started_at
+    assert approved.routing_trace["confirm_attempt"] == 2
+    assert approved.routing_trace["skipped"] == {stripe_connector.public_id: "already_tried"}
+
+    # the failed attempt's event, once, with the attempt as recorded
+    rows = list(OutboxEvent.objects.filter(object_id=failed.public_id))
+    assert [(r.event_type, r.sequence) for r in rows] == [("payment_attempt.error", 1)]
+    assert rows[0].payload["outcome"] == "error"
+    assert rows[0].payload["connector"] == stripe_connector.public_id
+    # the statement left the relay to the caller, which enqueued it once
+    assert owed == [1]
+    event_tasks.relay_outbox()
+    assert Event.objects.filter(type="payment_attempt.error").count() == 1
+    assert not OutboxEvent.objects.filter(relayed_at__isnull=True).exists()
+    connection.close()
+
+
+@pytest.mark.django_db
+def test_an_attempt_answered_meanwhile_is_not_failed_over(api, tokenize):
+    planned = _begin(api, tokenize)
+    # a PSP notification applied the authorization while the synchronous answer was in flight
+    PaymentAttempt.objects.filter(pk=planned.attempt.pk).update(outcome="approved")
+
+    assert _apply(planned) is None  # the caller reads the intent as the notification left it
+
+    attempts = PaymentAttempt.objects.filter(intent_id=planned.attempt.intent_id)
+    assert [(a.sequence, a.outcome) for a in attempts] == [(1, "approved")]
+    assert not OutboxEvent.objects.filter(object_id=planned.attempt.public_id).exists()
+
+
+@pytest.mark.django_db
+def test_an_intent_no_longer_processing_this_authorization_takes_the_locking_path(
+    api, tokenize, monkeypatch
+):
+    planned = _begin(api, tokenize)
+    intent_id = planned.attempt.intent_id
+    # a state the statement must not build on (the locking path decides what it means)
+    PaymentIntent.objects.filter(pk=intent_id).update(next_action={"type": "redirect_to_url"})
+    general = []
+    real_plan = intent_services._plan_next_attempt
+    monkeypatch.setattr(
+        intent_services,
+        "_plan_next_attempt",
+        lambda *a, **k: general.append(1) or real_plan(*a, **k),
+    )
+
+    outcome = _apply(planned)
+
+    assert general == [1]  # the statement wrote nothing; the locking path failed over
+    assert outcome.attempt.sequence == 2
+    attempts = PaymentAttempt.objects.filter(intent_id=intent_id).order_by("sequence")
+    assert [a.outcome for a in attempts] == ["error", "pending"]
+    assert OutboxEvent.objects.filter(object_id=planned.attempt.public_id).count() == 1
+    assert PaymentIntent.objects.get(pk=intent_id).next_action is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_statement_waits_for_a_concurrent_notification_and_then_stands_back(api, tokenize):
+    planned = _begin(api, tokenize)
+    locked, finish = threading.Event(), threading.Event()
+
+    def notification():
+        try:
+            with transaction.atomic():
+                PaymentAttempt.objects.select_for_update().get(pk=planned.attempt.pk)
+                locked.set()
+                finish.wait(5)
+                PaymentAttempt.objects.filter(pk=planned.attempt.pk).update(
+                    outcome="approved", psp_reference="pi_from_webhook"
+                )
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=notification)
+    thread.start()
+    assert locked.wait(5)
+    threading.Timer(0.3, finish.set).start()
+    started = time.monotonic()
+    outcome = _apply(planned)
+    waited = time.monotonic() - started
+    thread.join()
+
+    assert outcome is None
+    assert waited >= 0.25  # it waited for the notification's lock instead of racing it
+    attempts = PaymentAttempt.objects.filter(intent_id=planned.attempt.intent_id)
+    assert [(a.sequence, a.outcome, a.psp_reference) for a in attempts] == [
+        (1, "approved", "pi_from_webhook")
+    ]
+    assert not OutboxEvent.objects.filter(object_id=planned.attempt.public_id).exists()
+    connection.close()
