@@ -12,6 +12,8 @@ Stdlib only: the load generator imports it.
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -48,6 +50,33 @@ def machine_busy_seconds() -> tuple[float, float]:
     idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
     total = sum(values[:8])  # guest time is already counted in user
     return (total - idle) / TICKS, total / TICKS
+
+
+def busy_share(seconds: float) -> float:
+    """Share of the machine's CPU time that was busy over the next `seconds`."""
+    busy0, total0 = machine_busy_seconds()
+    time.sleep(seconds)
+    busy1, total1 = machine_busy_seconds()
+    return (busy1 - busy0) / max(total1 - total0, 1e-9)
+
+
+def wait_for_quiet(
+    max_wait: float, threshold: float, before: Callable[[], None] | None = None
+) -> float:
+    """Other work on this 2-core machine (tests, other benches, the previous scenario's
+    processes winding down) skews latency figures: wait (bounded) until the machine is below
+    15 % busy over a 1.5 s window AND the 1-minute load average is low (the load average lags
+    by a minute, so it alone would either wait too long or too little). `before`: e.g. a
+    PostgreSQL CHECKPOINT, so that what earlier benchmarks left dirty in its buffers is flushed
+    now, not as a write storm in the middle of the measurement (it stalls commits' fsyncs).
+    Returns the 1-minute load average, to report with the results."""
+    if before is not None:
+        before()
+    deadline = time.monotonic() + max_wait
+    while time.monotonic() < deadline:
+        if busy_share(1.5) < 0.15 and os.getloadavg()[0] <= threshold:
+            break
+    return round(os.getloadavg()[0], 2)
 
 
 def snapshot(roots: dict[str, list[int]], db_name: str | None = None) -> dict[str, float]:

@@ -11,6 +11,9 @@ Scenarios
   B) - median(direct confirm time - PSP time of B): what the failed attempt adds beyond A's
   own time. Target p95 < 5 ms.
 
+Before each scenario: a PostgreSQL CHECKPOINT, then a bounded wait for an idle machine (the
+same as the webhooks bench; the load average at each start is in the results).
+
 Own database (default `payments_platform_routing_bench`, created and migrated on first use;
 override with ROUTING_BENCH_DATABASE_URL), own Redis database (ROUTING_BENCH_REDIS_URL,
 default db 12), its own simulator process (tests/support/simulator.py).
@@ -540,6 +543,13 @@ def main() -> int:
     parser.add_argument("--decisions", type=int, default=20_000)
     parser.add_argument("--confirms", type=int, default=200)
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "routing.json"))
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=float(os.environ.get("BENCH_QUIET_WAIT", 20)),
+        help="seconds to wait (at most) for the machine to be quiet before a scenario",
+    )
+    parser.add_argument("--quiet-load", type=float, default=1.5)
     args = parser.parse_args()
 
     django.setup()
@@ -551,9 +561,24 @@ def main() -> int:
 
     from tests.support.simulator import start_simulator
 
+    sys.path.insert(0, str(ROOT / "bench"))
+    import procstat
+    from django.db import connection
+
+    def quiet() -> float:
+        # after the other benchmarks of `make bench`: flush PostgreSQL's dirty buffers and let
+        # the machine settle, so the figures are about this code, not the previous run
+        def checkpoint() -> None:
+            with connection.cursor() as cursor:
+                cursor.execute("CHECKPOINT")
+
+        return procstat.wait_for_quiet(args.quiet_wait, args.quiet_load, before=checkpoint)
+
+    loads = {"decision": quiet()}
     results = bench_decision(args.decisions)
     sim_url, stop = start_simulator()
     try:
+        loads["failover"] = quiet()
         results += bench_failover(args.confirms, sim_url)
     finally:
         stop()
@@ -576,6 +601,7 @@ def main() -> int:
                 "python": platform.python_version(),
                 "cpus": os.cpu_count(),
                 "load_average": os.getloadavg(),
+                "load_average_at_scenario_start": loads,
                 "results": results,
             },
             indent=2,

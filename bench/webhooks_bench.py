@@ -135,34 +135,17 @@ def machine_load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def _busy_share(seconds: float) -> float:
-    """Share of the machine's CPU time that was busy over the next `seconds`."""
+def wait_for_quiet(max_wait: float, threshold: float) -> float:
+    """CHECKPOINT, then (bounded) until the machine is quiet: see procstat.wait_for_quiet."""
     sys.path.insert(0, str(ROOT / "bench"))
     import procstat
-
-    busy0, total0 = procstat.machine_busy_seconds()
-    time.sleep(seconds)
-    busy1, total1 = procstat.machine_busy_seconds()
-    return (busy1 - busy0) / max(total1 - total0, 1e-9)
-
-
-def wait_for_quiet(max_wait: float, threshold: float) -> float:
-    """Other work on this 2-core machine (tests, other benches, the previous scenario's
-    processes winding down) skews latency figures: wait (bounded) until the machine is below
-    15 % busy over a 1.5 s window AND the 1-minute load average is low (the load average lags
-    by a minute, so it alone would either wait too long or too little); the load is reported
-    with the results."""
-    # flush what earlier benchmarks left dirty in PostgreSQL's buffers now, not as a
-    # checkpoint's write storm in the middle of the measurement (it stalls commits' fsyncs)
     from django.db import connection
 
-    with connection.cursor() as cursor:
-        cursor.execute("CHECKPOINT")
-    deadline = time.monotonic() + max_wait
-    while time.monotonic() < deadline:
-        if _busy_share(1.5) < 0.15 and os.getloadavg()[0] <= threshold:
-            break
-    return round(os.getloadavg()[0], 2)
+    def checkpoint() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("CHECKPOINT")
+
+    return procstat.wait_for_quiet(max_wait, threshold, before=checkpoint)
 
 
 # --------------------------------------------------------------------------- (a) inbound

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.core.audit import Actor, audit_record
@@ -696,6 +696,8 @@ def _fail_over_in_one_statement(
     if attempt_id is None:
         return None
     planned.attempt.pk = attempt_id
+    planned.attempt._state.adding = False  # saved, as if by the ORM
+    planned.attempt._state.db = connection.alias
     planned.relay_owed = True
     return planned
 
