@@ -116,3 +116,13 @@ def test_breaker_transitions_are_audited(make_connector):
     entry = AuditLogEntry.objects.get(action="connector.breaker_open")
     assert entry.changes == {"breaker": ["closed", "open"]}
     assert entry.merchant_id == connector.merchant_id
+
+
+def test_health_is_recorded_after_redis_lost_its_scripts(make_connector):
+    connector = make_connector()
+    services.connector_call(connector=connector, call=lambda: OK, facts=FACTS)
+    health.client().script_flush()  # as after a Redis restart: EVALSHA answers NOSCRIPT
+    services.connector_call(connector=connector, call=lambda: FAILED, facts=FACTS)
+    services.connector_call(connector=connector, call=lambda: OK, facts=FACTS)
+    view = selectors.connector_health(connectors=[connector])[connector.public_id].as_dict()
+    assert (view["calls"], view["error_rate"]) == (3, round(1 / 3, 4))
