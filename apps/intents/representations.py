@@ -59,10 +59,11 @@ def intent_representation(intent: PaymentIntent, *, expand_attempts: bool = Fals
         "canceled_at": _ts(intent.canceled_at),
     }
     if expand_attempts:
-        body["attempts"] = [
-            attempt_representation(a)
-            for a in intent.attempts.select_related("connector").order_by("sequence")
-        ]
+        if "attempts" in getattr(intent, "_prefetched_objects_cache", {}):
+            attempts = intent.attempts.all()  # loaded with the page (selectors.intent_list)
+        else:
+            attempts = intent.attempts.select_related("connector").order_by("sequence")
+        body["attempts"] = [attempt_representation(a) for a in attempts]
     return body
 
 

@@ -180,6 +180,35 @@ def test_expanded_intent_shows_attempts_with_routing(api, pay):
     assert body["attempts"][0]["routing"]["candidates"]
 
 
+def test_the_list_expands_attempts_in_one_query_per_page(
+    api, pay, sim, connector_names, django_assert_max_num_queries
+):
+    sim.faults(connector_names["stripe"], outage=True)  # every payment fails over to Adyen
+    ids = [pay(amount=300 + i).json()["id"] for i in range(4)]
+    plain = api.get("/v1/payment_intents", {"limit": 3}).json()["data"]
+    assert all("attempts" not in i for i in plain)
+
+    with django_assert_max_num_queries(3):  # key, page, the page's attempts: not one per intent
+        page = api.get("/v1/payment_intents", {"limit": 3, "expand[]": "attempts"}).json()
+    assert [i["id"] for i in page["data"]] == ids[::-1][:3]
+    for intent in page["data"]:
+        attempts = intent["attempts"]
+        assert [(a["sequence"], a["connector_name"], a["outcome"]) for a in attempts] == [
+            (1, connector_names["stripe"], "error"),
+            (2, connector_names["adyen"], "approved"),
+        ]
+        assert attempts[1]["routing"]["confirm_attempt"] == 2
+    rest = api.get(
+        "/v1/payment_intents",
+        {"starting_after": page["data"][-1]["id"], "expand[]": "attempts"},
+    ).json()["data"]
+    assert [i["id"] for i in rest] == [ids[0]] and len(rest[0]["attempts"]) == 2
+
+    bad = api.get("/v1/payment_intents", {"expand[]": "refunds"})
+    assert bad.status_code == 400
+    assert bad.json()["error"]["param"].startswith("expand")
+
+
 def test_other_merchants_intents_are_not_found(pay, other_merchant, system_actor):
     from rest_framework.test import APIClient
 

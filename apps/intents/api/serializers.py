@@ -53,6 +53,11 @@ class PaymentIntentListQuerySerializer(serializers.Serializer):
     created_lte = serializers.IntegerField(
         required=False, min_value=0, help_text="created[lte]: unix seconds"
     )
+    expand = serializers.ListField(
+        child=serializers.ChoiceField(choices=["attempts"]),
+        required=False,
+        help_text="expand[]=attempts: each intent with its attempts and their routing traces",
+    )
 
 
 class PaymentIntentRetrieveQuerySerializer(serializers.Serializer):

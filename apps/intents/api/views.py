@@ -50,6 +50,7 @@ class PaymentIntentListCreateApi(MerchantApiView):
         params = parse_input(
             s.PaymentIntentListQuerySerializer, _query_with_brackets(request.query_params)
         )
+        expand = "attempts" in params.get("expand", [])
         rows, has_more = paginate(
             selectors.intent_list(
                 merchant_id=self.merchant.id,
@@ -58,15 +59,13 @@ class PaymentIntentListCreateApi(MerchantApiView):
                 order_id=params.get("order_id"),
                 created_gte=_ts(params.get("created_gte")),
                 created_lte=_ts(params.get("created_lte")),
+                with_attempts=expand,
             ),
             params,
             url=request.path,
         )
-        return Response(
-            list_envelope(
-                [intent_representation(i) for i in rows], has_more=has_more, url=request.path
-            )
-        )
+        body = [intent_representation(i, expand_attempts=expand) for i in rows]
+        return Response(list_envelope(body, has_more=has_more, url=request.path))
 
     @extend_schema(
         operation_id="payment_intents_create",
