@@ -69,6 +69,8 @@ class PaymentIntent(ConcurrentTransitionMixin, models.Model):
     order_id = models.CharField(max_length=100, blank=True, db_index=True)
     customer_email = models.EmailField(blank=True, db_index=True)
     description = models.CharField(max_length=1000, blank=True)
+    # where the shopper's browser goes after a redirect (3-D Secure), once the result is known
+    return_url = models.URLField(max_length=2000, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     last_payment_error = models.JSONField(null=True, blank=True)
     next_action = models.JSONField(null=True, blank=True)

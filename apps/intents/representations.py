@@ -48,6 +48,7 @@ def intent_representation(intent: PaymentIntent, *, expand_attempts: bool = Fals
         "order_id": intent.order_id or None,
         "customer_email": intent.customer_email or None,
         "description": intent.description or None,
+        "return_url": intent.return_url or None,
         "metadata": intent.metadata,
         "splits": intent.splits,
         "platform_fee_amount": intent.platform_fee_amount,

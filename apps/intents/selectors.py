@@ -37,6 +37,17 @@ def intent_list(
     return queryset.select_related("payment_method", "connector")
 
 
+def intent_get_for_return(*, public_id: str) -> PaymentIntent:
+    """For the shopper's return from a redirect: no API key, the intent's unguessable id is
+    the only credential (as in the return URL the PSP was given)."""
+    try:
+        return PaymentIntent.objects.select_related("payment_method", "connector").get(
+            public_id=public_id
+        )
+    except PaymentIntent.DoesNotExist:
+        raise NotFoundError(f"No such payment_intent: {public_id!r}.", param="id") from None
+
+
 def intent_get(
     *, merchant_id: int, livemode: bool, public_id: str, param: str = "id"
 ) -> PaymentIntent:

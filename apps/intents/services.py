@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -28,7 +29,7 @@ from apps.events.services import (
 from apps.intents import ledger_hooks, statements
 from apps.intents.models import IntentStatus, PaymentAttempt, PaymentIntent, Refund, RefundStatus
 from apps.intents.representations import intent_representation, refund_representation
-from apps.intents.selectors import intent_get
+from apps.intents.selectors import intent_get, intent_get_for_return
 from apps.merchants import selectors as merchant_selectors
 from apps.psp_adapters.contract import (
     AuthorizeRequest,
@@ -149,9 +150,11 @@ def intent_create(
     metadata: dict | None = None,
     splits: list[dict] | None = None,
     platform_fee_amount: int = 0,
+    return_url: str = "",
 ) -> PaymentIntent:
     currency = normalize_currency(currency)
     amount = validate_amount(amount)
+    _validate_return_url(return_url, livemode=livemode)
     splits = _validate_splits(
         merchant=merchant,
         livemode=livemode,
@@ -184,6 +187,7 @@ def intent_create(
             metadata=metadata or {},
             splits=splits,
             platform_fee_amount=platform_fee_amount,
+            return_url=return_url,
         )
         if method is not None:
             intent.attach_payment_method()
@@ -199,6 +203,21 @@ def intent_create(
             changes={"amount": [None, amount], "currency": [None, currency]},
         )
     return intent
+
+
+def _validate_return_url(url: str, *, livemode: bool) -> None:
+    if not url:
+        return
+    parts = urlsplit(url)
+    schemes = ("https",) if livemode else ("https", "http")
+    if parts.scheme not in schemes or not parts.hostname or len(url) > 2000:
+        raise InvalidRequestError(
+            "return_url must be an absolute https URL"
+            + ("" if livemode else " (http too in test mode)")
+            + " of at most 2000 characters.",
+            code="url_invalid",
+            param="return_url",
+        )
 
 
 def _validate_splits(
@@ -863,8 +882,11 @@ def attempts_inquire_due(*, limit: int = 200) -> int:
     return len(due)
 
 
-def intent_refresh_action(*, intent: PaymentIntent, actor: Actor) -> PaymentIntent:
-    """After 3DS: ask the PSP for the attempt's state and apply it."""
+def intent_refresh_action(
+    *, intent: PaymentIntent, actor: Actor, action_result: dict[str, str] | None = None
+) -> PaymentIntent:
+    """After 3DS: ask the PSP for the attempt's state and apply it. `action_result`: the query
+    parameters the shopper came back with (some PSPs complete the payment from them)."""
     attempt = intent.attempts.filter(outcome=PaymentAttempt.Outcome.REQUIRES_ACTION).last()
     if attempt is None:
         raise _unexpected_state(intent, "confirm")
@@ -874,6 +896,9 @@ def intent_refresh_action(*, intent: PaymentIntent, actor: Actor) -> PaymentInte
             attempt_id=attempt.public_id,
             idempotency_key=attempt.psp_idempotency_key,
             psp_reference=attempt.psp_reference,
+            action_result=action_result,
+            amount=attempt.amount,
+            capture=intent.capture_method == PaymentIntent.CaptureMethod.AUTOMATIC,
         )
     )
     with transaction.atomic():
@@ -892,6 +917,18 @@ def intent_refresh_action(*, intent: PaymentIntent, actor: Actor) -> PaymentInte
             intent.save()
             _emit(intent, "payment_intent.payment_failed", {"status": S.REQUIRES_ACTION})
     return PaymentIntent.objects.select_related("payment_method", "connector").get(pk=intent.pk)
+
+
+def intent_return_from_action(*, public_id: str, action_result: dict[str, str]) -> PaymentIntent:
+    """The shopper's browser is back from the PSP's redirect (3-D Secure): complete the
+    authorization from what the PSP sent back, if the intent still waits for it. Safe to call
+    any number of times (a webhook may have completed it first): it only asks the PSP."""
+    intent = intent_get_for_return(public_id=public_id)
+    if intent.status == S.REQUIRES_ACTION:
+        intent = intent_refresh_action(
+            intent=intent, actor=Actor.system("shopper_return"), action_result=action_result
+        )
+    return intent
 
 
 # --------------------------------------------------------------------------- capture

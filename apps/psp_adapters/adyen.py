@@ -262,6 +262,8 @@ class AdyenAdapter:
         Idempotency-Key: Adyen answers with the original response and processes nothing new
         (and if the first never arrived, it is processed now, once). Without the original
         request the outcome stays UNKNOWN until the AUTHORISATION webhook arrives."""
+        if request.action_result is not None:
+            return self._payment_details(request)
         if request.original is None:
             return PSPResult(
                 outcome=Outcome.UNKNOWN,
@@ -271,14 +273,59 @@ class AdyenAdapter:
             )
         return self._make_payment(request.original, Operation.RETRIEVE)
 
+    def _payment_details(self, request: RetrieveRequest) -> PSPResult:
+        """After the shopper's redirect: POST /payments/details with the `redirectResult` Adyen
+        sent back, which completes the payment and answers like /payments."""
+        redirect_result = (request.action_result or {}).get("redirectResult") or ""
+        if not redirect_result:
+            return PSPResult(
+                outcome=Outcome.UNKNOWN,
+                psp_reference=request.psp_reference,
+                raw_code="no_redirect_result",
+                raw_message="the shopper came back without Adyen's redirectResult",
+            )
+        return self._payment_call(
+            "payments/details",
+            {"details": {"redirectResult": redirect_result}},
+            idempotency_key=f"{request.idempotency_key}-details",
+            operation=Operation.RETRIEVE,
+            reference=request.attempt_id,
+            amount=request.amount,
+            capture=request.capture,
+        )
+
     def _make_payment(self, request: AuthorizeRequest, operation: Operation) -> PSPResult:
+        return self._payment_call(
+            "payments",
+            self._payment_body(request),
+            idempotency_key=request.idempotency_key,
+            operation=operation,
+            reference=request.attempt_id,
+            amount=request.amount,
+            capture=request.capture,
+            return_url=request.return_url,
+        )
+
+    def _payment_call(
+        self,
+        endpoint: str,
+        body: dict[str, Any],
+        *,
+        idempotency_key: str,
+        operation: Operation,
+        reference: str,
+        amount: int,
+        capture: bool,
+        return_url: str = "",
+    ) -> PSPResult:
+        """/payments and /payments/details: both answer with a resultCode."""
         try:
             response = self._post(
-                f"/{API_VERSION}/payments",
-                self._payment_body(request),
-                idempotency_key=request.idempotency_key,
+                f"/{API_VERSION}/{endpoint}",
+                body,
+                idempotency_key=idempotency_key,
                 operation=operation,
-                reference=request.attempt_id,
+                reference=reference,
             )
         except PSPTransportError as exc:
             return exc.result
@@ -288,7 +335,9 @@ class AdyenAdapter:
             and isinstance(payload, dict)
             and payload.get("resultCode")
         ):
-            return _payment_result(payload, response, request)
+            return _payment_result(
+                payload, response, amount=amount, capture=capture, return_url=return_url
+            )
         return _error_result(response, operation)
 
     def _payment_body(self, request: AuthorizeRequest) -> dict[str, Any]:
@@ -444,12 +493,12 @@ def adyen_idempotency_key(key: str) -> str:
 
 
 def _payment_result(
-    payload: dict[str, Any], response: PSPResponse, request: AuthorizeRequest
+    payload: dict[str, Any], response: PSPResponse, *, amount: int, capture: bool, return_url: str
 ) -> PSPResult:
     result_code = payload.get("resultCode") or ""
     reason = payload.get("refusalReason") or ""
     reason_code = str(payload.get("refusalReasonCode") or "")
-    amount = payload.get("amount") if isinstance(payload.get("amount"), dict) else {}
+    answered = payload.get("amount") if isinstance(payload.get("amount"), dict) else {}
     common = {
         "psp_reference": payload.get("pspReference", ""),
         "http_status": response.status_code,
@@ -459,8 +508,8 @@ def _payment_result(
         return PSPResult(
             outcome=Outcome.APPROVED,
             raw_code=result_code,
-            amount=amount.get("value", request.amount),
-            captured=request.capture,  # captureDelayHours 0: captured with the authorisation
+            amount=answered.get("value", amount),
+            captured=capture,  # captureDelayHours 0: captured with the authorisation
             **common,
         )
     if result_code in ("Refused", "Cancelled"):
@@ -491,8 +540,8 @@ def _payment_result(
         return PSPResult(
             outcome=Outcome.REQUIRES_ACTION,
             raw_code=result_code,
-            next_action=_next_action(payload.get("action"), request.return_url),
-            amount=request.amount,
+            next_action=_next_action(payload.get("action"), return_url),
+            amount=amount,
             captured=False,
             **common,
         )

@@ -98,6 +98,12 @@ class RetrieveRequest:
     # The original authorization, for PSPs whose only inquiry is an idempotent re-send
     # (same Idempotency-Key: the PSP answers with the first result and charges nothing new).
     original: AuthorizeRequest | None = None
+    # After a redirect (3-D Secure): the query parameters the PSP sent the shopper back with
+    # (Adyen's `redirectResult`), for PSPs that complete the payment from them; and what the
+    # authorization was for.
+    action_result: dict[str, str] | None = None
+    amount: int = 0
+    capture: bool = False
 
 
 @dataclass(frozen=True)

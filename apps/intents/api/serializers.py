@@ -19,6 +19,13 @@ class PaymentIntentCreateInputSerializer(StrictSerializer):
     order_id = serializers.CharField(required=False, max_length=100, allow_blank=True)
     customer_email = serializers.EmailField(required=False, allow_blank=True)
     description = serializers.CharField(required=False, max_length=1000, allow_blank=True)
+    return_url = serializers.CharField(
+        required=False,
+        max_length=2000,
+        allow_blank=True,
+        help_text="Where the shopper's browser goes after a 3-D Secure redirect, with "
+        "`payment_intent` and `redirect_status` added to the query. https (http in test mode).",
+    )
     metadata = MetadataField(required=False)
     splits = PaymentIntentSplitInputSerializer(
         many=True,
@@ -101,6 +108,7 @@ class PaymentIntentOutputSerializer(serializers.Serializer):
     order_id = serializers.CharField(allow_null=True)
     customer_email = serializers.CharField(allow_null=True)
     description = serializers.CharField(allow_null=True)
+    return_url = serializers.CharField(allow_null=True)
     metadata = serializers.DictField(child=serializers.CharField())
     splits = serializers.ListField(child=serializers.DictField())
     platform_fee_amount = serializers.IntegerField()

@@ -1,7 +1,12 @@
 from datetime import UTC, datetime
+from html import escape
+from urllib.parse import urlencode
 
+from django.http import HttpResponse, HttpResponseRedirect
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from apps.core.api.pagination import list_envelope, paginate
 from apps.core.api.serializers import parse_input
@@ -205,3 +210,47 @@ class RefundRetrieveApi(MerchantApiView):
             merchant_id=self.merchant.id, livemode=self.livemode, public_id=refund_id
         )
         return Response(refund_representation(refund))
+
+
+# what the shopper's page is told, as Stripe's `redirect_status`; the merchant's server reads
+# the intent through the API before shipping anything
+_REDIRECT_STATUS = {
+    IntentStatus.SUCCEEDED: "succeeded",
+    IntentStatus.REQUIRES_CAPTURE: "succeeded",
+    IntentStatus.REQUIRES_PAYMENT_METHOD: "failed",
+    IntentStatus.CANCELED: "failed",
+}
+
+
+class PaymentIntentReturnApi(APIView):
+    """Where the PSP sends the shopper's browser after a redirect (3-D Secure): no API key
+    (the browser has none; the intent's unguessable id is in the URL the PSP was given). The
+    authorization is completed from what the PSP sent back, then the browser goes on to the
+    intent's `return_url` with `payment_intent` and `redirect_status`, or sees a short page."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="payment_intents_return",
+        auth=[],
+        responses={(302, "text/html"): None, (200, "text/html"): str},
+    )
+    def get(self, request, intent_id: str):
+        # the PSP's parameters (Adyen: redirectResult), bounded: they come from a browser
+        action_result = {
+            key: value[:4096] for key, value in list(request.query_params.items())[:20]
+        }
+        intent = services.intent_return_from_action(
+            public_id=intent_id, action_result=action_result
+        )
+        status = _REDIRECT_STATUS.get(intent.status, "processing")
+        if intent.return_url:
+            separator = "&" if "?" in intent.return_url else "?"
+            query = urlencode({"payment_intent": intent.public_id, "redirect_status": status})
+            return HttpResponseRedirect(f"{intent.return_url}{separator}{query}")
+        return HttpResponse(
+            f"<!doctype html><title>Payment {status}</title>"
+            f"<h1>Payment {escape(status)}</h1><p>{escape(intent.public_id)}</p>",
+            content_type="text/html; charset=utf-8",
+        )
