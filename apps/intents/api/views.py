@@ -249,8 +249,9 @@ class PaymentIntentReturnApi(APIView):
             separator = "&" if "?" in intent.return_url else "?"
             query = urlencode({"payment_intent": intent.public_id, "redirect_status": status})
             return HttpResponseRedirect(f"{intent.return_url}{separator}{query}")
+        status = escape(status)
         return HttpResponse(
             f"<!doctype html><title>Payment {status}</title>"
-            f"<h1>Payment {escape(status)}</h1><p>{escape(intent.public_id)}</p>",
+            f"<h1>Payment {status}</h1><p>{escape(intent.public_id)}</p>",
             content_type="text/html; charset=utf-8",
         )
