@@ -1,5 +1,6 @@
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Upper
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from apps.core.ids import PublicIdField
@@ -90,6 +91,8 @@ class PaymentIntent(ConcurrentTransitionMixin, models.Model):
         indexes = [
             models.Index(fields=["merchant", "livemode", "-id"]),
             models.Index(fields=["status", "authorized_at"], name="intent_status_authorized"),
+            # support's search by email ignores case (selectors.intent_search)
+            models.Index(Upper("customer_email"), name="intent_customer_email_ci"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="intent_amount_positive"),

@@ -53,7 +53,10 @@ class PaymentMethod(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["merchant", "livemode", "-id"], name="vault_pm_scope")]
+        indexes = [
+            models.Index(fields=["merchant", "livemode", "-id"], name="vault_pm_scope"),
+            models.Index(fields=["last4"], name="vault_pm_last4"),  # support's search by last4
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(exp_month__gte=1, exp_month__lte=12),

@@ -27,20 +27,53 @@ def paid(pay):
 
 
 @pytest.mark.parametrize(
-    "field", ["public_id", "order_id", "customer_email", "last4", "psp_reference", "attempt"]
+    "field",
+    [
+        "public_id",
+        "order_id",
+        "customer_email",
+        "email_other_case",
+        "last4",
+        "psp_reference",
+        "attempt",
+        "attempt_psp_reference",
+        "refund",
+        "payment_method",
+    ],
 )
-def test_support_finds_a_payment_by_any_id(client, staff_roles, merchant, paid, field):
+def test_support_finds_a_payment_by_any_id(client, staff_roles, merchant, paid, api, pay, field):
+    other = PaymentIntent.objects.get(  # another payment, never in the results
+        public_id=pay(order_id="ord-10", customer_email="d@x.io", number="5555555555554444").json()[
+            "id"
+        ]
+    )
+    refund = api.post(
+        "/v1/refunds", {"payment_intent": paid.public_id, "amount": 100}, format="json"
+    ).json()
+    attempt = paid.attempts.get()
     query = {
         "public_id": paid.public_id,
         "order_id": "ord-9",
         "customer_email": "c@x.io",
+        "email_other_case": " C@X.IO ",
         "last4": "4242",
         "psp_reference": paid.psp_reference,
-        "attempt": paid.attempts.get().public_id,
+        "attempt": attempt.public_id,
+        "attempt_psp_reference": attempt.psp_reference,
+        "refund": refund["id"],
+        "payment_method": paid.payment_method.public_id,
     }[field]
     client.force_login(_staff("support", merchant))
     page = client.get("/admin/intents/paymentintent/", {"q": query})
     assert list(page.context["cl"].result_list) == [paid]
+    assert other.public_id not in page.content.decode()
+
+
+def test_a_search_matching_nothing_finds_nothing(client, staff_roles, merchant, paid):
+    client.force_login(_staff("support", merchant))
+    for query in ("ord-9x", paid.public_id.upper(), "0000", "nobody@x.io"):
+        page = client.get("/admin/intents/paymentintent/", {"q": query})
+        assert list(page.context["cl"].result_list) == [], query
 
 
 def test_detail_page_shows_the_timeline(client, staff_roles, merchant, paid):
