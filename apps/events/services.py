@@ -10,6 +10,7 @@ import logging
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from urllib.parse import quote
 
 import redis
@@ -72,7 +73,7 @@ def outbox_record(
     with connection.cursor() as cursor:
         cursor.execute(*_outbox_insert(row))
         row.pk, row.sequence = cursor.fetchone()
-    _schedule_relay()
+    outbox_relay_schedule()
     return row
 
 
@@ -80,7 +81,7 @@ def outbox_insert_statement(*, when: str, **fields) -> tuple[str, list]:
     """For a caller that writes an outbox row inside its own single statement, as a
     data-modifying CTE: the INSERT as (sql, params), written only if the relation `when` of
     that statement yields a row. `fields` as for `outbox_record`. The caller owes the relay:
-    `outbox_relay_enqueue()` once its statement has committed."""
+    `outbox_relay_schedule()`."""
     return _outbox_insert(_outbox_row(**fields), when=when)
 
 
@@ -97,12 +98,13 @@ def _outbox_row(
     )
 
 
-def _outbox_insert(row: OutboxEvent, when: str = "") -> tuple[str, list]:
+@lru_cache(maxsize=8)
+def _outbox_insert_sql(when: str) -> str:
     # one statement: the next sequence is computed inside the INSERT (this runs on every state
     # change of the checkout plane, and the ORM's aggregate + insert cost twice the round trips
     # and several times the CPU)
     table = OutboxEvent._meta.db_table
-    sql = f"""
+    return f"""
 INSERT INTO {table}
     (merchant_id, livemode, object_type, object_id, sequence, event_type, payload,
      previous_attributes, request_id, idempotency_key, created_at)
@@ -111,6 +113,9 @@ SELECT %s, %s, %s, %s,
        %s, %s::jsonb, %s::jsonb, %s, %s, %s
 {f"FROM {when}" if when else ""}
 RETURNING id, sequence"""
+
+
+def _outbox_insert(row: OutboxEvent, when: str = "") -> tuple[str, list]:
     params = [
         row.merchant_id,
         row.livemode,
@@ -124,15 +129,10 @@ RETURNING id, sequence"""
         row.idempotency_key,
         row.created_at,
     ]
-    return sql, params
+    return _outbox_insert_sql(when), params
 
 
 RELAY_QUEUED_KEY = "events:relay:queued"
-
-
-def outbox_relay_enqueue() -> None:
-    """For callers of `outbox_insert_statement`, after their statement committed."""
-    _enqueue_relay()
 
 
 def _enqueue_relay() -> None:
@@ -179,7 +179,9 @@ def outbox_relay_started() -> None:
 _enqueue_relay.is_outbox_relay_trigger = True  # type: ignore[attr-defined]
 
 
-def _schedule_relay() -> None:
+def outbox_relay_schedule() -> None:
+    """The relay, enqueued when the current transaction commits (at once outside one), once
+    per transaction: `outbox_record` calls it; callers of `outbox_insert_statement` too."""
     if connection.in_atomic_block and any(
         getattr(func, "is_outbox_relay_trigger", False) for _, func, _ in connection.run_on_commit
     ):

@@ -24,7 +24,7 @@ from apps.core.money import normalize_currency, validate_amount
 from apps.events.services import (
     outbox_insert_statement,
     outbox_record,
-    outbox_relay_enqueue,
+    outbox_relay_schedule,
 )
 from apps.intents import ledger_hooks, statements
 from apps.intents.models import IntentStatus, PaymentAttempt, PaymentIntent, Refund, RefundStatus
@@ -301,7 +301,7 @@ def intent_confirm(
             )
         result = _authorize_at_psp(attempt, card)
         if planned.relay_owed:
-            transaction.on_commit(outbox_relay_enqueue)
+            outbox_relay_schedule()
         outcome = _confirm_apply(
             attempt_id=attempt.pk,
             result=result,

@@ -54,9 +54,9 @@ def test_a_failover_writes_the_failed_attempt_its_event_and_the_next_attempt(
     pay, sim, connector_names, stripe_connector, adyen_connector, monkeypatch
 ):
     owed = []
-    real_enqueue = intent_services.outbox_relay_enqueue
+    real_schedule = intent_services.outbox_relay_schedule
     monkeypatch.setattr(
-        intent_services, "outbox_relay_enqueue", lambda: (owed.append(1), real_enqueue())
+        intent_services, "outbox_relay_schedule", lambda: (owed.append(1), real_schedule())
     )
     sim.faults(connector_names["stripe"], outage=True)
     body = pay(amount=3100).json()
