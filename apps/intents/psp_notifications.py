@@ -165,6 +165,8 @@ def _result_from(event: WebhookEvent) -> PSPResult:
         raw_code=event.raw_code,
         raw_message=f"PSP notification {event.psp_event_id}"[:500],
         amount=event.amount,
+        # a signed AUTHORISATION success=false is the PSP's own word that nothing was charged
+        not_charged=not event.success,
     )
 
 

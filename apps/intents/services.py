@@ -466,12 +466,11 @@ def _route_next(
     return _PlannedAttempt(attempt=attempt, tried=tried_so_far | {connector.pk})
 
 
-def _authorize_at_psp(attempt: PaymentAttempt, card: CardData) -> PSPResult:
-    """`card`: from the vault once per confirm (failover reuses it for the next connector
-    instead of decrypting it and fetching the CVC again)."""
+def _authorize_request(attempt: PaymentAttempt, card: CardData) -> AuthorizeRequest:
+    """The attempt's authorization, byte for byte the same each time it is built: an inquiry's
+    idempotent re-send must match the first request for the PSP to replay its answer."""
     intent = attempt.intent
-    config = routing_services.connector_config(attempt.connector)
-    request = AuthorizeRequest(
+    return AuthorizeRequest(
         attempt_id=attempt.public_id,
         idempotency_key=attempt.psp_idempotency_key,
         amount=attempt.amount,
@@ -483,6 +482,14 @@ def _authorize_at_psp(attempt: PaymentAttempt, card: CardData) -> PSPResult:
         return_url=f"{settings.API_BASE_URL}/v1/payment_intents/{intent.public_id}/return",
         metadata={"attempt_id": attempt.public_id, "payment_intent": intent.public_id},
     )
+
+
+def _authorize_at_psp(attempt: PaymentAttempt, card: CardData) -> PSPResult:
+    """`card`: from the vault once per confirm (failover reuses it for the next connector
+    instead of decrypting it and fetching the CVC again)."""
+    intent = attempt.intent
+    config = routing_services.connector_config(attempt.connector)
+    request = _authorize_request(attempt, card)
     facts = {
         **vault_selectors.card_routing_facts(intent.payment_method),
         "currency": attempt.currency,
@@ -760,7 +767,14 @@ def _schedule_inquiry(attempt: PaymentAttempt) -> None:
 
 def attempt_inquire(*, attempt_id: int) -> PaymentAttempt:
     """Asks the PSP what happened to an attempt whose outcome is unknown, with the attempt's own
-    idempotency key, and applies the answer. Never creates a second charge, never fails over."""
+    idempotency key, and applies the answer. Never creates a second charge, never fails over.
+
+    Within the PSP's idempotency window (Stripe 24 h, Adyen 31 days: the adapter's
+    `resend_window_seconds`) the original request may be re-sent with its key: the PSP answers
+    with the first result and charges nothing new. Stripe is asked by reference or search
+    first; Adyen has no lookup, so the re-send is its inquiry even when a reference is known
+    (Adyen's 5xx bodies carry one). Past the window a re-send would be a new charge: only a
+    lookup is asked, and without one the attempt stays unknown for ops."""
     attempt = PaymentAttempt.objects.select_related("connector", "intent__payment_method").get(
         pk=attempt_id
     )
@@ -768,34 +782,21 @@ def attempt_inquire(*, attempt_id: int) -> PaymentAttempt:
         return attempt
     intent = attempt.intent
     config = routing_services.connector_config(attempt.connector)
+    age = (timezone.now() - attempt.started_at).total_seconds()
     original = None
-    resend_until = attempt.started_at + timedelta(
-        seconds=settings.PSP_IDEMPOTENT_RESEND_WINDOW_SECONDS
-    )
-    if not attempt.psp_reference and timezone.now() < resend_until:
-        # some PSPs answer an inquiry only to an identical idempotent re-send; only while the
-        # PSP still remembers the key (Stripe: 24 h): later, the same request would be a new
-        # charge, so the outcome stays unknown for ops instead
-        card = vault_services.vault_card_for_authorization(payment_method=intent.payment_method)
-        original = AuthorizeRequest(
-            attempt_id=attempt.public_id,
-            idempotency_key=attempt.psp_idempotency_key,
-            amount=attempt.amount,
-            currency=attempt.currency,
-            capture=intent.capture_method == PaymentIntent.CaptureMethod.AUTOMATIC,
-            card=card,
-            description=intent.description,
-            customer_email=intent.customer_email,
-            return_url=f"{settings.API_BASE_URL}/v1/payment_intents/{intent.public_id}/return",
-            metadata={"attempt_id": attempt.public_id, "payment_intent": intent.public_id},
-        )
     try:
-        result = get_adapter(config).retrieve(
+        adapter = get_adapter(config)
+        needs_resend = not attempt.psp_reference or not adapter.has_payment_lookup
+        if needs_resend and age < adapter.resend_window_seconds:
+            card = vault_services.vault_card_for_authorization(payment_method=intent.payment_method)
+            original = _authorize_request(attempt, card)
+        result = adapter.retrieve(
             RetrieveRequest(
                 attempt_id=attempt.public_id,
                 idempotency_key=attempt.psp_idempotency_key,
                 psp_reference=attempt.psp_reference,
                 original=original,
+                attempt_age_seconds=age,
             )
         )
     except Exception:
@@ -823,15 +824,15 @@ def _inquiry_apply(*, attempt_id: int, result: PSPResult) -> PaymentAttempt:
             attempt.save()
             if intent.status == S.PROCESSING:
                 _apply_authorized(intent, attempt, result)
-        elif result.outcome in (Outcome.SOFT_DECLINE, Outcome.HARD_DECLINE) or (
-            result.outcome == Outcome.ERROR and result.http_status == 404
-        ):
-            # definitively not charged: the payment failed (no failover after an unknown)
-            outcome = (
-                PaymentAttempt.Outcome.HARD_DECLINE
-                if result.outcome == Outcome.HARD_DECLINE
-                else PaymentAttempt.Outcome.SOFT_DECLINE
-            )
+        elif result.not_charged:
+            # only an authoritative, well-formed answer (a decline, a request the PSP processed
+            # and failed, a lookup that found no such payment) proves nothing was charged: the
+            # payment failed (no failover after an unknown). A 404 from a lookup endpoint, a
+            # 401 or a 5xx proves nothing and keeps the inquiry going (the else branch).
+            outcome = {
+                Outcome.HARD_DECLINE: PaymentAttempt.Outcome.HARD_DECLINE,
+                Outcome.SOFT_DECLINE: PaymentAttempt.Outcome.SOFT_DECLINE,
+            }.get(result.outcome, PaymentAttempt.Outcome.ERROR)
             _record_result(attempt, result, outcome)
             attempt.next_inquiry_at = None
             attempt.save()

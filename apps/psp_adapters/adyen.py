@@ -57,6 +57,10 @@ from apps.psp_adapters.http import (
 from apps.psp_adapters.registry import register
 
 API_VERSION = "v71"
+# "Idempotency keys are valid for a minimum period of 31 days after first submission"
+# (https://docs.adyen.com/development-resources/api-idempotency): a re-send within this window
+# is answered from Adyen's idempotency store and never charges twice
+RESEND_WINDOW_SECONDS = 30 * 24 * 3600
 IDEMPOTENCY_KEY_MAX_LENGTH = 64
 REFERENCE_MAX_LENGTH = 80
 
@@ -211,6 +215,9 @@ def notification_signature(item: Mapping[str, Any], hex_key: str) -> str:
 @register("adyen")
 class AdyenAdapter:
     connector_type = "adyen"
+    # the Checkout API has no payment lookup: unknowns resolve by idempotent re-send or webhook
+    has_payment_lookup = False
+    resend_window_seconds = RESEND_WINDOW_SECONDS
 
     def __init__(self, config: ConnectorConfig):
         self.config = config
@@ -520,6 +527,7 @@ def _payment_result(
             raw_code=reason_code or result_code,
             raw_message=reason,
             captured=False,
+            not_charged=True,
             **common,
         )
     if result_code == "Error":
@@ -534,6 +542,7 @@ def _payment_result(
             raw_message=reason,
             captured=False,
             retryable_elsewhere=True,
+            not_charged=True,
             **common,
         )
     if result_code in _ACTION_RESULT_CODES:
@@ -568,12 +577,18 @@ def _next_action(action: Any, return_url: str) -> dict[str, Any] | None:
 
 
 def _error_result(response: PSPResponse, operation: Operation) -> PSPResult:
-    """Adyen's error object: {"status", "errorCode", "message", "errorType", "pspReference"}."""
+    """Adyen's error object: {"status", "errorCode", "message", "errorType", "pspReference"}.
+
+    The error's pspReference names the failed request for Adyen's support, not a payment: it is
+    kept in the message for audit, never taken for the payment's reference (a capture sent to
+    it would fail, and an inquiry would take it for a lookup key Adyen cannot answer)."""
     payload = response.payload if isinstance(response.payload, dict) else {}
     error_code = str(payload.get("errorCode") or "")
     message = payload.get("message") or ""
     error_type = payload.get("errorType") or ""
-    psp_reference = payload.get("pspReference") or ""
+    if payload.get("pspReference"):
+        message = f"{message} (Adyen request {payload['pspReference']})".strip()
+    psp_reference = ""
     status = response.status_code
     if status < 400:
         return in_doubt_result(
@@ -605,6 +620,7 @@ def _error_result(response: PSPResponse, operation: Operation) -> PSPResult:
             http_status=status,
             latency_ms=response.latency_ms,
             captured=False,
+            not_charged=True,  # the card number or CVC is invalid: nothing was authorised
         )
     return request_rejected_result(
         response,

@@ -104,6 +104,18 @@ class RetrieveRequest:
     action_result: dict[str, str] | None = None
     amount: int = 0
     capture: bool = False
+    # seconds since the attempt was first sent: a PSP whose lookup is eventually consistent
+    # (Stripe's search) may only call an empty answer conclusive once it has settled
+    attempt_age_seconds: float = 0.0
+
+
+class RequestError(enum.StrEnum):
+    """Why a PSP refused a request itself, before processing it: never the shopper's card."""
+
+    NONE = ""
+    AUTHENTICATION = "authentication"  # credentials refused (401/403): the connector's setup
+    INVALID_REQUEST = "invalid_request"  # malformed for the PSP (400/404/422): our bug or setup
+    RATE_LIMITED = "rate_limited"  # 429: try again later or elsewhere
 
 
 @dataclass(frozen=True)
@@ -121,6 +133,16 @@ class PSPResult:
     # True when the error happened before the PSP could have processed anything
     # (connection refused, 4xx validation). Only then may the caller fail over.
     retryable_elsewhere: bool = False
+    # An authoritative, well-formed answer that the payment asked about charged nothing: a
+    # decline, a request the PSP processed and failed (Adyen resultCode Error), or a lookup
+    # that found no such payment once it could (Stripe search). An inquiry may conclude
+    # "not charged" only from this or a decline; any other answer keeps the outcome unknown.
+    not_charged: bool = False
+    # the PSP object's own status when the answer carried it (Stripe's PaymentIntent status in
+    # an error, e.g. "canceled" when a capture came too late)
+    psp_status: str = ""
+    # set when the PSP refused the request itself (see RequestError)
+    request_error: RequestError = RequestError.NONE
 
 
 @dataclass(frozen=True)
@@ -160,6 +182,13 @@ class WebhookVerificationError(Exception):
 
 class PSPAdapter(Protocol):
     connector_type: str
+    # whether the PSP can be asked about a payment by reference; without it (Adyen's Checkout
+    # API) an unknown outcome is resolved by the idempotent re-send of the original request
+    has_payment_lookup: bool
+    # how long after the first request an identical re-send with the same Idempotency-Key is
+    # still answered from the PSP's idempotency store (a safety margin under its retention);
+    # later the same request would be processed as new
+    resend_window_seconds: int
 
     def __init__(self, config: ConnectorConfig) -> None: ...
 

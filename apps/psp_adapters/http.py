@@ -32,7 +32,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 from urllib3.exceptions import SSLError as TLSHandshakeError
 
-from apps.psp_adapters.contract import ConnectorConfig, Outcome, PSPResult
+from apps.psp_adapters.contract import ConnectorConfig, Outcome, PSPResult, RequestError
 
 logger = logging.getLogger(__name__)
 
@@ -275,16 +275,26 @@ def request_rejected_result(
     psp_reference: str = "",
 ) -> PSPResult:
     """HTTP 4xx other than a decline: the PSP refused the request before processing it
-    (validation, authentication, rate limit), so nothing happened there."""
+    (validation, authentication, rate limit), so nothing happened there. It says nothing about
+    the shopper's card, and for an inquiry nothing about the payment asked about: a 404 from a
+    lookup endpoint is not "no such payment"."""
+    status = response.status_code
+    if status in (401, 403):
+        kind = RequestError.AUTHENTICATION
+    elif status == 429:
+        kind = RequestError.RATE_LIMITED
+    else:
+        kind = RequestError.INVALID_REQUEST
     return PSPResult(
         outcome=Outcome.ERROR,
         psp_reference=psp_reference,
-        raw_code=raw_code or f"http_{response.status_code}",
+        raw_code=raw_code or f"http_{status}",
         raw_message=raw_message,
-        http_status=response.status_code,
+        http_status=status,
         latency_ms=response.latency_ms,
         # an inquiry that was refused says nothing about where the payment may go next
         retryable_elsewhere=operation is not Operation.RETRIEVE,
+        request_error=kind,
     )
 
 

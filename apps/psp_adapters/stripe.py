@@ -24,6 +24,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -63,6 +64,14 @@ SIGNATURE_SCHEME = "v1"
 
 # The only reasons Stripe's refund API accepts; anything else stays in our own records.
 REFUND_REASONS = frozenset({"duplicate", "fraudulent", "requested_by_customer"})
+
+# Stripe keeps idempotency keys for 24 hours: an identical re-send within this window is answered
+# from its idempotency store, later it would be a new charge (https://docs.stripe.com/api/idempotent_requests)
+RESEND_WINDOW_SECONDS = 20 * 3600
+# Search is eventually consistent ("under normal conditions, data is searchable in less than a
+# minute"; longer during an incident): an empty result only proves absence once this has passed
+# since the attempt was sent (https://docs.stripe.com/search#data-freshness)
+SEARCH_SETTLED_SECONDS = 3600
 
 # When a search finds several PaymentIntents for one attempt, the one holding money wins.
 _STATUS_PRIORITY = {
@@ -113,6 +122,8 @@ def encode_form(params: Mapping[str, Any], prefix: str = "") -> list[tuple[str, 
 @register("stripe")
 class StripeAdapter:
     connector_type = "stripe"
+    has_payment_lookup = True
+    resend_window_seconds = RESEND_WINDOW_SECONDS
 
     def __init__(self, config: ConnectorConfig, *, clock: Callable[[], float] = time.time):
         self.config = config
@@ -218,12 +229,17 @@ class StripeAdapter:
             return _payment_intent_result(best, response)
         if request.original is not None:
             return self._create_payment_intent(request.original, Operation.RETRIEVE)
+        # a well-formed search result with no match is Stripe's "no such payment", once the
+        # search index has caught up with the attempt
+        settled = request.attempt_age_seconds >= SEARCH_SETTLED_SECONDS
         return PSPResult(
             outcome=Outcome.UNKNOWN,
             raw_code="not_found",
-            raw_message="no PaymentIntent has this attempt id yet (search lags by about a minute)",
+            raw_message="no PaymentIntent has this attempt id"
+            + ("" if settled else " yet (search lags by about a minute)"),
             http_status=response.status_code,
             latency_ms=response.latency_ms,
+            not_charged=settled,
         )
 
     def _create_payment_intent(self, request: AuthorizeRequest, operation: Operation) -> PSPResult:
@@ -312,11 +328,21 @@ class StripeAdapter:
         "payment_intent"}}. Declines come as type card_error with HTTP 402."""
         payload = response.payload if isinstance(response.payload, dict) else {}
         error = payload.get("error") if isinstance(payload.get("error"), dict) else {}
+        payment_intent = error.get("payment_intent")
+        payment_intent = payment_intent if isinstance(payment_intent, dict) else {}
+        psp_reference = payment_intent.get("id") or ""
+        psp_status = payment_intent.get("status") or ""
+        return replace(
+            self._error_outcome(response, operation, error, psp_reference),
+            psp_status=str(psp_status),
+        )
+
+    def _error_outcome(
+        self, response: PSPResponse, operation: Operation, error: dict, psp_reference: str
+    ) -> PSPResult:
         error_type = error.get("type") or ""
         code = error.get("code") or ""
         message = error.get("message") or ""
-        payment_intent = error.get("payment_intent")
-        psp_reference = payment_intent.get("id", "") if isinstance(payment_intent, dict) else ""
         status = response.status_code
         if status < 400:
             # a 2xx we cannot read: the PSP answered, so it may well have processed the request
@@ -499,6 +525,8 @@ def _payment_intent_result(pi: dict[str, Any], response: PSPResponse) -> PSPResu
             decline_code="generic_decline",
             raw_code=status,
             captured=False,
+            not_charged=True,
+            psp_status=status,
             **common,
         )
     if status == "canceled":
@@ -508,6 +536,8 @@ def _payment_intent_result(pi: dict[str, Any], response: PSPResponse) -> PSPResu
             raw_code=status,
             raw_message=pi.get("cancellation_reason") or "",
             captured=False,
+            not_charged=True,
+            psp_status=status,
             **common,
         )
     return PSPResult(outcome=Outcome.UNKNOWN, raw_code=status or "unknown_status", **common)
@@ -542,6 +572,7 @@ def _decline_result(error: dict[str, Any], response: PSPResponse, psp_reference:
         http_status=response.status_code,
         latency_ms=response.latency_ms,
         captured=False,
+        not_charged=True,  # a decline charges nothing
     )
 
 

@@ -51,6 +51,10 @@ class AdyenDialect(Dialect):
             return _api_error(500, "000", "An unexpected error occurred", "internal")
         if kind == "gateway_timeout":
             return _api_error(504, "000", "Gateway Timeout", "internal")
+        if kind == "rejected":
+            status = details["status"]
+            code, message, error_type = _REJECTED[status]
+            return _api_error(status, code, message, error_type)
         if kind == "bad_request":
             return _api_error(400, "702", details.get("message", "Unexpected input"), "validation")
         if kind == "idempotency_key_too_long":
@@ -81,6 +85,16 @@ class AdyenDialect(Dialect):
 
 
 ADYEN = AdyenDialect("adyen")
+
+# Adyen's answers to a request refused before processing (fault mode `rejected`)
+_REJECTED = {
+    400: ("702", "Unexpected input", "validation"),
+    401: ("000", "HTTP Status Response - Unauthorized", "security"),
+    403: ("010", "Not allowed", "security"),
+    404: ("000", "HTTP Status Response - Not Found", "validation"),
+    422: ("702", "Unexpected input", "validation"),
+    429: ("000", "Too many requests", "validation"),
+}
 
 
 def _api_error(status: int, code: str, message: str, error_type: str) -> Response:

@@ -123,6 +123,8 @@ OPTION_FIELDS = {
     "timeout_s": "timeout_delay_s",
     "response_lost_rate": "response_lost_rate",
     "response_lost_s": "response_lost_delay_s",
+    "rejected_rate": "rejected_rate",
+    "rejected_status": "rejected_status",
     "outage_mode": "outage_mode",
     "limit": "limit",
     "seed": "seed",

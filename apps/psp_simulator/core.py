@@ -151,6 +151,8 @@ def serve(dialect: Dialect, connector_name: str, request: Request, path: str) ->
         return dialect.error("unavailable", context)
     if decision.mode == "error_500":
         return dialect.error("internal", context)
+    if decision.mode == "rejected":
+        return dialect.error("rejected", context, status=fault_config.rejected_status)
     if decision.mode == "timeout":
         time.sleep(decision.sleep_s)  # the caller has given up by now; nothing was processed
         return dialect.error("gateway_timeout", context)

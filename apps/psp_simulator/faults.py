@@ -10,6 +10,7 @@ Which faults mean "processed" matters to the caller, so each mode says it plainl
 | outage               | 503, or the connection is dropped | no                |
 | processed_then_500   | 500 after the charge was stored   | yes               |
 | response_lost        | answer after `response_lost_delay_s` | yes            |
+| rejected             | `rejected_status` (401, 404, …) at once | no            |
 
 A 500 looks the same on the wire whether or not the charge was processed: that ambiguity is the
 point (a caller must treat any 500 as "unknown" and inquire).
@@ -34,8 +35,12 @@ RATE_MODES = (
     "timeout",
     "processed_then_500",
     "response_lost",
+    "rejected",  # appended last, so a seed draws the same modes as before for the others
 )
-NOT_PROCESSED_MODES = frozenset({"error_503", "error_500", "timeout"})
+NOT_PROCESSED_MODES = frozenset({"error_503", "error_500", "timeout", "rejected"})
+# what a `rejected` answer may be: refused before processing, as a PSP (or its edge) refuses a
+# request it cannot authenticate, route, validate or take now
+REJECTED_STATUSES = (400, 401, 403, 404, 422, 429)
 
 
 # accepted spellings -> field names (the management command's flags, shorter forms)
@@ -73,6 +78,8 @@ class FaultConfig:
     timeout_delay_s: float = 30.0
     response_lost_rate: float = 0.0
     response_lost_delay_s: float = 15.0
+    rejected_rate: float = 0.0
+    rejected_status: int = 404
     # outage: while `outage` is on, or while now is within [outage_from, outage_until)
     outage: bool = False
     outage_from: float | None = None  # unix seconds
@@ -120,6 +127,8 @@ class FaultConfig:
             raise InvalidFaults(f"latency_distribution must be one of {LATENCY_DISTRIBUTIONS}")
         if self.latency_sigma <= 0 or self.latency_pareto_alpha <= 0:
             raise InvalidFaults("latency_sigma and latency_pareto_alpha must be > 0")
+        if self.rejected_status not in REJECTED_STATUSES:
+            raise InvalidFaults(f"rejected_status must be one of {REJECTED_STATUSES}")
         if self.outage_mode not in OUTAGE_MODES:
             raise InvalidFaults(f"outage_mode must be one of {OUTAGE_MODES}")
         if self.operations is not None and (

@@ -113,6 +113,8 @@ class StripeDialect(Dialect):
             )
         if kind == "gateway_timeout":
             return _error(504, "api_error", "The request timed out.")
+        if kind == "rejected":
+            return _rejected(details["status"], context)
         if kind == "bad_request":
             return _error(400, "invalid_request_error", details.get("message", "Bad request."))
         if kind == "idempotency_key_too_long":
@@ -1368,3 +1370,27 @@ def payout_retrieve(context: Context, payout_id: str) -> Response | Execution:
         return _ok(render_payout(payout))
 
     return Execution(run)
+
+
+def _rejected(status: int, context: Context | None) -> Response:
+    """A request Stripe refuses before processing it, in Stripe's error shapes."""
+    if status == 401:
+        return _error(401, "invalid_request_error", "Invalid API Key provided: sk_test_****")
+    if status == 403:
+        return _error(
+            403,
+            "invalid_request_error",
+            "The provided key does not have the required permissions for this endpoint.",
+        )
+    if status == 404:  # the endpoint itself is not there (a lookup URL, a proxy's route)
+        method = context.request.method if context else "GET"
+        path = context.path if context else ""
+        return _error(404, "invalid_request_error", f"Unrecognized request URL ({method}: {path}).")
+    if status == 429:
+        return _error(
+            429,
+            "invalid_request_error",
+            "Too many requests hit the API too quickly.",
+            code="rate_limit",
+        )
+    return _error(status, "invalid_request_error", "Invalid request.", code="parameter_invalid")

@@ -223,9 +223,8 @@ CONFIRM_TIME_BUDGET_SECONDS = env_int("CONFIRM_TIME_BUDGET_SECONDS", 30)
 # Unknown PSP outcomes: inquiries after these delays (seconds, minutes, then hours); after the
 # last one the intent is flagged for ops review.
 INQUIRY_BACKOFF_SECONDS = [5, 30, 120, 600, 3600, 6 * 3600, 24 * 3600]
-# An inquiry may re-send the original authorization (same idempotency key) only this long after
-# the attempt started: Stripe keeps idempotency keys 24 h, after which a re-send is a new charge
-PSP_IDEMPOTENT_RESEND_WINDOW_SECONDS = 20 * 3600
+# How long an inquiry may re-send the original authorization (same idempotency key) is each
+# adapter's resend_window_seconds (Stripe 20 h of its 24 h, Adyen 30 of its 31 days).
 VAULT_CVC_TTL_SECONDS = env_int("VAULT_CVC_TTL_SECONDS", 600)
 
 LOGGING = {

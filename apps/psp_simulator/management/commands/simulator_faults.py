@@ -57,6 +57,12 @@ class Command(BaseCommand):
         errors.add_argument(
             "--response-lost-s", "--response-lost-delay-s", dest="response_lost_s", type=float
         )
+        errors.add_argument(
+            "--rejected-rate", type=float, help="refused at once with --rejected-status"
+        )
+        errors.add_argument(
+            "--rejected-status", type=int, help="400, 401, 403, 404, 422 or 429 (default 404)"
+        )
         outage = parser.add_argument_group("outage")
         outage.add_argument("--outage", choices=("on", "off"))
         outage.add_argument("--outage-from", help="unix seconds, ISO 8601, or +N seconds")
