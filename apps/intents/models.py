@@ -67,6 +67,11 @@ class PaymentIntent(ConcurrentTransitionMixin, models.Model):
     pending_operation = models.CharField(
         max_length=10, choices=PendingOperation.choices, default="", blank=True
     )
+    # a capture or cancel in flight at the PSP: its amount (capture), when the stalled-operation
+    # sweep should look at it if no answer was applied by then, and how often it already asked
+    pending_amount = models.BigIntegerField(null=True, blank=True)
+    pending_check_at = models.DateTimeField(null=True, blank=True)
+    pending_inquiry_count = models.PositiveSmallIntegerField(default=0)
     order_id = models.CharField(max_length=100, blank=True, db_index=True)
     customer_email = models.EmailField(blank=True, db_index=True)
     description = models.CharField(max_length=1000, blank=True)
@@ -93,6 +98,12 @@ class PaymentIntent(ConcurrentTransitionMixin, models.Model):
             models.Index(fields=["status", "authorized_at"], name="intent_status_authorized"),
             # support's search by email ignores case (selectors.intent_search)
             models.Index(Upper("customer_email"), name="intent_customer_email_ci"),
+            # the stalled-operation sweep reads only intents with a capture or cancel in flight
+            models.Index(
+                fields=["pending_check_at"],
+                condition=Q(pending_check_at__isnull=False),
+                name="intent_pending_check_due",
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="intent_amount_positive"),

@@ -257,7 +257,7 @@ def _capture(connector_id: int, event: WebhookEvent) -> NotificationOutcome:
                 )
                 previous = {"status": intent.status, "amount_capturable": intent.amount_capturable}
                 intent.succeed()
-                intent.pending_operation = ""
+                intent_services._end_operation(intent)
                 intent.amount_received = amount
                 intent.amount_capturable = 0
                 intent.save()
@@ -272,7 +272,7 @@ def _capture(connector_id: int, event: WebhookEvent) -> NotificationOutcome:
         if capturing:
             previous = {"status": intent.status}
             intent.capture_failed()
-            intent.pending_operation = ""
+            intent_services._end_operation(intent)
             intent.save()
             intent_services._emit(intent, "payment_intent.capture_failed", previous)
             return _applied(
@@ -306,6 +306,9 @@ def _revert_capture(
         amount_capturable=intent.amount_received,
         amount_received=0,
         pending_operation="",
+        pending_amount=None,
+        pending_check_at=None,
+        pending_inquiry_count=0,
     )
     if not reverted:
         return _ignored(obj, "the intent changed meanwhile")
@@ -396,7 +399,9 @@ def _cancellation(connector_id: int, event: WebhookEvent) -> NotificationOutcome
                 was_authorized = intent.status == S.REQUIRES_CAPTURE
                 # our own cancel in flight, or the PSP voided the authorization itself
                 ours = intent.pending_operation == "cancel"
-                intent_services._finish_cancel(intent, "" if ours else "automatic", ACTOR)
+                intent_services._finish_cancel(
+                    intent, intent.cancellation_reason if ours else "automatic", ACTOR
+                )
                 if was_authorized:
                     ledger_hooks.on_voided(intent=intent)
                 return _applied(
@@ -410,7 +415,7 @@ def _cancellation(connector_id: int, event: WebhookEvent) -> NotificationOutcome
                 return _conflict(intent.pk, obj, "the PSP reports a captured payment canceled")
             return _ignored(obj, f"stale: the intent is {intent.status}")
         if intent.pending_operation == "cancel" and intent.status != S.CANCELED:
-            intent.pending_operation = ""
+            intent_services._end_operation(intent)
             intent.save()
             return _applied(
                 obj,

@@ -13,6 +13,11 @@ def inquire_due_attempts() -> int:
     return services.attempts_inquire_due()
 
 
+@shared_task(name="intents.resolve_stalled_operations")
+def resolve_stalled_operations() -> int:
+    return services.intents_resolve_stalled_operations()
+
+
 @shared_task(name="intents.expire_authorizations")
 def expire_authorizations() -> int:
     return services.intents_expire_authorizations()

@@ -226,6 +226,10 @@ INQUIRY_BACKOFF_SECONDS = [5, 30, 120, 600, 3600, 6 * 3600, 24 * 3600]
 # How long an inquiry may re-send the original authorization (same idempotency key) is each
 # adapter's resend_window_seconds (Stripe 20 h of its 24 h, Adyen 30 of its 31 days).
 VAULT_CVC_TTL_SECONDS = env_int("VAULT_CVC_TTL_SECONDS", 600)
+# A capture, cancel or authorization whose PSP answer was not applied this long after it was
+# sent (longer than any connector's connect + read timeout) is resolved by the stalled-operation
+# sweep: re-sent with the same idempotency key, or handed to the attempt inquiries.
+PENDING_OPERATION_TIMEOUT_SECONDS = env_int("PENDING_OPERATION_TIMEOUT_SECONDS", 180)
 
 LOGGING = {
     "version": 1,
@@ -260,6 +264,10 @@ PLATFORM_BEAT_SCHEDULES = {
         "every": 3600,
     },
     "inquire unknown PSP outcomes": {"task": "intents.inquire_due_attempts", "every": 15},
+    "resolve stalled captures and cancels": {
+        "task": "intents.resolve_stalled_operations",
+        "every": 30,
+    },
     "expire old authorizations": {"task": "intents.expire_authorizations", "every": 3600},
     "re-send pending refunds": {"task": "intents.resubmit_pending_refunds", "every": 60},
     "relay outbox events (sweep)": {"task": "events.relay_outbox", "every": 10},
