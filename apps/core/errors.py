@@ -101,6 +101,18 @@ class ApiError(PlatformError):
     default_code = "internal_error"
 
 
+class ServiceUnavailableError(ApiError):
+    """503: a dependency (a PSP, Redis, the database) is briefly away; nothing was done that a
+    retry could repeat. `retry_after` seconds go out as the Retry-After header."""
+
+    http_status = 503
+    default_code = "service_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 2, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
 class PSPIntegrationError(ApiError):
     """A PSP call failed. `permanent` says whether retrying can ever help, so the retry decision
     is data, not a guess."""

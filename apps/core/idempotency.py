@@ -1,10 +1,15 @@
 """Idempotency keys, one mechanism for every mutating endpoint.
 
-Scope: merchant + mode + method + path + key. The first request claims the key in its own
-committed transaction (so a concurrent twin sees the claim at once), runs, and stores its status
-and exact body bytes. A replay gets those bytes back; a different payload under the same key is a
-400; a twin arriving while the first still runs is a 409 and stores nothing. Request errors (4xx
-other than 402) release the key, so a corrected retry can reuse it.
+Scope: merchant + mode + key; the method and path are part of the record, so the same key on
+another endpoint is refused (400 idempotency_error), as Stripe does. The first request claims the
+key in its own committed transaction (so a concurrent twin sees the claim at once), runs, and
+stores its status and exact body bytes. A replay gets those bytes back; a different payload under
+the same key is a 400; a twin arriving while the first still runs is a 409 and stores nothing.
+Request errors (4xx other than 402) release the key, so a corrected retry can reuse it. A 5xx is
+stored only if the operation began: a database write of the request committed, or a PSP call may
+have gone out (`effect_began`). A failure before any effect (Redis or the database away, say)
+releases the key, so the client's retry with the same key runs the operation instead of being
+answered the same 503 forever.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -63,10 +69,65 @@ def request_fingerprint(*, method: str, path: str, payload) -> str:
     return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
 
 
-def should_store(status: int) -> bool:
-    """Outcomes of executed operations are stored: successes, declines (402) and server errors.
-    Request errors are not, so the client can fix the request and retry with the same key."""
-    return status < 400 or status == 402 or status >= 500
+def should_store(status: int, *, effects_began: bool = True) -> bool:
+    """Outcomes of executed operations are stored: successes, declines (402) and server errors
+    of operations that began. Request errors are not, so the client can fix the request and
+    retry with the same key; nor is a server error that struck before any effect."""
+    return status < 400 or status == 402 or (status >= 500 and effects_began)
+
+
+# --- did the request's operation begin? -----------------------------------------------------------
+
+
+@dataclass
+class _Effects:
+    began: bool = False
+
+
+_effects: ContextVar[_Effects | None] = ContextVar("idempotent_request_effects", default=None)
+
+
+def effects_tracking_start() -> Token:
+    """Starts recording, for the current request, whether its operation had an effect."""
+    return _effects.set(_Effects())
+
+
+def effects_tracking_stop(token: Token) -> bool:
+    """Stops recording; returns whether an effect was recorded."""
+    effects = _effects.get()
+    _effects.reset(token)
+    return bool(effects and effects.began)
+
+
+def effect_began() -> None:
+    """Marks the current idempotent request's operation as begun: a PSP call is about to go out,
+    or one of its database writes committed. Outside such a request it does nothing."""
+    effects = _effects.get()
+    if effects is not None:
+        effects.began = True
+
+
+_WRITES = ("INSERT", "UPDATE", "DELETE")
+
+
+def note_committed_writes(execute, sql, params, many, context):
+    """A database execute wrapper (connection.execute_wrapper): a data-changing statement other
+    than the idempotency claim's own marks the operation begun once its transaction commits
+    (at once in autocommit). A write rolled back with its transaction marks nothing."""
+    result = execute(sql, params, many, context)
+    effects = _effects.get()
+    if effects is not None and not effects.began:
+        head = sql.lstrip()[:6].upper()
+        writes = head in _WRITES or (
+            head.startswith("WITH") and any(f" {w} " in sql.upper() for w in _WRITES)
+        )
+        if writes and "core_idempotencyrecord" not in sql:
+            connection_ = context["connection"]
+            if connection_.in_atomic_block:
+                transaction.on_commit(effect_began, using=connection_.alias)
+            else:
+                effect_began()
+    return result
 
 
 _CLAIM_SQL = """
@@ -74,7 +135,7 @@ INSERT INTO core_idempotencyrecord
     (merchant_id, livemode, method, path, key, fingerprint, status, request_id,
      created_at, locked_at, expires_at)
 VALUES (%s, %s, %s, %s, %s, %s, 'in_progress', %s, %s, %s, %s)
-ON CONFLICT (merchant_id, livemode, method, path, key) DO NOTHING
+ON CONFLICT (merchant_id, livemode, key) DO NOTHING
 RETURNING id
 """
 
@@ -100,13 +161,28 @@ def idempotency_claim(
             return IdempotencyClaim(record_id=row[0])
 
         record = IdempotencyRecord.objects.select_for_update().get(
-            merchant_id=merchant_id, livemode=livemode, method=method, path=path, key=key
+            merchant_id=merchant_id, livemode=livemode, key=key
         )
         stale_lock = now - timedelta(seconds=settings.IDEMPOTENCY_LOCK_TIMEOUT_SECONDS)
         if record.expires_at <= now:
-            # expired but not yet purged: the key is free again
-            _reclaim(record, fingerprint=fingerprint, request_id=request_id, now=now)
+            # expired but not yet purged: the key is free again, for any endpoint
+            _reclaim(
+                record,
+                fingerprint=fingerprint,
+                request_id=request_id,
+                now=now,
+                method=method,
+                path=path,
+            )
             return IdempotencyClaim(record_id=record.id)
+        if (record.method, record.path) != (method, path):
+            raise IdempotencyError(
+                "Keys for idempotent requests can only be used for the same endpoint they were "
+                f"first used for ('{record.method} {record.path}' vs '{method} {path}'). Use a "
+                "new Idempotency-Key for a different request.",
+                code="idempotency_key_reused",
+                param="Idempotency-Key",
+            )
         if record.fingerprint != fingerprint:
             raise IdempotencyError(
                 "Keys for idempotent requests can only be used with the same parameters they "
@@ -129,7 +205,17 @@ def idempotency_claim(
         return IdempotencyClaim(record_id=record.id)
 
 
-def _reclaim(record: IdempotencyRecord, *, fingerprint: str, request_id: str, now) -> None:
+def _reclaim(
+    record: IdempotencyRecord,
+    *,
+    fingerprint: str,
+    request_id: str,
+    now,
+    method: str | None = None,
+    path: str | None = None,
+) -> None:
+    record.method = method or record.method
+    record.path = path or record.path
     record.fingerprint = fingerprint
     record.status = IdempotencyRecord.Status.IN_PROGRESS
     record.response_status = None
@@ -141,8 +227,10 @@ def _reclaim(record: IdempotencyRecord, *, fingerprint: str, request_id: str, no
     record.save()
 
 
-def idempotency_complete(*, claim: IdempotencyClaim, status: int, body: bytes) -> None:
-    if should_store(status):
+def idempotency_complete(
+    *, claim: IdempotencyClaim, status: int, body: bytes, effects_began: bool = True
+) -> None:
+    if should_store(status, effects_began=effects_began):
         IdempotencyRecord.objects.filter(
             id=claim.record_id, status=IdempotencyRecord.Status.IN_PROGRESS
         ).update(

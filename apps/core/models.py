@@ -2,7 +2,8 @@ from django.db import models
 
 
 class IdempotencyRecord(models.Model):
-    """One claimed `Idempotency-Key`, scoped by merchant + mode + method + path + key."""
+    """One claimed `Idempotency-Key`, scoped by merchant + mode + key (the method and path
+    say which request it was claimed for)."""
 
     class Status(models.TextChoices):
         IN_PROGRESS = "in_progress"
@@ -24,9 +25,9 @@ class IdempotencyRecord(models.Model):
 
     class Meta:
         constraints = [
+            # one key, one request: the same key on another endpoint is refused
             models.UniqueConstraint(
-                fields=["merchant_id", "livemode", "method", "path", "key"],
-                name="idempotency_scope_unique",
+                fields=["merchant_id", "livemode", "key"], name="idempotency_key_unique"
             ),
             models.CheckConstraint(
                 condition=models.Q(status="in_progress")

@@ -39,6 +39,7 @@ from apps.psp_adapters.contract import (
     Outcome,
     PSPResult,
     RefundRequest,
+    RequestError,
     RetrieveRequest,
 )
 from apps.psp_adapters.decline_codes import is_hard
@@ -542,17 +543,62 @@ def _set_result(attempt: PaymentAttempt, result: PSPResult, outcome: str) -> Non
     attempt.completed_at = timezone.now()
 
 
+# Why a payment failed when the card was not the reason: the shopper must never read "your card
+# was declined" for a request the PSP refused as malformed, credentials it refused, or an outage.
+_NOT_THE_CARD = {
+    RequestError.AUTHENTICATION: (
+        "psp_authentication_failed",
+        "The payment could not be processed: the payment provider refused the connector's "
+        "credentials. The merchant's connector configuration needs attention.",
+    ),
+    RequestError.INVALID_REQUEST: (
+        "psp_request_invalid",
+        "The payment could not be processed: the payment provider refused the request as "
+        "invalid. This is not a problem with the card.",
+    ),
+}
+_PSP_UNAVAILABLE = (
+    "psp_unavailable",
+    "The payment could not be processed because no payment provider was available. Nothing "
+    "was charged; try again shortly.",
+)
+
+
 def _payment_error(result: PSPResult, attempt: PaymentAttempt) -> dict:
-    return {
-        "type": "card_error",
-        "code": "card_declined",
-        "decline_code": result.decline_code or "generic_decline",
-        "message": "Your card was declined."
-        if result.outcome != Outcome.ERROR
-        else "The payment could not be processed by any connector.",
+    """The intent's last_payment_error for the attempt that ended the confirm. A decline is the
+    card's (card_error, 402); an error before the PSP processed anything is ours, the
+    merchant's setup or the PSP's availability (api_error), and is logged for ops."""
+    common = {
         "payment_attempt": attempt.public_id,
         "connector": attempt.connector.public_id,
     }
+    processed_failure = result.outcome == Outcome.ERROR and result.not_charged
+    if result.outcome != Outcome.ERROR or (processed_failure and not result.request_error):
+        # a decline, or a request the PSP processed and failed (Adyen "Error", Stripe's
+        # processing_error): the issuer's or acquirer's answer about this card
+        return {
+            "type": "card_error",
+            "code": "card_declined" if result.outcome != Outcome.ERROR else "processing_error",
+            "decline_code": result.decline_code or "generic_decline",
+            "message": "Your card was declined."
+            if result.outcome != Outcome.ERROR
+            else "An error occurred while processing your card. Try again in a little bit.",
+            **common,
+        }
+    code, message = _NOT_THE_CARD.get(result.request_error, _PSP_UNAVAILABLE)
+    if result.request_error in _NOT_THE_CARD:
+        # a configuration problem, not a shopper's: every payment through this connector fails
+        # the same way until someone fixes it
+        logger.error(
+            "psp refused the request: connector=%s attempt=%s http_status=%s raw_code=%s "
+            "kind=%s: check the connector's configuration",
+            attempt.connector.public_id,
+            attempt.public_id,
+            result.http_status,
+            result.raw_code,
+            result.request_error,
+        )
+    return {"type": "api_error", "code": code, "message": message, **common}
 
 
 def _confirm_apply(

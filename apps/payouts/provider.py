@@ -27,6 +27,8 @@ import requests
 from django.conf import settings
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
+from apps.core.idempotency import effect_began
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONNECT_TIMEOUT_S = 3.05
@@ -114,6 +116,7 @@ class SimulatorPayoutProvider:
 
     def _call(self, method: str, path: str, *, payout_id: str, **kwargs: Any) -> PayoutResult:
         headers = {"Authorization": f"Bearer {self._api_key}", **kwargs.pop("headers", {})}
+        effect_began()  # the provider may act on it from here: an API retry must not re-run it
         started = time.monotonic()
         try:
             response = self.session.request(

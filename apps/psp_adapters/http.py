@@ -32,6 +32,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 from urllib3.exceptions import SSLError as TLSHandshakeError
 
+from apps.core.idempotency import effect_began
 from apps.psp_adapters.contract import ConnectorConfig, Outcome, PSPResult, RequestError
 
 logger = logging.getLogger(__name__)
@@ -135,6 +136,9 @@ class PSPClient:
 
         `reference` is our id for the logs (attempt, refund or PSP reference), never card data.
         """
+        # from here the PSP may act on the request: an idempotent API request that fails later
+        # keeps its answer under its key instead of running again
+        effect_began()
         started = time.monotonic()
         try:
             response = session_for(self._config).request(

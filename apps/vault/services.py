@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from apps.core import crypto
 from apps.core.audit import Actor, audit_record
-from apps.core.errors import ApiError, InvalidRequestError
+from apps.core.errors import ApiError, InvalidRequestError, ServiceUnavailableError
 from apps.core.ids import new_public_id
 from apps.core.redis_client import checkout_redis
 from apps.psp_adapters.contract import CardData
@@ -81,11 +81,9 @@ def _cvc_store(public_id: str, cvc: str) -> None:
         _redis().set(cvc_redis_key(public_id), _seal_cvc(public_id, cvc), ex=cvc_ttl_seconds())
     except redis.RedisError:
         logger.error("vault: could not store the CVC of %s (Redis unavailable)", public_id)
-        error = ApiError(
+        raise ServiceUnavailableError(
             "The card vault is temporarily unavailable. Retry shortly.", code="vault_unavailable"
-        )
-        error.http_status = 503
-        raise error from None
+        ) from None
 
 
 def _cvc_fetch(public_id: str) -> str | None:

@@ -50,7 +50,7 @@ def test_same_parameters_in_another_order_are_the_same_request(api):
     assert again["Idempotent-Replayed"] == "true"
 
 
-def test_keys_are_scoped_by_path_and_merchant(api, other_merchant, system_actor):
+def test_keys_are_scoped_by_merchant(api, other_merchant, system_actor):
     post(api, {"name": "A"}, "shared-key")
     other_key = merchant_services.api_key_create(
         merchant=other_merchant, kind="secret", livemode=False, actor=system_actor
@@ -60,8 +60,86 @@ def test_keys_are_scoped_by_path_and_merchant(api, other_merchant, system_actor)
     response = post(other, {"name": "B"}, "shared-key")
     assert response.status_code == 200
     assert "Idempotent-Replayed" not in response
-    other_path = post(api, {"type": "publishable"}, "shared-key", path="/v1/api_keys")
-    assert other_path.status_code == 201
+
+
+def test_the_same_key_on_another_endpoint_is_refused(api):
+    post(api, {"name": "A"}, "one-request-key")
+    keys_before = AuditLogEntry.objects.filter(action="api_key.created").count()
+
+    other_path = post(api, {"type": "publishable"}, "one-request-key", path="/v1/api_keys")
+
+    assert other_path.status_code == 400
+    error = other_path.json()["error"]
+    assert (error["type"], error["code"], error["param"]) == (
+        "idempotency_error",
+        "idempotency_key_reused",
+        "Idempotency-Key",
+    )
+    assert "POST /v1/account" in error["message"]
+    assert AuditLogEntry.objects.filter(action="api_key.created").count() == keys_before
+    # and the first request's answer is still what its key replays
+    assert post(api, {"name": "A"}, "one-request-key")["Idempotent-Replayed"] == "true"
+
+
+def test_a_503_before_any_effect_releases_the_key(publishable_key, settings):
+    """Tokenization while Redis is away answers 503; the retry with the same key, once Redis is
+    back, tokenizes instead of being answered the stored 503 forever."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {publishable_key}")
+    card = {
+        "type": "card",
+        "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2034, "cvc": "123"},
+    }
+    working_redis = settings.REDIS_URL
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    down = post(client, card, "tokenize-1", path="/v1/payment_methods")
+    assert down.status_code == 503
+    assert down.json()["error"]["code"] == "vault_unavailable"
+    assert down["Retry-After"]
+    assert not IdempotencyRecord.objects.filter(key="tokenize-1").exists()
+
+    settings.REDIS_URL = working_redis
+    retry = post(client, card, "tokenize-1", path="/v1/payment_methods")
+    assert retry.status_code == 201, retry.content
+    assert "Idempotent-Replayed" not in retry
+
+
+@pytest.mark.django_db(transaction=True)  # the effect is a committed write: commits must happen
+def test_a_5xx_after_the_operation_began_is_stored(api, monkeypatch):
+    """Once a write committed, the request's outcome is what its key answers, even a 500."""
+    original = merchant_services.merchant_update
+
+    def update_then_crash(**kwargs):
+        original(**kwargs)
+        raise RuntimeError("crashed after the update committed")
+
+    monkeypatch.setattr(merchant_services, "merchant_update", update_then_crash)
+    first = post(api, {"name": "Crash"}, "key-500")
+    assert first.status_code == 500
+    monkeypatch.undo()
+    replay = post(api, {"name": "Crash"}, "key-500")
+    assert replay.status_code == 500 and replay["Idempotent-Replayed"] == "true"
+    assert AuditLogEntry.objects.filter(action="merchant.updated").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_5xx_whose_writes_rolled_back_releases_the_key(api, merchant, monkeypatch):
+    from django.db import transaction
+
+    original = merchant_services.merchant_update
+
+    def update_in_a_failed_transaction(**kwargs):
+        with transaction.atomic():
+            original(**kwargs)
+            raise RuntimeError("failed before commit")
+
+    monkeypatch.setattr(merchant_services, "merchant_update", update_in_a_failed_transaction)
+    assert post(api, {"name": "Rolled back"}, "key-rb").status_code == 500
+    monkeypatch.undo()
+    merchant.refresh_from_db()
+    assert merchant.name == "Test Shop"  # nothing happened
+    retry = post(api, {"name": "Rolled back"}, "key-rb")
+    assert retry.status_code == 200 and "Idempotent-Replayed" not in retry
 
 
 def test_a_request_that_fails_validation_stores_nothing(api, merchant):

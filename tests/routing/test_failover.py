@@ -74,7 +74,8 @@ def test_the_merchants_attempt_budget_bounds_failover(
     RoutingSettings.objects.create(merchant=merchant, max_attempts=1)
     sim.faults(connector_names["stripe"], error_503_rate=1.0, limit=1)
     response = pay()
-    assert response.status_code == 402
+    assert response.status_code == 503  # the PSP was unavailable: not the card's fault
+    assert response.json()["error"]["code"] == "psp_unavailable"
     assert [a.outcome for a in _attempts(response.json()["error"]["payment_intent"]["id"])] == [
         "error"
     ]
@@ -101,7 +102,7 @@ def test_the_merchants_time_budget_bounds_failover(
     RoutingSettings.objects.create(merchant=merchant, time_budget_seconds=1)
     sim.faults(connector_names["stripe"], error_503_rate=1.0, latency_ms=1100)
     response = pay()
-    assert response.status_code == 402  # budget spent on A: no second attempt
+    assert response.status_code == 503  # budget spent on A: no second attempt
     assert len(_attempts(response.json()["error"]["payment_intent"]["id"])) == 1
 
 

@@ -31,6 +31,9 @@ def envelope_response(error: PlatformError, *, status: int | None = None, reques
     response = HttpResponse(
         body, status=status or error.http_status, content_type="application/json"
     )
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
     return response
 
 
@@ -109,7 +112,10 @@ def to_platform_error(exc: Exception) -> PlatformError:
 
 def api_exception_handler(exc, context):
     error = to_platform_error(exc)
-    if error.http_status >= 500:
+    if error.http_status >= 500 and isinstance(exc, PlatformError):
+        # a dependency's failure the code expected and answered (a PSP or Redis away): no frames
+        logger.warning("%s %s on %s", error.http_status, error.code, context["request"].path)
+    elif error.http_status >= 500:
         # the type and the frames, never the exception text: it can hold card data or secrets
         logger.error(
             "unhandled %s on %s\n%s",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db import connection
 from django.http import HttpResponse
 from rest_framework.views import APIView
 
@@ -9,8 +10,11 @@ from apps.core.audit import Actor
 from apps.core.idempotency import (
     IdempotencyClaim,
     IdempotencyReplay,
+    effects_tracking_start,
+    effects_tracking_stop,
     idempotency_claim,
     idempotency_complete,
+    note_committed_writes,
     request_fingerprint,
     validate_key,
 )
@@ -31,6 +35,14 @@ class MerchantApiView(APIView):
     needs the merchant) and after the body parsed (a malformed body stores nothing)."""
 
     _idempotency_claim: IdempotencyClaim | None = None
+    _effects_token = None
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.method in MUTATING_METHODS and "Idempotency-Key" in request.headers:
+            # records whether the operation began (a committed write), for a 5xx's fate
+            with connection.execute_wrapper(note_committed_writes):
+                return super().dispatch(request, *args, **kwargs)
+        return super().dispatch(request, *args, **kwargs)
 
     @property
     def merchant(self):
@@ -68,6 +80,7 @@ class MerchantApiView(APIView):
             if isinstance(outcome, IdempotencyReplay):
                 raise _Replay(outcome)
             self._idempotency_claim = outcome
+            self._effects_token = effects_tracking_start()
 
     def handle_exception(self, exc):
         if isinstance(exc, _Replay):
@@ -81,8 +94,15 @@ class MerchantApiView(APIView):
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
         claim, self._idempotency_claim = self._idempotency_claim, None
+        token, self._effects_token = self._effects_token, None
         if claim is not None:
+            effects_began = effects_tracking_stop(token) if token is not None else True
             if hasattr(response, "render") and not response.is_rendered:
                 response.render()
-            idempotency_complete(claim=claim, status=response.status_code, body=response.content)
+            idempotency_complete(
+                claim=claim,
+                status=response.status_code,
+                body=response.content,
+                effects_began=effects_began,
+            )
         return response

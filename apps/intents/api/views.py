@@ -11,7 +11,12 @@ from rest_framework.views import APIView
 from apps.core.api.pagination import list_envelope, paginate
 from apps.core.api.serializers import parse_input
 from apps.core.api.views import MerchantApiView
-from apps.core.errors import CardError, InvalidRequestError
+from apps.core.errors import (
+    CardError,
+    InvalidRequestError,
+    PSPIntegrationError,
+    ServiceUnavailableError,
+)
 from apps.intents import selectors, services
 from apps.intents.api import serializers as s
 from apps.intents.models import IntentStatus
@@ -32,14 +37,30 @@ def _query_with_brackets(params) -> dict:
 
 
 def _intent_response(intent, *, status: int = 200, expand: bool = False) -> Response:
-    """A confirm that ended in a decline answers 402 in the error envelope, with the intent."""
+    """A confirm that ended in a decline answers 402 in the error envelope, with the intent; one
+    that failed for a reason other than the card (the PSP refused the request or its
+    credentials, or no PSP was available) answers 502 or 503 as an api_error."""
     body = intent_representation(intent, expand_attempts=expand)
     error = intent.last_payment_error
     if status == 200 and error and intent.status == IntentStatus.REQUIRES_PAYMENT_METHOD:
+        if error.get("type") == "api_error":
+            unavailable = error["code"] == "psp_unavailable"
+            raise (
+                PSPIntegrationError(
+                    error["message"],
+                    code=error["code"],
+                    permanent=not unavailable,
+                    extra={"payment_intent": body},
+                )
+                if not unavailable
+                else ServiceUnavailableError(
+                    error["message"], code=error["code"], extra={"payment_intent": body}
+                )
+            )
         raise CardError(
             error["message"],
             code=error["code"],
-            decline_code=error["decline_code"],
+            decline_code=error.get("decline_code"),
             extra={"payment_intent": body},
         )
     return Response(body, status=status)
