@@ -101,6 +101,15 @@ class ApiError(PlatformError):
     default_code = "internal_error"
 
 
+class ServiceUnavailableError(ApiError):
+    """503: a dependency (the database) is briefly away; the request may be retried after
+    `retry_after` seconds (sent as the Retry-After header)."""
+
+    http_status = 503
+    default_code = "service_unavailable"
+    retry_after = 2
+
+
 class PSPIntegrationError(ApiError):
     """A PSP call failed. `permanent` says whether retrying can ever help, so the retry decision
     is data, not a guess."""

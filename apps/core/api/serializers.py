@@ -1,4 +1,9 @@
+from datetime import UTC, datetime
+
 from rest_framework import serializers
+
+# 9999-12-31T23:59:59Z, the last second a Python datetime (and so a filter on `created`) holds
+MAX_TIMESTAMP = 253_402_300_799
 
 
 class ErrorBodySerializer(serializers.Serializer):
@@ -71,3 +76,36 @@ def parse_input(serializer_class, data, **kwargs) -> dict:
     serializer = serializer_class(data=data, **kwargs)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+class TimestampField(serializers.IntegerField):
+    """Unix seconds, from 0 to the last second of year 9999: larger values are refused here
+    rather than overflowing `datetime.fromtimestamp` in the view."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("min_value", 0)
+        kwargs.setdefault("max_value", MAX_TIMESTAMP)
+        super().__init__(**kwargs)
+
+
+def timestamp_datetime(seconds: int | None) -> datetime | None:
+    """A TimestampField's value as an aware datetime (None stays None)."""
+    return datetime.fromtimestamp(seconds, tz=UTC) if seconds is not None else None
+
+
+def parse_query(serializer_class, query_params, *, lists: tuple[str, ...] = ()) -> dict:
+    """Validates a list's query string. Stripe-style `created[gte]=` is read as `created_gte`
+    (and an error names the parameter as the client spelled it); the names in `lists` take
+    every value (`expand[]=a&expand[]=b`), the others their last one."""
+    data, spelled = {}, {}
+    for key in query_params:
+        name = key.replace("[", "_").replace("]", "").rstrip("_")
+        spelled[name] = key
+        values = query_params.getlist(key)
+        data[name] = values if name in lists else values[-1]
+    try:
+        return parse_input(serializer_class, data)
+    except serializers.ValidationError as exc:
+        if isinstance(exc.detail, dict):
+            exc.detail = {spelled.get(key, key): value for key, value in exc.detail.items()}
+        raise

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from apps.core.api.serializers import MetadataField, StrictSerializer
+from apps.core.api.serializers import MetadataField, StrictSerializer, TimestampField
 from apps.events.models import WebhookDelivery
 
 
@@ -22,18 +22,10 @@ class EventListQuerySerializer(_ListQuerySerializer):
     object_id = serializers.CharField(
         required=False, max_length=40, help_text="Only events about this object."
     )
-    created_gte = serializers.IntegerField(
-        required=False, min_value=0, help_text="created[gte]: unix seconds"
-    )
-    created_gt = serializers.IntegerField(
-        required=False, min_value=0, help_text="created[gt]: unix seconds"
-    )
-    created_lte = serializers.IntegerField(
-        required=False, min_value=0, help_text="created[lte]: unix seconds"
-    )
-    created_lt = serializers.IntegerField(
-        required=False, min_value=0, help_text="created[lt]: unix seconds"
-    )
+    created_gte = TimestampField(required=False, help_text="created[gte]: unix seconds")
+    created_gt = TimestampField(required=False, help_text="created[gt]: unix seconds")
+    created_lte = TimestampField(required=False, help_text="created[lte]: unix seconds")
+    created_lt = TimestampField(required=False, help_text="created[lt]: unix seconds")
 
 
 class EventDataOutputSerializer(serializers.Serializer):
@@ -143,9 +135,7 @@ class WebhookEndpointRollSecretInputSerializer(StrictSerializer):
 
 
 class WebhookEndpointReplayInputSerializer(StrictSerializer):
-    since = serializers.IntegerField(
-        min_value=0, help_text="Unix seconds: replay failed deliveries created since then."
-    )
+    since = TimestampField(help_text="Unix seconds: replay failed deliveries created since then.")
 
 
 class WebhookEndpointReplayOutputSerializer(serializers.Serializer):

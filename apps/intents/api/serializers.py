@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from apps.core.api.serializers import MetadataField, StrictSerializer
+from apps.core.api.serializers import MetadataField, StrictSerializer, TimestampField
 from apps.intents.models import IntentStatus
 
 
@@ -54,12 +54,8 @@ class PaymentIntentListQuerySerializer(serializers.Serializer):
     ending_before = serializers.CharField(required=False, max_length=80)
     status = serializers.ChoiceField(choices=IntentStatus.values, required=False)
     order_id = serializers.CharField(required=False, max_length=100)
-    created_gte = serializers.IntegerField(
-        required=False, min_value=0, help_text="created[gte]: unix seconds"
-    )
-    created_lte = serializers.IntegerField(
-        required=False, min_value=0, help_text="created[lte]: unix seconds"
-    )
+    created_gte = TimestampField(required=False, help_text="created[gte]: unix seconds")
+    created_lte = TimestampField(required=False, help_text="created[lte]: unix seconds")
     expand = serializers.ListField(
         child=serializers.ChoiceField(choices=["attempts"]),
         required=False,

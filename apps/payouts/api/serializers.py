@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from apps.core.api.pagination import ListQuerySerializer
-from apps.core.api.serializers import MetadataField, StrictSerializer
+from apps.core.api.serializers import MetadataField, StrictSerializer, TimestampField
 from apps.payouts.models import PayoutStatus
 
 
@@ -23,12 +23,8 @@ class PayoutListQuerySerializer(ListQuerySerializer):
     seller = serializers.CharField(
         required=False, max_length=40, help_text="sel_…, or 'none' for your own payouts"
     )
-    created_gte = serializers.IntegerField(
-        required=False, min_value=0, help_text="created[gte]: unix seconds"
-    )
-    created_lte = serializers.IntegerField(
-        required=False, min_value=0, help_text="created[lte]: unix seconds"
-    )
+    created_gte = TimestampField(required=False, help_text="created[gte]: unix seconds")
+    created_lte = TimestampField(required=False, help_text="created[lte]: unix seconds")
 
 
 class PayoutOutputSerializer(serializers.Serializer):
