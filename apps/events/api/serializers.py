@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.core.api.serializers import MetadataField, StrictSerializer, TimestampField
@@ -67,8 +68,16 @@ class WebhookEndpointListQuerySerializer(_ListQuerySerializer):
     pass
 
 
+_URL_HELP = "Where events are POSTed: https (http to localhost in test mode)."
+
+
+@extend_schema_field({"type": "string", "format": "uri", "maxLength": 2048})
+class _UrlField(serializers.CharField):
+    pass
+
+
 class WebhookEndpointCreateInputSerializer(StrictSerializer):
-    url = serializers.CharField(max_length=2048, trim_whitespace=False)
+    url = _UrlField(max_length=2048, trim_whitespace=False, help_text=_URL_HELP)
     enabled_events = serializers.ListField(
         child=serializers.CharField(max_length=80),
         allow_empty=False,
@@ -80,7 +89,7 @@ class WebhookEndpointCreateInputSerializer(StrictSerializer):
 
 
 class WebhookEndpointUpdateInputSerializer(StrictSerializer):
-    url = serializers.CharField(required=False, max_length=2048, trim_whitespace=False)
+    url = _UrlField(required=False, max_length=2048, trim_whitespace=False, help_text=_URL_HELP)
     enabled_events = serializers.ListField(
         child=serializers.CharField(max_length=80),
         allow_empty=False,

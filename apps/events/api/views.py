@@ -114,7 +114,8 @@ class WebhookEndpointRetrieveUpdateDeleteApi(MerchantApiView):
         return Response(endpoint_representation(endpoint))
 
     @extend_schema(
-        operation_id="webhook_endpoints_delete", responses=s.WebhookEndpointDeletedOutputSerializer
+        operation_id="webhook_endpoints_delete",
+        responses={200: s.WebhookEndpointDeletedOutputSerializer},
     )
     def delete(self, request, endpoint_id: str):
         endpoint = services.webhook_endpoint_delete(

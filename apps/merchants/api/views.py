@@ -10,6 +10,7 @@ from apps.merchants.api.serializers import (
     AccountUpdateInputSerializer,
     ApiKeyCreatedOutputSerializer,
     ApiKeyCreateInputSerializer,
+    ApiKeyListOutputSerializer,
     ApiKeyOutputSerializer,
     ApiKeyRollInputSerializer,
 )
@@ -35,7 +36,7 @@ class ApiKeyListCreateApi(MerchantApiView):
     @extend_schema(
         operation_id="api_keys_list",
         parameters=[ListQuerySerializer],
-        responses=ApiKeyOutputSerializer(many=True),
+        responses=ApiKeyListOutputSerializer,
     )
     def get(self, request):
         params = parse_query(ListQuerySerializer, request.query_params)
