@@ -139,6 +139,9 @@ def _hostile_calls(world, good: Call, operation: dict):
                 for hostile in BODY_VALUES:
                     body = {**base, name: {**value, inner: hostile}}
                     yield f"body {name}[{inner}]={hostile!r:.30}", with_body(good, body)
+            for key in ("\x00", "k\x00", "\ud800", "", "x" * 1000):
+                body = {**base, name: {**value, key: "v"}}
+                yield f"body {name} key {key!r:.30}", with_body(good, body)
         if isinstance(value, list) and value and isinstance(value[0], dict):
             for inner in value[0]:
                 for hostile in BODY_VALUES:
