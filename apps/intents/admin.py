@@ -205,7 +205,8 @@ class PaymentIntentAdmin(MerchantScopedAdmin):
                 messages.success(request, f"Refund {refund.public_id}: {refund.status}.")
                 return redirect(reverse("admin:intents_paymentintent_change", args=[pk]))
             except PlatformError as exc:
-                messages.error(request, exc.message)
+                # shown on the form, next to the field it is about when it names one
+                form.add_error(exc.param if exc.param in form.fields else None, exc.message)
         return render(
             request,
             "admin/intents/refund_form.html",

@@ -1366,6 +1366,14 @@ def refund_create(
                 extra={"payment_intent_status": intent.status},
             )
         remaining = intent.amount_received - intent.amount_refunded
+        if remaining <= 0:
+            # without an amount the refund would be the remaining 0, which the table refuses
+            raise ConflictError(
+                "This PaymentIntent has already been fully refunded.",
+                code="charge_already_refunded",
+                param="payment_intent",
+                extra={"payment_intent_status": intent.status},
+            )
         refund_amount = remaining if amount is None else validate_amount(amount)
         if refund_amount > remaining:
             raise InvalidRequestError(

@@ -53,6 +53,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "apps.core.middleware.RequestIdMiddleware",
+    # a database that is briefly away is a 503 with Retry-After, never a 500 or a debug page
+    "apps.core.middleware.DatabaseUnavailableMiddleware",
     "corsheaders.middleware.CorsMiddleware",  # answers the browser's preflight for tokenization
     "apps.events.middleware.IdempotencyKeyContextMiddleware",
     "apps.core.middleware.ApiBodyLimitMiddleware",
@@ -156,7 +158,8 @@ API_MAX_BODY_BYTES = 1024 * 1024
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["apps.merchants.api.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["apps.merchants.api.permissions.SecretKeyRequired"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's JSON parser with a nesting cap and no NUL characters (apps/core/api/parsers.py)
+    "DEFAULT_PARSER_CLASSES": ["apps.core.api.parsers.ApiJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "apps.core.api.exceptions.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -71,7 +71,7 @@ def test_wrong_type_names_the_param(api):
     assert_envelope(
         api.post("/v1/account", {"metadata": "not-a-dict"}, format="json"),
         400,
-        "parameter_not_a_dict",
+        "parameter_invalid_type",
         param="metadata",
     )
 

@@ -113,7 +113,8 @@ def test_events_are_scoped_to_the_merchant_and_mode(api, merchant, other_merchan
     "params, param",
     [
         ({"limit": 0}, "limit"),
-        ({"created[gte]": "yesterday"}, "created_gte"),
+        ({"created[gte]": "yesterday"}, "created[gte]"),  # as the client spelled it
+        ({"created_gte": "yesterday"}, "created_gte"),
         ({"unknown_cursor": "x", "starting_after": "evt_nope"}, "starting_after"),
     ],
 )

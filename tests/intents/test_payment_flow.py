@@ -146,8 +146,8 @@ def test_partial_refunds_up_to_the_received_amount(api, pay):
     second = api.post("/v1/refunds", {"payment_intent": intent_id, "amount": 2000}, format="json")
     assert second.status_code == 200
     over = api.post("/v1/refunds", {"payment_intent": intent_id, "amount": 1}, format="json")
-    assert over.status_code == 400
-    assert over.json()["error"]["code"] == "amount_too_large"
+    assert over.status_code == 409  # nothing left to refund, whatever the amount
+    assert over.json()["error"]["code"] == "charge_already_refunded"
     intent = api.get(f"/v1/payment_intents/{intent_id}").json()
     assert intent["amount_refunded"] == 3000
     listed = api.get("/v1/refunds", {"payment_intent": intent_id}).json()

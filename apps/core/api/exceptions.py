@@ -7,6 +7,7 @@ import logging
 import traceback
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.views import set_rollback
@@ -19,6 +20,7 @@ from apps.core.errors import (
     PermissionDeniedError,
     PlatformError,
     RateLimitError,
+    ServiceUnavailableError,
 )
 from apps.core.logging import get_request_id
 
@@ -32,9 +34,23 @@ def envelope_response(error: PlatformError, *, status: int | None = None, reques
         body, status=status or error.http_status, content_type="application/json"
     )
     retry_after = getattr(error, "retry_after", None)
-    if retry_after is not None:
+    if retry_after:
         response["Retry-After"] = str(retry_after)
     return response
+
+
+def is_database_unavailable(exc: BaseException | None) -> bool:
+    """A database that is briefly away: refused or dropped connection, terminated backend, pool
+    timeout (Django wraps each as OperationalError or InterfaceError), or a statement the server
+    cancelled for a transient reason (deadlock, lock timeout), which a retry also cures."""
+    return isinstance(exc, (OperationalError, InterfaceError))
+
+
+def database_unavailable_error() -> ServiceUnavailableError:
+    return ServiceUnavailableError(
+        "The service is briefly unavailable. Retry the request shortly (see Retry-After).",
+        code="service_unavailable",
+    )
 
 
 def _first_validation_error(detail, prefix: str = "") -> tuple[str | None, str, str]:
@@ -59,6 +75,8 @@ def _validation_code(code: str) -> str:
         "blank": "parameter_missing",
         "invalid": "parameter_invalid",
         "does_not_exist": "resource_missing",
+        "null_characters_not_allowed": "parameter_invalid_character",
+        "surrogate_characters_not_allowed": "parameter_invalid_character",
     }.get(
         code,
         code if code.startswith(("parameter_", "amount_", "currency_")) else f"parameter_{code}",
@@ -103,6 +121,8 @@ def to_platform_error(exc: Exception) -> PlatformError:
         error = InvalidRequestError("Request body is too large.", code="request_too_large")
         error.http_status = 413
         return error
+    if is_database_unavailable(exc):
+        return database_unavailable_error()
     if isinstance(exc, drf_exceptions.APIException):
         error = InvalidRequestError(str(exc.detail), code=str(exc.default_code))
         error.http_status = exc.status_code
@@ -112,7 +132,11 @@ def to_platform_error(exc: Exception) -> PlatformError:
 
 def api_exception_handler(exc, context):
     error = to_platform_error(exc)
-    if error.http_status >= 500 and isinstance(exc, PlatformError):
+    if is_database_unavailable(exc):
+        logger.warning(
+            "database unavailable on %s: %s", context["request"].path, type(exc).__name__
+        )
+    elif error.http_status >= 500 and isinstance(exc, PlatformError):
         # a dependency's failure the code expected and answered (a PSP or Redis away): no frames
         logger.warning("%s %s on %s", error.http_status, error.code, context["request"].path)
     elif error.http_status >= 500:

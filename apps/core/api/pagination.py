@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
+from django.db import models
 from rest_framework import serializers
 
 from apps.core.errors import InvalidRequestError
@@ -29,13 +31,13 @@ def paginate(queryset, params: dict, *, url: str, id_field: str = "public_id"):
         )
     cursor_value = after or before
     if cursor_value:
+        param = "starting_after" if after else "ending_before"
+        lookup = _cursor_lookup_value(queryset.model, id_field, cursor_value, param)
         try:
-            cursor_pk = queryset.values_list("pk", flat=True).get(**{id_field: cursor_value})
+            cursor_pk = queryset.values_list("pk", flat=True).get(**{id_field: lookup})
         except queryset.model.DoesNotExist:
             raise InvalidRequestError(
-                f"No such object: {cursor_value!r}.",
-                code="resource_missing",
-                param="starting_after" if after else "ending_before",
+                f"No such object: {cursor_value!r}.", code="resource_missing", param=param
             ) from None
     if before:
         rows = list(queryset.filter(pk__gt=cursor_pk).order_by("pk")[: limit + 1])
@@ -48,6 +50,29 @@ def paginate(queryset, params: dict, *, url: str, id_field: str = "public_id"):
         has_more = len(rows) > limit
         rows = rows[:limit]
     return rows, has_more
+
+
+def _cursor_lookup_value(model, id_field: str, value: str, param: str):
+    """The cursor as the id column's type: a version number must be digits within the
+    column's range, or the lookup itself would fail in the database."""
+    field = model._meta.get_field(id_field)
+    if isinstance(field, models.IntegerField):
+        if not (value.isascii() and value.isdigit()) or int(value) > _INT_COLUMN_MAX:
+            raise InvalidRequestError(
+                f"{param} must be the number of an object in this list.",
+                code="parameter_invalid",
+                param=param,
+            )
+        return int(value)
+    try:
+        return field.to_python(value)
+    except ValidationError:
+        raise InvalidRequestError(
+            f"{param} is not a valid id.", code="parameter_invalid", param=param
+        ) from None
+
+
+_INT_COLUMN_MAX = 2**31 - 1
 
 
 def list_envelope(data: list, *, has_more: bool, url: str) -> dict:

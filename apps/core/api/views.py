@@ -7,6 +7,7 @@ from django.http import HttpResponse
 from rest_framework.views import APIView
 
 from apps.core.audit import Actor
+from apps.core.errors import NotFoundError
 from apps.core.idempotency import (
     IdempotencyClaim,
     IdempotencyReplay,
@@ -21,6 +22,20 @@ from apps.core.idempotency import (
 
 MUTATING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 REPLAY_HEADER = "Idempotent-Replayed"
+
+
+_INT_COLUMN_MAX = 2**31 - 1
+
+
+def check_path_ids(kwargs: dict) -> None:
+    """Refuses, as the 404 any unknown id gets, a path id no object can have: control
+    characters (NUL would fail in PostgreSQL, which cannot store it in text) or a number past
+    the integer column's range."""
+    for value in kwargs.values():
+        if isinstance(value, str) and any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise NotFoundError(f"No such object: {value[:100]!r}.", param="id")
+        if isinstance(value, int) and value > _INT_COLUMN_MAX:
+            raise NotFoundError(f"No such object: {value}.", param="id")
 
 
 class _Replay(Exception):
@@ -61,6 +76,7 @@ class MerchantApiView(APIView):
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
+        check_path_ids(kwargs)
         self._idempotency_claim = None
         key = request.headers.get("Idempotency-Key")
         if request.method in MUTATING_METHODS and key is not None:

@@ -1,6 +1,7 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.core.api.serializers import MetadataField, StrictSerializer
+from apps.core.api.serializers import MetadataField, StrictSerializer, TimestampField
 from apps.events.models import WebhookDelivery
 
 
@@ -22,18 +23,10 @@ class EventListQuerySerializer(_ListQuerySerializer):
     object_id = serializers.CharField(
         required=False, max_length=40, help_text="Only events about this object."
     )
-    created_gte = serializers.IntegerField(
-        required=False, min_value=0, help_text="created[gte]: unix seconds"
-    )
-    created_gt = serializers.IntegerField(
-        required=False, min_value=0, help_text="created[gt]: unix seconds"
-    )
-    created_lte = serializers.IntegerField(
-        required=False, min_value=0, help_text="created[lte]: unix seconds"
-    )
-    created_lt = serializers.IntegerField(
-        required=False, min_value=0, help_text="created[lt]: unix seconds"
-    )
+    created_gte = TimestampField(required=False, help_text="created[gte]: unix seconds")
+    created_gt = TimestampField(required=False, help_text="created[gt]: unix seconds")
+    created_lte = TimestampField(required=False, help_text="created[lte]: unix seconds")
+    created_lt = TimestampField(required=False, help_text="created[lt]: unix seconds")
 
 
 class EventDataOutputSerializer(serializers.Serializer):
@@ -75,8 +68,16 @@ class WebhookEndpointListQuerySerializer(_ListQuerySerializer):
     pass
 
 
+_URL_HELP = "Where events are POSTed: https (http to localhost in test mode)."
+
+
+@extend_schema_field({"type": "string", "format": "uri", "maxLength": 2048})
+class _UrlField(serializers.CharField):
+    pass
+
+
 class WebhookEndpointCreateInputSerializer(StrictSerializer):
-    url = serializers.CharField(max_length=2048, trim_whitespace=False)
+    url = _UrlField(max_length=2048, trim_whitespace=False, help_text=_URL_HELP)
     enabled_events = serializers.ListField(
         child=serializers.CharField(max_length=80),
         allow_empty=False,
@@ -88,7 +89,7 @@ class WebhookEndpointCreateInputSerializer(StrictSerializer):
 
 
 class WebhookEndpointUpdateInputSerializer(StrictSerializer):
-    url = serializers.CharField(required=False, max_length=2048, trim_whitespace=False)
+    url = _UrlField(required=False, max_length=2048, trim_whitespace=False, help_text=_URL_HELP)
     enabled_events = serializers.ListField(
         child=serializers.CharField(max_length=80),
         allow_empty=False,
@@ -143,9 +144,7 @@ class WebhookEndpointRollSecretInputSerializer(StrictSerializer):
 
 
 class WebhookEndpointReplayInputSerializer(StrictSerializer):
-    since = serializers.IntegerField(
-        min_value=0, help_text="Unix seconds: replay failed deliveries created since then."
-    )
+    since = TimestampField(help_text="Unix seconds: replay failed deliveries created since then.")
 
 
 class WebhookEndpointReplayOutputSerializer(serializers.Serializer):

@@ -1,5 +1,3 @@
-from datetime import UTC, datetime
-
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema
@@ -7,8 +5,8 @@ from rest_framework.response import Response
 
 from apps.core.api.exceptions import envelope_response
 from apps.core.api.pagination import list_envelope, paginate
-from apps.core.api.serializers import parse_input
-from apps.core.api.views import MerchantApiView
+from apps.core.api.serializers import parse_input, parse_query, timestamp_datetime
+from apps.core.api.views import MerchantApiView, check_path_ids
 from apps.core.errors import InvalidRequestError, PlatformError
 from apps.events import inbound, selectors, services
 from apps.events.api import serializers as s
@@ -17,16 +15,6 @@ from apps.events.representations import (
     endpoint_representation,
     event_representation,
 )
-
-
-def _query(params) -> dict:
-    """Accepts Stripe-style `created[gte]=` as well as `created_gte=`."""
-    return {key.replace("[", "_").replace("]", ""): params.getlist(key)[-1] for key in params}
-
-
-def _time(value: int | None) -> datetime | None:
-    return datetime.fromtimestamp(value, tz=UTC) if value is not None else None
-
 
 # --------------------------------------------------------------------------- events
 
@@ -38,16 +26,16 @@ class EventListApi(MerchantApiView):
         responses=s.EventListOutputSerializer,
     )
     def get(self, request):
-        params = parse_input(s.EventListQuerySerializer, _query(request.query_params))
+        params = parse_query(s.EventListQuerySerializer, request.query_params)
         queryset = selectors.event_list(
             merchant_id=self.merchant.id,
             livemode=self.livemode,
             type=params.get("type"),
             object_id=params.get("object_id"),
-            created_gte=_time(params.get("created_gte")),
-            created_gt=_time(params.get("created_gt")),
-            created_lte=_time(params.get("created_lte")),
-            created_lt=_time(params.get("created_lt")),
+            created_gte=timestamp_datetime(params.get("created_gte")),
+            created_gt=timestamp_datetime(params.get("created_gt")),
+            created_lte=timestamp_datetime(params.get("created_lte")),
+            created_lt=timestamp_datetime(params.get("created_lt")),
         )
         rows, has_more = paginate(queryset, params, url=request.path)
         return Response(
@@ -76,7 +64,7 @@ class WebhookEndpointListCreateApi(MerchantApiView):
         responses=s.WebhookEndpointListOutputSerializer,
     )
     def get(self, request):
-        params = parse_input(s.WebhookEndpointListQuerySerializer, request.query_params)
+        params = parse_query(s.WebhookEndpointListQuerySerializer, request.query_params)
         rows, has_more = paginate(
             selectors.webhook_endpoint_list(merchant_id=self.merchant.id, livemode=self.livemode),
             params,
@@ -126,7 +114,8 @@ class WebhookEndpointRetrieveUpdateDeleteApi(MerchantApiView):
         return Response(endpoint_representation(endpoint))
 
     @extend_schema(
-        operation_id="webhook_endpoints_delete", responses=s.WebhookEndpointDeletedOutputSerializer
+        operation_id="webhook_endpoints_delete",
+        responses={200: s.WebhookEndpointDeletedOutputSerializer},
     )
     def delete(self, request, endpoint_id: str):
         endpoint = services.webhook_endpoint_delete(
@@ -164,7 +153,7 @@ class WebhookEndpointReplayApi(MerchantApiView):
             merchant_id=self.merchant.id, livemode=self.livemode, public_id=endpoint_id
         )
         replayed = services.webhook_deliveries_replay_failed(
-            endpoint=endpoint, since=_time(data["since"]), actor=self.actor
+            endpoint=endpoint, since=timestamp_datetime(data["since"]), actor=self.actor
         )
         return Response(
             {
@@ -185,7 +174,7 @@ class WebhookDeliveryListApi(MerchantApiView):
         responses=s.WebhookDeliveryListOutputSerializer,
     )
     def get(self, request, endpoint_id: str):
-        params = parse_input(s.WebhookDeliveryListQuerySerializer, request.query_params)
+        params = parse_query(s.WebhookDeliveryListQuerySerializer, request.query_params)
         endpoint = selectors.webhook_endpoint_get(
             merchant_id=self.merchant.id, livemode=self.livemode, public_id=endpoint_id
         )
@@ -235,6 +224,7 @@ def psp_webhook_receive(request, connector_id: str):
         response["Allow"] = "POST"
         return response
     try:
+        check_path_ids({"connector_id": connector_id})
         receipt = inbound.inbound_webhook_receive(
             connector_public_id=connector_id,
             headers=request.headers,

@@ -1,18 +1,32 @@
+from django.conf import settings
 from rest_framework import serializers
 
-from apps.core.api.serializers import MetadataField, StrictSerializer
+from apps.core.api.serializers import (
+    CURRENCY_SCHEMA,
+    MetadataField,
+    StrictSerializer,
+    TimestampField,
+    amount_schema,
+    json_field,
+)
 from apps.intents.models import IntentStatus
 
 
 class PaymentIntentSplitInputSerializer(StrictSerializer):
     seller = serializers.CharField(max_length=40)
-    amount = serializers.JSONField(help_text="The seller's share, in minor units.")
+    amount = json_field(
+        amount_schema(maximum=settings.MAX_PAYMENT_AMOUNT),
+        help_text="The seller's share, in minor units.",
+    )
 
 
 class PaymentIntentCreateInputSerializer(StrictSerializer):
     # amount and currency are validated by apps.core.money so that each failure has its own code
-    amount = serializers.JSONField(help_text="Positive integer in the currency's minor unit.")
-    currency = serializers.JSONField(help_text="Three-letter ISO 4217 code, e.g. 'eur'.")
+    amount = json_field(
+        amount_schema(maximum=settings.MAX_PAYMENT_AMOUNT),
+        help_text="Positive integer in the currency's minor unit.",
+    )
+    currency = json_field(CURRENCY_SCHEMA, help_text="Three-letter ISO 4217 code, e.g. 'eur'.")
     capture_method = serializers.ChoiceField(choices=["automatic", "manual"], required=False)
     payment_method = serializers.CharField(required=False, max_length=40)
     confirm = serializers.BooleanField(required=False, default=False)
@@ -33,7 +47,11 @@ class PaymentIntentCreateInputSerializer(StrictSerializer):
         max_length=50,
         help_text="Marketplace: each seller's share, credited to its balance on capture.",
     )
-    platform_fee_amount = serializers.JSONField(required=False)
+    platform_fee_amount = json_field(
+        amount_schema(minimum=0),
+        required=False,
+        help_text="Marketplace: the platform's share; splits plus this at most the amount.",
+    )
 
 
 class PaymentIntentConfirmInputSerializer(StrictSerializer):
@@ -41,7 +59,11 @@ class PaymentIntentConfirmInputSerializer(StrictSerializer):
 
 
 class PaymentIntentCaptureInputSerializer(StrictSerializer):
-    amount_to_capture = serializers.JSONField(required=False)
+    amount_to_capture = json_field(
+        amount_schema(maximum=settings.MAX_PAYMENT_AMOUNT),
+        required=False,
+        help_text="At most amount_capturable; default: all of it.",
+    )
 
 
 class PaymentIntentCancelInputSerializer(StrictSerializer):
@@ -54,12 +76,8 @@ class PaymentIntentListQuerySerializer(serializers.Serializer):
     ending_before = serializers.CharField(required=False, max_length=80)
     status = serializers.ChoiceField(choices=IntentStatus.values, required=False)
     order_id = serializers.CharField(required=False, max_length=100)
-    created_gte = serializers.IntegerField(
-        required=False, min_value=0, help_text="created[gte]: unix seconds"
-    )
-    created_lte = serializers.IntegerField(
-        required=False, min_value=0, help_text="created[lte]: unix seconds"
-    )
+    created_gte = TimestampField(required=False, help_text="created[gte]: unix seconds")
+    created_lte = TimestampField(required=False, help_text="created[lte]: unix seconds")
     expand = serializers.ListField(
         child=serializers.ChoiceField(choices=["attempts"]),
         required=False,
@@ -130,7 +148,11 @@ class PaymentIntentListOutputSerializer(serializers.Serializer):
 
 class RefundCreateInputSerializer(StrictSerializer):
     payment_intent = serializers.CharField(max_length=40)
-    amount = serializers.JSONField(required=False)
+    amount = json_field(
+        amount_schema(maximum=settings.MAX_PAYMENT_AMOUNT),
+        required=False,
+        help_text="Default: what is left to refund.",
+    )
     reason = serializers.CharField(required=False, max_length=40)
     metadata = MetadataField(required=False)
 

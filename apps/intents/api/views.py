@@ -1,4 +1,3 @@
-from datetime import UTC, datetime
 from html import escape
 from urllib.parse import urlencode
 
@@ -9,8 +8,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.api.pagination import list_envelope, paginate
-from apps.core.api.serializers import parse_input
-from apps.core.api.views import MerchantApiView
+from apps.core.api.serializers import parse_input, parse_query, timestamp_datetime
+from apps.core.api.views import MerchantApiView, check_path_ids
 from apps.core.errors import (
     CardError,
     InvalidRequestError,
@@ -21,19 +20,6 @@ from apps.intents import selectors, services
 from apps.intents.api import serializers as s
 from apps.intents.models import IntentStatus
 from apps.intents.representations import intent_representation, refund_representation
-
-
-def _query_with_brackets(params) -> dict:
-    """Accepts Stripe-style `created[gte]=` as well as `created_gte=`."""
-    data = {}
-    for key in params:
-        values = params.getlist(key)
-        name = key.replace("[", "_").replace("]", "")
-        if name in ("expand", "expand_"):
-            data["expand"] = values
-        else:
-            data[name] = values[-1]
-    return data
 
 
 def _intent_response(intent, *, status: int = 200, expand: bool = False) -> Response:
@@ -73,8 +59,8 @@ class PaymentIntentListCreateApi(MerchantApiView):
         responses=s.PaymentIntentListOutputSerializer,
     )
     def get(self, request):
-        params = parse_input(
-            s.PaymentIntentListQuerySerializer, _query_with_brackets(request.query_params)
+        params = parse_query(
+            s.PaymentIntentListQuerySerializer, request.query_params, lists=("expand",)
         )
         expand = "attempts" in params.get("expand", [])
         rows, has_more = paginate(
@@ -83,8 +69,8 @@ class PaymentIntentListCreateApi(MerchantApiView):
                 livemode=self.livemode,
                 status=params.get("status"),
                 order_id=params.get("order_id"),
-                created_gte=_ts(params.get("created_gte")),
-                created_lte=_ts(params.get("created_lte")),
+                created_gte=timestamp_datetime(params.get("created_gte")),
+                created_lte=timestamp_datetime(params.get("created_lte")),
                 with_attempts=expand,
             ),
             params,
@@ -116,10 +102,6 @@ class PaymentIntentListCreateApi(MerchantApiView):
         return _intent_response(intent)
 
 
-def _ts(value):
-    return datetime.fromtimestamp(value, tz=UTC) if value is not None else None
-
-
 class PaymentIntentRetrieveApi(MerchantApiView):
     @extend_schema(
         operation_id="payment_intents_retrieve",
@@ -127,8 +109,8 @@ class PaymentIntentRetrieveApi(MerchantApiView):
         responses=s.PaymentIntentOutputSerializer,
     )
     def get(self, request, intent_id: str):
-        params = parse_input(
-            s.PaymentIntentRetrieveQuerySerializer, _query_with_brackets(request.query_params)
+        params = parse_query(
+            s.PaymentIntentRetrieveQuerySerializer, request.query_params, lists=("expand",)
         )
         intent = selectors.intent_get(
             merchant_id=self.merchant.id, livemode=self.livemode, public_id=intent_id
@@ -195,7 +177,7 @@ class RefundListCreateApi(MerchantApiView):
         responses=s.RefundListOutputSerializer,
     )
     def get(self, request):
-        params = parse_input(s.RefundListQuerySerializer, request.query_params)
+        params = parse_query(s.RefundListQuerySerializer, request.query_params)
         rows, has_more = paginate(
             selectors.refund_list(
                 merchant_id=self.merchant.id,
@@ -251,6 +233,10 @@ class PaymentIntentReturnApi(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        check_path_ids(kwargs)
 
     @extend_schema(
         operation_id="payment_intents_return",

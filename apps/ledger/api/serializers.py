@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from apps.core.api.pagination import ListQuerySerializer
+from apps.core.api.serializers import TimestampField
 from apps.ledger.models import JournalTransaction
 
 
@@ -26,12 +27,8 @@ class BalanceTransactionListQuerySerializer(ListQuerySerializer):
     source = serializers.CharField(
         required=False, max_length=80, help_text="The source object id: pi_…, re_…, po_…"
     )
-    created_gte = serializers.IntegerField(
-        required=False, min_value=0, help_text="created[gte]: unix seconds"
-    )
-    created_lt = serializers.IntegerField(
-        required=False, min_value=0, help_text="created[lt]: unix seconds"
-    )
+    created_gte = TimestampField(required=False, help_text="created[gte]: unix seconds")
+    created_lt = TimestampField(required=False, help_text="created[lt]: unix seconds")
 
 
 class BalanceTransactionOutputSerializer(serializers.Serializer):

@@ -1,12 +1,10 @@
 """`/v1/balance` and `/v1/balance_transactions`: the merchant's own balance in the ledger."""
 
-from datetime import UTC, datetime
-
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
 from apps.core.api.pagination import list_envelope, paginate
-from apps.core.api.serializers import parse_input
+from apps.core.api.serializers import parse_query, timestamp_datetime
 from apps.core.api.views import MerchantApiView
 from apps.core.money import normalize_currency
 from apps.ledger import selectors
@@ -15,15 +13,6 @@ from apps.ledger.api.serializers import (
     BalanceTransactionListOutputSerializer,
     BalanceTransactionListQuerySerializer,
 )
-
-
-def _query_with_brackets(params) -> dict:
-    """Accepts Stripe-style `created[gte]=` as well as `created_gte=`."""
-    return {key.replace("[", "_").replace("]", ""): params.getlist(key)[-1] for key in params}
-
-
-def _ts(value: int | None) -> datetime | None:
-    return datetime.fromtimestamp(value, tz=UTC) if value is not None else None
 
 
 def balance_transaction_representation(journal) -> dict:
@@ -65,9 +54,7 @@ class BalanceTransactionListApi(MerchantApiView):
         responses=BalanceTransactionListOutputSerializer,
     )
     def get(self, request):
-        params = parse_input(
-            BalanceTransactionListQuerySerializer, _query_with_brackets(request.query_params)
-        )
+        params = parse_query(BalanceTransactionListQuerySerializer, request.query_params)
         currency = params.get("currency")
         rows, has_more = paginate(
             selectors.balance_transactions(
@@ -76,8 +63,8 @@ class BalanceTransactionListApi(MerchantApiView):
                 currency=normalize_currency(currency) if currency else None,
                 kind=params.get("type"),
                 source_id=params.get("source"),
-                created_gte=_ts(params.get("created_gte")),
-                created_lt=_ts(params.get("created_lt")),
+                created_gte=timestamp_datetime(params.get("created_gte")),
+                created_lt=timestamp_datetime(params.get("created_lt")),
             ),
             params,
             url=request.path,

@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
 from apps.core.api.pagination import list_envelope, paginate
-from apps.core.api.serializers import parse_input
+from apps.core.api.serializers import parse_input, parse_query
 from apps.core.api.views import MerchantApiView
 from apps.merchants import selectors, services
 from apps.merchants.api.seller_serializers import (
@@ -38,7 +38,7 @@ class SellerListApi(MerchantApiView):
         responses=SellerListOutputSerializer,
     )
     def get(self, request):
-        params = parse_input(SellerListQuerySerializer, request.query_params)
+        params = parse_query(SellerListQuerySerializer, request.query_params)
         rows, has_more = paginate(
             selectors.seller_list(merchant_id=self.merchant.id, livemode=self.livemode),
             params,

@@ -23,7 +23,9 @@ class AccountOutputSerializer(serializers.Serializer):
 class AccountUpdateInputSerializer(StrictSerializer):
     name = serializers.CharField(required=False, max_length=200, allow_blank=False)
     email = serializers.EmailField(required=False, allow_blank=True)
-    country = serializers.RegexField(r"^[A-Z]{2}$", required=False)
+    country = serializers.RegexField(
+        r"^[A-Z]{2}$", required=False, help_text="ISO 3166, e.g. 'DE'."
+    )
     metadata = MetadataField(required=False)
 
 
@@ -49,6 +51,13 @@ class ApiKeyOutputSerializer(serializers.Serializer):
 
     def get_revoked(self, obj) -> bool:
         return obj.revoked_at is not None
+
+
+class ApiKeyListOutputSerializer(serializers.Serializer):
+    object = serializers.CharField(default="list")
+    data = ApiKeyOutputSerializer(many=True)
+    has_more = serializers.BooleanField()
+    url = serializers.CharField()
 
 
 class ApiKeyCreatedOutputSerializer(ApiKeyOutputSerializer):

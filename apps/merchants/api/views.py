@@ -2,7 +2,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
 from apps.core.api.pagination import ListQuerySerializer, list_envelope, paginate
-from apps.core.api.serializers import parse_input
+from apps.core.api.serializers import parse_input, parse_query
 from apps.core.api.views import MerchantApiView
 from apps.merchants import selectors, services
 from apps.merchants.api.serializers import (
@@ -10,6 +10,7 @@ from apps.merchants.api.serializers import (
     AccountUpdateInputSerializer,
     ApiKeyCreatedOutputSerializer,
     ApiKeyCreateInputSerializer,
+    ApiKeyListOutputSerializer,
     ApiKeyOutputSerializer,
     ApiKeyRollInputSerializer,
 )
@@ -35,10 +36,10 @@ class ApiKeyListCreateApi(MerchantApiView):
     @extend_schema(
         operation_id="api_keys_list",
         parameters=[ListQuerySerializer],
-        responses=ApiKeyOutputSerializer(many=True),
+        responses=ApiKeyListOutputSerializer,
     )
     def get(self, request):
-        params = parse_input(ListQuerySerializer, request.query_params)
+        params = parse_query(ListQuerySerializer, request.query_params)
         rows, has_more = paginate(
             selectors.api_key_list(merchant=self.merchant, livemode=self.livemode),
             params,

@@ -1,14 +1,26 @@
+from django.conf import settings
 from rest_framework import serializers
 
 from apps.core.api.pagination import ListQuerySerializer
-from apps.core.api.serializers import MetadataField, StrictSerializer
+from apps.core.api.serializers import (
+    CURRENCY_SCHEMA,
+    MetadataField,
+    StrictSerializer,
+    TimestampField,
+    amount_schema,
+    json_field,
+)
 from apps.payouts.models import PayoutStatus
+from apps.payouts.services import DEFAULT_MAX_PAYOUT_AMOUNT
 
 
 class PayoutCreateInputSerializer(StrictSerializer):
     # amount and currency are validated by apps.core.money so that each failure has its own code
-    amount = serializers.JSONField(help_text="Positive integer in the currency's minor unit.")
-    currency = serializers.JSONField(help_text="Three-letter ISO 4217 code, e.g. 'eur'.")
+    amount = json_field(
+        amount_schema(maximum=getattr(settings, "PAYOUT_MAX_AMOUNT", DEFAULT_MAX_PAYOUT_AMOUNT)),
+        help_text="Positive integer in the currency's minor unit.",
+    )
+    currency = json_field(CURRENCY_SCHEMA, help_text="Three-letter ISO 4217 code, e.g. 'eur'.")
     seller = serializers.CharField(
         required=False,
         max_length=40,
@@ -23,12 +35,8 @@ class PayoutListQuerySerializer(ListQuerySerializer):
     seller = serializers.CharField(
         required=False, max_length=40, help_text="sel_…, or 'none' for your own payouts"
     )
-    created_gte = serializers.IntegerField(
-        required=False, min_value=0, help_text="created[gte]: unix seconds"
-    )
-    created_lte = serializers.IntegerField(
-        required=False, min_value=0, help_text="created[lte]: unix seconds"
-    )
+    created_gte = TimestampField(required=False, help_text="created[gte]: unix seconds")
+    created_lte = TimestampField(required=False, help_text="created[lte]: unix seconds")
 
 
 class PayoutOutputSerializer(serializers.Serializer):

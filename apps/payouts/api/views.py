@@ -1,12 +1,10 @@
 """`/v1/payouts`: payouts of the merchant's own balance or of its sellers'."""
 
-from datetime import UTC, datetime
-
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
 from apps.core.api.pagination import list_envelope, paginate
-from apps.core.api.serializers import parse_input
+from apps.core.api.serializers import parse_input, parse_query, timestamp_datetime
 from apps.core.api.views import MerchantApiView
 from apps.payouts import selectors, services
 from apps.payouts.api.serializers import (
@@ -16,15 +14,6 @@ from apps.payouts.api.serializers import (
     PayoutOutputSerializer,
 )
 from apps.payouts.representations import payout_representation
-
-
-def _query_with_brackets(params) -> dict:
-    """Accepts Stripe-style `created[gte]=` as well as `created_gte=`."""
-    return {key.replace("[", "_").replace("]", ""): params.getlist(key)[-1] for key in params}
-
-
-def _ts(value: int | None) -> datetime | None:
-    return datetime.fromtimestamp(value, tz=UTC) if value is not None else None
 
 
 class PayoutCreateApi(MerchantApiView):
@@ -48,15 +37,15 @@ class PayoutListApi(MerchantApiView):
         responses=PayoutListOutputSerializer,
     )
     def get(self, request):
-        params = parse_input(PayoutListQuerySerializer, _query_with_brackets(request.query_params))
+        params = parse_query(PayoutListQuerySerializer, request.query_params)
         rows, has_more = paginate(
             selectors.payout_list(
                 merchant_id=self.merchant.id,
                 livemode=self.livemode,
                 status=params.get("status"),
                 seller=params.get("seller"),
-                created_gte=_ts(params.get("created_gte")),
-                created_lte=_ts(params.get("created_lte")),
+                created_gte=timestamp_datetime(params.get("created_gte")),
+                created_lte=timestamp_datetime(params.get("created_lte")),
             ),
             params,
             url=request.path,

@@ -1,6 +1,46 @@
 from rest_framework import serializers
 
-from apps.core.api.serializers import StrictSerializer
+from apps.core.api.serializers import (
+    COUNTRY_SCHEMA,
+    CURRENCY_SCHEMA,
+    StrictSerializer,
+    json_field,
+)
+
+_CREDENTIALS = {
+    "type": "object",
+    "minProperties": 1,
+    "additionalProperties": {"type": "string"},
+}
+_CURRENCIES = {"type": "array", "minItems": 1, "items": CURRENCY_SCHEMA}
+_BRANDS = {
+    "type": "array",
+    "items": {
+        "type": "string",
+        "description": "visa, mastercard, amex, discover, jcb, diners, unionpay or unknown "
+        "(any case)",
+    },
+}
+_COUNTRIES = {"type": "array", "items": COUNTRY_SCHEMA}
+_FEE_SCHEDULE = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "brand": {"type": "string", "description": "'*' (default) or a card brand"},
+            "region": {
+                "type": "string",
+                "description": "'*' (default), 'eea', 'non_eea' or a country code",
+            },
+            "currency": {"type": "string", "description": "'*' (default) or an ISO 4217 code"},
+            "fixed": {"type": "integer", "minimum": 0, "maximum": 10**9},
+            "percent_bps": {"type": "integer", "minimum": 0, "maximum": 10_000},
+        },
+    },
+}
+_RULES = {"type": "array", "items": {"type": "object", "additionalProperties": {}}}
+_FALLBACK = {"type": "array", "items": {"type": "string", "description": "A connector id"}}
 
 # Nested shapes (rules, fee schedules, credentials) are JSON here and validated by the services,
 # so the API and the admin give the same errors with the same `param`.
@@ -10,42 +50,45 @@ class ConnectorCreateInputSerializer(StrictSerializer):
     name = serializers.CharField(max_length=100)
     connector_type = serializers.CharField(max_length=20, help_text="stripe | adyen")
     base_url = serializers.CharField(max_length=300)
-    credentials = serializers.JSONField(
+    credentials = json_field(
+        _CREDENTIALS,
         help_text='PSP credentials, e.g. {"api_key": "sk_…", "webhook_secret": "whsec_…"}; '
-        "stored encrypted, never returned."
+        "stored encrypted, never returned.",
     )
-    supported_currencies = serializers.JSONField(help_text='At least one, e.g. ["eur", "usd"].')
-    supported_brands = serializers.JSONField(required=False, help_text="[] = every brand.")
-    supported_countries = serializers.JSONField(
-        required=False, help_text="Issuer countries; [] = all."
+    supported_currencies = json_field(_CURRENCIES, help_text='At least one, e.g. ["eur", "usd"].')
+    supported_brands = json_field(_BRANDS, required=False, help_text="[] = every brand.")
+    supported_countries = json_field(
+        _COUNTRIES, required=False, help_text="Issuer countries; [] = all."
     )
-    fee_schedule = serializers.JSONField(
-        required=False, help_text='[{"brand", "region", "currency", "fixed", "percent_bps"}]'
+    fee_schedule = json_field(
+        _FEE_SCHEDULE,
+        required=False,
+        help_text='[{"brand", "region", "currency", "fixed", "percent_bps"}]',
     )
     priority = serializers.IntegerField(required=False, min_value=0, max_value=10_000)
     enabled = serializers.BooleanField(required=False)
-    authorization_window_days = serializers.IntegerField(required=False)
-    settlement_delay_days = serializers.IntegerField(required=False)
-    connect_timeout_ms = serializers.IntegerField(required=False)
-    read_timeout_ms = serializers.IntegerField(required=False)
+    authorization_window_days = serializers.IntegerField(required=False, min_value=0, max_value=31)
+    settlement_delay_days = serializers.IntegerField(required=False, min_value=0, max_value=31)
+    connect_timeout_ms = serializers.IntegerField(required=False, min_value=100, max_value=60_000)
+    read_timeout_ms = serializers.IntegerField(required=False, min_value=100, max_value=60_000)
 
 
 class ConnectorUpdateInputSerializer(StrictSerializer):
     name = serializers.CharField(required=False, max_length=100)
     base_url = serializers.CharField(required=False, max_length=300)
-    credentials = serializers.JSONField(
-        required=False, help_text="Replaces the stored credentials."
+    credentials = json_field(
+        _CREDENTIALS, required=False, help_text="Replaces the stored credentials."
     )
-    supported_currencies = serializers.JSONField(required=False)
-    supported_brands = serializers.JSONField(required=False)
-    supported_countries = serializers.JSONField(required=False)
-    fee_schedule = serializers.JSONField(required=False)
+    supported_currencies = json_field(_CURRENCIES, required=False)
+    supported_brands = json_field(_BRANDS, required=False)
+    supported_countries = json_field(_COUNTRIES, required=False)
+    fee_schedule = json_field(_FEE_SCHEDULE, required=False)
     priority = serializers.IntegerField(required=False, min_value=0, max_value=10_000)
     enabled = serializers.BooleanField(required=False)
-    authorization_window_days = serializers.IntegerField(required=False)
-    settlement_delay_days = serializers.IntegerField(required=False)
-    connect_timeout_ms = serializers.IntegerField(required=False)
-    read_timeout_ms = serializers.IntegerField(required=False)
+    authorization_window_days = serializers.IntegerField(required=False, min_value=0, max_value=31)
+    settlement_delay_days = serializers.IntegerField(required=False, min_value=0, max_value=31)
+    connect_timeout_ms = serializers.IntegerField(required=False, min_value=100, max_value=60_000)
+    read_timeout_ms = serializers.IntegerField(required=False, min_value=100, max_value=60_000)
 
 
 class ConnectorHealthOutputSerializer(serializers.Serializer):
@@ -91,12 +134,13 @@ class ConnectorListOutputSerializer(serializers.Serializer):
 
 class RoutingProfileCreateInputSerializer(StrictSerializer):
     name = serializers.CharField(max_length=100)
-    rules = serializers.JSONField(
+    rules = json_field(
+        _RULES,
         help_text='Ordered, first match wins: [{"name", "match": "all"|"any", "conditions": '
-        '[{"field", "op", "value"}], "strategy": {"type", ...}}]. See docs/routing.md.'
+        '[{"field", "op", "value"}], "strategy": {"type", ...}}]. See docs/routing.md.',
     )
-    fallback = serializers.JSONField(
-        required=False, help_text="Connector ids tried after the rule's own."
+    fallback = json_field(
+        _FALLBACK, required=False, help_text="Connector ids tried after the rule's own."
     )
     note = serializers.CharField(required=False, max_length=500, allow_blank=True)
     activate = serializers.BooleanField(required=False, default=False)
@@ -104,17 +148,17 @@ class RoutingProfileCreateInputSerializer(StrictSerializer):
 
 class RoutingProfileUpdateInputSerializer(StrictSerializer):
     name = serializers.CharField(required=False, max_length=100)
-    rules = serializers.JSONField(
-        required=False, help_text="Given: a new version is recorded (an edit)."
+    rules = json_field(
+        _RULES, required=False, help_text="Given: a new version is recorded (an edit)."
     )
-    fallback = serializers.JSONField(required=False)
+    fallback = json_field(_FALLBACK, required=False)
     note = serializers.CharField(required=False, max_length=500, allow_blank=True)
     activate = serializers.BooleanField(required=False, default=False)
 
 
 class RoutingProfileVersionCreateInputSerializer(StrictSerializer):
-    rules = serializers.JSONField()
-    fallback = serializers.JSONField(required=False)
+    rules = json_field(_RULES)
+    fallback = json_field(_FALLBACK, required=False)
     note = serializers.CharField(required=False, max_length=500, allow_blank=True)
 
 

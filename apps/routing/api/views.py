@@ -2,7 +2,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
 from apps.core.api.pagination import ListQuerySerializer, list_envelope, paginate
-from apps.core.api.serializers import parse_input
+from apps.core.api.serializers import parse_input, parse_query
 from apps.core.api.views import MerchantApiView
 from apps.routing import selectors, services
 from apps.routing.api import serializers as s
@@ -34,7 +34,7 @@ class ConnectorListCreateApi(MerchantApiView):
         responses=s.ConnectorListOutputSerializer,
     )
     def get(self, request):
-        params = parse_input(ListQuerySerializer, request.query_params)
+        params = parse_query(ListQuerySerializer, request.query_params)
         rows, has_more = paginate(
             selectors.connector_list(merchant_id=self.merchant.id, livemode=self.livemode),
             params,
@@ -84,7 +84,7 @@ class RoutingProfileListCreateApi(MerchantApiView):
         responses=s.RoutingProfileListOutputSerializer,
     )
     def get(self, request):
-        params = parse_input(ListQuerySerializer, request.query_params)
+        params = parse_query(ListQuerySerializer, request.query_params)
         rows, has_more = paginate(
             selectors.routing_profile_list(merchant_id=self.merchant.id, livemode=self.livemode),
             params,
@@ -153,7 +153,7 @@ class RoutingProfileVersionListCreateApi(MerchantApiView):
         responses=s.RoutingProfileVersionListOutputSerializer,
     )
     def get(self, request, profile_id: str):
-        params = parse_input(ListQuerySerializer, request.query_params)
+        params = parse_query(ListQuerySerializer, request.query_params)
         profile = selectors.routing_profile_get(
             merchant_id=self.merchant.id, livemode=self.livemode, public_id=profile_id
         )
