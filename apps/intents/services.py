@@ -997,6 +997,8 @@ def intent_return_from_action(*, public_id: str, action_result: dict[str, str]) 
 def intent_capture(
     *, intent: PaymentIntent, actor: Actor, amount_to_capture: int | None = None
 ) -> PaymentIntent:
+    if intent.connector_id:  # refused before any state change: EndpointRefused, nothing sent
+        routing_services.connector_endpoint_url(intent.connector)
     with transaction.atomic():
         intent = _lock_intent(intent.pk)
         if intent.status != S.REQUIRES_CAPTURE:
@@ -1080,6 +1082,8 @@ def intent_cancel(
             code="parameter_invalid",
             param="cancellation_reason",
         )
+    if intent.connector_id:  # refused before any state change: EndpointRefused, nothing sent
+        routing_services.connector_endpoint_url(intent.connector)
     with transaction.atomic():
         intent = _lock_intent(intent.pk)
         if intent.status not in (
@@ -1168,7 +1172,7 @@ def intents_expire_authorizations(*, now=None) -> int:
                     cancellation_reason="expired",
                 )
                 expired += 1
-            except ConflictError:
+            except (ConflictError, routing_services.EndpointRefused):
                 logger.warning("could not expire %s", intent.public_id)
     return expired
 

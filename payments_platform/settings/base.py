@@ -219,6 +219,10 @@ API_BASE_URL = env("API_BASE_URL", "http://127.0.0.1:8000")
 # The PSP simulator (`make run` starts it and exports its address). Empty: no simulator, and no
 # connector can use the "simulator" endpoint.
 SIMULATOR_URL = env("SIMULATOR_URL", "http://127.0.0.1:8090")
+# Merchant webhook endpoints in test mode may point at loopback and private addresses (a
+# developer's own machine). Production turns it off: a test key must not reach the internal
+# network. Live mode never may (apps/events/url_safety.py).
+WEBHOOK_TEST_MODE_PRIVATE_TARGETS = env_bool("WEBHOOK_TEST_MODE_PRIVATE_TARGETS", True)
 # Where connectors send their requests (card numbers and CVCs included): the platform's choice,
 # never a merchant's (apps/routing/endpoints.py). Per connector type and mode, endpoint name ->
 # base URL; a connector stores only the name. Live: the PSPs' documented production hosts only;

@@ -132,5 +132,11 @@ class Migration(migrations.Migration):
             field=models.CharField(blank=True, max_length=64),
         ),
         migrations.RunPython(forwards, backwards),
+        # a default only so that going back can re-add the column to existing rows
+        migrations.AlterField(
+            model_name="connector",
+            name="base_url",
+            field=models.URLField(default="", max_length=300),
+        ),
         migrations.RemoveField(model_name="connector", name="base_url"),
     ]
