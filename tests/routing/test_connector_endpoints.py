@@ -453,3 +453,20 @@ def test_refused_rows_and_endpoint_changes_are_audited(api, merchant, system_act
     entry = AuditLogEntry.objects.filter(action="connector.updated").get()
     assert entry.changes["endpoint"] == ["test", "simulator"]
     assert entry.changes["simulator_account"] == ["", connector.public_id]
+
+
+def test_manage_py_check_catches_a_misconfigured_endpoint(settings):
+    from apps.routing.checks import psp_endpoints_check
+
+    assert psp_endpoints_check(None) == []  # the shipped configuration
+    settings.PSP_ENDPOINTS = {
+        "stripe": {"live": {"production": "http://api.stripe.com"}},
+        "adyen": {"test": {"simulator": "http://x", "test": "https://u:p@checkout-test.adyen.com"}},
+    }
+    settings.SIMULATOR_URL = "ftp://127.0.0.1:8090"
+    assert [e.id for e in psp_endpoints_check(None)] == [
+        "routing.E003",
+        "routing.E002",
+        "routing.E003",
+        "routing.E004",
+    ]
