@@ -40,11 +40,17 @@ class ConnectionRecorder:
                 return
             with self._lock:
                 self.connections += 1
-            conn.settimeout(1)
+            conn.settimeout(0.3)
             try:
-                data = conn.recv(65536)
-                with self._lock:
-                    self.received += data
+                while True:  # everything the client sends, until it pauses
+                    try:
+                        data = conn.recv(65536)
+                    except TimeoutError:
+                        break
+                    if not data:
+                        break
+                    with self._lock:
+                        self.received += data
                 body = b'{"id": "pi_stolen", "status": "succeeded"}'
                 conn.sendall(
                     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
