@@ -68,6 +68,8 @@ def _django():
 
 def seed(sim_url: str) -> dict:
     _django()
+    from django.conf import settings
+
     from apps.core.audit import Actor
     from apps.merchants import services as merchant_services
     from apps.merchants.models import Merchant
@@ -84,7 +86,9 @@ def seed(sim_url: str) -> dict:
     key = merchant_services.api_key_create(
         merchant=merchant, kind="secret", livemode=False, actor=actor, name="bench"
     )
-    base_url = f"{sim_url.rstrip('/')}/stripe/{SIM_CONNECTOR}"
+    if settings.SIMULATOR_URL.rstrip("/") != sim_url.rstrip("/"):
+        # the platform sends only to its configured simulator: the stack must run with it
+        raise SystemExit(f"SIMULATOR_URL is {settings.SIMULATOR_URL!r}, not {sim_url!r}")
     connector = next(
         (
             c
@@ -93,16 +97,14 @@ def seed(sim_url: str) -> dict:
         ),
         None,
     )
-    if connector is not None and connector.base_url != base_url:
-        connector.base_url = base_url  # bench data only: the simulator moved to another port
-        connector.save(update_fields=["base_url"])
     if connector is None:
         connector = routing_services.connector_create(
             merchant=merchant,
             livemode=False,
             name=SIM_CONNECTOR,
             connector_type="stripe",
-            base_url=base_url,
+            endpoint="simulator",
+            simulator_account=SIM_CONNECTOR,
             credentials=STRIPE_CREDENTIALS,
             supported_currencies=["eur", "usd"],
             priority=1,

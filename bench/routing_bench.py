@@ -167,7 +167,7 @@ def bench_decision(decisions: int) -> list[dict]:
             livemode=False,
             name=f"psp-{i}",
             connector_type="stripe",
-            base_url="http://127.0.0.1:9/unused",
+            endpoint="simulator",  # never called
             credentials=STRIPE_CREDENTIALS,
             supported_currencies=["eur", "usd", "gbp"],
             actor=actor,
@@ -357,6 +357,7 @@ def bench_failover(confirms: int, sim_url: str) -> list[dict]:
     from apps.routing import services
     from apps.vault import services as vault_services
 
+    settings.SIMULATOR_URL = sim_url  # this bench's own simulator: the platform's, here
     # every confirm must really fail over: keep A's breaker closed and A enabled
     settings.ROUTING_BREAKER_FAIL_MAX = 10**9
     settings.ROUTING_AUTO_DISABLE_MIN_CALLS = 10**9
@@ -373,7 +374,8 @@ def bench_failover(confirms: int, sim_url: str) -> list[dict]:
             livemode=False,
             name=f"stripe-{suffix}",
             connector_type="stripe",
-            base_url=f"{sim_url}/stripe/stripe-{suffix}",
+            endpoint="simulator",
+            simulator_account=f"stripe-{suffix}",
             credentials=STRIPE_CREDENTIALS,
             supported_currencies=["eur"],
             actor=actor,
@@ -384,7 +386,8 @@ def bench_failover(confirms: int, sim_url: str) -> list[dict]:
             livemode=False,
             name=f"adyen-{suffix}",
             connector_type="adyen",
-            base_url=f"{sim_url}/adyen/adyen-{suffix}",
+            endpoint="simulator",
+            simulator_account=f"adyen-{suffix}",
             credentials=ADYEN_CREDENTIALS,
             supported_currencies=["eur"],
             actor=actor,

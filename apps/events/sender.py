@@ -1,8 +1,10 @@
 """HTTP for merchant webhooks: pure I/O, no database (it runs in pool threads).
 
 One process-wide urllib3 pool (keep-alive per host) and one thread pool, so a batch of
-deliveries goes out concurrently. A delivery succeeds on a 2xx within the timeout; redirects are
-not followed (a 3xx is a failure, as it would let a URL escape the checks)."""
+deliveries goes out concurrently. Every delivery is checked again by url_safety first and then
+connects to the address that check resolved (DNS rebinding cannot swap it). A delivery succeeds
+on a 2xx within the timeout; redirects are not followed (a 3xx is a failure, as it would let a
+URL escape the checks)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlsplit, urlunsplit
 
 import urllib3
 from django.utils import timezone
@@ -70,11 +73,11 @@ class WebhookSender:
         start = time.perf_counter()
         status_code, body, error = None, "", ""
         try:
-            problem = url_safety.check(webhook.url, livemode=webhook.livemode)
+            problem, addresses = url_safety.vet(webhook.url, livemode=webhook.livemode)
             if problem is not None:
                 error = f"refused: {problem.message}"
             else:
-                status_code, body = self._post(webhook)
+                status_code, body = self._post(webhook, addresses[0] if addresses else None)
         except urllib3.exceptions.NewConnectionError as exc:  # (a TimeoutError subclass)
             error = f"connection failed: {_reason(exc)}"[:300]
         except urllib3.exceptions.TimeoutError:
@@ -97,15 +100,39 @@ class WebhookSender:
             error=error,
         )
 
-    def _post(self, webhook: OutgoingWebhook) -> tuple[int, str]:
-        response = self._pool.request(
-            "POST",
-            webhook.url,
-            body=webhook.body,
-            headers=webhook.headers,
-            redirect=False,
-            preload_content=False,
-        )
+    def _post(self, webhook: OutgoingWebhook, address: str | None) -> tuple[int, str]:
+        """POSTs to `address`, the one url_safety just checked (no second DNS lookup that could
+        answer differently: DNS rebinding), with the URL's own host in the Host header, the TLS
+        SNI and the certificate check; by name only where private targets are allowed."""
+        if address is None:
+            response = self._pool.request(
+                "POST",
+                webhook.url,
+                body=webhook.body,
+                headers=webhook.headers,
+                redirect=False,
+                preload_content=False,
+            )
+        else:
+            parts = urlsplit(webhook.url)
+            https = parts.scheme == "https"
+            pool = self._pool.connection_from_host(
+                address,
+                port=parts.port or (443 if https else 80),
+                scheme=parts.scheme,
+                pool_kwargs={"server_hostname": parts.hostname, "assert_hostname": parts.hostname}
+                if https
+                else None,
+            )
+            response = pool.urlopen(
+                "POST",
+                urlunsplit(("", "", parts.path or "/", parts.query, "")),
+                body=webhook.body,
+                headers={**webhook.headers, "Host": parts.netloc},
+                redirect=False,
+                retries=False,
+                preload_content=False,
+            )
         try:
             data = response.read(BODY_READ_LIMIT + 1)
         except BaseException:

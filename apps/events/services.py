@@ -827,18 +827,20 @@ def psp_simulator_webhooks_register(
     *, connectors: list, platform_base_url: str, simulator_url: str
 ) -> dict[str, str]:
     """Registers `<platform>/webhooks/psp/<connector id>` as the webhook target of each
-    connector's account at the PSP simulator (`PUT /_sim/connectors/<name>/webhook`, the name
-    being the path segment after the dialect in the connector's base URL), signed with the
-    connector's own webhook secret. Plain HTTP: the simulator is another process."""
+    simulator connector's account at the PSP simulator (`PUT /_sim/connectors/<name>/webhook`,
+    the name being the connector's simulated account), signed with the connector's own webhook
+    secret. Plain HTTP: the simulator is another process. Other connectors are skipped."""
     registered = {}
     for connector in connectors:
+        name = routing_services.connector_simulator_account(connector)
+        if name is None:
+            continue
         credentials = routing_services.connector_credentials(connector)
         secret = (
             credentials.get("hmac_key")
             if connector.connector_type == "adyen"
             else credentials.get("webhook_secret")
         ) or ""
-        name = connector.base_url.rstrip("/").rsplit("/", 1)[-1]
         target = f"{platform_base_url.rstrip('/')}/webhooks/psp/{connector.public_id}"
         body = {"url": target, "secret": secret, "dialect": connector.connector_type}
         try:

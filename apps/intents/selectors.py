@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 from django.db.models import Prefetch
 
 from apps.core.errors import NotFoundError
@@ -37,9 +39,15 @@ def intent_list(
     return queryset.select_related("payment_method", "connector")
 
 
+_INTENT_ID = re.compile(r"^pi_[A-Za-z0-9]{1,60}\Z")
+
+
 def intent_get_for_return(*, public_id: str) -> PaymentIntent:
     """For the shopper's return from a redirect: no API key, the intent's unguessable id is
-    the only credential (as in the return URL the PSP was given)."""
+    the only credential (as in the return URL the PSP was given). Anything that is not an
+    intent id's shape (a browser may send any bytes) is not found, without a query."""
+    if not _INTENT_ID.match(public_id or ""):
+        raise NotFoundError("No such payment_intent.", param="id")
     try:
         return PaymentIntent.objects.select_related("payment_method", "connector").get(
             public_id=public_id

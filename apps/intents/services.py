@@ -207,15 +207,32 @@ def intent_create(
 
 
 def _validate_return_url(url: str, *, livemode: bool) -> None:
+    """Where the shopper's browser is sent after 3-D Secure: an absolute http(s) URL and nothing
+    a browser could read differently from us (control characters and spaces, which browsers
+    strip; backslashes, which they read as slashes; credentials, which hide the real host)."""
     if not url:
         return
-    parts = urlsplit(url)
-    schemes = ("https",) if livemode else ("https", "http")
-    if parts.scheme not in schemes or not parts.hostname or len(url) > 2000:
+    problem = None
+    if not isinstance(url, str) or len(url) > 2000:
+        problem = "of at most 2000 characters"
+    elif not url.isprintable() or any(c.isspace() or c == "\\" for c in url):
+        problem = "without spaces, control characters or backslashes"
+    else:
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 (raises on a bad port)
+        except ValueError:
+            parts = None
+        schemes = ("https",) if livemode else ("https", "http")
+        if parts is None or parts.scheme not in schemes or not parts.hostname:
+            problem = "with a host"
+        elif parts.username is not None or parts.password is not None or "@" in parts.netloc:
+            problem = "without credentials"
+    if problem:
         raise InvalidRequestError(
             "return_url must be an absolute https URL"
             + ("" if livemode else " (http too in test mode)")
-            + " of at most 2000 characters.",
+            + f" {problem}.",
             code="url_invalid",
             param="return_url",
         )
@@ -489,7 +506,6 @@ def _authorize_at_psp(attempt: PaymentAttempt, card: CardData) -> PSPResult:
     """`card`: from the vault once per confirm (failover reuses it for the next connector
     instead of decrypting it and fetching the CVC again)."""
     intent = attempt.intent
-    config = routing_services.connector_config(attempt.connector)
     request = _authorize_request(attempt, card)
     facts = {
         **vault_selectors.card_routing_facts(intent.payment_method),
@@ -499,9 +515,13 @@ def _authorize_at_psp(attempt: PaymentAttempt, card: CardData) -> PSPResult:
         # under the connector's circuit breaker (state shared in Redis): a breaker that is
         # open by the time we call refuses without sending, as ERROR retryable_elsewhere;
         # the answer is recorded in the connector's health as it is counted by the breaker
+        # the config is built inside the call: a connector whose endpoint is outside the
+        # platform's allow-list is refused by connector_call (ERROR, nothing sent)
         return routing_services.connector_call(
             connector=attempt.connector,
-            call=lambda: get_adapter(config).authorize(request),
+            call=lambda: get_adapter(
+                routing_services.connector_config(attempt.connector)
+            ).authorize(request),
             facts=facts,
         )
     except Exception:  # an adapter bug must not leave the attempt dangling: treat as unknown
@@ -550,6 +570,12 @@ _NOT_THE_CARD = {
         "psp_authentication_failed",
         "The payment could not be processed: the payment provider refused the connector's "
         "credentials. The merchant's connector configuration needs attention.",
+    ),
+    RequestError.CONFIGURATION: (
+        "connector_configuration_invalid",
+        "The payment could not be processed: the connector is not configured with an endpoint "
+        "the platform allows, so nothing was sent. The merchant's connector configuration needs "
+        "attention.",
     ),
     RequestError.INVALID_REQUEST: (
         "psp_request_invalid",
@@ -933,21 +959,34 @@ def intent_refresh_action(
     *, intent: PaymentIntent, actor: Actor, action_result: dict[str, str] | None = None
 ) -> PaymentIntent:
     """After 3DS: ask the PSP for the attempt's state and apply it. `action_result`: the query
-    parameters the shopper came back with (some PSPs complete the payment from them)."""
+    parameters the shopper came back with (some PSPs complete the payment from them); they come
+    from a browser, so only the PSP's answer counts, and only when it is about this attempt's
+    payment. An answer that settles nothing (the PSP refused the request, a 5xx, a timeout, an
+    adapter error) leaves the intent as it was."""
     attempt = intent.attempts.filter(outcome=PaymentAttempt.Outcome.REQUIRES_ACTION).last()
     if attempt is None:
         raise _unexpected_state(intent, "confirm")
-    config = routing_services.connector_config(attempt.connector)
-    result = get_adapter(config).retrieve(
-        RetrieveRequest(
-            attempt_id=attempt.public_id,
-            idempotency_key=attempt.psp_idempotency_key,
-            psp_reference=attempt.psp_reference,
-            action_result=action_result,
-            amount=attempt.amount,
-            capture=intent.capture_method == PaymentIntent.CaptureMethod.AUTOMATIC,
+    try:
+        result = get_adapter(routing_services.connector_config(attempt.connector)).retrieve(
+            RetrieveRequest(
+                attempt_id=attempt.public_id,
+                idempotency_key=attempt.psp_idempotency_key,
+                psp_reference=attempt.psp_reference,
+                action_result=action_result,
+                amount=attempt.amount,
+                capture=intent.capture_method == PaymentIntent.CaptureMethod.AUTOMATIC,
+            )
         )
-    )
+    except Exception:  # the PSP's word is missing, not negative: nothing changes
+        logger.exception("retrieve after the redirect raised for %s", attempt.public_id)
+        result = PSPResult(outcome=Outcome.UNKNOWN, raw_code="adapter_exception")
+    if not _answer_is_about(attempt, result):
+        logger.warning(
+            "ignored a PSP answer about another payment (%s) on the return of %s",
+            result.psp_reference,
+            attempt.public_id,
+        )
+        result = PSPResult(outcome=Outcome.UNKNOWN, raw_code="foreign_answer")
     with transaction.atomic():
         intent = _lock_intent(intent.pk)
         attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt.pk)
@@ -964,6 +1003,33 @@ def intent_refresh_action(
             intent.save()
             _emit(intent, "payment_intent.payment_failed", {"status": S.REQUIRES_ACTION})
     return PaymentIntent.objects.select_related("payment_method", "connector").get(pk=intent.pk)
+
+
+def _answer_is_about(attempt: PaymentAttempt, result: PSPResult) -> bool:
+    """Whether a settling answer (approved, declined) is about this attempt's payment. After a
+    redirect the PSP answers about whatever the browser's parameters name: a redirectResult
+    replayed from another payment (or forged to look like one) gets that payment's answer, which
+    must neither authorize nor fail this one. Same PSP reference, and the amount we asked for."""
+    if result.outcome not in (Outcome.APPROVED, Outcome.SOFT_DECLINE, Outcome.HARD_DECLINE):
+        return True  # settles nothing
+    reference = result.psp_reference
+    if attempt.psp_reference and reference and reference != attempt.psp_reference:
+        return False
+    if (
+        not attempt.psp_reference
+        and reference
+        and PaymentAttempt.objects.filter(
+            connector_id=attempt.connector_id, psp_reference=reference
+        )
+        .exclude(pk=attempt.pk)
+        .exists()
+    ):
+        return False
+    return not (
+        result.outcome == Outcome.APPROVED
+        and result.amount is not None
+        and result.amount != attempt.amount
+    )
 
 
 def intent_return_from_action(*, public_id: str, action_result: dict[str, str]) -> PaymentIntent:
@@ -1081,6 +1147,8 @@ def _still_unknown(intent: PaymentIntent, operation: str) -> None:
 def intent_capture(
     *, intent: PaymentIntent, actor: Actor, amount_to_capture: int | None = None
 ) -> PaymentIntent:
+    if intent.connector_id:  # refused before any state change: EndpointRefused, nothing sent
+        routing_services.connector_endpoint_url(intent.connector)
     with transaction.atomic():
         intent = _lock_intent(intent.pk)
         if intent.status != S.REQUIRES_CAPTURE:
@@ -1183,6 +1251,8 @@ def intent_cancel(
             code="parameter_invalid",
             param="cancellation_reason",
         )
+    if intent.connector_id:  # refused before any state change: EndpointRefused, nothing sent
+        routing_services.connector_endpoint_url(intent.connector)
     with transaction.atomic():
         intent = _lock_intent(intent.pk)
         if intent.status not in (
@@ -1329,7 +1399,7 @@ def intents_expire_authorizations(*, now=None) -> int:
                     cancellation_reason="expired",
                 )
                 expired += 1
-            except ConflictError:
+            except (ConflictError, routing_services.EndpointRefused):
                 logger.warning("could not expire %s", intent.public_id)
     return expired
 

@@ -22,9 +22,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import requests
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from apps.core.idempotency import effect_began
@@ -112,15 +114,25 @@ class SimulatorPayoutProvider:
         )
 
     def retrieve_payout(self, *, reference: str, payout_id: str = "") -> PayoutResult:
-        return self._call("GET", f"/v1/payouts/{reference}", payout_id=payout_id or reference)
+        # the reference is the provider's answer: one path segment, whatever it contains
+        return self._call(
+            "GET", f"/v1/payouts/{quote(reference, safe='')}", payout_id=payout_id or reference
+        )
 
     def _call(self, method: str, path: str, *, payout_id: str, **kwargs: Any) -> PayoutResult:
         headers = {"Authorization": f"Bearer {self._api_key}", **kwargs.pop("headers", {})}
         effect_began()  # the provider may act on it from here: an API retry must not re-run it
         started = time.monotonic()
         try:
+            # never follow a redirect: it would re-send the body (a bank account number) and
+            # the request to a host the platform did not configure
             response = self.session.request(
-                method, self.base_url + path, headers=headers, timeout=self.timeout, **kwargs
+                method,
+                self.base_url + path,
+                headers=headers,
+                timeout=self.timeout,
+                allow_redirects=False,
+                **kwargs,
             )
         except requests.exceptions.ConnectTimeout:
             return self._log(payout_id, started, PayoutResult(ProviderOutcome.RETRYABLE))
@@ -197,7 +209,8 @@ def _map_response(response: requests.Response) -> PayoutResult:
             http_status=status,
         )
     error = body.get("error") if isinstance(body.get("error"), dict) else {}
-    if status in (401, 403, 429, 503):
+    if 300 <= status < 400 or status in (401, 403, 429, 503):
+        # a redirect (not followed) is the provider's configuration, not the payout's fault
         # not processed: a configuration error or back-pressure, never the payout's fault
         return PayoutResult(ProviderOutcome.RETRYABLE, http_status=status)
     if status >= 500 or status == 409 or error.get("type") == "idempotency_error":
@@ -211,14 +224,46 @@ def _map_response(response: requests.Response) -> PayoutResult:
     )
 
 
+def _provider_url() -> str:
+    """The provider's base URL, from settings only: no merchant, seller or payout field ever
+    reaches it (the destination is form data, the reference a quoted path segment). Checked so
+    that a configuration typo fails loudly instead of sending bank details somewhere odd."""
+    simulator = (getattr(settings, "SIMULATOR_URL", "") or "").rstrip("/")
+    account = getattr(settings, "PAYOUT_PROVIDER_ACCOUNT", "payouts")
+    url = getattr(settings, "PAYOUT_PROVIDER_URL", "") or (
+        f"{simulator}/stripe/{quote(account, safe='')}" if simulator else ""
+    )
+    if not url:
+        raise ImproperlyConfigured(
+            "No payout provider: set PAYOUT_PROVIDER_URL (or SIMULATOR_URL)."
+        )
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises on a bad port)
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in ("https", "http")
+        or not parts.hostname
+        or parts.username is not None
+        or parts.password is not None
+        or parts.query
+        or parts.fragment
+        or not url.isprintable()
+        or any(c.isspace() or c == "\\" for c in url)
+    ):
+        raise ImproperlyConfigured(
+            "PAYOUT_PROVIDER_URL must be an http(s) URL with a host and no credentials, "
+            "query or fragment."
+        )
+    return url
+
+
 def payout_provider() -> SimulatorPayoutProvider:
     """The configured provider: `PAYOUT_PROVIDER_URL`, else the simulator's Stripe dialect at
     `SIMULATOR_URL` under the account `PAYOUT_PROVIDER_ACCOUNT`."""
-    base_url = getattr(settings, "PAYOUT_PROVIDER_URL", "") or (
-        getattr(settings, "SIMULATOR_URL", "http://127.0.0.1:8090").rstrip("/")
-        + "/stripe/"
-        + getattr(settings, "PAYOUT_PROVIDER_ACCOUNT", "payouts")
-    )
+    base_url = _provider_url()
     return SimulatorPayoutProvider(
         base_url=base_url,
         api_key=getattr(settings, "PAYOUT_PROVIDER_API_KEY", "sk_test_payouts_simulator"),

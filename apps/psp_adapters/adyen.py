@@ -291,10 +291,13 @@ class AdyenAdapter:
                 raw_code="no_redirect_result",
                 raw_message="the shopper came back without Adyen's redirectResult",
             )
+        # keyed by the redirectResult too: a reload of the same return replays Adyen's answer,
+        # while a forged or replayed one (another key) can never take the real one's answer
+        digest = hashlib.sha256(redirect_result.encode()).hexdigest()[:16]
         return self._payment_call(
             "payments/details",
             {"details": {"redirectResult": redirect_result}},
-            idempotency_key=f"{request.idempotency_key}-details",
+            idempotency_key=f"{request.idempotency_key}-details-{digest}",
             operation=Operation.RETRIEVE,
             reference=request.attempt_id,
             amount=request.amount,

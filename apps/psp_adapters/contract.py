@@ -116,6 +116,7 @@ class RequestError(enum.StrEnum):
     AUTHENTICATION = "authentication"  # credentials refused (401/403): the connector's setup
     INVALID_REQUEST = "invalid_request"  # malformed for the PSP (400/404/422): our bug or setup
     RATE_LIMITED = "rate_limited"  # 429: try again later or elsewhere
+    CONFIGURATION = "configuration"  # never sent: the connector's setup is refused by the platform
 
 
 @dataclass(frozen=True)

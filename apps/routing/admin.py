@@ -16,14 +16,16 @@ from apps.core.admin_scoping import MerchantScopedAdmin, merchant_ids_for_staff
 from apps.core.audit import Actor
 from apps.core.errors import PlatformError
 from apps.psp_adapters.registry import connector_types
-from apps.routing import selectors, services
+from apps.routing import endpoints, selectors, services
 from apps.routing.backtest import routing_backtest
 from apps.routing.models import Connector, RoutingProfile, RoutingProfileVersion, RoutingSettings
+from apps.routing.representations import endpoint_url_or_none
 
 CONNECTOR_FIELDS = (
     "name",
     "connector_type",
-    "base_url",
+    "endpoint",
+    "live_url_prefix",
     "enabled",
     "priority",
     "supported_currencies",
@@ -55,9 +57,45 @@ class _MerchantChoicesMixin:
 # --------------------------------------------------------------------------- connectors
 
 
+ENDPOINT_LABELS = {
+    endpoints.PRODUCTION: "production: the PSP's live API",
+    endpoints.TEST: "test: the PSP's test API",
+    endpoints.SIMULATOR: "simulator: the platform's PSP simulator",
+}
+
+
+def _endpoint_choices(connector_type: str | None = None, livemode: bool | None = None):
+    """The platform's endpoints (for one type and mode once those are fixed): ops choose among
+    them, never type a URL."""
+    if connector_type is None:
+        names = {
+            name
+            for t in connector_types()
+            for mode in (False, True)
+            for name in endpoints.allowed(t, mode)
+        }
+    else:
+        names = set(endpoints.allowed(connector_type, bool(livemode)))
+    ordered = [n for n in ENDPOINT_LABELS if n in names] + sorted(names - set(ENDPOINT_LABELS))
+    return [("", "the mode's default")] + [(n, ENDPOINT_LABELS.get(n, n)) for n in ordered]
+
+
+_SHOWN_ONCE_SAVED = ("credentials_hint", "disabled_reason", "disabled_at", "endpoint_url")
+
+
 class ConnectorAdminForm(forms.ModelForm):
     connector_type = forms.ChoiceField(choices=())
-    base_url = forms.URLField(max_length=300, assume_scheme="https")
+    endpoint = forms.ChoiceField(
+        choices=(),
+        required=False,
+        help_text="Where its requests go: one of the platform's endpoints for the type and mode "
+        "(settings.PSP_ENDPOINTS). Default: production in live mode, test in test mode.",
+    )
+    live_url_prefix = forms.CharField(
+        required=False,
+        max_length=49,
+        help_text="Adyen live only: the live URL prefix from the Adyen Customer Area.",
+    )
     credentials_json = forms.CharField(
         label="credentials",
         required=False,
@@ -76,6 +114,11 @@ class ConnectorAdminForm(forms.ModelForm):
         if self.instance.pk:
             for name in ("merchant", "livemode", "connector_type"):
                 self.fields[name].disabled = True
+            self.fields["endpoint"].choices = _endpoint_choices(
+                self.instance.connector_type, self.instance.livemode
+            )
+        else:
+            self.fields["endpoint"].choices = _endpoint_choices()
 
     def clean_credentials_json(self):
         raw = self.cleaned_data.get("credentials_json") or ""
@@ -96,6 +139,18 @@ class ConnectorAdminForm(forms.ModelForm):
             values["credentials"] = cleaned["credentials_json"]
         try:
             normalized = services.connector_validate(**values)
+            if cleaned.get("connector_type") in connector_types():
+                same = self.instance.pk and values.get("endpoint") == self.instance.endpoint
+                normalized.update(
+                    services.connector_endpoint_validate(
+                        connector_type=cleaned["connector_type"],
+                        livemode=bool(cleaned.get("livemode")),
+                        endpoint=values.get("endpoint") or None,
+                        live_url_prefix=values.get("live_url_prefix") or "",
+                        simulator_account=self.instance.simulator_account if same else "",
+                        public_id=self.instance.public_id or "mca_new",
+                    )
+                )
         except PlatformError as exc:
             field = _field_for(exc.param, self.fields) or (
                 "credentials_json" if (exc.param or "").startswith("credentials") else None
@@ -114,17 +169,19 @@ class ConnectorAdmin(_MerchantChoicesMixin, MerchantScopedAdmin):
         "public_id",
         "merchant",
         "connector_type",
+        "endpoint",
         "enabled",
         "disabled_reason",
         "breaker",
         "priority",
         "livemode",
     )
-    list_filter = ("connector_type", "enabled", "disabled_reason", "livemode")
+    list_filter = ("connector_type", "endpoint", "enabled", "disabled_reason", "livemode")
     list_select_related = ("merchant",)
     search_fields = ("=public_id", "name", "merchant__name")
     readonly_fields = (
         "public_id",
+        "endpoint_url",
         "credentials_hint",
         "health",
         "disabled_reason",
@@ -140,7 +197,9 @@ class ConnectorAdmin(_MerchantChoicesMixin, MerchantScopedAdmin):
             "livemode",
             "name",
             "connector_type",
-            "base_url",
+            "endpoint",
+            "live_url_prefix",
+            "endpoint_url",
             "credentials_json",
             "credentials_hint",
             "enabled",
@@ -151,15 +210,7 @@ class ConnectorAdmin(_MerchantChoicesMixin, MerchantScopedAdmin):
         return [
             (
                 None,
-                {
-                    "fields": main
-                    if obj
-                    else [
-                        f
-                        for f in main
-                        if f not in ("credentials_hint", "disabled_reason", "disabled_at")
-                    ]
-                },
+                {"fields": main if obj else [f for f in main if f not in _SHOWN_ONCE_SAVED]},
             ),
             (
                 "Coverage and fees",
@@ -192,6 +243,11 @@ class ConnectorAdmin(_MerchantChoicesMixin, MerchantScopedAdmin):
     @staticmethod
     def _health_for(obj):
         return selectors.connector_health(connectors=[obj])[obj.public_id]
+
+    @admin.display(description="endpoint URL")
+    def endpoint_url(self, obj):
+        url = endpoint_url_or_none(obj) if obj and obj.pk else None
+        return url or "refused: not an endpoint the platform allows for this type and mode"
 
     @admin.display(description="breaker")
     def breaker(self, obj):

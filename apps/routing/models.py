@@ -26,7 +26,13 @@ class Connector(models.Model):
     livemode = models.BooleanField(default=False)
     name = models.CharField(max_length=100)
     connector_type = models.CharField(max_length=20, choices=Type.choices)
-    base_url = models.URLField(max_length=300)
+    # Where its requests go is the platform's choice (apps/routing/endpoints.py): the name of one
+    # of the endpoints settings.PSP_ENDPOINTS allows for the type and mode, never a URL
+    endpoint = models.CharField(max_length=20)
+    # Adyen live only: the company's live URL prefix, part of the live host
+    live_url_prefix = models.CharField(max_length=49, blank=True)
+    # the simulator endpoint only: the simulated account (`/<type>/<account>`)
+    simulator_account = models.CharField(max_length=64, blank=True)
     # AES-256-GCM (apps.core.crypto): JSON of the PSP credentials, and the webhook secret
     credentials_encrypted = models.BinaryField()
     credentials_key_id = models.CharField(max_length=40)

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+from apps.routing import endpoints
 from apps.routing.models import Connector, RoutingProfile, RoutingProfileVersion
 
 
 def _ts(value) -> int | None:
     return int(value.timestamp()) if value else None
+
+
+def endpoint_url_or_none(connector: Connector) -> str | None:
+    """Where the platform sends this connector's requests; None when the connector no longer
+    fits the platform's allow-list (it is refused at call time)."""
+    try:
+        return endpoints.resolve(
+            connector_type=connector.connector_type,
+            livemode=connector.livemode,
+            endpoint=connector.endpoint,
+            live_url_prefix=connector.live_url_prefix,
+            simulator_account=connector.simulator_account,
+        )
+    except endpoints.EndpointRefused:
+        return None
 
 
 def connector_representation(connector: Connector, health: dict | None = None) -> dict:
@@ -16,7 +32,9 @@ def connector_representation(connector: Connector, health: dict | None = None) -
         "object": "connector",
         "name": connector.name,
         "connector_type": connector.connector_type,
-        "base_url": connector.base_url,
+        "endpoint": connector.endpoint,
+        "endpoint_url": endpoint_url_or_none(connector),
+        "live_url_prefix": connector.live_url_prefix or None,
         "credentials_hint": connector.credentials_hint,
         "enabled": connector.enabled,
         "disabled_reason": connector.disabled_reason or None,

@@ -19,15 +19,19 @@ from django.utils import timezone
 from apps.core.audit import Actor, audit_record, diff
 from apps.core.crypto import Ciphertext, decrypt, encrypt
 from apps.core.errors import ConflictError, InvalidRequestError
+from apps.core.ids import new_public_id
 from apps.core.money import normalize_currency
 from apps.psp_adapters.contract import (
     CancelRequest,
     ConnectorConfig,
+    Outcome,
     PSPResult,
+    RequestError,
     RetrieveRequest,
 )
 from apps.psp_adapters.registry import connector_types, get_adapter
-from apps.routing import health
+from apps.routing import endpoints, health
+from apps.routing.endpoints import EndpointRefused
 from apps.routing.fees import REGION_GROUPS, estimate_fee_from_schedule
 from apps.routing.models import (
     Connector,
@@ -42,8 +46,8 @@ logger = logging.getLogger(__name__)
 
 AUTO_DISABLED = "auto_error_rate"
 MANUALLY_DISABLED = "manual"
+ENDPOINT_NOT_ALLOWED = "endpoint_not_allowed"  # disabled: its endpoint left the allow-list
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
-_URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 _FEE_KEYS = {"brand", "region", "currency", "fixed", "percent_bps"}
 
 
@@ -159,15 +163,12 @@ def _validate_fee_schedule(lines: Any) -> list[dict]:
 def _validate_common(
     *,
     name: Any = None,
-    base_url: Any = None,
     credentials: Any = None,
     timeouts: dict | None = None,
     windows: dict | None = None,
 ) -> None:
     if name is not None and (not isinstance(name, str) or not 1 <= len(name.strip()) <= 100):
         raise _invalid("name must be 1 to 100 characters.", "name")
-    if base_url is not None and (not isinstance(base_url, str) or not _URL.match(base_url)):
-        raise _invalid("base_url must be an http(s) URL.", "base_url")
     if credentials is not None and (
         not isinstance(credentials, dict)
         or not credentials
@@ -189,7 +190,6 @@ def connector_validate(**fields) -> dict:
     normalized; raises InvalidRequestError naming the param. Used by the admin forms too."""
     _validate_common(
         name=fields.get("name"),
-        base_url=fields.get("base_url"),
         credentials=fields.get("credentials"),
         timeouts={k: fields[k] for k in ("connect_timeout_ms", "read_timeout_ms") if k in fields},
         windows={
@@ -209,9 +209,51 @@ def connector_validate(**fields) -> dict:
         clean["supported_countries"] = _validate_countries(fields["supported_countries"])
     if "fee_schedule" in fields:
         clean["fee_schedule"] = _validate_fee_schedule(fields["fee_schedule"])
-    if isinstance(fields.get("base_url"), str):
-        clean["base_url"] = fields["base_url"].rstrip("/")
     return clean
+
+
+def connector_endpoint_validate(
+    *,
+    connector_type: str,
+    livemode: bool,
+    endpoint: Any = None,
+    live_url_prefix: Any = "",
+    simulator_account: Any = "",
+    public_id: str = "",
+) -> dict:
+    """The endpoint fields, normalized (`endpoint` defaults to the mode's: production in live
+    mode, the PSP's test host in test mode), or InvalidRequestError naming the param. Used by
+    create, update and the admin form."""
+    if connector_type not in connector_types():
+        raise _invalid(f"Unknown connector type {connector_type!r}.", "connector_type")
+    if endpoint is None or endpoint == "":
+        endpoint = endpoints.default(connector_type, livemode)
+    for param, value in (
+        ("endpoint", endpoint),
+        ("live_url_prefix", live_url_prefix),
+        ("simulator_account", simulator_account),
+    ):
+        if value is not None and not isinstance(value, str):
+            raise _invalid(f"{param} must be a string.", param)
+    live_url_prefix = live_url_prefix or ""
+    simulator_account = simulator_account or ""
+    if endpoint == endpoints.SIMULATOR and not simulator_account:
+        simulator_account = public_id  # each connector its own simulated account
+    try:
+        endpoints.resolve(
+            connector_type=connector_type,
+            livemode=livemode,
+            endpoint=endpoint or "",
+            live_url_prefix=live_url_prefix,
+            simulator_account=simulator_account,
+        )
+    except EndpointRefused as exc:
+        raise _invalid(exc.message, exc.param or "endpoint") from None
+    return {
+        "endpoint": endpoint,
+        "live_url_prefix": live_url_prefix,
+        "simulator_account": simulator_account,
+    }
 
 
 def routing_rules_validate(*, merchant_id: int, livemode: bool, rules: Any, fallback: Any) -> dict:
@@ -231,10 +273,12 @@ def connector_create(
     livemode: bool,
     name: str,
     connector_type: str,
-    base_url: str,
     credentials: dict,
     supported_currencies: list[str],
     actor: Actor,
+    endpoint: str | None = None,
+    live_url_prefix: str = "",
+    simulator_account: str = "",
     priority: int = 100,
     enabled: bool = True,
     supported_brands: list[str] | None = None,
@@ -245,10 +289,11 @@ def connector_create(
     connect_timeout_ms: int = 2000,
     read_timeout_ms: int = 10000,
 ) -> Connector:
+    """A merchant's account at a PSP. Where its requests go is one of the platform's endpoints
+    for the type and mode (`endpoint`, default the mode's own), never a URL of the caller's."""
     clean = connector_validate(
         name=name,
         connector_type=connector_type,
-        base_url=base_url,
         credentials=credentials,
         supported_currencies=supported_currencies,
         supported_brands=supported_brands,
@@ -261,6 +306,15 @@ def connector_create(
     )
     currencies, brands = clean["supported_currencies"], clean["supported_brands"]
     countries, fees = clean["supported_countries"], clean["fee_schedule"]
+    public_id = new_public_id("mca")
+    where = connector_endpoint_validate(
+        connector_type=connector_type,
+        livemode=livemode,
+        endpoint=endpoint,
+        live_url_prefix=live_url_prefix,
+        simulator_account=simulator_account,
+        public_id=public_id,
+    )
     if Connector.objects.filter(merchant=merchant, livemode=livemode, name=name).exists():
         raise InvalidRequestError(
             f"A connector named {name!r} already exists.", code="connector_name_taken", param="name"
@@ -268,11 +322,12 @@ def connector_create(
     sealed = _seal(credentials)
     with transaction.atomic():
         connector = Connector.objects.create(
+            public_id=public_id,
             merchant=merchant,
             livemode=livemode,
             name=name,
             connector_type=connector_type,
-            base_url=clean["base_url"],
+            **where,
             credentials_encrypted=sealed.blob,
             credentials_key_id=sealed.key_id,
             credentials_hint=_credentials_hint(credentials),
@@ -296,14 +351,19 @@ def connector_create(
             object_id=connector.public_id,
             merchant_id=merchant.id,
             livemode=livemode,
-            changes={"name": [None, name], "connector_type": [None, connector_type]},
+            changes={
+                "name": [None, name],
+                "connector_type": [None, connector_type],
+                "endpoint": [None, where["endpoint"]],
+            },
         )
     return connector
 
 
+_ENDPOINT_FIELDS = ("endpoint", "live_url_prefix", "simulator_account")
 _UPDATABLE = (
     "name",
-    "base_url",
+    *_ENDPOINT_FIELDS,
     "enabled",
     "priority",
     "supported_currencies",
@@ -320,7 +380,11 @@ _UPDATABLE = (
 def connector_update(
     *, connector: Connector, actor: Actor, credentials: dict | None = None, **changes
 ) -> Connector:
-    """Partial update; `credentials` replaces the stored credentials (never returned)."""
+    """Partial update; `credentials` replaces the stored credentials (never returned). The
+    endpoint fields are validated together, as they will be combined: switching to the
+    simulator gives the connector its own simulated account, leaving it clears it."""
+    if "base_url" in changes:
+        raise _invalid(endpoints.BASE_URL_REFUSED, "base_url", "parameter_unknown")
     unknown = sorted(set(changes) - set(_UPDATABLE))
     if unknown:
         raise _invalid(f"{unknown[0]} cannot be changed.", unknown[0], "parameter_unknown")
@@ -329,6 +393,25 @@ def connector_update(
     changes = connector_validate(**changes)
     with transaction.atomic():
         connector = Connector.objects.select_for_update().get(pk=connector.pk)
+        if any(key in changes for key in _ENDPOINT_FIELDS):
+            endpoint = changes.get("endpoint", connector.endpoint)
+            moved = endpoint != connector.endpoint  # options of the old endpoint do not carry over
+            where = connector_endpoint_validate(
+                connector_type=connector.connector_type,
+                livemode=connector.livemode,
+                public_id=connector.public_id,
+                endpoint=endpoint,
+                live_url_prefix=changes.get(
+                    "live_url_prefix", "" if moved else connector.live_url_prefix
+                ),
+                simulator_account=changes.get(
+                    "simulator_account", "" if moved else connector.simulator_account
+                ),
+            )
+            for key in _ENDPOINT_FIELDS:
+                changes.pop(key, None)
+                if where[key] != getattr(connector, key):
+                    changes[key] = where[key]
         if (
             "name" in changes
             and changes["name"] != connector.name
@@ -378,13 +461,45 @@ def connector_credentials(connector: Connector) -> dict:
     return json.loads(blob)
 
 
+def connector_endpoint_url(connector: Connector) -> str:
+    """Where the connector's requests go, built from the platform's configuration now; raises
+    EndpointRefused (api_error, nothing sent) when the row does not fit it (tampered, written
+    before the allow-list, or the configuration changed since)."""
+    try:
+        return endpoints.resolve(
+            connector_type=connector.connector_type,
+            livemode=connector.livemode,
+            endpoint=connector.endpoint,
+            live_url_prefix=connector.live_url_prefix,
+            simulator_account=connector.simulator_account,
+        )
+    except EndpointRefused as exc:
+        logger.error(
+            "routing: connector %s refused, nothing sent: %s", connector.public_id, exc.message
+        )
+        raise EndpointRefused(
+            f"Connector {connector.public_id} is not configured with an endpoint the platform "
+            f"allows, so nothing was sent: {exc.message}",
+            param=None,
+        ) from None
+
+
+def connector_simulator_account(connector: Connector) -> str | None:
+    """The simulated account behind a simulator connector (`/<type>/<account>`), else None."""
+    if connector.endpoint != endpoints.SIMULATOR:
+        return None
+    return connector.simulator_account or connector.public_id
+
+
 def connector_config(connector: Connector) -> ConnectorConfig:
-    """What an adapter needs for one call; credentials are decrypted only here."""
+    """What an adapter needs for one call; credentials are decrypted only here, and the base URL
+    is the platform's endpoint for the connector, checked again now (EndpointRefused)."""
+    base_url = connector_endpoint_url(connector)
     credentials = connector_credentials(connector)
     return ConnectorConfig(
         connector_id=connector.public_id,
         connector_type=connector.connector_type,
-        base_url=connector.base_url,
+        base_url=base_url,
         credentials=credentials,
         webhook_secret=credentials.get("webhook_secret", ""),
         connect_timeout=connector.connect_timeout_ms / 1000,
@@ -672,8 +787,20 @@ def connector_call(
     """Runs one PSP call under the connector's circuit breaker (state shared in Redis) and
     records the answer in the connector's health and success rates (`facts`: the payment's
     segment), in the same Redis round trip as the breaker's failure count. A call the breaker
-    refuses comes back as ERROR with retryable_elsewhere: nothing was sent. An exception from
-    `call` propagates, unrecorded (see `connector_health_record`)."""
+    refuses comes back as ERROR with retryable_elsewhere: nothing was sent; so does a call on a
+    connector whose endpoint is outside the platform's allow-list (`call` is never run). An
+    exception from `call` propagates, unrecorded (see `connector_health_record`)."""
+    try:
+        connector_endpoint_url(connector)
+    except EndpointRefused as exc:
+        # defence in depth: a row outside the allow-list never reaches `call`
+        return PSPResult(
+            outcome=Outcome.ERROR,
+            raw_code=exc.code,
+            raw_message=exc.message[:500],
+            retryable_elsewhere=True,
+            request_error=RequestError.CONFIGURATION,
+        )
     recorded: list[health.Recorded] = []
 
     def bookkeeping(result: PSPResult, pipe) -> Callable[[list], None]:
@@ -857,6 +984,8 @@ def connector_probe(*, connector: Connector) -> bool:
         return False
     try:
         result = probe(get_adapter(connector_config(connector)))
+    except EndpointRefused:
+        return False  # logged by connector_endpoint_url; nothing was sent
     except Exception:
         logger.exception("routing: probe of %s raised", connector.public_id)
         return False

@@ -219,7 +219,33 @@ IDEMPOTENCY_TTL_HOURS = env_int("IDEMPOTENCY_TTL_HOURS", 24)
 IDEMPOTENCY_LOCK_TIMEOUT_SECONDS = env_int("IDEMPOTENCY_LOCK_TIMEOUT_SECONDS", 300)
 MAX_PAYMENT_AMOUNT = env_int("MAX_PAYMENT_AMOUNT", 99_999_999)  # in minor units, per charge
 API_BASE_URL = env("API_BASE_URL", "http://127.0.0.1:8000")
+# The PSP simulator (`make run` starts it and exports its address). Empty: no simulator, and no
+# connector can use the "simulator" endpoint.
 SIMULATOR_URL = env("SIMULATOR_URL", "http://127.0.0.1:8090")
+# Merchant webhook endpoints in test mode may point at loopback and private addresses (a
+# developer's own machine). Production turns it off: a test key must not reach the internal
+# network. Live mode never may (apps/events/url_safety.py).
+WEBHOOK_TEST_MODE_PRIVATE_TARGETS = env_bool("WEBHOOK_TEST_MODE_PRIVATE_TARGETS", True)
+# Where connectors send their requests (card numbers and CVCs included): the platform's choice,
+# never a merchant's (apps/routing/endpoints.py). Per connector type and mode, endpoint name ->
+# base URL; a connector stores only the name. Live: the PSPs' documented production hosts only;
+# test: their test hosts, plus "simulator" (SIMULATOR_URL/<type>/<account>) when SIMULATOR_URL is
+# set. Stripe serves both modes from one host (https://docs.stripe.com/api, "Base URL"). Adyen's
+# live Checkout URL carries the company's live URL prefix, a validated connector option
+# (https://docs.adyen.com/development-resources/live-endpoints#live-url-prefix); its test host is
+# https://checkout-test.adyen.com (https://docs.adyen.com/api-explorer/Checkout/overview).
+PSP_ENDPOINTS = {
+    "stripe": {
+        "live": {"production": "https://api.stripe.com"},
+        "test": {"test": "https://api.stripe.com"},
+    },
+    "adyen": {
+        "live": {
+            "production": "https://{live_url_prefix}-checkout-live.adyenpayments.com/checkout"
+        },
+        "test": {"test": "https://checkout-test.adyen.com"},
+    },
+}
 # Confirm: how many PSP attempts (failover) and how much wall time one confirm may use.
 CONFIRM_MAX_ATTEMPTS = env_int("CONFIRM_MAX_ATTEMPTS", 3)
 CONFIRM_TIME_BUDGET_SECONDS = env_int("CONFIRM_TIME_BUDGET_SECONDS", 30)

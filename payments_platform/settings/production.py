@@ -21,6 +21,10 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = False
+# No PSP simulator in production unless one is configured on purpose: without it, no connector
+# can send to the simulator endpoint.
+SIMULATOR_URL = env("SIMULATOR_URL", "")
+WEBHOOK_TEST_MODE_PRIVATE_TARGETS = env_bool("WEBHOOK_TEST_MODE_PRIVATE_TARGETS", False)
 
 if DATA_ENCRYPTION_KEYS.startswith("dev1:"):  # noqa: F405
     raise ImproperlyConfigured("DATA_ENCRYPTION_KEYS must be set in production")

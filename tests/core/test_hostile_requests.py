@@ -14,6 +14,7 @@ from apps.merchants.models import Merchant
 from apps.routing import services as routing_services
 from tests.intents.conftest import (  # noqa: F401  (fixtures)
     connector_names,
+    platform_simulator,
     simulator_url,
     stripe_connector,
 )

@@ -10,6 +10,7 @@ import pytest
 
 from tests.intents.conftest import (  # noqa: F401  (fixtures)
     connector_names,
+    platform_simulator,
     simulator_url,
     stripe_connector,
 )

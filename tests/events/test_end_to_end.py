@@ -65,7 +65,7 @@ def wait_until(condition, timeout: float, what: str) -> None:
 
 
 def test_webhooks_both_ways_with_duplication_and_reordering(
-    api, merchant, system_actor, simulator_url, live_server, make_endpoint
+    api, merchant, system_actor, simulator_url, platform_simulator, live_server, make_endpoint
 ):
     suffix = uuid.uuid4().hex[:8]
     stripe = routing_services.connector_create(
@@ -73,7 +73,8 @@ def test_webhooks_both_ways_with_duplication_and_reordering(
         livemode=False,
         name=f"e2e-stripe-{suffix}",
         connector_type="stripe",
-        base_url=f"{simulator_url}/stripe/e2e-stripe-{suffix}",
+        endpoint="simulator",
+        simulator_account=f"e2e-stripe-{suffix}",
         credentials=STRIPE_CREDENTIALS,
         supported_currencies=["eur"],
         priority=1,
@@ -85,7 +86,8 @@ def test_webhooks_both_ways_with_duplication_and_reordering(
         livemode=False,
         name=f"e2e-adyen-{suffix}",
         connector_type="adyen",
-        base_url=f"{simulator_url}/adyen/e2e-adyen-{suffix}",
+        endpoint="simulator",
+        simulator_account=f"e2e-adyen-{suffix}",
         credentials=ADYEN_CREDENTIALS,
         supported_currencies=["usd"],
         priority=2,
@@ -99,7 +101,7 @@ def test_webhooks_both_ways_with_duplication_and_reordering(
     )
     assert set(registered) == {stripe.public_id, adyen.public_id}
     for index, connector in enumerate((stripe, adyen)):
-        name = connector.base_url.rsplit("/", 1)[-1]
+        name = connector.simulator_account
         control.update_webhook(
             name, duplicate_rate=0.5, reorder_window=3, reorder_max_hold_ms=300, seed=11 + index
         )
@@ -146,7 +148,7 @@ def test_webhooks_both_ways_with_duplication_and_reordering(
         everything.stop()
         intents_only.stop()
         for connector in (stripe, adyen):
-            control.unregister_webhook(connector.base_url.rsplit("/", 1)[-1])
+            control.unregister_webhook(connector.simulator_account)
 
 
 def run_payments(api) -> tuple[dict[str, str], dict[str, str]]:

@@ -19,7 +19,7 @@ def test_registers_our_inbound_url_at_the_simulator_and_a_demo_endpoint(
     )
     control = SimulatorControl(simulator_url)
     for connector in connectors:
-        name = connector.base_url.rsplit("/", 1)[-1]
+        name = connector.simulator_account
         webhook = control.call("GET", f"/connectors/{name}/webhook")["webhook"]
         assert webhook["url"] == f"http://127.0.0.1:8000/webhooks/psp/{connector.public_id}"
         assert webhook["dialect"] == connector.connector_type

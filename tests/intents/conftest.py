@@ -57,13 +57,23 @@ def connector_names():
 
 
 @pytest.fixture
-def stripe_connector(merchant, system_actor, simulator_url, connector_names):
+def platform_simulator(settings, simulator_url) -> str:
+    """The test simulator is the platform's simulator (SIMULATOR_URL), as `make run` makes its
+    own: connectors reach it through the "simulator" endpoint, and nothing else changes in the
+    rule (any other address is still refused)."""
+    settings.SIMULATOR_URL = simulator_url
+    return simulator_url
+
+
+@pytest.fixture
+def stripe_connector(merchant, system_actor, platform_simulator, connector_names):
     return routing_services.connector_create(
         merchant=merchant,
         livemode=False,
         name=connector_names["stripe"],
         connector_type="stripe",
-        base_url=f"{simulator_url}/stripe/{connector_names['stripe']}",
+        endpoint="simulator",
+        simulator_account=connector_names["stripe"],
         credentials=STRIPE_CREDENTIALS,
         supported_currencies=["eur", "usd", "jpy"],
         priority=1,
@@ -74,13 +84,14 @@ def stripe_connector(merchant, system_actor, simulator_url, connector_names):
 
 
 @pytest.fixture
-def adyen_connector(merchant, system_actor, simulator_url, connector_names):
+def adyen_connector(merchant, system_actor, platform_simulator, connector_names):
     return routing_services.connector_create(
         merchant=merchant,
         livemode=False,
         name=connector_names["adyen"],
         connector_type="adyen",
-        base_url=f"{simulator_url}/adyen/{connector_names['adyen']}",
+        endpoint="simulator",
+        simulator_account=connector_names["adyen"],
         credentials=ADYEN_CREDENTIALS,
         supported_currencies=["eur", "usd"],
         priority=2,

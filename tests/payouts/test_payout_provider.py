@@ -107,6 +107,84 @@ def test_provider_is_configured_from_settings(settings):
     assert "000123456789" not in repr(_request())  # a bank account number never shows
 
 
+class _RedirectingProvider:
+    """A provider URL that answers every request with a 307 to `target`."""
+
+    def __init__(self, target: str):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(307)
+                self.send_header("Location", f"{target}/v1/payouts")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_POST
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/stripe/x"
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_redirect_is_not_followed_and_the_bank_details_go_nowhere_else():
+    from tests.support.listener import ConnectionRecorder
+
+    elsewhere = ConnectionRecorder()
+    provider_host = _RedirectingProvider(elsewhere.url)
+    try:
+        provider = SimulatorPayoutProvider(base_url=provider_host.url, api_key="sk_test_x")
+        result = provider.create_payout(_request())
+        # not processed (a configuration problem): retried later with the same key
+        assert (result.outcome, result.http_status) == (Out.RETRYABLE, 307)
+        assert provider.retrieve_payout(reference="po_1").outcome == Out.RETRYABLE
+        elsewhere.assert_nothing_received()
+    finally:
+        provider_host.stop()
+        elsewhere.stop()
+
+
+def test_the_providers_reference_stays_one_path_segment():
+    from tests.support.listener import ConnectionRecorder
+
+    provider_host = ConnectionRecorder()
+    try:
+        provider = SimulatorPayoutProvider(base_url=f"{provider_host.url}/stripe/x", api_key="k")
+        provider.retrieve_payout(reference="../../../admin?x=1#")
+        request_line = provider_host.received.split(b"\r\n", 1)[0]
+        assert request_line == b"GET /stripe/x/v1/payouts/..%2F..%2F..%2Fadmin%3Fx%3D1%23 HTTP/1.1"
+    finally:
+        provider_host.stop()
+
+
+@pytest.mark.parametrize(
+    ("provider_url", "simulator_url"),
+    [
+        ("", ""),  # production without a provider: no silent fallback to a made-up URL
+        ("ftp://payouts.example/", ""),
+        ("https://user:pw@payouts.example/", ""),
+        ("https://payouts.example/?to=elsewhere", ""),
+        ("https://payouts.example:99999/", ""),
+    ],
+)
+def test_a_misconfigured_provider_url_fails_loudly(settings, provider_url, simulator_url):
+    from django.core.exceptions import ImproperlyConfigured
+
+    settings.PAYOUT_PROVIDER_URL = provider_url
+    settings.SIMULATOR_URL = simulator_url
+    with pytest.raises(ImproperlyConfigured):
+        payout_provider()
+
+
 @pytest.mark.django_db
 def test_api_payout_is_submitted_after_commit_and_paid(
     api, merchant, payout_sim, django_capture_on_commit_callbacks

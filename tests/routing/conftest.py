@@ -14,6 +14,7 @@ from tests.intents.conftest import (  # noqa: F401  (fixtures)
     connector_names,
     connectors,
     pay,
+    platform_simulator,
     sim,
     simulator_url,
     stripe_connector,
@@ -36,7 +37,7 @@ def make_connector(merchant, system_actor):
     def make(name: str | None = None, *, merchant_=None, **overrides):
         fields = {
             "connector_type": "stripe",
-            "base_url": "http://127.0.0.1:9/unused",
+            "endpoint": "simulator",  # the test settings' simulator: nothing listens there
             "credentials": STRIPE_CREDENTIALS,
             "supported_currencies": ["eur", "usd"],
         }

@@ -248,7 +248,7 @@ def test_connector_admin_creates_through_the_service(client, ops, merchant):
             "merchant": merchant.pk,
             "name": "new-psp",
             "connector_type": "stripe",
-            "base_url": "https://psp.example",
+            "endpoint": "test",
             "credentials_json": '{"api_key": "sk_test_abcdefgh1234"}',
             "enabled": "on",
             "priority": 5,
@@ -265,6 +265,7 @@ def test_connector_admin_creates_through_the_service(client, ops, merchant):
     assert response.status_code == 302, response.content.decode()[:3000]
     created = merchant.connectors.get(name="new-psp")
     assert services.connector_credentials(created) == {"api_key": "sk_test_abcdefgh1234"}
+    assert services.connector_endpoint_url(created) == "https://api.stripe.com"
     assert AuditLogEntry.objects.filter(
         action="connector.created", object_id=created.public_id
     ).exists()
@@ -274,7 +275,6 @@ def test_connector_admin_creates_through_the_service(client, ops, merchant):
             "merchant": merchant.pk,
             "name": "bad",
             "connector_type": "stripe",
-            "base_url": "https://psp.example",
             "credentials_json": '{"api_key": "x"}',
             "priority": 5,
             "supported_currencies": "[]",

@@ -267,7 +267,10 @@ def test_reachable_rules_are_accepted(api, a, b):
         ),
         ({"fee_schedule": [{"percent": 140}]}, "parameter_unknown", "fee_schedule[0][percent]"),
         ({"connector_type": "paypal"}, "parameter_invalid", "connector_type"),
-        ({"base_url": "ftp://x"}, "parameter_invalid", "base_url"),
+        ({"base_url": "https://psp.example"}, "parameter_unknown", "base_url"),
+        ({"endpoint": "https://psp.example"}, "parameter_invalid_choice", "endpoint"),
+        ({"endpoint": "production"}, "parameter_invalid", "endpoint"),  # not in test mode
+        ({"live_url_prefix": "abc"}, "parameter_invalid", "live_url_prefix"),  # Adyen live only
         ({"credentials": "sk_test_123"}, "parameter_invalid", "credentials"),
     ],
 )
@@ -275,7 +278,6 @@ def test_bad_connectors_are_refused_with_param(api, body, code, param):
     payload = {
         "name": "psp",
         "connector_type": "stripe",
-        "base_url": "https://psp.example",
         "credentials": {"api_key": "sk_test_abcdefghijkl"},
         "supported_currencies": ["eur"],
         **body,

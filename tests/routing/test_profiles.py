@@ -34,7 +34,6 @@ def test_connector_api_never_shows_credentials_again(api):
         {
             "name": "main",
             "connector_type": "stripe",
-            "base_url": "https://psp.example/",
             "credentials": {"api_key": "sk_test_supersecretvalue1234"},
             "supported_currencies": ["EUR", "usd"],
             "fee_schedule": [{"brand": "visa", "region": "eea", "fixed": 10, "percent_bps": 120}],
@@ -46,7 +45,9 @@ def test_connector_api_never_shows_credentials_again(api):
     assert body["credentials_hint"] == "sk_test_…1234"
     assert "supersecret" not in response.content.decode()
     assert body["supported_currencies"] == ["eur", "usd"]
-    assert body["base_url"] == "https://psp.example"
+    # where its requests go: the platform's endpoint for Stripe in test mode
+    assert (body["endpoint"], body["endpoint_url"]) == ("test", "https://api.stripe.com")
+    assert body["live_url_prefix"] is None
     assert body["health"]["breaker"] == "closed"
     listed = api.get("/v1/connectors").json()
     assert [c["id"] for c in listed["data"]] == [body["id"]]

@@ -34,6 +34,8 @@ def running_worker(*, concurrency: int = 2, queues: str = "celery", extra_env=No
         "DJANGO_SETTINGS_MODULE": "payments_platform.settings.test",
         "DATABASE_URL": _database_url(),
         "TEST_REDIS_URL": settings.REDIS_URL,
+        # the same platform simulator as the test (the connectors' allowed simulator endpoint)
+        "TEST_SIMULATOR_URL": settings.SIMULATOR_URL,
         **(extra_env or {}),
     }
     (ROOT / ".local").mkdir(exist_ok=True)  # ignored by git: absent on a fresh clone

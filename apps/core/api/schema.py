@@ -71,9 +71,10 @@ _ERROR_DESCRIPTIONS = {
     "413": "Body larger than 1 MiB",
     "415": "Content-Type is not application/json",
     "500": "Internal error (quote the request id)",
-    "502": "The PSP refused the request itself or the connector's credentials (type api_error, "
-    "code psp_request_invalid or psp_authentication_failed): not a card decline; the intent is "
-    "in `payment_intent`",
+    "502": "The PSP refused the request itself or the connector's credentials, or the "
+    "connector's endpoint is not allowed (type api_error, code psp_request_invalid, "
+    "psp_authentication_failed or connector_configuration_invalid): not a card decline; the "
+    "intent is in `payment_intent`",
     "503": "Briefly unavailable (e.g. the database is restarting, or no PSP could take the "
     "payment: code psp_unavailable, the intent in `payment_intent`): retry after Retry-After "
     "seconds",

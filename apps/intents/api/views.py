@@ -1,5 +1,5 @@
 from html import escape
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from django.http import HttpResponse, HttpResponseRedirect
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -225,6 +225,18 @@ _REDIRECT_STATUS = {
 }
 
 
+def _shop_url(return_url: str, params: dict[str, str]) -> str | None:
+    """The merchant's return_url with our parameters added to its query (before any fragment),
+    or None when there is none to go to."""
+    if not return_url:
+        return None
+    parts = urlsplit(return_url)
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        return None  # validated at creation; an older row is not followed
+    query = urlencode(params)
+    return urlunsplit(parts._replace(query=f"{parts.query}&{query}" if parts.query else query))
+
+
 class PaymentIntentReturnApi(APIView):
     """Where the PSP sends the shopper's browser after a redirect (3-D Secure): no API key
     (the browser has none; the intent's unguessable id is in the URL the PSP was given). The
@@ -251,11 +263,14 @@ class PaymentIntentReturnApi(APIView):
         intent = services.intent_return_from_action(
             public_id=intent_id, action_result=action_result
         )
+        # from our state after the PSP's answer was applied, never from the query the browser
+        # brought (a forged `redirect_status=succeeded` goes nowhere)
         status = _REDIRECT_STATUS.get(intent.status, "processing")
-        if intent.return_url:
-            separator = "&" if "?" in intent.return_url else "?"
-            query = urlencode({"payment_intent": intent.public_id, "redirect_status": status})
-            return HttpResponseRedirect(f"{intent.return_url}{separator}{query}")
+        target = _shop_url(
+            intent.return_url, {"payment_intent": intent.public_id, "redirect_status": status}
+        )
+        if target:
+            return HttpResponseRedirect(target)
         status = escape(status)
         return HttpResponse(
             f"<!doctype html><title>Payment {status}</title>"

@@ -6,6 +6,7 @@ from apps.core.api.serializers import (
     StrictSerializer,
     json_field,
 )
+from apps.routing.endpoints import BASE_URL_REFUSED
 
 _CREDENTIALS = {
     "type": "object",
@@ -45,11 +46,40 @@ _FALLBACK = {"type": "array", "items": {"type": "string", "description": "A conn
 # Nested shapes (rules, fee schedules, credentials) are JSON here and validated by the services,
 # so the API and the admin give the same errors with the same `param`.
 
+ENDPOINT_HELP = (
+    "Which of the platform's endpoints for the connector type and mode receives its requests: "
+    "`production` (live mode: the PSP's production API), `test` (test mode: the PSP's test API) "
+    "or `simulator` (test mode, where the platform runs its PSP simulator). Default: production "
+    "in live mode, test in test mode. A connector never names a URL: where card data goes is "
+    "the platform's choice."
+)
+LIVE_URL_PREFIX_HELP = (
+    "Adyen live connectors only, and required there: the company's live URL prefix from the "
+    "Adyen Customer Area (Developers, API URLs), e.g. `1797a841fbb37ca7-AdyenDemo`; requests go "
+    "to https://{prefix}-checkout-live.adyenpayments.com/checkout."
+)
 
-class ConnectorCreateInputSerializer(StrictSerializer):
+
+class _RefusesBaseUrl:
+    """`base_url` was once accepted: refuse it by name, saying what replaced it."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and "base_url" in data:
+            raise serializers.ValidationError(
+                {"base_url": [serializers.ErrorDetail(BASE_URL_REFUSED, code="unknown")]}
+            )
+        return super().to_internal_value(data)
+
+
+class ConnectorCreateInputSerializer(_RefusesBaseUrl, StrictSerializer):
     name = serializers.CharField(max_length=100)
     connector_type = serializers.CharField(max_length=20, help_text="stripe | adyen")
-    base_url = serializers.CharField(max_length=300)
+    endpoint = serializers.ChoiceField(
+        choices=["production", "test", "simulator"], required=False, help_text=ENDPOINT_HELP
+    )
+    live_url_prefix = serializers.CharField(
+        required=False, max_length=49, allow_blank=True, help_text=LIVE_URL_PREFIX_HELP
+    )
     credentials = json_field(
         _CREDENTIALS,
         help_text='PSP credentials, e.g. {"api_key": "sk_…", "webhook_secret": "whsec_…"}; '
@@ -73,9 +103,14 @@ class ConnectorCreateInputSerializer(StrictSerializer):
     read_timeout_ms = serializers.IntegerField(required=False, min_value=100, max_value=60_000)
 
 
-class ConnectorUpdateInputSerializer(StrictSerializer):
+class ConnectorUpdateInputSerializer(_RefusesBaseUrl, StrictSerializer):
     name = serializers.CharField(required=False, max_length=100)
-    base_url = serializers.CharField(required=False, max_length=300)
+    endpoint = serializers.ChoiceField(
+        choices=["production", "test", "simulator"], required=False, help_text=ENDPOINT_HELP
+    )
+    live_url_prefix = serializers.CharField(
+        required=False, max_length=49, allow_blank=True, help_text=LIVE_URL_PREFIX_HELP
+    )
     credentials = json_field(
         _CREDENTIALS, required=False, help_text="Replaces the stored credentials."
     )
@@ -106,7 +141,13 @@ class ConnectorOutputSerializer(serializers.Serializer):
     object = serializers.CharField()
     name = serializers.CharField()
     connector_type = serializers.CharField()
-    base_url = serializers.CharField()
+    endpoint = serializers.CharField(help_text=ENDPOINT_HELP)
+    endpoint_url = serializers.CharField(
+        allow_null=True,
+        help_text="Where the platform sends this connector's requests (read-only); null when "
+        "the connector no longer fits the platform's configuration and is refused.",
+    )
+    live_url_prefix = serializers.CharField(allow_null=True, help_text=LIVE_URL_PREFIX_HELP)
     credentials_hint = serializers.CharField()
     enabled = serializers.BooleanField()
     disabled_reason = serializers.CharField(allow_null=True)

@@ -22,7 +22,8 @@ from apps.merchants.services import hash_api_key, key_prefix
 from apps.routing import selectors as routing_selectors
 from apps.routing import services as routing_services
 
-# Both connectors point at the simulator (`make run` starts it): one per PSP dialect.
+# Both connectors use the platform's simulator endpoint (`make run` starts the simulator and
+# exports SIMULATOR_URL): one per PSP dialect.
 DEMO_CONNECTORS = [
     {
         "name": "stripe-sim",
@@ -144,12 +145,14 @@ class Command(BaseCommand):
         for spec in DEMO_CONNECTORS:
             if spec["name"] in existing:
                 continue
-            base = settings.SIMULATOR_URL.rstrip("/")
+            # the platform's simulator endpoint (SIMULATOR_URL, which `make run` exports), under
+            # the connector's name as its simulated account: `simulator_faults stripe-sim`
             routing_services.connector_create(
                 merchant=merchant,
                 livemode=False,
                 actor=actor,
-                base_url=f"{base}/{spec['connector_type']}/{spec['name']}",
+                endpoint="simulator",
+                simulator_account=spec["name"],
                 **spec,
             )
             made.append(1)
