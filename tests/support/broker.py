@@ -11,12 +11,10 @@ UNREACHABLE = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 
 
 def _reset_pools() -> None:
-    # the publisher's pooled connections belong to the old address
-    if app.amqp._producer_pool is not None:
-        app.amqp._producer_pool.force_close_all()
+    # the app looks its pools up again, now for the current address. Not closed: they live in
+    # kombu's process-wide registry (kombu.pools), which would hand the closed pool out again
+    # for the same address ("Acquire on closed pool") to every later publisher in this process
     app.amqp._producer_pool = None
-    if app._pool is not None:
-        app._pool.force_close_all()
     app._pool = None
 
 
