@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint format venv services clean-local
+.PHONY: run test bench lint format venv services stop-services clean-local
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,11 @@ venv: $(STAMP)
 
 services: venv
 	@$(BIN)/python scripts/ensure_services.py
+
+# the project-local PostgreSQL and Redis under .local/ (`make test` and `make services` leave
+# running the ones they start; `make run` stops its own on exit)
+stop-services: venv
+	@$(BIN)/python scripts/ensure_services.py --stop
 
 run: venv
 	@scripts/run.sh

@@ -3,13 +3,27 @@
 Order: whatever answers at DATABASE_URL / REDIS_URL (default 127.0.0.1:5432 and :6379);
 otherwise, when the server binaries are installed, a project-local instance under .local/;
 otherwise a clear message saying what is missing (exit 2).
+
+    python scripts/ensure_services.py [--record-started FILE]
+    python scripts/ensure_services.py --stop [--only-listed FILE]
+
+--record-started appends the name of each server it started ("postgresql", "redis") to FILE;
+--stop stops the project-local servers under .local/ (only those named in FILE with
+--only-listed). `make run` uses both, so Ctrl-C also stops the servers that run started.
+
+The project-local Redis keeps an append-only file (.local/redis/appendonlydir, fsync every
+second) so a restart loses at most the last second of queued tasks, CVCs in transit and
+breaker state.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -53,7 +67,7 @@ def as_postgres_user(cmd: list[str]) -> list[str]:
     return cmd
 
 
-def ensure_postgres(url: str) -> None:
+def ensure_postgres(url: str, started: list[str]) -> None:
     parsed = urlparse(url)
     host, port = parsed.hostname or "127.0.0.1", parsed.port or 5432
     if answers(host, port):
@@ -107,6 +121,7 @@ def ensure_postgres(url: str) -> None:
             stdout=subprocess.DEVNULL,
         )
         wait_for(host, port, "PostgreSQL")
+        started.append("postgresql")
     create_database(url)
 
 
@@ -123,7 +138,7 @@ def create_database(url: str) -> None:
             print(f"postgresql: created database {dbname}")
 
 
-def ensure_redis(url: str) -> None:
+def ensure_redis(url: str, started: list[str]) -> None:
     parsed = urlparse(url)
     host, port = parsed.hostname or "127.0.0.1", parsed.port or 6379
     if answers(host, port):
@@ -149,10 +164,14 @@ def ensure_redis(url: str) -> None:
             "yes",
             "--dir",
             str(data),
+            # queued Celery tasks survive a restart: an append-only file, fsynced every second
+            # (no RDB snapshots on top of it)
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
             "--save",
             "",
-            "--appendonly",
-            "no",
             "--logfile",
             str(data / "redis.log"),
             "--pidfile",
@@ -161,15 +180,79 @@ def ensure_redis(url: str) -> None:
         check=True,
     )
     wait_for(host, port, "Redis")
+    started.append("redis")
+
+
+def say(message: str) -> None:
+    # on the way out (`make run` after Ctrl-C) stdout may be a pipe whose reader is gone: the
+    # servers must still be stopped
+    with contextlib.suppress(OSError):
+        print(message, flush=True)
+
+
+def stop_postgres() -> None:
+    data = LOCAL / "pg" / "data"
+    pg_ctl = find_binary("pg_ctl")
+    if not (pg_ctl and (data / "postmaster.pid").exists()):
+        return
+    say(f"postgresql: stopping the project-local server in {data}")
+    subprocess.run(
+        as_postgres_user([pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"]),
+        check=False,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def stop_redis(seconds: float = 30) -> None:
+    pidfile = LOCAL / "redis" / "redis.pid"
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return
+    say(f"redis: stopping the project-local server (pid {pid})")
+    try:
+        os.kill(pid, signal.SIGTERM)  # Redis flushes its append-only file and exits
+    except ProcessLookupError:
+        pidfile.unlink(missing_ok=True)
+        return
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    say(f"redis: pid {pid} still running after {seconds:.0f}s")
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--record-started", metavar="FILE", type=Path)
+    parser.add_argument("--stop", action="store_true")
+    parser.add_argument("--only-listed", metavar="FILE", type=Path)
+    args = parser.parse_args()
+    if args.stop:
+        names = {"postgresql", "redis"}
+        if args.only_listed:
+            listed = args.only_listed.read_text() if args.only_listed.exists() else ""
+            names &= set(listed.split())
+        if "redis" in names:
+            stop_redis()
+        if "postgresql" in names:
+            stop_postgres()
+        return
     database_url = os.environ.get(
         "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/payments_platform"
     )
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    ensure_postgres(database_url)
-    ensure_redis(redis_url)
+    started: list[str] = []
+    try:
+        ensure_postgres(database_url, started)
+        ensure_redis(redis_url, started)
+    finally:
+        if args.record_started and started:
+            with args.record_started.open("a") as f:
+                f.write("".join(f"{name}\n" for name in started))
 
 
 if __name__ == "__main__":

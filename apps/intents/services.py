@@ -831,7 +831,16 @@ def _schedule_inquiry(attempt: PaymentAttempt) -> None:
     countdown = settings.INQUIRY_BACKOFF_SECONDS[
         min(attempt.inquiry_count, len(settings.INQUIRY_BACKOFF_SECONDS) - 1)
     ]
-    transaction.on_commit(lambda: inquire_attempt.apply_async((attempt.pk,), countdown=countdown))
+
+    def send() -> None:
+        try:
+            # no publish retries: the payment has committed and its answer must not wait for or
+            # fail with the broker; the inquiry sweep runs every attempt past next_inquiry_at
+            inquire_attempt.apply_async((attempt.pk,), countdown=countdown, retry=False)
+        except Exception:
+            logger.warning("could not enqueue the inquiry of %s; the sweep runs it", attempt.pk)
+
+    transaction.on_commit(send)
 
 
 # --------------------------------------------------------------------------- inquiries

@@ -123,9 +123,18 @@ if env_bool("DB_POOL", False):
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
-CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
-}
+
+
+def redis_cache(url: str) -> dict:
+    # a Redis that stops answering must cost a cache call seconds, not hang the thread
+    return {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": url,
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
+
+
+CACHES = {"default": redis_cache(REDIS_URL)}
 
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
@@ -192,6 +201,17 @@ SPECTACULAR_SETTINGS = {
 
 # Celery: Redis is the broker; results are not needed (state lives in PostgreSQL).
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
+
+
+def celery_broker_transport(url: str) -> str | None:
+    # kombu's Redis transport with the fix in payments_platform/celery.py (RedisChannel); other
+    # brokers (sentinel://, amqp://) keep the transport their URL names
+    if url.split("://", 1)[0] in ("redis", "rediss"):
+        return "payments_platform.celery:RedisTransport"
+    return None
+
+
+CELERY_BROKER_TRANSPORT = celery_broker_transport(CELERY_BROKER_URL)
 CELERY_TASK_IGNORE_RESULT = True
 # Celery would otherwise close the database connection after every task (a backend fork per
 # task); payments_platform/celery.py applies Django's CONN_MAX_AGE and health checks instead
@@ -199,8 +219,30 @@ CELERY_DB_REUSE_MAX = 100_000
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Broker outages (docs/operations.md): the worker and beat retry the broker forever (the
+# default gives up after 100 attempts, about 45 minutes) and reconnect on their own.
+CELERY_BROKER_CONNECTION_RETRY = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# A task running when the connection drops finishes and is acknowledged over the new
+# connection (RedisChannel); terminating it instead could cut a PSP call in half. Explicit
+# because Celery 6 turns this on by default.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # an unacknowledged message is redelivered after this long: longer than any task runs
+    "visibility_timeout": 3600,
+    # a Redis that stops answering (host frozen, packets dropped) fails a publish, a BRPOP read
+    # or an ack within seconds instead of hanging a web thread, beat or the worker forever;
+    # every publisher handles the error (the beat sweeps are the backstop)
+    "socket_connect_timeout": 3,
+    "socket_timeout": 5,
+    "socket_keepalive": True,
+    # a publisher (web, beat, a task) that finds no broker connection tries once instead of
+    # retrying for broker_connection_timeout (4 s, ~6 s with the sleeps) per publish: every
+    # publish is best-effort with a sweep behind it. The worker's own connection retries
+    # forever (broker_connection_max_retries above), unaffected by this.
+    "max_retries": 0,
+}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 
