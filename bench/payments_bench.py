@@ -70,11 +70,11 @@ def seed(sim_url: str) -> dict:
     _django()
     from django.conf import settings
 
+    from apps.connectors import selectors as connector_selectors
+    from apps.connectors import services as connector_services
     from apps.core.audit import Actor
     from apps.merchants import services as merchant_services
     from apps.merchants.models import Merchant
-    from apps.routing import selectors as routing_selectors
-    from apps.routing import services as routing_services
 
     actor = Actor.system("bench")
     merchant = Merchant.objects.filter(metadata__bench=True).first()
@@ -92,13 +92,13 @@ def seed(sim_url: str) -> dict:
     connector = next(
         (
             c
-            for c in routing_selectors.connector_list(merchant_id=merchant.id, livemode=False)
+            for c in connector_selectors.connector_list(merchant_id=merchant.id, livemode=False)
             if c.name == SIM_CONNECTOR
         ),
         None,
     )
     if connector is None:
-        connector = routing_services.connector_create(
+        connector = connector_services.connector_create(
             merchant=merchant,
             livemode=False,
             name=SIM_CONNECTOR,

@@ -155,6 +155,7 @@ def fifty_rules(ids: list[str]) -> list[dict]:
 
 
 def bench_decision(decisions: int) -> list[dict]:
+    from apps.connectors import services as connector_services
     from apps.core.audit import Actor
     from apps.psp_adapters.contract import Outcome, PSPResult
     from apps.routing import selectors, services
@@ -162,7 +163,7 @@ def bench_decision(decisions: int) -> list[dict]:
     actor = Actor.system("routing_bench")
     merchant = _merchant("Routing decision bench")
     connectors = [
-        services.connector_create(
+        connector_services.connector_create(
             merchant=merchant,
             livemode=False,
             name=f"psp-{i}",
@@ -178,7 +179,7 @@ def bench_decision(decisions: int) -> list[dict]:
     ids = [c.public_id for c in connectors]
     for connector in connectors:  # some rolling history for the data-driven strategies
         for n in range(60):
-            services.connector_health_record(
+            connector_services.connector_health_record(
                 connector=connector,
                 result=PSPResult(
                     outcome=Outcome.APPROVED if n % 7 else Outcome.SOFT_DECLINE,
@@ -297,7 +298,8 @@ class _TimedAdapters:
     def install_routing_timers(self):
         """Times what the confirm path spends in routing code (decisions, limits, breaker and
         health bookkeeping; the PSP call inside the breaker is subtracted)."""
-        from apps.routing import selectors, services
+        from apps.connectors import gateway, services
+        from apps.routing import selectors
 
         timer = self
 
@@ -320,12 +322,12 @@ class _TimedAdapters:
         timed(selectors, "route_for_payment")
         timed(selectors, "confirm_limits")
         timed(services, "connector_health_record")
-        timed(services, "connector_call", psp_inside=True)
+        timed(gateway, "authorize", psp_inside=True)
 
     def install(self):
-        from apps.intents import services as intent_services
+        from apps.connectors import gateway
 
-        real = intent_services.get_adapter
+        real = gateway.get_adapter
         timer = self
 
         class Timed:
@@ -344,7 +346,7 @@ class _TimedAdapters:
             def __getattr__(self, name):
                 return getattr(self.adapter, name)
 
-        intent_services.get_adapter = lambda config: Timed(real(config))
+        gateway.get_adapter = lambda config: Timed(real(config))
 
 
 def bench_failover(confirms: int, sim_url: str) -> list[dict]:
@@ -352,6 +354,7 @@ def bench_failover(confirms: int, sim_url: str) -> list[dict]:
     from django.conf import settings
     from django.db import connection
 
+    from apps.connectors import services as connector_services
     from apps.core.audit import Actor
     from apps.intents import services as intent_services
     from apps.routing import services
@@ -369,7 +372,7 @@ def bench_failover(confirms: int, sim_url: str) -> list[dict]:
     def setup(order: str):
         merchant = _merchant(f"Failover bench {order}")
         suffix = uuid.uuid4().hex[:8]
-        a = services.connector_create(
+        a = connector_services.connector_create(
             merchant=merchant,
             livemode=False,
             name=f"stripe-{suffix}",
@@ -381,7 +384,7 @@ def bench_failover(confirms: int, sim_url: str) -> list[dict]:
             actor=actor,
             priority=1,
         )
-        b = services.connector_create(
+        b = connector_services.connector_create(
             merchant=merchant,
             livemode=False,
             name=f"adyen-{suffix}",

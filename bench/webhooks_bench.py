@@ -98,13 +98,13 @@ def recreate_database() -> None:
 
 
 def seed():
+    from apps.connectors import services as connector_services
     from apps.core.audit import Actor
     from apps.merchants import services as merchant_services
-    from apps.routing import services as routing_services
 
     actor = Actor.system("webhooks_bench")
     merchant = merchant_services.merchant_create(name="Webhooks Bench", actor=actor)
-    connector = routing_services.connector_create(
+    connector = connector_services.connector_create(
         merchant=merchant,
         livemode=False,
         name="bench-stripe",

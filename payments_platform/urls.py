@@ -22,6 +22,7 @@ v1 = [
     path("", include("apps.merchants.api.urls")),
     path("", include("apps.vault.api.urls")),
     path("", include("apps.intents.api.urls")),
+    path("", include("apps.connectors.api.urls")),
     path("", include("apps.routing.api.urls")),
     path("", include("apps.events.api.urls")),
     path("", include("apps.payouts.api.urls")),

@@ -30,6 +30,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     OPS: [
         "*.view_*",
         "routing.*",
+        "connectors.*",
         "events.*",
         "core.capture_payment",
         "core.cancel_payment",

@@ -20,16 +20,16 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from apps.connectors import gateway
 from apps.core.audit import Actor, audit_record
 from apps.core.errors import ConflictError, InvalidRequestError, PlatformError
 from apps.core.ids import new_public_id
 from apps.events import selectors
 from apps.events.conf import conf
 from apps.events.models import InboundWebhook, InboundWebhookClaim
+from apps.events.notifications import NotificationNotApplicableYet, notification_dispatch
 from apps.events.services import psp_webhook_enqueue_processing
-from apps.psp_adapters.contract import ConnectorConfig, WebhookEvent, WebhookVerificationError
-from apps.psp_adapters.registry import get_adapter
-from apps.routing import services as routing_services
+from apps.psp_adapters.contract import WebhookEvent, WebhookVerificationError
 
 logger = logging.getLogger(__name__)
 S = InboundWebhook.Status
@@ -49,14 +49,14 @@ class WebhookSignatureError(InvalidRequestError):
 
 @dataclass(frozen=True)
 class ConnectorContext:
-    """What receiving needs of a connector, credentials decrypted once."""
+    """What receiving needs of a connector, its secret decrypted once (the gateway's reader)."""
 
     pk: int
     public_id: str
     merchant_id: int
     livemode: bool
     connector_type: str
-    config: ConnectorConfig
+    reader: gateway.NotificationReader
 
 
 _contexts: dict[str, tuple[float, ConnectorContext]] = {}
@@ -69,7 +69,7 @@ def _context_for(connector) -> ConnectorContext:
         merchant_id=connector.merchant_id,
         livemode=connector.livemode,
         connector_type=connector.connector_type,
-        config=routing_services.connector_config(connector),
+        reader=gateway.notification_reader(connector=connector),
     )
 
 
@@ -213,9 +213,8 @@ def _accept(webhook: InboundWebhook, *, connector, headers) -> tuple[bool, Platf
         return False, InvalidRequestError(
             "The webhook body is not valid JSON.", code="webhook_payload_invalid"
         )
-    adapter = get_adapter(connector.config)
     try:
-        adapter.verify_webhook(dict(headers), body)
+        connector.reader.verify(dict(headers), body)
     except WebhookVerificationError as exc:
         _reject(webhook, verification="failed", error=str(exc))
         # logged and counted (rows with verification=failed, per connector, in the admin)
@@ -224,7 +223,7 @@ def _accept(webhook: InboundWebhook, *, connector, headers) -> tuple[bool, Platf
         )
         return False, WebhookSignatureError(f"Webhook signature verification failed: {exc}.")
     try:
-        events = adapter.parse_webhook(body)
+        events = connector.reader.parse(body)
         _check_events(events)
     except ValueError as exc:
         _reject(webhook, verification="verified", error=str(exc))
@@ -303,27 +302,22 @@ def _claim(webhook_id: int) -> bool:
 
 
 def inbound_webhook_process(*, webhook_id: int) -> InboundWebhook | None:
-    """Applies a verified notification through the intents services. Transitions only move
-    forward there; a stale notification is recorded with why it was ignored. A notification
-    that cannot be applied yet (the payment's synchronous answer is not stored) or that fails
-    is retried with backoff, then dead-lettered."""
-    from apps.intents import psp_notifications
-
+    """Applies a verified notification through the handler the owning app registered
+    (apps.events.notifications). Transitions only move forward there; a stale notification is
+    recorded with why it was ignored. A notification that cannot be applied yet (the payment's
+    synchronous answer is not stored) or that fails is retried with backoff, then
+    dead-lettered."""
     if not _claim(webhook_id):
         return None
     webhook = InboundWebhook.objects.select_related("connector").get(pk=webhook_id)
     results: list[dict] = []
     retry_reason = ""
     try:
-        events = get_adapter(routing_services.connector_config(webhook.connector)).parse_webhook(
-            bytes(webhook.body)
-        )
-        for event in events:
+        reader = gateway.notification_reader(connector=webhook.connector)
+        for event in reader.parse(bytes(webhook.body)):
             try:
-                outcome = psp_notifications.notification_apply(
-                    connector_id=webhook.connector_id, event=event
-                )
-            except psp_notifications.NotificationNotApplicableYet as exc:
+                outcome = notification_dispatch(connector_id=webhook.connector_id, event=event)
+            except NotificationNotApplicableYet as exc:
                 retry_reason = f"not applicable yet: {exc}"
                 results.append(
                     {

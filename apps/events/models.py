@@ -213,7 +213,9 @@ class InboundWebhook(models.Model):
         FAILED = "failed"
 
     public_id = PublicIdField(prefix="whin")
-    connector = models.ForeignKey("routing.Connector", on_delete=models.PROTECT, related_name="+")
+    connector = models.ForeignKey(
+        "connectors.Connector", on_delete=models.PROTECT, related_name="+"
+    )
     merchant_id = models.BigIntegerField()
     livemode = models.BooleanField()
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -261,7 +263,7 @@ class InboundWebhookClaim(models.Model):
     concurrent twin waits for the first and then sees it, instead of failing."""
 
     connector = models.ForeignKey(
-        "routing.Connector", on_delete=models.PROTECT, related_name="+", db_index=False
+        "connectors.Connector", on_delete=models.PROTECT, related_name="+", db_index=False
     )
     psp_event_id = models.CharField(max_length=255)
     webhook = models.OneToOneField(

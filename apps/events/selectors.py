@@ -6,6 +6,7 @@ from datetime import datetime
 
 from django.db.models import Prefetch, QuerySet
 
+from apps.connectors import selectors as connector_selectors
 from apps.core.errors import NotFoundError
 from apps.events.models import (
     Event,
@@ -15,7 +16,6 @@ from apps.events.models import (
     WebhookDeliveryAttempt,
     WebhookEndpoint,
 )
-from apps.routing import selectors as routing_selectors
 
 
 def outbox_for_object(*, object_id: str):
@@ -67,6 +67,11 @@ def webhook_endpoint_list(*, merchant_id: int, livemode: bool) -> QuerySet[Webho
     )
 
 
+def webhook_endpoint_find(*, merchant_id: int, livemode: bool, url: str) -> WebhookEndpoint | None:
+    """The merchant's live (not deleted) endpoint with this URL, if any."""
+    return webhook_endpoint_list(merchant_id=merchant_id, livemode=livemode).filter(url=url).first()
+
+
 def webhook_endpoint_get(*, merchant_id: int, livemode: bool, public_id: str) -> WebhookEndpoint:
     try:
         return webhook_endpoint_list(merchant_id=merchant_id, livemode=livemode).get(
@@ -95,11 +100,11 @@ def webhook_delivery_get(*, endpoint: WebhookEndpoint, public_id: str) -> Webhoo
 
 
 def connector_for_webhooks(*, public_id: str):
-    return routing_selectors.connector_get_for_webhook(public_id=public_id)
+    return connector_selectors.connector_get_for_webhook(public_id=public_id)
 
 
 def connectors_by_ids(*, ids: list[int]):
-    return routing_selectors.connectors_by_ids(ids=ids)
+    return connector_selectors.connectors_by_ids(ids=ids)
 
 
 def inbound_rejections(*, connector_id: int, since: datetime) -> int:

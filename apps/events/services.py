@@ -11,10 +11,8 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from urllib.parse import quote
 
 import redis
-import requests
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -35,7 +33,6 @@ from apps.events.models import (
 )
 from apps.events.representations import endpoint_representation, event_body
 from apps.events.sender import DeliveryResult, OutgoingWebhook, get_sender
-from apps.routing import services as routing_services
 
 logger = logging.getLogger(__name__)
 
@@ -814,98 +811,3 @@ def psp_webhook_enqueue_processing(*, webhook_id: int, countdown: float | None =
         process_psp_webhook.apply_async((webhook_id,), countdown=countdown, retry=False)
     except Exception:
         logger.warning("broker unavailable: psp webhook %s waits for the sweep", webhook_id)
-
-
-# --------------------------------------------------------------------------- demo
-
-
-class SimulatorUnavailable(Exception):
-    pass
-
-
-def psp_simulator_webhooks_register(
-    *, connectors: list, platform_base_url: str, simulator_url: str
-) -> dict[str, str]:
-    """Registers `<platform>/webhooks/psp/<connector id>` as the webhook target of each
-    simulator connector's account at the PSP simulator (`PUT /_sim/connectors/<name>/webhook`,
-    the name being the connector's simulated account), signed with the connector's own webhook
-    secret. Plain HTTP: the simulator is another process. Other connectors are skipped."""
-    registered = {}
-    for connector in connectors:
-        name = routing_services.connector_simulator_account(connector)
-        if name is None:
-            continue
-        credentials = routing_services.connector_credentials(connector)
-        secret = (
-            credentials.get("hmac_key")
-            if connector.connector_type == "adyen"
-            else credentials.get("webhook_secret")
-        ) or ""
-        target = f"{platform_base_url.rstrip('/')}/webhooks/psp/{connector.public_id}"
-        body = {"url": target, "secret": secret, "dialect": connector.connector_type}
-        try:
-            response = requests.put(
-                f"{simulator_url.rstrip('/')}/_sim/connectors/{quote(name, safe='')}/webhook",
-                json=body,
-                timeout=5,
-            )
-            response.raise_for_status()
-        except requests.RequestException as exc:
-            raise SimulatorUnavailable(f"{simulator_url}: {exc}") from exc
-        registered[connector.public_id] = target
-    return registered
-
-
-def events_seed_demo(
-    *,
-    merchant,
-    connectors,
-    platform_base_url: str,
-    simulator_url: str,
-    endpoint_url: str | None = None,
-    actor: Actor | None = None,
-) -> dict:
-    """Points each demo connector's simulated PSP at our inbound webhook URL, so `make run`
-    gets PSP webhooks end to end; optionally registers a merchant webhook endpoint (idempotent:
-    by URL). When the simulator is not up yet (seeding runs before honcho starts it), the
-    registration is queued as a Celery task that retries until the simulator answers."""
-    actor = actor or Actor.system("events_seed_demo")
-    result: dict = {"psp_webhooks": {}, "webhook_endpoint": None}
-    try:
-        result["psp_webhooks"] = psp_simulator_webhooks_register(
-            connectors=list(connectors),
-            platform_base_url=platform_base_url,
-            simulator_url=simulator_url,
-        )
-    except SimulatorUnavailable:
-        from apps.events.tasks import register_simulator_webhooks
-
-        try:
-            register_simulator_webhooks.apply_async(
-                ([c.pk for c in connectors], platform_base_url, simulator_url), countdown=2
-            )
-            result["psp_webhooks"] = {"queued": True}
-        except Exception:
-            logger.warning("simulator unreachable and broker down: PSP webhooks not registered")
-            result["psp_webhooks"] = {"queued": False}
-    if endpoint_url:
-        existing = WebhookEndpoint.objects.filter(
-            merchant=merchant, livemode=False, url=endpoint_url, deleted_at__isnull=True
-        ).first()
-        if existing is None:
-            issued = webhook_endpoint_create(
-                merchant=merchant,
-                livemode=False,
-                url=endpoint_url,
-                enabled_events=["*"],
-                actor=actor,
-                description="demo endpoint",
-            )
-            result["webhook_endpoint"] = {
-                "id": issued.endpoint.public_id,
-                "secret": issued.secret,
-                "created": True,
-            }
-        else:
-            result["webhook_endpoint"] = {"id": existing.public_id, "created": False}
-    return result

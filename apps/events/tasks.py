@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from apps.events import inbound, relay, selectors, services
+from apps.events import inbound, relay, services
 
 
 @shared_task(name="events.relay_outbox")
@@ -35,20 +35,3 @@ def process_psp_webhook(webhook_id: int) -> None:
 @shared_task(name="events.process_due_psp_webhooks")
 def process_due_psp_webhooks() -> int:
     return inbound.inbound_webhooks_process_due()
-
-
-@shared_task(
-    name="events.register_simulator_webhooks",
-    autoretry_for=(services.SimulatorUnavailable,),
-    retry_backoff=2,
-    retry_backoff_max=30,
-    max_retries=12,
-)
-def register_simulator_webhooks(
-    connector_ids: list[int], platform_base_url: str, simulator_url: str
-) -> dict:
-    return services.psp_simulator_webhooks_register(
-        connectors=selectors.connectors_by_ids(ids=connector_ids),
-        platform_base_url=platform_base_url,
-        simulator_url=simulator_url,
-    )

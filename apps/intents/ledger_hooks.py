@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from apps.connectors import selectors as connector_selectors
 from apps.ledger import postings
 from apps.ledger import services as ledger
-from apps.routing import services as routing_services
 
 
 def _common(intent) -> dict:
@@ -26,7 +26,7 @@ def _splits(intent) -> list[postings.Split]:
 
 def _fee(intent, amount: int) -> int:
     brand = intent.payment_method.brand if intent.payment_method_id else "*"
-    return routing_services.estimate_fee(
+    return connector_selectors.estimate_fee(
         connector=intent.connector, amount=amount, currency=intent.currency, brand=brand
     )
 
@@ -118,9 +118,9 @@ def on_refunded(*, intent, refund, previously_refunded: int) -> None:
 def release_settled_funds() -> int:
     """Beat task body: captured funds become available after their connector's settlement
     delay (settlement files will confirm them later)."""
-    from apps.routing import selectors as routing_selectors
+    from apps.connectors import selectors as connector_selectors
 
     return ledger.ledger_release_settled(
-        delays_by_connector=routing_selectors.connector_settlement_delays(),
+        delays_by_connector=connector_selectors.connector_settlement_delays(),
         default_delay_seconds=2 * 86400,
     )

@@ -61,7 +61,7 @@ class PaymentIntent(ConcurrentTransitionMixin, models.Model):
         "vault.PaymentMethod", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     connector = models.ForeignKey(
-        "routing.Connector", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "connectors.Connector", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     psp_reference = models.CharField(max_length=100, blank=True, db_index=True)
     pending_operation = models.CharField(
@@ -191,7 +191,9 @@ class PaymentAttempt(models.Model):
         PaymentIntent, on_delete=models.PROTECT, related_name="attempts", db_index=False
     )
     sequence = models.PositiveSmallIntegerField()
-    connector = models.ForeignKey("routing.Connector", on_delete=models.PROTECT, related_name="+")
+    connector = models.ForeignKey(
+        "connectors.Connector", on_delete=models.PROTECT, related_name="+"
+    )
     psp_idempotency_key = models.CharField(max_length=100)
     amount = models.BigIntegerField()
     currency = models.CharField(max_length=3)
@@ -246,7 +248,9 @@ class Refund(ConcurrentTransitionMixin, models.Model):
     currency = models.CharField(max_length=3)
     reason = models.CharField(max_length=40, blank=True)
     status = FSMField(default=RefundStatus.PENDING, choices=RefundStatus.choices, protected=True)
-    connector = models.ForeignKey("routing.Connector", on_delete=models.PROTECT, related_name="+")
+    connector = models.ForeignKey(
+        "connectors.Connector", on_delete=models.PROTECT, related_name="+"
+    )
     psp_idempotency_key = models.CharField(max_length=100, unique=True)
     psp_reference = models.CharField(max_length=100, blank=True, db_index=True)
     failure_reason = models.CharField(max_length=200, blank=True)

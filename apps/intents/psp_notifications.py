@@ -30,13 +30,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
 from apps.core.audit import Actor, audit_record
+from apps.events.notifications import (
+    NotificationNotApplicableYet,
+    NotificationOutcome,
+    notification_handler_register,
+)
 from apps.intents import ledger_hooks
 from apps.intents import services as intent_services
 from apps.intents.models import IntentStatus, PaymentAttempt, PaymentIntent, Refund, RefundStatus
@@ -52,26 +56,6 @@ S = IntentStatus
 A = PaymentAttempt.Outcome
 ACTOR = Actor.system("psp_webhook")
 DECLINED = {A.SOFT_DECLINE, A.HARD_DECLINE, A.ERROR}
-
-
-class NotificationNotApplicableYet(Exception):
-    """The object the notification is about is not in a state it can be applied to yet."""
-
-
-@dataclass
-class NotificationOutcome:
-    result: str  # applied | ignored | conflict
-    reason: str
-    object: str = ""
-    changes: list[dict] = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        return {
-            "result": self.result,
-            "reason": self.reason,
-            "object": self.object,
-            "changes": self.changes,
-        }
 
 
 def _applied(obj: str, reason: str, changes: list[dict]) -> NotificationOutcome:
@@ -94,15 +78,6 @@ def _conflict(intent_id: int, obj: str, reason: str) -> NotificationOutcome:
 
 
 # --------------------------------------------------------------------------- entry point
-
-
-def notification_apply(*, connector_id: int, event: WebhookEvent) -> NotificationOutcome:
-    handler = HANDLERS.get(event.event_type)
-    if handler is None:
-        return _ignored(
-            event.psp_reference, f"{event.event_type} notifications are recorded, not applied"
-        )
-    return handler(connector_id, event)
 
 
 # --------------------------------------------------------------------------- lookups
@@ -470,5 +445,10 @@ HANDLERS: dict[str, Callable[[int, WebhookEvent], NotificationOutcome]] = {
     "capture": _capture,
     "cancellation": _cancellation,
     "refund": _refund,
-    # payout and chargeback notifications are recorded only until those apps register here
 }
+
+
+def notification_handlers_register() -> None:
+    """Called by IntentsConfig.ready: events dispatches these types here."""
+    for event_type, handler in HANDLERS.items():
+        notification_handler_register(event_type, handler)

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from apps.connectors import gateway
 from apps.core.audit import Actor, audit_record
 from apps.core.errors import ConflictError, InvalidRequestError
 from apps.core.money import normalize_currency, validate_amount
@@ -43,9 +44,7 @@ from apps.psp_adapters.contract import (
     RetrieveRequest,
 )
 from apps.psp_adapters.decline_codes import is_hard
-from apps.psp_adapters.registry import get_adapter
 from apps.routing import selectors as routing_selectors
-from apps.routing import services as routing_services
 from apps.vault import selectors as vault_selectors
 from apps.vault import services as vault_services
 
@@ -504,33 +503,17 @@ def _authorize_request(attempt: PaymentAttempt, card: CardData) -> AuthorizeRequ
 
 def _authorize_at_psp(attempt: PaymentAttempt, card: CardData) -> PSPResult:
     """`card`: from the vault once per confirm (failover reuses it for the next connector
-    instead of decrypting it and fetching the CVC again)."""
+    instead of decrypting it and fetching the CVC again). Through the connector gateway: under
+    the connector's circuit breaker (an open one refuses without sending: ERROR, retryable
+    elsewhere), recorded in its health, an adapter exception an UNKNOWN."""
     intent = attempt.intent
-    request = _authorize_request(attempt, card)
     facts = {
         **vault_selectors.card_routing_facts(intent.payment_method),
         "currency": attempt.currency,
     }
-    try:
-        # under the connector's circuit breaker (state shared in Redis): a breaker that is
-        # open by the time we call refuses without sending, as ERROR retryable_elsewhere;
-        # the answer is recorded in the connector's health as it is counted by the breaker
-        # the config is built inside the call: a connector whose endpoint is outside the
-        # platform's allow-list is refused by connector_call (ERROR, nothing sent)
-        return routing_services.connector_call(
-            connector=attempt.connector,
-            call=lambda: get_adapter(
-                routing_services.connector_config(attempt.connector)
-            ).authorize(request),
-            facts=facts,
-        )
-    except Exception:  # an adapter bug must not leave the attempt dangling: treat as unknown
-        logger.exception("adapter raised on authorize for %s", attempt.public_id)
-        result = PSPResult(outcome=Outcome.UNKNOWN, raw_code="adapter_exception")
-        routing_services.connector_health_record(
-            connector=attempt.connector, result=result, facts=facts
-        )
-        return result
+    return gateway.authorize(
+        connector=attempt.connector, request=_authorize_request(attempt, card), facts=facts
+    )
 
 
 # what a PSP answer changes on its attempt; the routing trace (a sizeable JSON) is written once,
@@ -850,39 +833,27 @@ def attempt_inquire(*, attempt_id: int) -> PaymentAttempt:
     """Asks the PSP what happened to an attempt whose outcome is unknown, with the attempt's own
     idempotency key, and applies the answer. Never creates a second charge, never fails over.
 
-    Within the PSP's idempotency window (Stripe 24 h, Adyen 31 days: the adapter's
-    `resend_window_seconds`) the original request may be re-sent with its key: the PSP answers
-    with the first result and charges nothing new. Stripe is asked by reference or search
-    first; Adyen has no lookup, so the re-send is its inquiry even when a reference is known
-    (Adyen's 5xx bodies carry one). Past the window a re-send would be a new charge: only a
-    lookup is asked, and without one the attempt stays unknown for ops."""
+    How each PSP is asked (lookup, or the idempotent re-send of the original within the PSP's
+    key window) is the gateway's business (`apps.connectors.gateway.inquire`)."""
     attempt = PaymentAttempt.objects.select_related("connector", "intent__payment_method").get(
         pk=attempt_id
     )
     if attempt.outcome != PaymentAttempt.Outcome.UNKNOWN:
         return attempt
     intent = attempt.intent
-    config = routing_services.connector_config(attempt.connector)
-    age = (timezone.now() - attempt.started_at).total_seconds()
-    original = None
-    try:
-        adapter = get_adapter(config)
-        needs_resend = not attempt.psp_reference or not adapter.has_payment_lookup
-        if needs_resend and age < adapter.resend_window_seconds:
-            card = vault_services.vault_card_for_authorization(payment_method=intent.payment_method)
-            original = _authorize_request(attempt, card)
-        result = adapter.retrieve(
-            RetrieveRequest(
-                attempt_id=attempt.public_id,
-                idempotency_key=attempt.psp_idempotency_key,
-                psp_reference=attempt.psp_reference,
-                original=original,
-                attempt_age_seconds=age,
-            )
-        )
-    except Exception:
-        logger.exception("adapter raised on retrieve for %s", attempt.public_id)
-        result = PSPResult(outcome=Outcome.UNKNOWN, raw_code="adapter_exception")
+
+    def original() -> AuthorizeRequest:  # built only if the gateway re-sends it
+        card = vault_services.vault_card_for_authorization(payment_method=intent.payment_method)
+        return _authorize_request(attempt, card)
+
+    result = gateway.inquire(
+        connector=attempt.connector,
+        attempt_id=attempt.public_id,
+        idempotency_key=attempt.psp_idempotency_key,
+        psp_reference=attempt.psp_reference,
+        attempt_age_seconds=(timezone.now() - attempt.started_at).total_seconds(),
+        original=original,
+    )
     return _inquiry_apply(attempt_id=attempt.pk, result=result)
 
 
@@ -975,20 +946,18 @@ def intent_refresh_action(
     attempt = intent.attempts.filter(outcome=PaymentAttempt.Outcome.REQUIRES_ACTION).last()
     if attempt is None:
         raise _unexpected_state(intent, "confirm")
-    try:
-        result = get_adapter(routing_services.connector_config(attempt.connector)).retrieve(
-            RetrieveRequest(
-                attempt_id=attempt.public_id,
-                idempotency_key=attempt.psp_idempotency_key,
-                psp_reference=attempt.psp_reference,
-                action_result=action_result,
-                amount=attempt.amount,
-                capture=intent.capture_method == PaymentIntent.CaptureMethod.AUTOMATIC,
-            )
-        )
-    except Exception:  # the PSP's word is missing, not negative: nothing changes
-        logger.exception("retrieve after the redirect raised for %s", attempt.public_id)
-        result = PSPResult(outcome=Outcome.UNKNOWN, raw_code="adapter_exception")
+    # an adapter error comes back UNKNOWN: the PSP's word is missing, not negative
+    result = gateway.action_result(
+        connector=attempt.connector,
+        request=RetrieveRequest(
+            attempt_id=attempt.public_id,
+            idempotency_key=attempt.psp_idempotency_key,
+            psp_reference=attempt.psp_reference,
+            action_result=action_result,
+            amount=attempt.amount,
+            capture=intent.capture_method == PaymentIntent.CaptureMethod.AUTOMATIC,
+        ),
+    )
     if not _answer_is_about(attempt, result):
         logger.warning(
             "ignored a PSP answer about another payment (%s) on the return of %s",
@@ -1112,25 +1081,22 @@ def _psp_operation(intent: PaymentIntent, operation: str) -> PSPResult:
     if attempt is None or not intent.psp_reference:
         # nothing was authorized at a PSP (a cancel before 3DS began): nothing to void there
         return PSPResult(outcome=Outcome.APPROVED, raw_code="nothing_to_void")
-    try:
-        adapter = get_adapter(routing_services.connector_config(intent.connector))
-        if operation == PaymentIntent.PendingOperation.CAPTURE:
-            return adapter.capture(
-                CaptureRequest(
-                    psp_reference=intent.psp_reference,
-                    idempotency_key=f"{attempt.public_id}-capture",
-                    amount=intent.pending_amount,
-                    currency=intent.currency,
-                )
-            )
-        return adapter.cancel(
-            CancelRequest(
-                psp_reference=intent.psp_reference, idempotency_key=f"{attempt.public_id}-cancel"
-            )
+    if operation == PaymentIntent.PendingOperation.CAPTURE:
+        return gateway.capture(
+            connector=intent.connector,
+            request=CaptureRequest(
+                psp_reference=intent.psp_reference,
+                idempotency_key=f"{attempt.public_id}-capture",
+                amount=intent.pending_amount,
+                currency=intent.currency,
+            ),
         )
-    except Exception:  # an adapter bug: the PSP may have acted, so the outcome is unknown
-        logger.exception("adapter raised on %s for %s", operation, intent.public_id)
-        return PSPResult(outcome=Outcome.UNKNOWN, raw_code="adapter_exception")
+    return gateway.cancel(
+        connector=intent.connector,
+        request=CancelRequest(
+            psp_reference=intent.psp_reference, idempotency_key=f"{attempt.public_id}-cancel"
+        ),
+    )
 
 
 def _still_unknown(intent: PaymentIntent, operation: str) -> None:
@@ -1157,7 +1123,7 @@ def intent_capture(
     *, intent: PaymentIntent, actor: Actor, amount_to_capture: int | None = None
 ) -> PaymentIntent:
     if intent.connector_id:  # refused before any state change: EndpointRefused, nothing sent
-        routing_services.connector_endpoint_url(intent.connector)
+        gateway.endpoint_check(intent.connector)
     with transaction.atomic():
         intent = _lock_intent(intent.pk)
         if intent.status != S.REQUIRES_CAPTURE:
@@ -1261,7 +1227,7 @@ def intent_cancel(
             param="cancellation_reason",
         )
     if intent.connector_id:  # refused before any state change: EndpointRefused, nothing sent
-        routing_services.connector_endpoint_url(intent.connector)
+        gateway.endpoint_check(intent.connector)
     with transaction.atomic():
         intent = _lock_intent(intent.pk)
         if intent.status not in (
@@ -1408,7 +1374,7 @@ def intents_expire_authorizations(*, now=None) -> int:
                     cancellation_reason="expired",
                 )
                 expired += 1
-            except (ConflictError, routing_services.EndpointRefused):
+            except (ConflictError, gateway.EndpointRefused):
                 logger.warning("could not expire %s", intent.public_id)
     return expired
 
@@ -1496,21 +1462,17 @@ def refund_submit(*, refund_id: int) -> Refund:
     refund = Refund.objects.select_related("intent", "connector").get(pk=refund_id)
     if refund.status != RefundStatus.PENDING:
         return refund
-    config = routing_services.connector_config(refund.connector)
-    try:
-        result = get_adapter(config).refund(
-            RefundRequest(
-                psp_reference=refund.intent.psp_reference,
-                idempotency_key=refund.psp_idempotency_key,
-                refund_id=refund.public_id,
-                amount=refund.amount,
-                currency=refund.currency,
-                reason=refund.reason,
-            )
-        )
-    except Exception:
-        logger.exception("adapter raised on refund for %s", refund.public_id)
-        result = PSPResult(outcome=Outcome.UNKNOWN)
+    result = gateway.refund(
+        connector=refund.connector,
+        request=RefundRequest(
+            psp_reference=refund.intent.psp_reference,
+            idempotency_key=refund.psp_idempotency_key,
+            refund_id=refund.public_id,
+            amount=refund.amount,
+            currency=refund.currency,
+            reason=refund.reason,
+        ),
+    )
     return refund_apply_result(
         refund_id=refund.pk,
         outcome=result.outcome,

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from apps.connectors import gateway
 from apps.core.audit import Actor, audit_record
 from apps.core.errors import ConflictError, InvalidRequestError, PlatformError
 from apps.core.money import normalize_currency, validate_amount
@@ -30,14 +31,8 @@ from apps.ledger import selectors as ledger_selectors
 from apps.ledger import services as ledger_services
 from apps.merchants import selectors as merchant_selectors
 from apps.payouts.models import Payout, PayoutStatus
-from apps.payouts.provider import (
-    PayoutRequest,
-    PayoutResult,
-    ProviderOutcome,
-    SimulatorPayoutProvider,
-    payout_provider,
-)
 from apps.payouts.representations import payout_representation
+from apps.psp_adapters.contract import PayoutRequest, PayoutResult, ProviderOutcome
 
 if TYPE_CHECKING:
     from apps.merchants.models import Merchant, Seller
@@ -309,7 +304,7 @@ def _destination(payout: Payout) -> str:
     return bank.account_number
 
 
-def payout_submit(*, payout_id: int, provider: SimulatorPayoutProvider | None = None) -> Payout:
+def payout_submit(*, payout_id: int) -> Payout:
     """Sends (or re-sends, with the same key) a pending payout and applies the answer. The row
     is not locked during the call; `awaiting_provider` keeps it from being canceled meanwhile."""
     with transaction.atomic():
@@ -329,12 +324,9 @@ def payout_submit(*, payout_id: int, provider: SimulatorPayoutProvider | None = 
             description=payout.description,
         )
         attempt = payout.attempt
-    provider = provider or payout_provider()
-    try:
-        result = provider.create_payout(request)
-    except Exception:
-        logger.exception("payout provider raised for %s", request.payout_id)
-        result = PayoutResult(ProviderOutcome.UNKNOWN)
+    # through the connector gateway: the platform's payout provider, a lost request classified
+    # as payments' are (not sent: retryable; maybe sent: unknown), an adapter error unknown
+    result = gateway.payout_create(request=request)
     return payout_apply_provider_result(payout_id=payout_id, attempt=attempt, result=result)
 
 
@@ -498,12 +490,7 @@ def payout_retry(*, payout: Payout, actor: Actor) -> Payout:
 # --------------------------------------------------------------------------- periodic work
 
 
-def payouts_resubmit_pending(
-    *,
-    older_than_seconds: int = 60,
-    limit: int = 200,
-    provider: SimulatorPayoutProvider | None = None,
-) -> int:
+def payouts_resubmit_pending(*, older_than_seconds: int = 60, limit: int = 200) -> int:
     """Re-sends pending payouts whose submission never finished (the task was lost, the
     provider was down, or its answer unknown). Same key: the provider cannot pay twice."""
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
@@ -512,18 +499,12 @@ def payouts_resubmit_pending(
         .order_by("updated_at")
         .values_list("pk", flat=True)[:limit]
     )
-    provider = provider or (payout_provider() if due else None)
     for payout_id in due:
-        payout_submit(payout_id=payout_id, provider=provider)
+        payout_submit(payout_id=payout_id)
     return len(due)
 
 
-def payouts_poll_in_transit(
-    *,
-    older_than_seconds: int = 0,
-    limit: int = 200,
-    provider: SimulatorPayoutProvider | None = None,
-) -> int:
+def payouts_poll_in_transit(*, older_than_seconds: int = 0, limit: int = 200) -> int:
     """Asks the provider about in-transit payouts and applies paid / failed; returns how many
     were resolved. Unanswered or unknown ones are asked again on the next run."""
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
@@ -535,10 +516,9 @@ def payouts_poll_in_transit(
     )
     if not due:
         return 0
-    provider = provider or payout_provider()
     resolved = 0
     for payout_id, attempt, reference, public_id in due:
-        result = provider.retrieve_payout(reference=reference, payout_id=public_id)
+        result = gateway.payout_retrieve(reference=reference, payout_id=public_id)
         if result.outcome not in (ProviderOutcome.PAID, ProviderOutcome.FAILED):
             continue  # still in transit, or no answer: next run
         payout = payout_apply_provider_result(payout_id=payout_id, attempt=attempt, result=result)

@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import io
 import json
+import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -279,6 +280,18 @@ class AdyenAdapter:
                 raw_message="Adyen reports the outcome by AUTHORISATION webhook",
             )
         return self._make_payment(request.original, Operation.RETRIEVE)
+
+    def probe(self) -> PSPResult:
+        """A cancel of a PSP reference that cannot exist: refused (422) without side effects,
+        which means the API is up and answering."""
+        body = {"merchantAccount": self._merchant_account, "reference": "connector-probe"}
+        return self._modification(
+            "cancels",
+            "CONNECTORPROBE00",
+            body,
+            f"connector-probe-{uuid.uuid4().hex}",
+            Operation.CANCEL,
+        )
 
     def _payment_details(self, request: RetrieveRequest) -> PSPResult:
         """After the shopper's redirect: POST /payments/details with the `redirectResult` Adyen

@@ -177,6 +177,41 @@ class SettlementLine:
     merchant_reference: str = ""
 
 
+class ProviderOutcome(enum.StrEnum):
+    """A payout provider's answer."""
+
+    PAID = "paid"
+    PENDING = "pending"  # in transit
+    FAILED = "failed"  # returned by the bank after it was sent
+    REJECTED = "rejected"  # refused (4xx): nothing was paid
+    RETRYABLE = "retryable"  # not processed (not sent, 503, 429, a redirect): safe to re-send
+    UNKNOWN = "unknown"  # may have been processed: re-sent later with the same key only
+
+
+@dataclass(frozen=True)
+class PayoutRequest:
+    payout_id: str
+    idempotency_key: str
+    amount: int
+    currency: str
+    destination: str = field(repr=False)  # a bank account number: never in a repr or a log
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class PayoutResult:
+    outcome: ProviderOutcome
+    reference: str = ""
+    failure_code: str = ""
+    failure_message: str = ""
+    arrival_date: int | None = None  # unix seconds
+    http_status: int | None = None
+
+    @property
+    def definite(self) -> bool:
+        return self.outcome not in (ProviderOutcome.RETRYABLE, ProviderOutcome.UNKNOWN)
+
+
 class WebhookVerificationError(Exception):
     """Raised by `verify_webhook` when a signature is missing, malformed, wrong or too old."""
 
@@ -202,6 +237,8 @@ class PSPAdapter(Protocol):
     def refund(self, request: RefundRequest) -> PSPResult: ...
 
     def retrieve(self, request: RetrieveRequest) -> PSPResult: ...
+
+    def probe(self) -> PSPResult: ...  # a harmless request: any answer below 500 means "up"
 
     def verify_webhook(self, headers: dict[str, str], body: bytes) -> None: ...
 

@@ -47,6 +47,7 @@ class Operation(enum.StrEnum):
     CANCEL = "cancel"
     REFUND = "refund"
     RETRIEVE = "retrieve"
+    PAYOUT = "payout"
 
 
 # --- sessions -------------------------------------------------------------------------------------

@@ -35,6 +35,9 @@ from apps.psp_adapters.contract import (
     CaptureRequest,
     ConnectorConfig,
     Outcome,
+    PayoutRequest,
+    PayoutResult,
+    ProviderOutcome,
     PSPResult,
     RefundRequest,
     RetrieveRequest,
@@ -241,6 +244,54 @@ class StripeAdapter:
             latency_ms=response.latency_ms,
             not_charged=settled,
         )
+
+    def probe(self) -> PSPResult:
+        """A read of a PaymentIntent that cannot exist: a 404 means the API is up and answering."""
+        return self._payment_intent_call(
+            "GET",
+            "/v1/payment_intents/pi_connector_health_probe",
+            None,
+            operation=Operation.RETRIEVE,
+            reference="probe",
+        )
+
+    # --- payouts (https://docs.stripe.com/api/payouts) --------------------------------------------
+
+    def create_payout(self, request: PayoutRequest) -> PayoutResult | PSPResult:
+        """`POST /v1/payouts`. A PSPResult when no HTTP answer came (the transport failure,
+        classified by PSPClient as for every call: not sent or maybe sent)."""
+        params = {
+            "amount": request.amount,
+            "currency": request.currency,
+            "destination": request.destination,
+            "metadata": {"payout_id": request.payout_id},
+            "description": request.description or None,
+        }
+        try:
+            response = self._send(
+                "POST",
+                "/v1/payouts",
+                params=params,
+                idempotency_key=request.idempotency_key,
+                operation=Operation.PAYOUT,
+                reference=request.payout_id,
+            )
+        except PSPTransportError as exc:
+            return exc.result
+        return _payout_result(response)
+
+    def retrieve_payout(self, *, reference: str, payout_id: str = "") -> PayoutResult | PSPResult:
+        try:
+            # the reference is the provider's answer: one path segment, whatever it contains
+            response = self._send(
+                "GET",
+                f"/v1/payouts/{quote(reference, safe='')}",
+                operation=Operation.PAYOUT,
+                reference=payout_id or reference,
+            )
+        except PSPTransportError as exc:
+            return exc.result
+        return _payout_result(response)
 
     def _create_payment_intent(self, request: AuthorizeRequest, operation: Operation) -> PSPResult:
         card = request.card
@@ -541,6 +592,48 @@ def _payment_intent_result(pi: dict[str, Any], response: PSPResponse) -> PSPResu
             **common,
         )
     return PSPResult(outcome=Outcome.UNKNOWN, raw_code=status or "unknown_status", **common)
+
+
+_PAYOUT_STATUSES = {
+    "paid": ProviderOutcome.PAID,
+    "pending": ProviderOutcome.PENDING,
+    "in_transit": ProviderOutcome.PENDING,
+    "failed": ProviderOutcome.FAILED,
+    "canceled": ProviderOutcome.FAILED,
+}
+
+
+def _payout_result(response: PSPResponse) -> PayoutResult:
+    """A Payout object, or Stripe's error: refused (4xx) is REJECTED, not processed (a
+    redirect, 401/403, 429, 503) RETRYABLE, maybe processed (other 5xx, 409 in flight, an
+    unreadable 2xx) UNKNOWN."""
+    status = response.status_code
+    body = response.payload if isinstance(response.payload, dict) else {}
+    if 200 <= status < 300:
+        outcome = _PAYOUT_STATUSES.get(str(body.get("status")))
+        if outcome is None or not body.get("id"):
+            return PayoutResult(ProviderOutcome.UNKNOWN, http_status=status)
+        return PayoutResult(
+            outcome,
+            reference=str(body["id"]),
+            failure_code=str(body.get("failure_code") or ""),
+            failure_message=str(body.get("failure_message") or "")[:255],
+            arrival_date=body.get("arrival_date") if outcome == ProviderOutcome.PAID else None,
+            http_status=status,
+        )
+    error = body.get("error") if isinstance(body.get("error"), dict) else {}
+    if 300 <= status < 400 or status in (401, 403, 429, 503):
+        # a redirect (never followed) or a configuration error or back-pressure: not processed
+        return PayoutResult(ProviderOutcome.RETRYABLE, http_status=status)
+    if status >= 500 or status == 409 or error.get("type") == "idempotency_error":
+        # 5xx: processing may have begun; 409: the same key is still running
+        return PayoutResult(ProviderOutcome.UNKNOWN, http_status=status)
+    return PayoutResult(
+        ProviderOutcome.REJECTED,
+        failure_code=str(error.get("code") or f"http_{status}")[:40],
+        failure_message=str(error.get("message") or "")[:255],
+        http_status=status,
+    )
 
 
 def _cancel_result(pi: dict[str, Any], response: PSPResponse) -> PSPResult:

@@ -7,4 +7,8 @@ class RoutingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from apps.routing import checks  # noqa: F401  (registers the endpoint checks)
+        from apps.connectors.changes import on_connector_change
+        from apps.routing.cache import generation_bump
+
+        # compiled routing caches the merchant's connectors: drop it when one changes
+        on_connector_change(generation_bump)

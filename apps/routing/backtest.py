@@ -20,9 +20,15 @@ from typing import Any
 from django.apps import apps
 from django.utils import timezone
 
-from apps.routing import engine
-from apps.routing.fees import estimate_fee_from_schedule
-from apps.routing.models import Connector, RoutingProfileVersion
+from apps.connectors import selectors as connector_selectors
+from apps.connectors.selectors import (
+    SEGMENTS,
+    AuthRate,
+    estimate_fee_from_schedule,
+    segment_values,
+)
+from apps.routing import cache, engine
+from apps.routing.models import RoutingProfileVersion
 from apps.routing.rules import PaymentFacts, compile_stored
 
 APPROVED = ("approved", "requires_action")
@@ -104,9 +110,6 @@ class _Observed:
         self.latencies: dict[str, list[int]] = defaultdict(list)
 
     def add(self, connector_id: str, facts: dict, outcome: str, latency_ms: int | None):
-        from apps.routing.health import segment_values
-        from apps.routing.rules import SEGMENTS
-
         if outcome in DECIDED:
             for segment in SEGMENTS:
                 key = (connector_id, segment, segment_values(segment, facts))
@@ -118,8 +121,6 @@ class _Observed:
     def rate(
         self, connector_id: str, facts: dict, segment: str = "connector", min_samples: int = 10
     ) -> float | None:
-        from apps.routing.health import segment_values
-
         for level in [segment, "connector"] if segment != "connector" else ["connector"]:
             ok, n = self.counts.get((connector_id, level, segment_values(level, facts)), (0, 0))
             if n >= min_samples or (level == "connector" and n):
@@ -159,7 +160,9 @@ def routing_backtest(*, version: RoutingProfileVersion, days: int = 30) -> Backt
     profile = version.profile
     since = timezone.now() - timedelta(days=days)
     connectors = list(
-        Connector.objects.filter(merchant_id=profile.merchant_id, livemode=profile.livemode)
+        connector_selectors.connector_list(
+            merchant_id=profile.merchant_id, livemode=profile.livemode
+        )
     )
     by_pk = {c.pk: c for c in connectors}
     rows = _attempt_rows(profile.merchant_id, profile.livemode, since)
@@ -194,7 +197,7 @@ def routing_backtest(*, version: RoutingProfileVersion, days: int = 30) -> Backt
             confirms.append((row, facts))
 
     rule_set = compile_stored(version.rules, version.fallback)
-    entry = engine.CompiledRouting(
+    entry = cache.CompiledRouting(
         generation="backtest",
         rule_set=rule_set,
         connectors=tuple(connectors),
@@ -280,8 +283,6 @@ class _OfflineStats:
         self.observed = observed
 
     def auth_rates(self, ids, *, segment, facts, window, min_samples):
-        from apps.routing.health import AuthRate
-
         rates = {}
         for cid in ids:
             rate = self.observed.rate(cid, facts, segment, min_samples)

@@ -22,21 +22,14 @@ from typing import Any
 
 import iso4217
 
-BRANDS = ("visa", "mastercard", "amex", "discover", "jcb", "diners", "unionpay", "unknown")
+from apps.connectors.selectors import HEALTH_WINDOW_MAX, SEGMENTS
+from apps.core.cards import CARD_BRANDS as BRANDS
+
 FUNDINGS = ("credit", "debit", "prepaid", "unknown")
 PAYMENT_METHOD_TYPES = ("card",)
 STRATEGIES = ("priority", "weighted", "least_cost", "success_rate", "lowest_latency")
-SEGMENTS = {
-    "connector": (),
-    "brand": ("brand",),
-    "currency": ("currency",),
-    "funding": ("funding",),
-    "issuer_country": ("issuer_country",),
-    "brand_currency": ("brand", "currency"),
-}
 MAX_RULES = 200
 MAX_CONDITIONS = 20
-HEALTH_WINDOW_MAX = 200  # the most recent outcomes kept per connector and segment
 BIN_DIGITS = 6  # the vault keeps the first six digits
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")

@@ -2,29 +2,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis
 from django.conf import settings
 
 from apps.core.errors import NotFoundError
-from apps.routing import engine, health
+from apps.routing import cache, engine
 from apps.routing.engine import RouteDecision
-from apps.routing.models import Connector, RoutingProfile, RoutingProfileVersion
+from apps.routing.models import RoutingProfile, RoutingProfileVersion
 from apps.routing.rules import PaymentFacts
 
 __all__ = ["RouteDecision", "route_for_payment"]
-
-
-def connector_list(*, merchant_id: int, livemode: bool):
-    return Connector.objects.filter(merchant_id=merchant_id, livemode=livemode)
-
-
-def connector_get(
-    *, merchant_id: int, livemode: bool, public_id: str, param: str = "connector"
-) -> Connector:
-    try:
-        return connector_list(merchant_id=merchant_id, livemode=livemode).get(public_id=public_id)
-    except Connector.DoesNotExist:
-        raise NotFoundError(f"No such connector: {public_id!r}.", param=param) from None
 
 
 def route_for_payment(
@@ -71,7 +57,7 @@ class ConfirmLimits:
 def confirm_limits(*, merchant_id: int, livemode: bool) -> ConfirmLimits:
     """Per-merchant failover bounds (RoutingSettings), else the platform settings. Read from
     the compiled routing the decision used: no query on the failover path."""
-    max_attempts, budget = engine.compiled_for(merchant_id, livemode)[0].limits
+    max_attempts, budget = cache.compiled_for(merchant_id, livemode)[0].limits
     return ConfirmLimits(
         max_attempts=max_attempts or settings.CONFIRM_MAX_ATTEMPTS,
         time_budget_seconds=float(budget or settings.CONFIRM_TIME_BUDGET_SECONDS),
@@ -84,6 +70,12 @@ def confirm_limits(*, merchant_id: int, livemode: bool) -> ConfirmLimits:
 def routing_profile_list(*, merchant_id: int, livemode: bool):
     return RoutingProfile.objects.filter(merchant_id=merchant_id, livemode=livemode).select_related(
         "active_version"
+    )
+
+
+def routing_profile_find(*, merchant_id: int, livemode: bool, name: str) -> RoutingProfile | None:
+    return (
+        routing_profile_list(merchant_id=merchant_id, livemode=livemode).filter(name=name).first()
     )
 
 
@@ -117,40 +109,6 @@ def routing_profile_version_get(
         ) from None
 
 
-# --------------------------------------------------------------------------- health
-
-
-@dataclass(frozen=True)
-class ConnectorHealthView:
-    connector_id: str
-    breaker_state: str  # closed | open | half-open | forced_open | forced_closed
-    fail_counter: int
-    health: health.HealthSnapshot | None
-
-    def as_dict(self) -> dict:
-        return {
-            "breaker": self.breaker_state,
-            "consecutive_failures": self.fail_counter,
-            **(self.health.as_dict() if self.health else {}),
-        }
-
-
-def connector_health(*, connectors: list[Connector]) -> dict[str, ConnectorHealthView]:
-    """Breaker state and rolling health per connector (admin, API)."""
-    ids = [c.public_id for c in connectors]
-    try:
-        snaps = health.breaker_snapshots(ids)
-        stats = health.snapshots(ids)
-    except redis.RedisError:
-        return {cid: ConnectorHealthView(cid, "unknown", 0, None) for cid in ids}
-    return {
-        cid: ConnectorHealthView(
-            cid, snaps[cid].effective_state, snaps[cid].fail_counter, stats[cid]
-        )
-        for cid in ids
-    }
-
-
 def trace_summary(trace: dict | None) -> str:
     """One line for the admin timeline: 'profile v3, rule 1 (EU cards): weighted -> mca_…'."""
     if not trace:
@@ -180,25 +138,3 @@ def trace_summary(trace: dict | None) -> str:
     if skipped:
         line += f"; skipped {skipped}"
     return line
-
-
-def connector_settlement_delays() -> dict[str, int]:
-    """Seconds after capture until a connector's funds count as settled (pending → available),
-    keyed by connector public id, for the ledger's release job."""
-    return {
-        public_id: days * 86400
-        for public_id, days in Connector.objects.values_list("public_id", "settlement_delay_days")
-    }
-
-
-def connector_get_for_webhook(*, public_id: str) -> Connector:
-    """Unscoped on purpose: a PSP names the connector in the webhook URL; the signature,
-    checked with that connector's secret, is what authenticates the request."""
-    try:
-        return Connector.objects.get(public_id=public_id)
-    except Connector.DoesNotExist:
-        raise NotFoundError(f"No such connector: {public_id!r}.", param="connector_id") from None
-
-
-def connectors_by_ids(*, ids: list[int]) -> list[Connector]:
-    return list(Connector.objects.filter(pk__in=ids))

@@ -6,12 +6,14 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from apps.routing import health
-from apps.routing.fees import estimate_fee_from_schedule
-from apps.routing.models import Connector
+from apps.connectors import selectors as connector_selectors
+from apps.connectors.selectors import estimate_fee_from_schedule
 from apps.routing.rules import PaymentFacts, StrategySpec
+
+if TYPE_CHECKING:
+    from apps.connectors.models import Connector
 
 rng = random.Random()  # exploration draws; tests may seed it
 BUCKETS = 10_000
@@ -32,8 +34,8 @@ def _facts_dict(facts: PaymentFacts) -> dict:
 class LiveStats:
     """What the data-driven strategies read: rolling Redis stats, and real exploration."""
 
-    auth_rates = staticmethod(health.auth_rates)
-    latency_p95 = staticmethod(health.latency_p95)
+    auth_rates = staticmethod(connector_selectors.auth_rates)
+    latency_p95 = staticmethod(connector_selectors.latency_p95)
 
     @staticmethod
     def explore(entries: list[dict], share: float) -> bool:

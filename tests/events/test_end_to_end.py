@@ -12,11 +12,12 @@ from collections import Counter
 import pytest
 from standardwebhooks import Webhook
 
-from apps.events import catalog, services, tasks
+from apps.connectors import services as connector_services
+from apps.demo import services as demo_services
+from apps.events import catalog, tasks
 from apps.events.models import Event, InboundWebhook, OutboxEvent, WebhookDelivery
 from apps.intents.models import PaymentIntent, Refund
 from apps.psp_simulator.control_client import SimulatorControl
-from apps.routing import services as routing_services
 from tests.intents.conftest import ADYEN_CREDENTIALS, STRIPE_CREDENTIALS
 from tests.support.celery_worker import running_worker
 from tests.support.webhook_receiver import WebhookReceiver
@@ -68,7 +69,7 @@ def test_webhooks_both_ways_with_duplication_and_reordering(
     api, merchant, system_actor, simulator_url, platform_simulator, live_server, make_endpoint
 ):
     suffix = uuid.uuid4().hex[:8]
-    stripe = routing_services.connector_create(
+    stripe = connector_services.connector_create(
         merchant=merchant,
         livemode=False,
         name=f"e2e-stripe-{suffix}",
@@ -81,7 +82,7 @@ def test_webhooks_both_ways_with_duplication_and_reordering(
         actor=system_actor,
         read_timeout_ms=5000,
     )
-    adyen = routing_services.connector_create(
+    adyen = connector_services.connector_create(
         merchant=merchant,
         livemode=False,
         name=f"e2e-adyen-{suffix}",
@@ -96,7 +97,7 @@ def test_webhooks_both_ways_with_duplication_and_reordering(
     )
     control = SimulatorControl(simulator_url)
     # the demo seeding path registers our inbound URL at the simulator
-    registered = services.psp_simulator_webhooks_register(
+    registered = demo_services.psp_simulator_webhooks_register(
         connectors=[stripe, adyen], platform_base_url=live_server.url, simulator_url=simulator_url
     )
     assert set(registered) == {stripe.public_id, adyen.public_id}

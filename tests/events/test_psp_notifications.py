@@ -14,7 +14,6 @@ from apps.core.audit import Actor
 from apps.core.models import AuditLogEntry
 from apps.events import inbound
 from apps.events.models import InboundWebhook, OutboxEvent
-from apps.intents import psp_notifications
 from apps.intents import services as intent_services
 from apps.intents.models import PaymentAttempt, PaymentIntent, Refund
 from apps.ledger import chart
@@ -436,7 +435,7 @@ def test_processing_failures_are_retried_then_dead_lettered(
     def broken(**kwargs):
         raise RuntimeError("database hiccup")
 
-    monkeypatch.setattr(psp_notifications, "notification_apply", broken)
+    monkeypatch.setattr(inbound, "notification_dispatch", broken)
     body, headers = stripe_request(
         stripe_event("payment_intent.succeeded", stripe_pi("pi_x", attempt_id="pa_x"))
     )

@@ -78,10 +78,10 @@ def test_a_duplicate_is_acknowledged_and_ignored(client, stripe_connector, enque
 def test_the_same_event_id_on_another_connector_is_not_a_duplicate(
     client, stripe_connector, adyen_connector, enqueued, merchant, system_actor, simulator_url
 ):
-    from apps.routing import services as routing_services
+    from apps.connectors import services as connector_services
     from tests.intents.conftest import STRIPE_CREDENTIALS
 
-    second = routing_services.connector_create(
+    second = connector_services.connector_create(
         merchant=merchant,
         livemode=False,
         name="stripe-two",
@@ -263,10 +263,10 @@ def test_broker_down_the_row_waits_and_the_sweep_processes_it(
 def test_a_crash_while_verifying_keeps_the_raw_row_for_the_sweep(
     client, stripe_connector, enqueued, monkeypatch
 ):
-    def broken_adapter(config):
+    def broken_verify(self, headers, body):
         raise RuntimeError("adapter bug")
 
-    monkeypatch.setattr("apps.events.inbound.get_adapter", broken_adapter)
+    monkeypatch.setattr("apps.connectors.gateway.NotificationReader.verify", broken_verify)
     client.raise_request_exception = False
     event = stripe_event("payout.paid", {"id": "po_1", "object": "payout"})
     body, headers = stripe_request(event)

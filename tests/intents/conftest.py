@@ -7,7 +7,7 @@ import uuid
 import pytest
 import requests
 
-from apps.routing import services as routing_services
+from apps.connectors import services as connector_services
 from tests.support.simulator import start_simulator
 
 STRIPE_CREDENTIALS = {"api_key": "sk_test_simulator_stripe", "webhook_secret": "whsec_simstripe"}
@@ -67,7 +67,7 @@ def platform_simulator(settings, simulator_url) -> str:
 
 @pytest.fixture
 def stripe_connector(merchant, system_actor, platform_simulator, connector_names):
-    return routing_services.connector_create(
+    return connector_services.connector_create(
         merchant=merchant,
         livemode=False,
         name=connector_names["stripe"],
@@ -85,7 +85,7 @@ def stripe_connector(merchant, system_actor, platform_simulator, connector_names
 
 @pytest.fixture
 def adyen_connector(merchant, system_actor, platform_simulator, connector_names):
-    return routing_services.connector_create(
+    return connector_services.connector_create(
         merchant=merchant,
         livemode=False,
         name=connector_names["adyen"],

@@ -226,7 +226,7 @@ def test_an_adapter_exception_on_the_return_is_not_a_500(pay, api, adyen_connect
 def test_a_return_on_a_connector_outside_the_allow_list_sends_nothing_and_is_not_a_500(
     pay, adyen_connector, sim, connector_names
 ):
-    from apps.routing.models import Connector
+    from apps.connectors.models import Connector
 
     body = pay(number=THREE_DS_CARD, return_url=SHOP).json()
     back = _authenticate(body, "succeeded")

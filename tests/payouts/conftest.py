@@ -10,12 +10,12 @@ import uuid
 import pytest
 import requests
 
+from apps.connectors import gateway
 from apps.core.audit import Actor
 from apps.ledger import chart
 from apps.ledger.chart import Leg
 from apps.ledger.services import ledger_post, ledger_release_pending_to_available
 from apps.merchants import services as merchant_services
-from apps.payouts.provider import SimulatorPayoutProvider
 from tests.ledger import support as ledger_support
 from tests.support.simulator import start_simulator
 
@@ -147,10 +147,19 @@ def payout_sim(simulator_url, settings) -> PayoutSimulator:
     return sim
 
 
+class GatewayPayouts:
+    """The platform's payout provider as the payouts app reaches it: through the gateway."""
+
+    @staticmethod
+    def create_payout(request):
+        return gateway.payout_create(request=request)
+
+    @staticmethod
+    def retrieve_payout(*, reference: str, payout_id: str = ""):
+        return gateway.payout_retrieve(reference=reference, payout_id=payout_id)
+
+
 @pytest.fixture
-def provider(payout_sim) -> SimulatorPayoutProvider:
-    return SimulatorPayoutProvider(
-        base_url=f"{payout_sim.base_url}/stripe/{payout_sim.account}",
-        api_key="sk_test_payout_tests",
-        read_timeout=2.0,
-    )
+def provider(payout_sim, settings) -> GatewayPayouts:
+    settings.PAYOUT_PROVIDER_READ_TIMEOUT_S = 2.0
+    return GatewayPayouts()

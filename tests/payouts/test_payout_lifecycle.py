@@ -14,7 +14,7 @@ from apps.events.models import OutboxEvent
 from apps.ledger.models import JournalTransaction
 from apps.payouts import services
 from apps.payouts.models import Payout
-from apps.payouts.provider import PayoutResult, ProviderOutcome
+from apps.psp_adapters.contract import PayoutResult, ProviderOutcome
 from tests.payouts.conftest import US_BANK, available, fund, in_transit, make_seller
 
 pytestmark = pytest.mark.django_db
@@ -51,7 +51,7 @@ def _journal_kinds(payout: Payout) -> list[str]:
 def _poll_until_resolved(provider, payout: Payout, timeout: float = 5.0) -> Payout:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        services.payouts_poll_in_transit(provider=provider)
+        services.payouts_poll_in_transit()
         payout = Payout.objects.get(pk=payout.pk)
         if payout.status in ("paid", "failed"):
             return payout
@@ -63,7 +63,7 @@ def test_paid_at_once(merchant, provider, payout_sim):
     fund(merchant, 10_000)
     payout = _create(merchant, 4_000)
 
-    payout = services.payout_submit(payout_id=payout.pk, provider=provider)
+    payout = services.payout_submit(payout_id=payout.pk)
 
     assert payout.status == "paid"
     assert payout.provider_reference.startswith("po_")
@@ -86,7 +86,7 @@ def test_delayed_payout_stays_in_transit_until_the_poll_sees_it_paid(merchant, p
     fund(merchant, 20_000)
     payout = _create(merchant, 9_902)  # the simulator's "paid later" amount
 
-    payout = services.payout_submit(payout_id=payout.pk, provider=provider)
+    payout = services.payout_submit(payout_id=payout.pk)
     assert payout.status == "in_transit"
     assert in_transit(merchant) == 9_902
 
@@ -104,7 +104,7 @@ def test_seller_payout_that_bounces_returns_the_money_to_the_seller(merchant, pr
     fund(merchant, 5_000, seller=seller, currency="usd")
     payout = _create(merchant, 5_000, seller=seller, currency="usd")
 
-    payout = services.payout_submit(payout_id=payout.pk, provider=provider)
+    payout = services.payout_submit(payout_id=payout.pk)
     assert payout.status == "in_transit"
     assert available(merchant, seller=seller, currency="usd") == 0
 
@@ -125,7 +125,7 @@ def test_rejected_by_the_provider_fails_at_once_and_can_be_retried(merchant, pro
     payout = _create(merchant, 9_901)  # the simulator refuses this amount: balance_insufficient
     first_journal = payout.ledger_transaction
 
-    payout = services.payout_submit(payout_id=payout.pk, provider=provider)
+    payout = services.payout_submit(payout_id=payout.pk)
 
     assert payout.status == "failed"
     assert payout.failure_code == "balance_insufficient"
@@ -138,7 +138,7 @@ def test_rejected_by_the_provider_fails_at_once_and_can_be_retried(merchant, pro
     assert payout.provider_idempotency_key == f"{payout.public_id}:2"
     assert available(merchant) == 20_000 - 9_901
     # the provider refuses it again (same magic amount): reversed again, once per round
-    payout = services.payout_submit(payout_id=payout.pk, provider=provider)
+    payout = services.payout_submit(payout_id=payout.pk)
     assert payout.status == "failed"
     assert available(merchant) == 20_000
     assert _journal_kinds(payout) == ["payout", "payout_failure", "payout", "payout_failure"]
@@ -147,7 +147,7 @@ def test_rejected_by_the_provider_fails_at_once_and_can_be_retried(merchant, pro
 
 def test_retry_refused_when_the_balance_was_spent_meanwhile(merchant, provider):
     fund(merchant, 10_000)
-    payout = services.payout_submit(payout_id=_create(merchant, 9_901).pk, provider=provider)
+    payout = services.payout_submit(payout_id=_create(merchant, 9_901).pk)
     assert payout.status == "failed"
     _create(merchant, 5_000)  # spends half of the returned money
 
@@ -166,14 +166,14 @@ def test_unknown_outcome_is_resent_with_the_same_key_and_pays_once(merchant, pro
     # the provider processes the payout, then answers 500 (and replays the real result)
     payout_sim.faults(processed_then_500_rate=1, operations=["payout"], limit=1)
 
-    payout = services.payout_submit(payout_id=payout.pk, provider=provider)
+    payout = services.payout_submit(payout_id=payout.pk)
 
     assert (payout.status, payout.awaiting_provider) == ("pending", True)
     with pytest.raises(ConflictError) as refused:
         services.payout_cancel(payout=payout, actor=ACTOR)  # it may be at the bank already
     assert refused.value.code == "payout_not_cancelable"
 
-    resent = services.payouts_resubmit_pending(older_than_seconds=0, provider=provider)
+    resent = services.payouts_resubmit_pending(older_than_seconds=0)
 
     assert resent == 1
     payout = Payout.objects.get(pk=payout.pk)
@@ -188,7 +188,7 @@ def test_provider_down_leaves_the_payout_pending_and_cancelable(merchant, provid
     payout = _create(merchant, 3_000)
     payout_sim.faults(error_503_rate=1, operations=["payout"])  # not processed
 
-    payout = services.payout_submit(payout_id=payout.pk, provider=provider)
+    payout = services.payout_submit(payout_id=payout.pk)
 
     assert (payout.status, payout.awaiting_provider) == ("pending", False)
     assert "retryable" in payout.last_submit_error
@@ -213,7 +213,7 @@ def test_late_answer_for_an_earlier_round_is_ignored(merchant, provider):
 
 def test_terminal_payouts_refuse_further_transitions(merchant, provider):
     fund(merchant, 10_000)
-    paid = services.payout_submit(payout_id=_create(merchant, 1_000).pk, provider=provider)
+    paid = services.payout_submit(payout_id=_create(merchant, 1_000).pk)
     assert paid.status == "paid"
 
     for operation, code in [

@@ -1,6 +1,7 @@
-"""The payout-provider adapter against the real simulator: outcomes, fault classification
-(not processed vs. maybe processed), idempotency, and configuration from settings. Plus the
-whole path: API -> on commit -> Celery task -> provider -> paid."""
+"""Payouts through the connector gateway against the real simulator: outcomes, fault
+classification (not processed vs. maybe processed, by the same transport classification as
+payments), idempotency, and the provider's configuration from settings. Plus the whole path:
+API -> on commit -> Celery task -> gateway -> provider -> paid."""
 
 from __future__ import annotations
 
@@ -8,15 +9,11 @@ import time
 
 import pytest
 
+from apps.connectors import endpoints, gateway
 from apps.core.audit import Actor
 from apps.payouts import services, tasks
 from apps.payouts.models import Payout
-from apps.payouts.provider import (
-    PayoutRequest,
-    ProviderOutcome,
-    SimulatorPayoutProvider,
-    payout_provider,
-)
+from apps.psp_adapters.contract import PayoutRequest, ProviderOutcome
 from payments_platform.celery import app as celery_app
 from tests.payouts.conftest import available, fund, in_transit
 from tests.support.simulator import free_port
@@ -82,28 +79,25 @@ def test_faults_are_classified_by_whether_the_payout_may_have_been_made(
     assert provider.create_payout(_request()).outcome == outcome
 
 
-def test_read_timeout_is_unknown(payout_sim):
+def test_read_timeout_is_unknown(payout_sim, settings):
+    # the same transport classification as a payment: the request may have reached the
+    # provider, so the payout is unknown and only ever re-sent with its key
     payout_sim.faults(latency_ms=1_000, operations=["payout"])
-    slow = SimulatorPayoutProvider(
-        base_url=f"{payout_sim.base_url}/stripe/{payout_sim.account}",
-        api_key="sk_test_x",
-        read_timeout=0.2,
-    )
-    assert slow.create_payout(_request()).outcome == Out.UNKNOWN
+    settings.PAYOUT_PROVIDER_READ_TIMEOUT_S = 0.2
+    result = gateway.payout_create(request=_request())
+    assert result.outcome == Out.UNKNOWN
 
 
-def test_nothing_listening_is_retryable():
-    closed = SimulatorPayoutProvider(
-        base_url=f"http://127.0.0.1:{free_port()}/stripe/x", api_key="sk_test_x"
-    )
-    assert closed.create_payout(_request()).outcome == Out.RETRYABLE
+def test_nothing_listening_is_retryable(settings):
+    settings.PAYOUT_PROVIDER_URL = f"http://127.0.0.1:{free_port()}/stripe/x"
+    assert gateway.payout_create(request=_request()).outcome == Out.RETRYABLE
 
 
 def test_provider_is_configured_from_settings(settings):
     settings.PAYOUT_PROVIDER_URL = ""
     settings.SIMULATOR_URL = "http://sim.example:8090/"
     settings.PAYOUT_PROVIDER_ACCOUNT = "payouts-eu"
-    assert payout_provider().base_url == "http://sim.example:8090/stripe/payouts-eu"
+    assert endpoints.payout_provider_url() == "http://sim.example:8090/stripe/payouts-eu"
     assert "000123456789" not in repr(_request())  # a bank account number never shows
 
 
@@ -136,30 +130,31 @@ class _RedirectingProvider:
         self.server.server_close()
 
 
-def test_a_redirect_is_not_followed_and_the_bank_details_go_nowhere_else():
+def test_a_redirect_is_not_followed_and_the_bank_details_go_nowhere_else(settings):
     from tests.support.listener import ConnectionRecorder
 
     elsewhere = ConnectionRecorder()
     provider_host = _RedirectingProvider(elsewhere.url)
     try:
-        provider = SimulatorPayoutProvider(base_url=provider_host.url, api_key="sk_test_x")
-        result = provider.create_payout(_request())
+        settings.PAYOUT_PROVIDER_URL = provider_host.url
+        result = gateway.payout_create(request=_request())
         # not processed (a configuration problem): retried later with the same key
         assert (result.outcome, result.http_status) == (Out.RETRYABLE, 307)
-        assert provider.retrieve_payout(reference="po_1").outcome == Out.RETRYABLE
+        assert gateway.payout_retrieve(reference="po_1").outcome == Out.RETRYABLE
         elsewhere.assert_nothing_received()
     finally:
         provider_host.stop()
         elsewhere.stop()
 
 
-def test_the_providers_reference_stays_one_path_segment():
+def test_the_providers_reference_stays_one_path_segment(settings):
     from tests.support.listener import ConnectionRecorder
 
     provider_host = ConnectionRecorder()
     try:
-        provider = SimulatorPayoutProvider(base_url=f"{provider_host.url}/stripe/x", api_key="k")
-        provider.retrieve_payout(reference="../../../admin?x=1#")
+        settings.PAYOUT_PROVIDER_URL = f"{provider_host.url}/stripe/x"
+        settings.PAYOUT_PROVIDER_READ_TIMEOUT_S = 0.5
+        gateway.payout_retrieve(reference="../../../admin?x=1#")
         request_line = provider_host.received.split(b"\r\n", 1)[0]
         assert request_line == b"GET /stripe/x/v1/payouts/..%2F..%2F..%2Fadmin%3Fx%3D1%23 HTTP/1.1"
     finally:
@@ -182,7 +177,7 @@ def test_a_misconfigured_provider_url_fails_loudly(settings, provider_url, simul
     settings.PAYOUT_PROVIDER_URL = provider_url
     settings.SIMULATOR_URL = simulator_url
     with pytest.raises(ImproperlyConfigured):
-        payout_provider()
+        endpoints.payout_provider_url()
 
 
 @pytest.mark.django_db

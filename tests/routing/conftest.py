@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from apps.connectors import services as connector_services
 from apps.routing import selectors, services, strategies
 from tests.intents.conftest import (  # noqa: F401  (fixtures)
     STRIPE_CREDENTIALS,
@@ -42,7 +43,7 @@ def make_connector(merchant, system_actor):
             "supported_currencies": ["eur", "usd"],
         }
         fields.update(overrides)
-        return services.connector_create(
+        return connector_services.connector_create(
             merchant=merchant_ or merchant,
             livemode=False,
             name=name or f"c-{uuid.uuid4().hex[:6]}",

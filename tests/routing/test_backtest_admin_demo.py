@@ -11,8 +11,11 @@ from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from guardian.shortcuts import assign_perm
 
+from apps.connectors import health
+from apps.connectors import services as connector_services
 from apps.core.models import AuditLogEntry
-from apps.routing import health, services
+from apps.demo import services as demo_services
+from apps.routing import services
 from apps.routing.models import RoutingProfile, RoutingProfileVersion
 
 pytestmark = pytest.mark.django_db
@@ -23,11 +26,13 @@ def history(pay, stripe_connector, adyen_connector, system_actor):
     """Eight approved payments of 20.00: four on Stripe (priority), four on Adyen."""
     for i in range(8):
         if i == 4:
-            services.connector_breaker_force(
+            connector_services.connector_breaker_force(
                 connector=stripe_connector, mode="open", actor=system_actor
             )
         assert pay(amount=2000).status_code == 200
-    services.connector_breaker_force(connector=stripe_connector, mode=None, actor=system_actor)
+    connector_services.connector_breaker_force(
+        connector=stripe_connector, mode=None, actor=system_actor
+    )
 
 
 @pytest.fixture
@@ -113,7 +118,7 @@ def test_backtest_admin_action_renders_the_report(client, ops, history, draft):
 def test_forcing_a_breaker_needs_the_permission_and_is_audited(
     client, ops, support, stripe_connector
 ):
-    url = "/admin/routing/connector/"
+    url = "/admin/connectors/connector/"
     client.force_login(support)
     response = client.post(
         url, {"action": "force_breaker_open", "_selected_action": [stripe_connector.pk]}
@@ -206,14 +211,14 @@ def test_profile_editor_records_a_new_version_and_rejects_bad_rules(
 def test_demo_profile_uses_several_strategies_and_is_idempotent(
     merchant, stripe_connector, adyen_connector
 ):
-    profile = services.routing_seed_demo(
+    profile = demo_services.demo_routing_profile_seed(
         merchant=merchant, connectors=[stripe_connector, adyen_connector]
     )
     assert profile.is_active
     version = RoutingProfileVersion.objects.get(profile=profile)
     strategies = {rule["strategy"]["type"] for rule in version.rules}
     assert strategies == {"least_cost", "success_rate", "lowest_latency", "weighted"}
-    again = services.routing_seed_demo(
+    again = demo_services.demo_routing_profile_seed(
         merchant=merchant, connectors=[stripe_connector, adyen_connector]
     )
     assert again.pk == profile.pk
@@ -221,11 +226,13 @@ def test_demo_profile_uses_several_strategies_and_is_idempotent(
 
 
 def test_admin_pages_render_for_ops(client, ops, merchant, stripe_connector, adyen_connector):
-    services.routing_seed_demo(merchant=merchant, connectors=[stripe_connector, adyen_connector])
+    demo_services.demo_routing_profile_seed(
+        merchant=merchant, connectors=[stripe_connector, adyen_connector]
+    )
     client.force_login(ops)
     for url in (
-        "/admin/routing/connector/",
-        "/admin/routing/connector/add/",
+        "/admin/connectors/connector/",
+        "/admin/connectors/connector/add/",
         "/admin/routing/routingprofile/",
         "/admin/routing/routingprofile/add/",
         "/admin/routing/routingprofileversion/",
@@ -233,7 +240,7 @@ def test_admin_pages_render_for_ops(client, ops, merchant, stripe_connector, ady
         "/admin/routing/routingsettings/add/",
     ):
         assert client.get(url).status_code == 200, url
-    listing = client.get("/admin/routing/connector/").content.decode()
+    listing = client.get("/admin/connectors/connector/").content.decode()
     assert "closed" in listing  # the breaker column
     version = RoutingProfileVersion.objects.get()
     page = client.get(f"/admin/routing/routingprofileversion/{version.pk}/change/")
@@ -243,7 +250,7 @@ def test_admin_pages_render_for_ops(client, ops, merchant, stripe_connector, ady
 def test_connector_admin_creates_through_the_service(client, ops, merchant):
     client.force_login(ops)
     response = client.post(
-        "/admin/routing/connector/add/",
+        "/admin/connectors/connector/add/",
         {
             "merchant": merchant.pk,
             "name": "new-psp",
@@ -264,13 +271,13 @@ def test_connector_admin_creates_through_the_service(client, ops, merchant):
     )
     assert response.status_code == 302, response.content.decode()[:3000]
     created = merchant.connectors.get(name="new-psp")
-    assert services.connector_credentials(created) == {"api_key": "sk_test_abcdefgh1234"}
-    assert services.connector_endpoint_url(created) == "https://api.stripe.com"
+    assert connector_services.connector_credentials(created) == {"api_key": "sk_test_abcdefgh1234"}
+    assert connector_services.connector_endpoint_url(created) == "https://api.stripe.com"
     assert AuditLogEntry.objects.filter(
         action="connector.created", object_id=created.public_id
     ).exists()
     bad = client.post(
-        "/admin/routing/connector/add/",
+        "/admin/connectors/connector/add/",
         {
             "merchant": merchant.pk,
             "name": "bad",

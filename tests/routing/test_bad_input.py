@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from apps.connectors.models import Connector
 from apps.core.models import AuditLogEntry
-from apps.routing.models import Connector, RoutingProfile, RoutingProfileVersion
+from apps.routing.models import RoutingProfile, RoutingProfileVersion
 
 pytestmark = pytest.mark.django_db
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from apps.connectors import health
+from apps.connectors import selectors as connector_selectors
+from apps.connectors import services as connector_services
 from apps.intents.models import PaymentAttempt
-from apps.routing import health, services
+from apps.routing import services
 from apps.routing.models import RoutingSettings
 
 pytestmark = pytest.mark.django_db
@@ -121,10 +124,12 @@ def test_a_breaker_that_opens_after_routing_refuses_without_sending_and_fails_ov
     pay, sim, stripe_connector, adyen_connector, connector_names, monkeypatch, system_actor
 ):
     # routing saw A closed (a stale view); by the time of the call its breaker is open
-    services.connector_breaker_force(connector=stripe_connector, mode="open", actor=system_actor)
-    real = health.breaker_snapshots
+    connector_services.connector_breaker_force(
+        connector=stripe_connector, mode="open", actor=system_actor
+    )
+    real = connector_selectors.breaker_snapshots
     monkeypatch.setattr(
-        health,
+        connector_selectors,
         "breaker_snapshots",
         lambda ids, extra_keys=(): {
             **{i: None for i in ids},
@@ -145,7 +150,9 @@ def test_a_breaker_that_opens_after_routing_refuses_without_sending_and_fails_ov
 def test_no_eligible_connector_says_why_each_was_excluded(
     api, tokenize, stripe_connector, adyen_connector, system_actor
 ):
-    services.connector_breaker_force(connector=stripe_connector, mode="open", actor=system_actor)
+    connector_services.connector_breaker_force(
+        connector=stripe_connector, mode="open", actor=system_actor
+    )
     response = api.post(
         "/v1/payment_intents",
         {

@@ -11,11 +11,13 @@ from collections import Counter
 import pytest
 from django.db import connection
 
+from apps.connectors import services as connector_services
+from apps.connectors.models import Connector
 from apps.core.audit import Actor
 from apps.core.models import AuditLogEntry
 from apps.intents.models import PaymentAttempt
 from apps.routing import services
-from apps.routing.models import Connector, RoutingProfile
+from apps.routing.models import RoutingProfile
 from tests.routing.conftest import first
 
 
@@ -65,7 +67,9 @@ def test_connector_api_never_shows_credentials_again(api):
     assert (updated["enabled"], updated["disabled_reason"]) == (False, "manual")
     connector = Connector.objects.get(public_id=body["id"])
     assert b"rotatedvalue" not in bytes(connector.credentials_encrypted)
-    assert services.connector_credentials(connector)["api_key"] == "sk_test_rotatedvalue9876"
+    assert (
+        connector_services.connector_credentials(connector)["api_key"] == "sk_test_rotatedvalue9876"
+    )
     entry = AuditLogEntry.objects.filter(action="connector.updated").get()
     assert entry.changes["credentials"] == ["[redacted]", "[redacted]"]
 
@@ -295,7 +299,7 @@ def test_other_processes_changes_reach_the_cached_routing_through_redis(
 ):
     """Decisions are served from the process's compiled copy; a change made elsewhere is seen
     as soon as its invalidation arrives on the Redis channel."""
-    from apps.routing import health
+    from apps.routing import cache
 
     a, b = make_connector("a"), make_connector("b")
     profile = services.routing_profile_create(
@@ -310,17 +314,17 @@ def test_other_processes_changes_reach_the_cached_routing_through_redis(
     v2 = services.routing_profile_version_create(
         profile=profile, rules=[_priority(b, a)], fallback=[], actor=system_actor
     )
-    health.listener.ensure_started()
+    cache.listener.ensure_started()
     deadline = time.monotonic() + 5
-    while not health.listener.connected and time.monotonic() < deadline:
+    while not cache.listener.connected and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert health.listener.connected
+    assert cache.listener.connected
     assert first(decide()) == a.public_id
     # another process activates v2 (here: a write that bypasses this process entirely)
     RoutingProfile.objects.filter(pk=profile.pk).update(active_version=v2)
     assert first(decide()) == a.public_id  # still the cached copy: no I/O per decision
-    other_process = health.client()  # same Redis, as another process would publish
-    other_process.publish(health.channel(), f"{merchant.id}:0")
+    other_process = cache.client()  # same Redis, as another process would publish
+    other_process.publish(cache.channel(), f"{merchant.id}:0")
     deadline = time.monotonic() + 2
     while first(decide()) != b.public_id and time.monotonic() < deadline:
         time.sleep(0.005)

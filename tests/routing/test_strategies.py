@@ -8,8 +8,9 @@ from collections import Counter
 
 import pytest
 
+from apps.connectors import health
+from apps.connectors import services as connector_services
 from apps.psp_adapters.contract import Outcome, PSPResult
-from apps.routing import health, services
 from tests.routing.conftest import first
 
 pytestmark = pytest.mark.django_db
@@ -228,7 +229,7 @@ def _record(connector, approved: bool, facts=None, latency_ms=100):
         http_status=200 if approved else 402,
         latency_ms=latency_ms,
     )
-    services.connector_health_record(
+    connector_services.connector_health_record(
         connector=connector,
         result=result,
         facts=facts
@@ -345,13 +346,13 @@ def test_ineligible_connectors_are_skipped_with_their_reason(
     forced = make_connector("forced")
     tried = make_connector("tried")
     activate([_rule([ok, disabled, usd_only, mc_only, gb_only, broken, forced, tried])])
-    services.connector_update(connector=disabled, actor=system_actor, enabled=False)
+    connector_services.connector_update(connector=disabled, actor=system_actor, enabled=False)
     health.breaker(broken.public_id).force(None)
     for _ in range(5):  # five consecutive 5xx: the breaker opens
         health.breaker(broken.public_id).call(
             lambda: PSPResult(outcome=Outcome.ERROR, http_status=503)
         )
-    services.connector_breaker_force(connector=forced, mode="open", actor=system_actor)
+    connector_services.connector_breaker_force(connector=forced, mode="open", actor=system_actor)
     decision = decide(exclude=frozenset({tried.id}))
     assert [c.public_id for c in decision.candidates] == [ok.public_id]
     assert decision.skipped == {
@@ -371,7 +372,7 @@ def test_a_profile_change_is_seen_by_the_next_decision(
     a, b = make_connector("a"), make_connector("b")
     activate([_rule([a, b])])
     assert first(decide()) == a.public_id
-    services.connector_update(connector=a, actor=system_actor, enabled=False)
+    connector_services.connector_update(connector=a, actor=system_actor, enabled=False)
     decision = decide()
     assert first(decision) == b.public_id
     assert decision.skipped[a.public_id] == "disabled"

@@ -3,8 +3,6 @@ from django.urls import path
 from apps.routing.api import views
 
 urlpatterns = [
-    path("connectors", views.ConnectorListCreateApi.as_view()),
-    path("connectors/<str:connector_id>", views.ConnectorRetrieveUpdateApi.as_view()),
     path("routing_profiles", views.RoutingProfileListCreateApi.as_view()),
     path("routing_profiles/<str:profile_id>", views.RoutingProfileRetrieveUpdateApi.as_view()),
     path(

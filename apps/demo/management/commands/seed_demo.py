@@ -15,12 +15,12 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from guardian.shortcuts import assign_perm
 
+from apps.connectors import selectors as connector_selectors
+from apps.connectors import services as connector_services
 from apps.core.audit import Actor
-from apps.events import services as events_services
+from apps.demo import services as demo_services
 from apps.merchants.models import ApiKey, Merchant
 from apps.merchants.services import hash_api_key, key_prefix
-from apps.routing import selectors as routing_selectors
-from apps.routing import services as routing_services
 
 # Both connectors use the platform's simulator endpoint (`make run` starts the simulator and
 # exports SIMULATOR_URL): one per PSP dialect.
@@ -139,7 +139,7 @@ class Command(BaseCommand):
         merchant = result["merchants"]["demo"]["merchant"]
         existing = {
             c.name
-            for c in routing_selectors.connector_list(merchant_id=merchant.id, livemode=False)
+            for c in connector_selectors.connector_list(merchant_id=merchant.id, livemode=False)
         }
         made = []
         for spec in DEMO_CONNECTORS:
@@ -147,7 +147,7 @@ class Command(BaseCommand):
                 continue
             # the platform's simulator endpoint (SIMULATOR_URL, which `make run` exports), under
             # the connector's name as its simulated account: `simulator_faults stripe-sim`
-            routing_services.connector_create(
+            connector_services.connector_create(
                 merchant=merchant,
                 livemode=False,
                 actor=actor,
@@ -156,9 +156,11 @@ class Command(BaseCommand):
                 **spec,
             )
             made.append(1)
-        connectors = list(routing_selectors.connector_list(merchant_id=merchant.id, livemode=False))
-        routing_services.routing_seed_demo(merchant=merchant, connectors=connectors)
-        events_services.events_seed_demo(
+        connectors = list(
+            connector_selectors.connector_list(merchant_id=merchant.id, livemode=False)
+        )
+        demo_services.demo_routing_profile_seed(merchant=merchant, connectors=connectors)
+        demo_services.demo_webhooks_seed(
             merchant=merchant,
             connectors=connectors,
             platform_base_url=settings.API_BASE_URL,

@@ -1,8 +1,8 @@
-"""events_seed_demo: `make run` gets PSP webhooks end to end, and a demo endpoint."""
+"""Demo seeding: `make run` gets PSP webhooks end to end, and a demo endpoint."""
 
 from __future__ import annotations
 
-from apps.events import services, tasks
+from apps.demo import services, tasks
 from apps.events.models import WebhookEndpoint
 from apps.psp_simulator.control_client import SimulatorControl
 
@@ -10,7 +10,7 @@ from apps.psp_simulator.control_client import SimulatorControl
 def test_registers_our_inbound_url_at_the_simulator_and_a_demo_endpoint(
     merchant, connectors, simulator_url
 ):
-    result = services.events_seed_demo(
+    result = services.demo_webhooks_seed(
         merchant=merchant,
         connectors=connectors,
         platform_base_url="http://127.0.0.1:8000",
@@ -27,7 +27,7 @@ def test_registers_our_inbound_url_at_the_simulator_and_a_demo_endpoint(
     assert result["webhook_endpoint"]["created"] is True
     assert result["webhook_endpoint"]["secret"].startswith("whsec_")
 
-    again = services.events_seed_demo(
+    again = services.demo_webhooks_seed(
         merchant=merchant,
         connectors=connectors,
         platform_base_url="http://127.0.0.1:8000",
@@ -45,7 +45,7 @@ def test_when_the_simulator_is_not_up_yet_the_registration_is_queued(
     monkeypatch.setattr(
         tasks.register_simulator_webhooks, "apply_async", lambda args, **kwargs: queued.append(args)
     )
-    result = services.events_seed_demo(
+    result = services.demo_webhooks_seed(
         merchant=merchant,
         connectors=connectors,
         platform_base_url="http://127.0.0.1:8000",

@@ -23,11 +23,13 @@ Documented hosts (see settings.PSP_ENDPOINTS):
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from apps.core.errors import PSPIntegrationError
+from apps.psp_adapters.contract import ConnectorConfig
 
 PRODUCTION = "production"
 TEST = "test"
@@ -202,3 +204,64 @@ def _off_host(url: str, template: str, *, livemode: bool) -> str | None:
     if not _pattern(want.path.rstrip("/")).match(got.path.rstrip("/")):
         return f"path {got.path!r}"
     return None
+
+
+# --------------------------------------------------------------------------- the payout provider
+
+PAYOUT_PROVIDER_ID = "payout-provider"
+PAYOUT_CONNECT_TIMEOUT_S = 3.05
+PAYOUT_READ_TIMEOUT_S = 10.0
+
+
+def payout_provider_url() -> str:
+    """The payout provider's base URL, from settings only: no merchant, seller or payout field
+    ever reaches it (the destination is form data, the reference a quoted path segment).
+    `PAYOUT_PROVIDER_URL`, else the simulator's Stripe dialect at `SIMULATOR_URL` under the
+    account `PAYOUT_PROVIDER_ACCOUNT`. Checked so that a configuration typo fails loudly instead
+    of sending bank details somewhere odd."""
+    simulator = (getattr(settings, "SIMULATOR_URL", "") or "").rstrip("/")
+    account = getattr(settings, "PAYOUT_PROVIDER_ACCOUNT", "payouts")
+    url = getattr(settings, "PAYOUT_PROVIDER_URL", "") or (
+        f"{simulator}/stripe/{quote(account, safe='')}" if simulator else ""
+    )
+    if not url:
+        raise ImproperlyConfigured(
+            "No payout provider: set PAYOUT_PROVIDER_URL (or SIMULATOR_URL)."
+        )
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises on a bad port)
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in ("https", "http")
+        or not parts.hostname
+        or parts.username is not None
+        or parts.password is not None
+        or parts.query
+        or parts.fragment
+        or not url.isprintable()
+        or any(c.isspace() or c == "\\" for c in url)
+    ):
+        raise ImproperlyConfigured(
+            "PAYOUT_PROVIDER_URL must be an http(s) URL with a host and no credentials, "
+            "query or fragment."
+        )
+    return url.rstrip("/")
+
+
+def payout_provider_config() -> ConnectorConfig:
+    """The platform's payout provider as an adapter sees a connector (Stripe dialect)."""
+    return ConnectorConfig(
+        connector_id=PAYOUT_PROVIDER_ID,
+        connector_type="stripe",
+        base_url=payout_provider_url(),
+        credentials={
+            "api_key": getattr(settings, "PAYOUT_PROVIDER_API_KEY", "sk_test_payouts_simulator")
+        },
+        connect_timeout=getattr(
+            settings, "PAYOUT_PROVIDER_CONNECT_TIMEOUT_S", PAYOUT_CONNECT_TIMEOUT_S
+        ),
+        read_timeout=getattr(settings, "PAYOUT_PROVIDER_READ_TIMEOUT_S", PAYOUT_READ_TIMEOUT_S),
+    )

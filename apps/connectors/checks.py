@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import Error, register
 
-from apps.routing import endpoints
+from apps.connectors import endpoints
 
 
 def _problem(url: str, *, live: bool) -> str | None:
@@ -37,7 +37,7 @@ def psp_endpoints_check(app_configs, **kwargs) -> list[Error]:
                 errors.append(
                     Error(
                         f"PSP_ENDPOINTS[{connector_type!r}]: unknown mode {mode!r}.",
-                        id="routing.E001",
+                        id="connectors.E001",
                     )
                 )
                 continue
@@ -45,16 +45,18 @@ def psp_endpoints_check(app_configs, **kwargs) -> list[Error]:
                 where = f"PSP_ENDPOINTS[{connector_type!r}][{mode!r}][{name!r}]"
                 if name == endpoints.SIMULATOR:
                     errors.append(
-                        Error(f"{where}: 'simulator' comes from SIMULATOR_URL.", id="routing.E002")
+                        Error(
+                            f"{where}: 'simulator' comes from SIMULATOR_URL.", id="connectors.E002"
+                        )
                     )
                     continue
                 sample = template.replace(endpoints.LIVE_URL_PREFIX_PLACEHOLDER, "prefix")
                 problem = _problem(sample, live=mode == "live")
                 if problem:
-                    errors.append(Error(f"{where} {problem}.", id="routing.E003"))
+                    errors.append(Error(f"{where} {problem}.", id="connectors.E003"))
     simulator = getattr(settings, "SIMULATOR_URL", "") or ""
     if simulator:
         problem = _problem(simulator, live=False)
         if problem:
-            errors.append(Error(f"SIMULATOR_URL {problem}.", id="routing.E004"))
+            errors.append(Error(f"SIMULATOR_URL {problem}.", id="connectors.E004"))
     return errors

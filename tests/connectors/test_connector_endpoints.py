@@ -12,12 +12,12 @@ from django.contrib.auth.models import User
 from guardian.shortcuts import assign_perm
 from rest_framework.test import APIClient
 
+from apps.connectors import endpoints, gateway, services
+from apps.connectors.endpoints import EndpointRefused
+from apps.connectors.models import Connector
 from apps.core.models import AuditLogEntry
 from apps.intents.models import PaymentAttempt, PaymentIntent
 from apps.merchants import services as merchant_services
-from apps.routing import endpoints, services
-from apps.routing.endpoints import EndpointRefused
-from apps.routing.models import Connector
 from tests.intents.conftest import ADYEN_CREDENTIALS, STRIPE_CREDENTIALS
 from tests.support.listener import ConnectionRecorder
 
@@ -208,7 +208,7 @@ def test_the_admin_offers_only_the_platforms_endpoints_never_a_url(
     client, ops, merchant, system_actor, listener, platform_simulator, connector_type, livemode
 ):
     client.force_login(ops)
-    add = client.get("/admin/routing/connector/add/")
+    add = client.get("/admin/connectors/connector/add/")
     form = add.context["adminform"].form
     assert "base_url" not in form.fields
     assert {value for value, _ in form.fields["endpoint"].choices} <= {
@@ -225,7 +225,7 @@ def test_the_admin_offers_only_the_platforms_endpoints_never_a_url(
         ("live_url_prefix", "attacker.example"),
     ):
         response = client.post(
-            "/admin/routing/connector/add/",
+            "/admin/connectors/connector/add/",
             _admin_form(merchant, connector_type, livemode, **{**prefix, field: value}),
         )
         assert response.status_code == 200, (field, value)
@@ -239,7 +239,7 @@ def test_the_admin_offers_only_the_platforms_endpoints_never_a_url(
         **_valid(connector_type, livemode),
     )
     before = _row(connector)
-    page = client.get(f"/admin/routing/connector/{connector.pk}/change/")
+    page = client.get(f"/admin/connectors/connector/{connector.pk}/change/")
     choices = {v for v, _ in page.context["adminform"].form.fields["endpoint"].choices} - {""}
     assert choices == set(endpoints.allowed(connector_type, livemode))
     for field, value in (
@@ -247,7 +247,7 @@ def test_the_admin_offers_only_the_platforms_endpoints_never_a_url(
         ("live_url_prefix", f"127.0.0.1:{listener.port}/x#"),
     ):
         response = client.post(
-            f"/admin/routing/connector/{connector.pk}/change/",
+            f"/admin/connectors/connector/{connector.pk}/change/",
             _admin_form(
                 merchant,
                 connector_type,
@@ -376,8 +376,12 @@ def test_a_tampered_live_connector_is_refused_at_call_time(
     with pytest.raises(EndpointRefused) as refused:
         services.connector_config(connector)
     assert (refused.value.http_status, refused.value.code) == (502, "connector_endpoint_refused")
-    result = services.connector_call(
-        connector=connector, call=lambda: pytest.fail("the call went out"), facts={}
+    result = gateway.call(
+        connector,
+        gateway.Operation.AUTHORIZE,
+        lambda adapter: pytest.fail("the call went out"),
+        reference="pa_test",
+        facts={},
     )
     assert (result.outcome, result.raw_code, result.retryable_elsewhere) == (
         "error",
@@ -462,7 +466,7 @@ def test_refused_rows_and_endpoint_changes_are_audited(api, merchant, system_act
 
 
 def test_manage_py_check_catches_a_misconfigured_endpoint(settings):
-    from apps.routing.checks import psp_endpoints_check
+    from apps.connectors.checks import psp_endpoints_check
 
     assert psp_endpoints_check(None) == []  # the shipped configuration
     settings.PSP_ENDPOINTS = {
@@ -471,8 +475,8 @@ def test_manage_py_check_catches_a_misconfigured_endpoint(settings):
     }
     settings.SIMULATOR_URL = "ftp://127.0.0.1:8090"
     assert [e.id for e in psp_endpoints_check(None)] == [
-        "routing.E003",
-        "routing.E002",
-        "routing.E003",
-        "routing.E004",
+        "connectors.E003",
+        "connectors.E002",
+        "connectors.E003",
+        "connectors.E004",
     ]

@@ -1,24 +1,23 @@
 """Connector health in Redis: rolling outcomes per connector and segment, latency, breakers.
 
-Keys (all with a TTL; Redis is never the only copy of anything that matters):
+Keys (all with a TTL; Redis is never the only copy of anything that matters; the `routing:`
+prefix is kept from when this lived in the routing app, so running systems keep their data):
 - `routing:events:<mca>`: the latest calls, newest first, "unix_ms:kind:latency_ms" with kind
   a (approved), d (declined), e (failure counted by the breaker), o (other answer). Rolling
   success rate, error rate and p95 latency come from the entries inside the time window.
 - `routing:auth:<mca>:<segment>:<values>`: the latest authorization outcomes ("1" approved,
   "0" declined or failed) for success-rate routing, per segment (brand, currency, …).
-- `routing:gen:<merchant>:<mode>`: a token that changes whenever the merchant's routing
-  inputs change (activation, connector edits); process-local caches compare it.
 - the breakers' keys (apps.psp_adapters.breaker).
+
+A breaker transition is a change of the connector (apps.connectors.changes): routing's compiled
+caches hear of it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -29,12 +28,21 @@ from django.conf import settings
 from apps.core.redis_client import checkout_redis
 from apps.psp_adapters import breaker as breakers
 from apps.psp_adapters.contract import Outcome, PSPResult
-from apps.routing.rules import HEALTH_WINDOW_MAX, SEGMENTS
 
 logger = logging.getLogger(__name__)
 
 EVENTS_KEPT = 1000
 KEY_TTL_SECONDS = 7 * 24 * 3600
+# payment segments the authorization outcomes are kept per (success-rate routing reads them)
+SEGMENTS = {
+    "connector": (),
+    "brand": ("brand",),
+    "currency": ("currency",),
+    "funding": ("funding",),
+    "issuer_country": ("issuer_country",),
+    "brand_currency": ("brand", "currency"),
+}
+HEALTH_WINDOW_MAX = 200  # the most recent outcomes kept per connector and segment
 
 
 def _setting(name: str, default):
@@ -51,121 +59,6 @@ def client() -> redis.Redis:
     return checkout_redis(timeout=0.5, retries=1)
 
 
-# --------------------------------------------------------------------------- generations
-#
-# Every process keeps the merchants' compiled routing in memory. A change (activation,
-# connector edit, breaker transition, auto-disable) sets a new generation token in Redis and
-# publishes the merchant on a channel; each process's listener drops its copy at once, and a
-# process that is not (yet) subscribed compares the token on every decision instead.
-
-_local_listeners: list[Callable[[str], None]] = []
-
-
-def on_invalidate(callback: Callable[[str], None]) -> None:
-    """`callback("<merchant>:<mode>")` on a change, `callback("*")` when everything may be
-    stale (listener (re)connected or lost)."""
-    _local_listeners.append(callback)
-
-
-def _invalidate_locally(message: str) -> None:
-    for callback in _local_listeners:
-        callback(message)
-
-
-def channel() -> str:
-    # pub/sub ignores the database number: keep environments sharing a Redis apart
-    db = client().connection_pool.connection_kwargs.get("db", 0)
-    return f"routing:invalidate:{db}"
-
-
-def generation_key(merchant_id: int, livemode: bool) -> str:
-    return f"routing:gen:{merchant_id}:{int(livemode)}"
-
-
-def generation_bump(merchant_id: int, livemode: bool) -> None:
-    message = f"{merchant_id}:{int(livemode)}"
-    _invalidate_locally(message)  # this process: before anything else can read the old state
-    try:
-        pipe = client().pipeline(transaction=False)
-        pipe.set(generation_key(merchant_id, livemode), uuid.uuid4().hex, ex=KEY_TTL_SECONDS)
-        pipe.publish(channel(), message)
-        pipe.execute()
-    except redis.RedisError:
-        logger.exception("routing: could not bump the generation of merchant %s", merchant_id)
-
-
-def generation_ensure(merchant_id: int, livemode: bool) -> str:
-    key = generation_key(merchant_id, livemode)
-    c = client()
-    c.set(key, uuid.uuid4().hex, nx=True, ex=KEY_TTL_SECONDS)
-    value = c.get(key)
-    return value.decode() if value else ""
-
-
-class InvalidationListener:
-    """One subscriber thread per process, started on first use (so after a gunicorn fork).
-    `connected` is True only while subscribed; every (re)connection bumps `epoch` and drops
-    all local copies, since messages may have been missed meanwhile."""
-
-    def __init__(self) -> None:
-        self._pid: int | None = None
-        self._lock = threading.Lock()
-        self.connected = False
-        self.epoch = 0
-        self._last_warning = -1e9
-
-    def ensure_started(self) -> None:
-        if self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._pid == os.getpid():
-                return
-            self._pid = os.getpid()
-            self.connected = False
-            threading.Thread(target=self._run, name="routing-invalidations", daemon=True).start()
-
-    def _run(self) -> None:
-        pid = os.getpid()
-        while self._pid == pid:
-            pubsub = None
-            try:
-                conn = redis.Redis.from_url(
-                    settings.REDIS_URL, socket_connect_timeout=1, health_check_interval=15
-                )
-                pubsub = conn.pubsub()
-                pubsub.subscribe(channel())
-                while (msg := pubsub.get_message(timeout=2.0)) is None or (
-                    msg["type"] != "subscribe"
-                ):
-                    pass
-                self.epoch += 1
-                _invalidate_locally("*")
-                self.connected = True
-                while self._pid == pid:
-                    msg = pubsub.get_message(timeout=1.0)
-                    if msg is not None and msg["type"] == "message":
-                        _invalidate_locally(msg["data"].decode())
-            except Exception:
-                if time.monotonic() - self._last_warning > 60:  # once a minute, not a second
-                    self._last_warning = time.monotonic()
-                    logger.warning(
-                        "routing: invalidation listener lost Redis; routing checks "
-                        "Redis on every decision meanwhile",
-                        exc_info=True,
-                    )
-            finally:
-                self.connected = False
-                _invalidate_locally("*")
-                if pubsub is not None:
-                    with contextlib.suppress(Exception):
-                        pubsub.close()
-                        conn.close()
-            time.sleep(1.0)
-
-
-listener = InvalidationListener()
-
-
 # --------------------------------------------------------------------------- breakers
 
 
@@ -180,8 +73,9 @@ def breaker_settings() -> dict:
 def breaker_transitioned(connector_id: str, old: str, new: str) -> None:
     """Every automatic breaker transition: in the audit log, and routing caches refreshed
     (called once, by the process that made the transition)."""
+    from apps.connectors.changes import connector_changed
+    from apps.connectors.models import Connector
     from apps.core.audit import Actor, audit_record
-    from apps.routing.models import Connector
 
     row = Connector.objects.filter(public_id=connector_id).values("merchant_id", "livemode")
     row = row.first() or {}
@@ -195,7 +89,7 @@ def breaker_transitioned(connector_id: str, old: str, new: str) -> None:
         changes={"breaker": [old, new]},
     )
     if row:
-        generation_bump(row["merchant_id"], row["livemode"])
+        connector_changed(row["merchant_id"], row["livemode"], after_commit=False)
 
 
 def breaker(connector_id: str) -> breakers.ConnectorBreaker:

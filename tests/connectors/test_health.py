@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from apps.connectors import gateway, health, selectors, services, tasks
 from apps.core.models import AuditLogEntry
 from apps.psp_adapters.contract import Outcome, PSPResult
-from apps.routing import health, selectors, services, tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -17,6 +17,13 @@ DECLINED = PSPResult(
 )
 FAILED = PSPResult(outcome=Outcome.UNKNOWN, http_status=500, latency_ms=40)
 FACTS = {"brand": "visa", "funding": "credit", "issuer_country": "US", "currency": "eur"}
+
+
+def _authorize(connector, result):
+    """An authorization through the gateway whose adapter answers `result`."""
+    return gateway.call(
+        connector, gateway.Operation.AUTHORIZE, lambda adapter: result, reference="t", facts=FACTS
+    )
 
 
 def _record(connector, result, n=1):
@@ -106,9 +113,9 @@ def test_breaker_transitions_are_audited(make_connector):
     connector = make_connector()
     # through the service, as the confirm path does
     for _ in range(4):
-        services.connector_call(connector=connector, call=lambda: FAILED, facts=FACTS)
+        _authorize(connector, FAILED)
     assert health.breaker(connector.public_id).state == "closed"  # each failure counted once
-    services.connector_call(connector=connector, call=lambda: FAILED, facts=FACTS)
+    _authorize(connector, FAILED)
     assert health.breaker(connector.public_id).state == "open"
     # the same round trips recorded every answer in the connector's health
     view = selectors.connector_health(connectors=[connector])[connector.public_id]
@@ -120,9 +127,9 @@ def test_breaker_transitions_are_audited(make_connector):
 
 def test_health_is_recorded_after_redis_lost_its_scripts(make_connector):
     connector = make_connector()
-    services.connector_call(connector=connector, call=lambda: OK, facts=FACTS)
+    _authorize(connector, OK)
     health.client().script_flush()  # as after a Redis restart: EVALSHA answers NOSCRIPT
-    services.connector_call(connector=connector, call=lambda: FAILED, facts=FACTS)
-    services.connector_call(connector=connector, call=lambda: OK, facts=FACTS)
+    _authorize(connector, FAILED)
+    _authorize(connector, OK)
     view = selectors.connector_health(connectors=[connector])[connector.public_id].as_dict()
     assert (view["calls"], view["error_rate"]) == (3, round(1 / 3, 4))

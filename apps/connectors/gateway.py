@@ -1,0 +1,348 @@
+"""The connector gateway: the one way any part of the platform calls a PSP.
+
+Every PSP operation (authorize, the 3-D Secure result, capture, cancel, refund, inquiry, probe,
+payouts, inbound notification parsing) goes through a function here. For each call the gateway:
+
+- builds the connector's configuration: the endpoint from the platform's allow-list (a row that
+  does not fit is refused: ERROR, `RequestError.CONFIGURATION`, nothing sent) and the decrypted
+  credentials, decrypted here and nowhere else on the way to a PSP;
+- picks the adapter for the connector type;
+- applies the operation's policy (`POLICIES`): whether an open circuit breaker may refuse it
+  without sending, and whether its answer counts toward the connector's health;
+- turns any adapter exception into a normalized result with `raw_code="adapter_exception"`
+  (UNKNOWN for operations that may have moved money, ERROR for those that cannot), never a 500;
+- times the call.
+
+Transport failures are classified once, in `apps.psp_adapters.http` (not sent: ERROR and
+retry-safe; maybe sent: UNKNOWN, resolved by inquiry, never by a blind re-send); the payout
+provider's calls go through the same client, so a lost payout request is classified exactly as
+a lost payment.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from apps.connectors import endpoints, health
+from apps.connectors.models import Connector
+from apps.connectors.services import connector_config, connector_endpoint_url, evaluate_recorded
+from apps.psp_adapters.contract import (
+    AuthorizeRequest,
+    CancelRequest,
+    CaptureRequest,
+    ConnectorConfig,
+    Outcome,
+    PayoutRequest,
+    PayoutResult,
+    ProviderOutcome,
+    PSPResult,
+    RefundRequest,
+    RequestError,
+    RetrieveRequest,
+    WebhookEvent,
+)
+from apps.psp_adapters.registry import get_adapter
+
+logger = logging.getLogger(__name__)
+
+
+class Operation(enum.StrEnum):
+    AUTHORIZE = "authorize"
+    ACTION_RESULT = "action_result"  # 3-D Secure: what the shopper came back with
+    CAPTURE = "capture"
+    CANCEL = "cancel"
+    REFUND = "refund"
+    INQUIRY = "inquiry"
+    PROBE = "probe"
+    PAYOUT = "payout"
+
+
+@dataclass(frozen=True)
+class Policy:
+    # an open breaker refuses the call without sending it (the caller may fail over)
+    short_circuit: bool
+    # the answer is counted by the breaker and kept in the connector's rolling health and
+    # authorization rates (what routing reads to choose where new payments go)
+    counts_toward_health: bool
+    # what an adapter exception becomes: UNKNOWN where the PSP may have acted
+    on_exception: Outcome
+
+
+# Breakers and health decide where *new* payments go. An operation on a payment the connector
+# already holds (capture, cancel, refund, inquiry, the 3-D Secure result) must reach that PSP
+# even while authorizations fail over elsewhere, and its answers would skew the authorization
+# rates routing reads: none of them is short-circuited or counted.
+POLICIES: dict[Operation, Policy] = {
+    Operation.AUTHORIZE: Policy(
+        short_circuit=True, counts_toward_health=True, on_exception=Outcome.UNKNOWN
+    ),
+    Operation.ACTION_RESULT: Policy(False, False, Outcome.UNKNOWN),
+    Operation.CAPTURE: Policy(False, False, Outcome.UNKNOWN),
+    Operation.CANCEL: Policy(False, False, Outcome.UNKNOWN),
+    Operation.REFUND: Policy(False, False, Outcome.UNKNOWN),
+    Operation.INQUIRY: Policy(False, False, Outcome.UNKNOWN),
+    Operation.PROBE: Policy(False, False, Outcome.ERROR),
+    Operation.PAYOUT: Policy(False, False, Outcome.UNKNOWN),
+}
+
+
+def _refused(exc: endpoints.EndpointRefused) -> PSPResult:
+    return PSPResult(
+        outcome=Outcome.ERROR,
+        raw_code=exc.code,
+        raw_message=exc.message[:500],
+        retryable_elsewhere=True,
+        request_error=RequestError.CONFIGURATION,
+    )
+
+
+def _config(connector: Connector) -> ConnectorConfig | PSPResult:
+    try:
+        connector_endpoint_url(connector)  # defence in depth: logs and refuses a bad row
+        return connector_config(connector)
+    except endpoints.EndpointRefused as exc:
+        return _refused(exc)
+
+
+def call(
+    connector: Connector,
+    operation: Operation,
+    send: Callable[[Any], PSPResult],
+    *,
+    reference: str,
+    facts: dict | None = None,
+) -> PSPResult:
+    """One PSP operation under its policy: `send(adapter)` performs it. The functions below are
+    the operations the platform has; a new one (dispute evidence, a settlement report) is one
+    more function and one more policy here."""
+    policy = POLICIES[operation]
+    config = _config(connector)
+    if isinstance(config, PSPResult):
+        return config
+    adapter = get_adapter(config)
+    started = time.monotonic()
+
+    def guarded() -> PSPResult:
+        try:
+            return send(adapter)
+        except Exception:  # an adapter bug: never a 500, never a dangling payment
+            logger.exception(
+                "gateway: adapter raised on %s for %s (%s)",
+                operation,
+                reference,
+                connector.public_id,
+            )
+            return PSPResult(
+                outcome=policy.on_exception,
+                raw_code="adapter_exception",
+                raw_message="the adapter failed; the outcome is resolved by inquiry"
+                if policy.on_exception == Outcome.UNKNOWN
+                else "the adapter failed",
+            )
+
+    if policy.short_circuit or policy.counts_toward_health:
+        recorded: list[health.Recorded] = []
+
+        def bookkeeping(result: PSPResult, pipe) -> Callable[[list], None]:
+            return health.record_on(
+                pipe,
+                connector.public_id,
+                result,
+                facts or {},
+                result.latency_ms,
+                recorded.append,
+            )
+
+        result = health.breaker(connector.public_id).call(guarded, bookkeeping=bookkeeping)
+        if recorded:
+            evaluate_recorded(connector, recorded[0])
+    else:
+        result = guarded()
+    if not result.latency_ms:
+        result = replace(result, latency_ms=int((time.monotonic() - started) * 1000))
+    return result
+
+
+def endpoint_check(connector: Connector) -> str:
+    """Where the connector's requests would go; raises EndpointRefused (502 api_error, nothing
+    sent) when the row does not fit the platform's allow-list. Services that change state
+    before their PSP call check first, so a refused connector changes nothing."""
+    return connector_endpoint_url(connector)
+
+
+EndpointRefused = endpoints.EndpointRefused
+
+# --------------------------------------------------------------------------- payments
+
+
+def authorize(*, connector: Connector, request: AuthorizeRequest, facts: dict) -> PSPResult:
+    """Under the connector's circuit breaker (state shared in Redis): a breaker that is open by
+    the time of the call refuses without sending (ERROR, retryable elsewhere); the answer is
+    recorded in the connector's health and segment rates (`facts`: brand, currency…)."""
+    return call(
+        connector,
+        Operation.AUTHORIZE,
+        lambda adapter: adapter.authorize(request),
+        reference=request.attempt_id,
+        facts=facts,
+    )
+
+
+def action_result(*, connector: Connector, request: RetrieveRequest) -> PSPResult:
+    """After a redirect (3-D Secure): the PSP's view of the authorization, completed from what
+    the shopper came back with (`request.action_result`) where the PSP needs it."""
+    return call(
+        connector,
+        Operation.ACTION_RESULT,
+        lambda adapter: adapter.retrieve(request),
+        reference=request.attempt_id,
+    )
+
+
+def capture(*, connector: Connector, request: CaptureRequest) -> PSPResult:
+    return call(
+        connector,
+        Operation.CAPTURE,
+        lambda adapter: adapter.capture(request),
+        reference=request.psp_reference,
+    )
+
+
+def cancel(*, connector: Connector, request: CancelRequest) -> PSPResult:
+    return call(
+        connector,
+        Operation.CANCEL,
+        lambda adapter: adapter.cancel(request),
+        reference=request.psp_reference,
+    )
+
+
+def refund(*, connector: Connector, request: RefundRequest) -> PSPResult:
+    return call(
+        connector,
+        Operation.REFUND,
+        lambda adapter: adapter.refund(request),
+        reference=request.refund_id,
+    )
+
+
+def inquire(
+    *,
+    connector: Connector,
+    attempt_id: str,
+    idempotency_key: str,
+    psp_reference: str,
+    attempt_age_seconds: float,
+    original: Callable[[], AuthorizeRequest],
+) -> PSPResult:
+    """What happened to an authorization whose outcome is unknown, asked the way the PSP
+    supports it. Within the PSP's idempotency window (the adapter's `resend_window_seconds`:
+    Stripe 20 of its 24 h, Adyen 30 of its 31 days) the original request may be re-sent with its
+    key (the PSP answers with the first result and charges nothing new): always for a PSP
+    without a payment lookup (Adyen), and for the others when no reference is known. `original`
+    builds that request (it needs the card) only when it is sent. Past the window a re-send
+    would be a new charge: only a lookup is asked."""
+
+    def send(adapter) -> PSPResult:
+        needs_resend = not psp_reference or not adapter.has_payment_lookup
+        resend = needs_resend and attempt_age_seconds < adapter.resend_window_seconds
+        return adapter.retrieve(
+            RetrieveRequest(
+                attempt_id=attempt_id,
+                idempotency_key=idempotency_key,
+                psp_reference=psp_reference,
+                original=original() if resend else None,
+                attempt_age_seconds=attempt_age_seconds,
+            )
+        )
+
+    return call(connector, Operation.INQUIRY, send, reference=attempt_id)
+
+
+def probe(*, connector: Connector) -> PSPResult:
+    """One harmless request (a lookup of a payment that cannot exist): an answer below 500
+    means the PSP is up. Around the breaker: probes decide re-enabling, not routing."""
+    return call(
+        connector,
+        Operation.PROBE,
+        lambda adapter: adapter.probe(),
+        reference="probe",
+    )
+
+
+# --------------------------------------------------------------------------- notifications
+
+
+@dataclass(frozen=True)
+class NotificationReader:
+    """Checks and parses one connector's inbound notifications with its secret, decrypted once
+    (the inbound path keeps a reader per connector for a few seconds)."""
+
+    connector_id: str
+    connector_type: str
+    _adapter: Any
+
+    def verify(self, headers: dict[str, str], body: bytes) -> None:
+        """Raises WebhookVerificationError (missing, malformed, wrong or stale signature)."""
+        self._adapter.verify_webhook(headers, body)
+
+    def parse(self, body: bytes) -> list[WebhookEvent]:
+        """Normalized events; raises ValueError when malformed."""
+        return self._adapter.parse_webhook(body)
+
+
+def notification_reader(*, connector: Connector) -> NotificationReader:
+    """Nothing is sent, so an endpoint refusal does not apply to reading notifications."""
+    return NotificationReader(
+        connector.public_id, connector.connector_type, get_adapter(connector_config(connector))
+    )
+
+
+# --------------------------------------------------------------------------- payouts
+
+
+def _payout_result(result: PSPResult) -> PayoutResult:
+    """A transport failure of a payout call, classified by the same client as payments."""
+    outcome = (
+        ProviderOutcome.RETRYABLE
+        if result.outcome == Outcome.ERROR and result.retryable_elsewhere
+        else ProviderOutcome.UNKNOWN
+    )
+    return PayoutResult(outcome, http_status=result.http_status)
+
+
+def payout_create(*, request: PayoutRequest) -> PayoutResult:
+    """Sends a payout to the platform's payout provider (settings, never a merchant's)."""
+    return _payout_call(lambda adapter: adapter.create_payout(request), request.payout_id)
+
+
+def payout_retrieve(*, reference: str, payout_id: str = "") -> PayoutResult:
+    return _payout_call(
+        lambda adapter: adapter.retrieve_payout(reference=reference, payout_id=payout_id),
+        payout_id or reference,
+    )
+
+
+def _payout_call(send: Callable[[Any], PayoutResult], reference: str) -> PayoutResult:
+    adapter = get_adapter(endpoints.payout_provider_config())
+    started = time.monotonic()
+    try:
+        result = send(adapter)
+    except Exception:
+        logger.exception("gateway: payout adapter raised for %s", reference)
+        result = PayoutResult(ProviderOutcome.UNKNOWN)
+    if isinstance(result, PSPResult):
+        result = _payout_result(result)
+    logger.info(
+        "payout provider: %s -> %s (HTTP %s, %d ms)",
+        reference,
+        result.outcome,
+        result.http_status,
+        (time.monotonic() - started) * 1000,
+    )
+    return result

@@ -1,0 +1,659 @@
+"""Writes of the connectors app: connectors (credentials sealed, endpoints from the platform's
+allow-list, fee schedules), their breakers, and their health (auto-disable, probes, re-enable).
+PSP calls themselves go through apps.connectors.gateway."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.connectors import endpoints, health
+from apps.connectors.changes import connector_changed
+from apps.connectors.endpoints import EndpointRefused
+from apps.connectors.fees import REGION_GROUPS
+from apps.connectors.models import Connector
+from apps.core.audit import Actor, audit_record, diff
+from apps.core.cards import CARD_BRANDS as BRANDS
+from apps.core.crypto import Ciphertext, decrypt, encrypt
+from apps.core.errors import InvalidRequestError
+from apps.core.ids import new_public_id
+from apps.core.money import normalize_currency
+from apps.psp_adapters.contract import ConnectorConfig, PSPResult
+from apps.psp_adapters.registry import connector_types
+
+logger = logging.getLogger(__name__)
+
+AUTO_DISABLED = "auto_error_rate"
+MANUALLY_DISABLED = "manual"
+ENDPOINT_NOT_ALLOWED = "endpoint_not_allowed"  # disabled: its endpoint left the allow-list
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+_FEE_KEYS = {"brand", "region", "currency", "fixed", "percent_bps"}
+
+
+def _setting(name: str, default):
+    return getattr(settings, name, default)
+
+
+def _invalid(message: str, param: str, code: str = "parameter_invalid") -> InvalidRequestError:
+    return InvalidRequestError(message, code=code, param=param)
+
+
+# --------------------------------------------------------------------------- connectors
+
+
+def _credentials_hint(credentials: dict) -> str:
+    key = credentials.get("api_key", "")
+    return f"{key[:8]}…{key[-4:]}" if len(key) > 12 else "…"
+
+
+def _validate_currencies(values: Any) -> list[str]:
+    if not isinstance(values, list) or not values:
+        raise _invalid(
+            "A connector must support at least one currency.",
+            "supported_currencies",
+            "parameter_missing",
+        )
+    currencies = [
+        normalize_currency(c, param=f"supported_currencies[{i}]") for i, c in enumerate(values)
+    ]
+    return sorted(set(currencies), key=currencies.index)
+
+
+def _validate_brands(values: Any) -> list[str]:
+    if values is None:
+        return []
+    if not isinstance(values, list):
+        raise _invalid("supported_brands must be a list ([] = every brand).", "supported_brands")
+    for i, brand in enumerate(values):
+        if not isinstance(brand, str) or brand.lower() not in BRANDS:
+            raise _invalid(
+                f"Unknown card brand {brand!r}; use {', '.join(BRANDS)}.", f"supported_brands[{i}]"
+            )
+    return [b.lower() for b in values]
+
+
+def _validate_countries(values: Any) -> list[str]:
+    if values is None:
+        return []
+    if not isinstance(values, list):
+        raise _invalid(
+            "supported_countries must be a list ([] = every country).", "supported_countries"
+        )
+    for i, country in enumerate(values):
+        if not isinstance(country, str) or not _COUNTRY.match(country.upper()):
+            raise _invalid(
+                f"{country!r} is not a two-letter ISO 3166 country code.",
+                f"supported_countries[{i}]",
+            )
+    return [c.upper() for c in values]
+
+
+def _validate_fee_schedule(lines: Any) -> list[dict]:
+    if lines is None:
+        return []
+    if not isinstance(lines, list):
+        raise _invalid("fee_schedule must be a list of fee lines.", "fee_schedule")
+    clean = []
+    for i, line in enumerate(lines):
+        param = f"fee_schedule[{i}]"
+        if not isinstance(line, dict):
+            raise _invalid(
+                'A fee line is {"brand", "region", "currency", "fixed", "percent_bps"}.', param
+            )
+        unknown = sorted(set(line) - _FEE_KEYS)
+        if unknown:
+            raise _invalid(
+                f"Unknown key {unknown[0]!r} in a fee line.",
+                f"{param}[{unknown[0]}]",
+                "parameter_unknown",
+            )
+        brand = line.get("brand", "*")
+        if brand != "*" and (not isinstance(brand, str) or brand.lower() not in BRANDS):
+            raise _invalid(f"Unknown card brand {brand!r}.", f"{param}[brand]")
+        region = line.get("region", "*")
+        if not isinstance(region, str) or not (
+            region in ("*", *REGION_GROUPS) or _COUNTRY.match(region.upper())
+        ):
+            raise _invalid(
+                "region is '*', 'eea', 'non_eea' or a two-letter country code.", f"{param}[region]"
+            )
+        currency = line.get("currency", "*")
+        if currency != "*":
+            currency = normalize_currency(currency, param=f"{param}[currency]")
+        values = {}
+        for key, hi in (("fixed", 10**9), ("percent_bps", 10_000)):
+            value = line.get(key, 0)
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= hi:
+                raise _invalid(f"{key} must be a whole number from 0 to {hi}.", f"{param}[{key}]")
+            values[key] = value
+        clean.append(
+            {
+                "brand": brand.lower() if brand != "*" else "*",
+                "region": region.upper()
+                if _COUNTRY.match(region.upper()) and region not in REGION_GROUPS
+                else region,
+                "currency": currency,
+                **values,
+            }
+        )
+    return clean
+
+
+def _validate_common(
+    *,
+    name: Any = None,
+    credentials: Any = None,
+    timeouts: dict | None = None,
+    windows: dict | None = None,
+) -> None:
+    if name is not None and (not isinstance(name, str) or not 1 <= len(name.strip()) <= 100):
+        raise _invalid("name must be 1 to 100 characters.", "name")
+    if credentials is not None and (
+        not isinstance(credentials, dict)
+        or not credentials
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in credentials.items())
+    ):
+        raise _invalid(
+            'credentials must be an object of strings, e.g. {"api_key": …}.', "credentials"
+        )
+    for key, value in (timeouts or {}).items():
+        if value is not None and (not isinstance(value, int) or not 100 <= value <= 60_000):
+            raise _invalid(f"{key} must be from 100 to 60000 milliseconds.", key)
+    for key, value in (windows or {}).items():
+        if value is not None and (not isinstance(value, int) or not 0 <= value <= 31):
+            raise _invalid(f"{key} must be from 0 to 31 days.", key)
+
+
+def connector_validate(**fields) -> dict:
+    """Validates connector fields (any subset, as given to create/update) and returns them
+    normalized; raises InvalidRequestError naming the param. Used by the admin forms too."""
+    _validate_common(
+        name=fields.get("name"),
+        credentials=fields.get("credentials"),
+        timeouts={k: fields[k] for k in ("connect_timeout_ms", "read_timeout_ms") if k in fields},
+        windows={
+            k: fields[k]
+            for k in ("authorization_window_days", "settlement_delay_days")
+            if k in fields
+        },
+    )
+    if "connector_type" in fields and fields["connector_type"] not in connector_types():
+        raise _invalid(f"Unknown connector type {fields['connector_type']!r}.", "connector_type")
+    clean = dict(fields)
+    if "supported_currencies" in fields:
+        clean["supported_currencies"] = _validate_currencies(fields["supported_currencies"])
+    if "supported_brands" in fields:
+        clean["supported_brands"] = _validate_brands(fields["supported_brands"])
+    if "supported_countries" in fields:
+        clean["supported_countries"] = _validate_countries(fields["supported_countries"])
+    if "fee_schedule" in fields:
+        clean["fee_schedule"] = _validate_fee_schedule(fields["fee_schedule"])
+    return clean
+
+
+def connector_endpoint_validate(
+    *,
+    connector_type: str,
+    livemode: bool,
+    endpoint: Any = None,
+    live_url_prefix: Any = "",
+    simulator_account: Any = "",
+    public_id: str = "",
+) -> dict:
+    """The endpoint fields, normalized (`endpoint` defaults to the mode's: production in live
+    mode, the PSP's test host in test mode), or InvalidRequestError naming the param. Used by
+    create, update and the admin form."""
+    if connector_type not in connector_types():
+        raise _invalid(f"Unknown connector type {connector_type!r}.", "connector_type")
+    if endpoint is None or endpoint == "":
+        endpoint = endpoints.default(connector_type, livemode)
+    for param, value in (
+        ("endpoint", endpoint),
+        ("live_url_prefix", live_url_prefix),
+        ("simulator_account", simulator_account),
+    ):
+        if value is not None and not isinstance(value, str):
+            raise _invalid(f"{param} must be a string.", param)
+    live_url_prefix = live_url_prefix or ""
+    simulator_account = simulator_account or ""
+    if endpoint == endpoints.SIMULATOR and not simulator_account:
+        simulator_account = public_id  # each connector its own simulated account
+    try:
+        endpoints.resolve(
+            connector_type=connector_type,
+            livemode=livemode,
+            endpoint=endpoint or "",
+            live_url_prefix=live_url_prefix,
+            simulator_account=simulator_account,
+        )
+    except EndpointRefused as exc:
+        raise _invalid(exc.message, exc.param or "endpoint") from None
+    return {
+        "endpoint": endpoint,
+        "live_url_prefix": live_url_prefix,
+        "simulator_account": simulator_account,
+    }
+
+
+def _seal(credentials: dict) -> Ciphertext:
+    return encrypt(json.dumps(credentials).encode(), associated_data=b"connector-credentials")
+
+
+def connector_create(
+    *,
+    merchant,
+    livemode: bool,
+    name: str,
+    connector_type: str,
+    credentials: dict,
+    supported_currencies: list[str],
+    actor: Actor,
+    endpoint: str | None = None,
+    live_url_prefix: str = "",
+    simulator_account: str = "",
+    priority: int = 100,
+    enabled: bool = True,
+    supported_brands: list[str] | None = None,
+    supported_countries: list[str] | None = None,
+    fee_schedule: list[dict] | None = None,
+    authorization_window_days: int = 7,
+    settlement_delay_days: int = 2,
+    connect_timeout_ms: int = 2000,
+    read_timeout_ms: int = 10000,
+) -> Connector:
+    """A merchant's account at a PSP. Where its requests go is one of the platform's endpoints
+    for the type and mode (`endpoint`, default the mode's own), never a URL of the caller's."""
+    clean = connector_validate(
+        name=name,
+        connector_type=connector_type,
+        credentials=credentials,
+        supported_currencies=supported_currencies,
+        supported_brands=supported_brands,
+        supported_countries=supported_countries,
+        fee_schedule=fee_schedule,
+        connect_timeout_ms=connect_timeout_ms,
+        read_timeout_ms=read_timeout_ms,
+        authorization_window_days=authorization_window_days,
+        settlement_delay_days=settlement_delay_days,
+    )
+    currencies, brands = clean["supported_currencies"], clean["supported_brands"]
+    countries, fees = clean["supported_countries"], clean["fee_schedule"]
+    public_id = new_public_id("mca")
+    where = connector_endpoint_validate(
+        connector_type=connector_type,
+        livemode=livemode,
+        endpoint=endpoint,
+        live_url_prefix=live_url_prefix,
+        simulator_account=simulator_account,
+        public_id=public_id,
+    )
+    if Connector.objects.filter(merchant=merchant, livemode=livemode, name=name).exists():
+        raise InvalidRequestError(
+            f"A connector named {name!r} already exists.", code="connector_name_taken", param="name"
+        )
+    sealed = _seal(credentials)
+    with transaction.atomic():
+        connector = Connector.objects.create(
+            public_id=public_id,
+            merchant=merchant,
+            livemode=livemode,
+            name=name,
+            connector_type=connector_type,
+            **where,
+            credentials_encrypted=sealed.blob,
+            credentials_key_id=sealed.key_id,
+            credentials_hint=_credentials_hint(credentials),
+            enabled=enabled,
+            disabled_reason="" if enabled else MANUALLY_DISABLED,
+            disabled_at=None if enabled else timezone.now(),
+            priority=priority,
+            supported_currencies=currencies,
+            supported_brands=brands,
+            supported_countries=countries,
+            fee_schedule=fees,
+            authorization_window_days=authorization_window_days,
+            settlement_delay_days=settlement_delay_days,
+            connect_timeout_ms=connect_timeout_ms,
+            read_timeout_ms=read_timeout_ms,
+        )
+        audit_record(
+            actor=actor,
+            action="connector.created",
+            object_type="connector",
+            object_id=connector.public_id,
+            merchant_id=merchant.id,
+            livemode=livemode,
+            changes={
+                "name": [None, name],
+                "connector_type": [None, connector_type],
+                "endpoint": [None, where["endpoint"]],
+            },
+        )
+    return connector
+
+
+_ENDPOINT_FIELDS = ("endpoint", "live_url_prefix", "simulator_account")
+_UPDATABLE = (
+    "name",
+    *_ENDPOINT_FIELDS,
+    "enabled",
+    "priority",
+    "supported_currencies",
+    "supported_brands",
+    "supported_countries",
+    "fee_schedule",
+    "authorization_window_days",
+    "settlement_delay_days",
+    "connect_timeout_ms",
+    "read_timeout_ms",
+)
+
+
+def connector_update(
+    *, connector: Connector, actor: Actor, credentials: dict | None = None, **changes
+) -> Connector:
+    """Partial update; `credentials` replaces the stored credentials (never returned). The
+    endpoint fields are validated together, as they will be combined: switching to the
+    simulator gives the connector its own simulated account, leaving it clears it."""
+    if "base_url" in changes:
+        raise _invalid(endpoints.BASE_URL_REFUSED, "base_url", "parameter_unknown")
+    unknown = sorted(set(changes) - set(_UPDATABLE))
+    if unknown:
+        raise _invalid(f"{unknown[0]} cannot be changed.", unknown[0], "parameter_unknown")
+    if credentials is not None:
+        connector_validate(credentials=credentials)
+    changes = connector_validate(**changes)
+    with transaction.atomic():
+        connector = Connector.objects.select_for_update().get(pk=connector.pk)
+        if any(key in changes for key in _ENDPOINT_FIELDS):
+            endpoint = changes.get("endpoint", connector.endpoint)
+            moved = endpoint != connector.endpoint  # options of the old endpoint do not carry over
+            where = connector_endpoint_validate(
+                connector_type=connector.connector_type,
+                livemode=connector.livemode,
+                public_id=connector.public_id,
+                endpoint=endpoint,
+                live_url_prefix=changes.get(
+                    "live_url_prefix", "" if moved else connector.live_url_prefix
+                ),
+                simulator_account=changes.get(
+                    "simulator_account", "" if moved else connector.simulator_account
+                ),
+            )
+            for key in _ENDPOINT_FIELDS:
+                changes.pop(key, None)
+                if where[key] != getattr(connector, key):
+                    changes[key] = where[key]
+        if (
+            "name" in changes
+            and changes["name"] != connector.name
+            and Connector.objects.filter(
+                merchant_id=connector.merchant_id, livemode=connector.livemode, name=changes["name"]
+            ).exists()
+        ):
+            raise InvalidRequestError(
+                f"A connector named {changes['name']!r} already exists.",
+                code="connector_name_taken",
+                param="name",
+            )
+        before = {k: getattr(connector, k) for k in changes}
+        for key, value in changes.items():
+            setattr(connector, key, value)
+        if "enabled" in changes and changes["enabled"] != before["enabled"]:
+            connector.disabled_reason = "" if connector.enabled else MANUALLY_DISABLED
+            connector.disabled_at = None if connector.enabled else timezone.now()
+        audit_changes = diff(before, changes)
+        if credentials is not None:
+            sealed = _seal(credentials)
+            connector.credentials_encrypted = sealed.blob
+            connector.credentials_key_id = sealed.key_id
+            connector.credentials_hint = _credentials_hint(credentials)
+            audit_changes["credentials"] = ["[redacted]", "[redacted]"]
+        connector.save()
+        if audit_changes:
+            audit_record(
+                actor=actor,
+                action="connector.updated",
+                object_type="connector",
+                object_id=connector.public_id,
+                merchant_id=connector.merchant_id,
+                livemode=connector.livemode,
+                changes=audit_changes,
+            )
+    return connector
+
+
+def connector_credentials(connector: Connector) -> dict:
+    blob = decrypt(
+        Ciphertext(
+            key_id=connector.credentials_key_id, blob=bytes(connector.credentials_encrypted)
+        ),
+        associated_data=b"connector-credentials",
+    )
+    return json.loads(blob)
+
+
+def connector_endpoint_url(connector: Connector) -> str:
+    """Where the connector's requests go, built from the platform's configuration now; raises
+    EndpointRefused (api_error, nothing sent) when the row does not fit it (tampered, written
+    before the allow-list, or the configuration changed since)."""
+    try:
+        return endpoints.resolve(
+            connector_type=connector.connector_type,
+            livemode=connector.livemode,
+            endpoint=connector.endpoint,
+            live_url_prefix=connector.live_url_prefix,
+            simulator_account=connector.simulator_account,
+        )
+    except EndpointRefused as exc:
+        logger.error(
+            "connectors: connector %s refused, nothing sent: %s", connector.public_id, exc.message
+        )
+        raise EndpointRefused(
+            f"Connector {connector.public_id} is not configured with an endpoint the platform "
+            f"allows, so nothing was sent: {exc.message}",
+            param=None,
+        ) from None
+
+
+def connector_simulator_account(connector: Connector) -> str | None:
+    """The simulated account behind a simulator connector (`/<type>/<account>`), else None."""
+    if connector.endpoint != endpoints.SIMULATOR:
+        return None
+    return connector.simulator_account or connector.public_id
+
+
+def connector_config(connector: Connector) -> ConnectorConfig:
+    """What an adapter needs for one call; credentials are decrypted only here, and the base URL
+    is the platform's endpoint for the connector, checked again now (EndpointRefused)."""
+    base_url = connector_endpoint_url(connector)
+    credentials = connector_credentials(connector)
+    return ConnectorConfig(
+        connector_id=connector.public_id,
+        connector_type=connector.connector_type,
+        base_url=base_url,
+        credentials=credentials,
+        webhook_secret=credentials.get("webhook_secret", ""),
+        connect_timeout=connector.connect_timeout_ms / 1000,
+        read_timeout=connector.read_timeout_ms / 1000,
+    )
+
+
+# --------------------------------------------------------------------------- breakers, health
+
+
+def connector_health_record(
+    *, connector: Connector, result: PSPResult, facts: dict, latency_ms: int | None = None
+) -> None:
+    """Keeps one PSP answer in the connector's rolling health and success rates (one Redis
+    round trip) and checks the error rate; never raises. The gateway records authorizations
+    itself, with the breaker's count."""
+    recorded = health.record(
+        connector.public_id, result, facts, result.latency_ms if latency_ms is None else latency_ms
+    )
+    evaluate_recorded(connector, recorded)
+
+
+def evaluate_recorded(connector: Connector, recorded: health.Recorded) -> None:
+    """For a failure, at most every two seconds, the error rate over the window is checked
+    too (auto-disable). Never raises."""
+    if recorded.window_calls is None:
+        return
+    try:
+        _auto_disable_if_over(connector, recorded.window_calls, recorded.window_failures or 0)
+    except Exception:
+        logger.exception("connectors: health evaluation of %s failed", connector.public_id)
+
+
+def _auto_disable_if_over(connector: Connector, calls: int, failures: int, snapshot=None) -> bool:
+    threshold = float(_setting("ROUTING_AUTO_DISABLE_ERROR_RATE", 0.5))
+    min_calls = int(_setting("ROUTING_AUTO_DISABLE_MIN_CALLS", 10))
+    if not connector.enabled or calls < max(1, min_calls) or failures / calls < threshold:
+        return False
+    if snapshot is None:
+        snapshot = health.snapshots([connector.public_id])[connector.public_id].as_dict()
+    return connector_auto_disable(connector=connector, snapshot=snapshot)
+
+
+def connector_breaker_force(*, connector: Connector, mode: str | None, actor: Actor) -> str:
+    """Ops override: "open" (no traffic), "closed" (all traffic, no counting) or None (back to
+    automatic, closed). Needs `core.force_breaker` in the admin."""
+    if mode not in (None, "open", "closed"):
+        raise _invalid("mode must be 'open', 'closed' or null.", "mode")
+    breaker = health.breaker(connector.public_id)
+    before = breaker.forced()
+    breaker.force(mode)
+    connector_changed(connector.merchant_id, connector.livemode)
+    audit_record(
+        actor=actor,
+        action="connector.breaker_forced",
+        object_type="connector",
+        object_id=connector.public_id,
+        merchant_id=connector.merchant_id,
+        livemode=connector.livemode,
+        changes={"breaker_forced": [before, mode]},
+    )
+    return mode or "automatic"
+
+
+def connector_health_evaluate(*, connector: Connector) -> bool:
+    """Disables an enabled connector whose rolling error rate crossed the threshold
+    (`ROUTING_AUTO_DISABLE_ERROR_RATE` over at least `ROUTING_AUTO_DISABLE_MIN_CALLS` calls in
+    the window). Returns True when it did."""
+    if not connector.enabled:
+        return False
+    try:
+        snap = health.snapshots([connector.public_id])[connector.public_id]
+    except redis.RedisError:
+        return False
+    return _auto_disable_if_over(connector, snap.calls, snap.failures, snapshot=snap.as_dict())
+
+
+def connectors_health_evaluate() -> int:
+    """Beat task: evaluates every enabled connector. Returns how many were disabled."""
+    disabled = 0
+    for connector in Connector.objects.filter(enabled=True):
+        disabled += connector_health_evaluate(connector=connector)
+    return disabled
+
+
+def connector_auto_disable(*, connector: Connector, snapshot: dict) -> bool:
+    others = (
+        Connector.objects.filter(
+            merchant_id=connector.merchant_id, livemode=connector.livemode, enabled=True
+        )
+        .exclude(pk=connector.pk)
+        .exists()
+    )
+    if not others:
+        # never take a merchant's last connector away: the breaker still protects each call
+        logger.warning(
+            "routing: %s over the error threshold but it is the merchant's last "
+            "enabled connector; left enabled",
+            connector.public_id,
+        )
+        return False
+    with transaction.atomic():
+        claimed = Connector.objects.filter(pk=connector.pk, enabled=True).update(
+            enabled=False,
+            disabled_reason=AUTO_DISABLED,
+            disabled_at=timezone.now(),
+            updated_at=timezone.now(),
+        )
+        if not claimed:
+            return False
+        audit_record(
+            actor=Actor.system("connector_health"),
+            action="connector.auto_disabled",
+            object_type="connector",
+            object_id=connector.public_id,
+            merchant_id=connector.merchant_id,
+            livemode=connector.livemode,
+            changes={"enabled": [True, False], "health": [None, snapshot]},
+        )
+        connector_changed(connector.merchant_id, connector.livemode)
+    connector.enabled = False
+    connector.disabled_reason = AUTO_DISABLED
+    with contextlib.suppress(redis.RedisError):
+        health.client().delete(f"routing:probe_ok:{connector.public_id}")
+    return True
+
+
+def connector_auto_enable(*, connector: Connector, probes: int) -> bool:
+    with transaction.atomic():
+        claimed = Connector.objects.filter(
+            pk=connector.pk, enabled=False, disabled_reason=AUTO_DISABLED
+        ).update(enabled=True, disabled_reason="", disabled_at=None, updated_at=timezone.now())
+        if not claimed:
+            return False
+        audit_record(
+            actor=Actor.system("connector_health"),
+            action="connector.auto_enabled",
+            object_type="connector",
+            object_id=connector.public_id,
+            merchant_id=connector.merchant_id,
+            livemode=connector.livemode,
+            changes={"enabled": [False, True], "successful_probes": [None, probes]},
+        )
+        connector_changed(connector.merchant_id, connector.livemode)
+    # a fresh start: old errors must not disable it again at once
+    health.forget(connector.public_id)
+    health.breaker(connector.public_id).reset()
+    connector.enabled = True
+    connector.disabled_reason = ""
+    return True
+
+
+def connector_probe(*, connector: Connector) -> bool:
+    """One harmless request to the PSP through the gateway, around the breaker: True when the
+    PSP answered without a server error."""
+    from apps.connectors import gateway  # the gateway builds on these services
+
+    result = gateway.probe(connector=connector)
+    return result.http_status is not None and result.http_status < 500
+
+
+def connectors_probe_disabled() -> int:
+    """Beat task: probes every automatically disabled connector; after enough consecutive
+    successful probes it is enabled again. Returns how many were re-enabled."""
+    needed = int(_setting("ROUTING_PROBE_SUCCESSES_TO_ENABLE", 2))
+    enabled = 0
+    for connector in Connector.objects.filter(enabled=False, disabled_reason=AUTO_DISABLED):
+        key = f"routing:probe_ok:{connector.public_id}"
+        if connector_probe(connector=connector):
+            successes = health.client().incr(key)
+            health.client().expire(key, 3600)
+            if successes >= needed:
+                enabled += connector_auto_enable(connector=connector, probes=successes)
+                health.client().delete(key)
+        else:
+            health.client().delete(key)
+    return enabled
