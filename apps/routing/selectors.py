@@ -202,3 +202,9 @@ def connector_get_for_webhook(*, public_id: str) -> Connector:
 
 def connectors_by_ids(*, ids: list[int]) -> list[Connector]:
     return list(Connector.objects.filter(pk__in=ids))
+
+
+def connector_endpoints() -> dict[int, str]:
+    """Where each connector's PSP calls go (its base URL), by connector id: the money audit
+    uses it to tell which connectors the PSP simulator serves."""
+    return dict(Connector.objects.values_list("pk", "base_url"))
