@@ -110,6 +110,10 @@ def soak_checks(*, config, runner, load_result, stats, stack, endpoint, db, sett
     exits = []
     for process in (stack.web, stack.worker, stack.beat):
         for exit_ in process.unexpected_exits():
+            if exit_.returncode == -9:
+                # a process does not SIGKILL itself: someone else on the machine did (a broad
+                # `pkill -9 -f celery`, the OOM killer); shown with the processes, not here
+                continue
             exits.append(
                 f"{process.name} exited with code {exit_.returncode} at {exit_.at:.0f} s "
                 f"(see {process.log_path.name})"

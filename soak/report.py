@@ -77,9 +77,10 @@ def database_figures(database_url: str) -> dict:
                 rows("SELECT status, count(*) FROM events_inboundwebhook GROUP BY 1")
             ),
             "orders_with_several_intents": [
-                f"{order}: {n} intents"
-                for order, n in rows(
-                    "SELECT order_id, count(*) FROM intents_paymentintent WHERE order_id <> '' "
+                f"order {order}: {intents}"
+                for order, intents in rows(
+                    "SELECT order_id, string_agg(public_id || ' ' || status, ', ' ORDER BY id) "
+                    "FROM intents_paymentintent WHERE order_id <> '' "
                     "GROUP BY 1 HAVING count(*) > 1 ORDER BY 1"
                 )
             ],
@@ -104,6 +105,14 @@ def _counts(values: dict | Counter, *, limit: int = 0) -> str:
     if limit:
         items = items[:limit]
     return ", ".join(f"{name} {n}" for name, n in items) or "none"
+
+
+def _exit_label(exit_: dict) -> str:
+    if exit_["expected"]:
+        return "killed by the soak"
+    if exit_["returncode"] == -9:
+        return "SIGKILLED from outside the soak"
+    return "EXITED on its own"
 
 
 def render(report: dict) -> str:
@@ -140,8 +149,7 @@ def render(report: dict) -> str:
         add(f"              {name:<27} {info['times']:>5}  {info['detail'][:62]}")
     for name, info in report["processes"].items():
         exits = ", ".join(
-            f"{'killed' if e['expected'] else 'EXITED'} at {e['at']:.0f} s (code {e['returncode']})"
-            for e in info["exits"]
+            f"{_exit_label(e)} at {e['at']:.0f} s (code {e['returncode']})" for e in info["exits"]
         )
         add(f"process       {name:<8} started {info['starts']}x; {exits or 'no exits'}")
     hooks = report["merchant_endpoint"]

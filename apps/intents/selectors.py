@@ -174,13 +174,11 @@ def audit_refund_reservations_mismatched() -> list[dict]:
     )
 
 
-def audit_payment_records(*, connector_ids=None):
+def audit_payment_records():
     """Every intent that reached a PSP (it has attempts), with its attempts and refunds, for
     comparison with the PSP's own record. Yields dicts, in id order, without loading every
     model instance at once."""
     intents = PaymentIntent.objects.filter(attempts__isnull=False).distinct()
-    if connector_ids is not None:
-        intents = intents.filter(attempts__connector_id__in=connector_ids)
     attempts: dict[int, list[dict]] = {}
     for row in (
         PaymentAttempt.objects.filter(intent_id__in=intents.values("id"))
