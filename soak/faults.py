@@ -63,7 +63,7 @@ def _instant(runner: FaultRunner) -> float:
 
 CLASSES: list[FaultClass] = [
     FaultClass(
-        "psp_503", "PSP answers 503 (not processed)", _psp({"error_503_rate": 0.7}), _psp_seconds
+        "psp_503", "PSP answers 503 (not processed)", _psp({"error_503_rate": 0.5}), _psp_seconds
     ),
     FaultClass(
         "kill_web_worker",
@@ -72,7 +72,7 @@ CLASSES: list[FaultClass] = [
         _instant,
     ),
     FaultClass(
-        "psp_500", "PSP answers 500 (not processed)", _psp({"error_500_rate": 0.7}), _psp_seconds
+        "psp_500", "PSP answers 500 (not processed)", _psp({"error_500_rate": 0.5}), _psp_seconds
     ),
     FaultClass(
         "webhook_duplicate",
@@ -83,7 +83,7 @@ CLASSES: list[FaultClass] = [
     FaultClass(
         "psp_timeout",
         "PSP hangs 3 s, then 504 (not processed; our read timeout is 2 s)",
-        _psp({"timeout_rate": 0.7, "timeout_delay_s": 3}),
+        _psp({"timeout_rate": 0.5, "timeout_delay_s": 3}),
         _psp_seconds,
     ),
     FaultClass(
@@ -95,7 +95,7 @@ CLASSES: list[FaultClass] = [
     FaultClass(
         "psp_processed_then_500",
         "PSP processes, then answers 500",
-        _psp({"processed_then_500_rate": 0.7}),
+        _psp({"processed_then_500_rate": 0.5}),
         _psp_seconds,
     ),
     FaultClass(
@@ -109,7 +109,7 @@ CLASSES: list[FaultClass] = [
     FaultClass(
         "psp_response_lost",
         "PSP processes, the answer is lost (held 4 s)",
-        _psp({"response_lost_rate": 0.7, "response_lost_delay_s": 4}),
+        _psp({"response_lost_rate": 0.5, "response_lost_delay_s": 4}),
         _psp_seconds,
     ),
     FaultClass(
@@ -227,9 +227,16 @@ class FaultRunner:
 
     def _breaker_closed(self, preferred: str) -> str:
         """`preferred`, or the other connector when the platform's circuit breaker for
-        `preferred` is open (no request would reach that PSP to be faulted); waits up to 40 s
+        `preferred` is open (no request would reach that PSP to be faulted). Waits a little
+        for both breakers to be closed first, so that one PSP's incident does not overlap the
+        other's too often (with both breakers open every payment is refused), then up to 40 s
         for one to close."""
         other = "adyen" if preferred == "stripe" else "stripe"
+        calm = time.monotonic() + 2 * self.config.fault_interval
+        while not self.stop.is_set() and time.monotonic() < calm:
+            if all(self._breaker(d) != "open" for d in (preferred, other)):
+                return preferred
+            self.stop.wait(1.0)
         deadline = time.monotonic() + 40
         while not self.stop.is_set():
             for dialect in (preferred, other):
