@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint format venv services stop-services clean-local
+.PHONY: run test bench soak lint format venv services stop-services clean-local
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ test: venv
 
 bench: venv
 	@scripts/bench.sh
+
+# the fault soak (docs/soak.md): `make soak SOAK_PAYMENTS=10000` for the long run
+soak: venv
+	@$(BIN)/python -m soak
 
 lint: venv
 	@$(BIN)/ruff check .

@@ -112,3 +112,12 @@ def estimate_fee(
     return estimate_fee_from_schedule(
         connector.fee_schedule, amount=amount, currency=currency, brand=brand, region=region
     )
+
+
+def connector_endpoints() -> dict[int, str]:
+    """Where each connector's PSP calls go, by connector id ("" when its row no longer fits the
+    platform's allow-list): the money audit uses it to tell which connectors the PSP simulator
+    serves."""
+    from apps.connectors.representations import endpoint_url_or_none
+
+    return {c.pk: endpoint_url_or_none(c) or "" for c in Connector.objects.all()}

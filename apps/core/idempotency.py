@@ -5,11 +5,10 @@ another endpoint is refused (400 idempotency_error), as Stripe does. The first r
 key in its own committed transaction (so a concurrent twin sees the claim at once), runs, and
 stores its status and exact body bytes. A replay gets those bytes back; a different payload under
 the same key is a 400; a twin arriving while the first still runs is a 409 and stores nothing.
-Request errors (4xx other than 402) release the key, so a corrected retry can reuse it. A 5xx is
-stored only if the operation began: a database write of the request committed, or a PSP call may
-have gone out (`effect_began`). A failure before any effect (Redis or the database away, say)
-releases the key, so the client's retry with the same key runs the operation instead of being
-answered the same 503 forever.
+An error is stored only if the operation began: a database write of the request committed, or a
+PSP call may have gone out (`effect_began`). An error before any effect (a validation error,
+Redis or the database away) releases the key, so the client's corrected request or retry with
+the same key runs the operation instead of being answered the same error forever.
 """
 
 from __future__ import annotations
@@ -70,10 +69,12 @@ def request_fingerprint(*, method: str, path: str, payload) -> str:
 
 
 def should_store(status: int, *, effects_began: bool = True) -> bool:
-    """Outcomes of executed operations are stored: successes, declines (402) and server errors
-    of operations that began. Request errors are not, so the client can fix the request and
-    retry with the same key; nor is a server error that struck before any effect."""
-    return status < 400 or status == 402 or (status >= 500 and effects_began)
+    """The outcome of an operation that began is stored, whatever it is: a success, a decline
+    (402), a 4xx that came after something was written (a create whose confirm found no
+    connector: replaying it must not create a second intent) or a 5xx. An error before any
+    effect is not, so the client can fix the request, or retry after an outage, with the same
+    key."""
+    return status < 400 or status == 402 or effects_began
 
 
 # --- did the request's operation begin? -----------------------------------------------------------

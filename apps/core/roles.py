@@ -48,6 +48,9 @@ NEVER_GRANTED = [
     "ledger.change_*",
     "ledger.delete_*",
     "ledger.add_*",
+    "money_audit.change_*",
+    "money_audit.delete_*",
+    "money_audit.add_*",
 ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 
 from apps.connectors import selectors as connector_selectors
 from apps.core.errors import NotFoundError
@@ -114,3 +114,61 @@ def inbound_rejections(*, connector_id: int, since: datetime) -> int:
         verification=InboundWebhook.Verification.FAILED,
         received_at__gte=since,
     ).count()
+
+
+# --------------------------------------------------------------------------- money audit
+# Plain rows for `apps.money_audit`.
+
+
+def audit_counts() -> dict:
+    def by(queryset, field: str) -> dict[str, int]:
+        rows = queryset.values_list(field).annotate(n=Count("id")).order_by(field)
+        return {value: n for value, n in rows}
+
+    return {
+        "outbox": OutboxEvent.objects.count(),
+        "outbox_unrelayed": OutboxEvent.objects.filter(relayed_at__isnull=True).count(),
+        "events": Event.objects.count(),
+        "deliveries": by(WebhookDelivery.objects.all(), "status"),
+        "psp_webhooks": by(InboundWebhook.objects.all(), "status"),
+    }
+
+
+def audit_outbox_unrelayed(*, created_before: datetime) -> list[dict]:
+    """Outbox rows the relay has not turned into an event since before `created_before`."""
+    return list(
+        OutboxEvent.objects.filter(relayed_at__isnull=True, created_at__lt=created_before)
+        .order_by("id")
+        .values("id", "event_type", "object_id", "created_at")
+    )
+
+
+def audit_deliveries_overdue(*, due_before: datetime) -> list[dict]:
+    """Webhook deliveries still pending although their next try was due before `due_before`
+    (or that have no next try at all): neither delivered nor dead-lettered, and stuck."""
+    return list(
+        WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING)
+        .filter(Q(next_attempt_at__lt=due_before) | Q(next_attempt_at__isnull=True))
+        .order_by("id")
+        .values("public_id", "event__public_id", "event__type", "next_attempt_at", "attempt_count")
+    )
+
+
+def audit_psp_webhooks_overdue(*, due_before: datetime) -> list[dict]:
+    """PSP notifications not processed, rejected, duplicate or dead-lettered, whose next try
+    was due before `due_before` (or received before it and never scheduled)."""
+    open_states = [
+        InboundWebhook.Status.RECEIVED,
+        InboundWebhook.Status.PENDING,
+        InboundWebhook.Status.PROCESSING,
+        InboundWebhook.Status.RETRYING,
+    ]
+    return list(
+        InboundWebhook.objects.filter(status__in=open_states)
+        .filter(
+            Q(next_attempt_at__lt=due_before)
+            | Q(next_attempt_at__isnull=True, received_at__lt=due_before)
+        )
+        .order_by("id")
+        .values("public_id", "status", "event_types", "next_attempt_at", "last_error")
+    )

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import re
 
-from django.db.models import Prefetch
+from django.db.models import Count, F, Prefetch, Q, Sum
+from django.db.models.functions import Coalesce
 
 from apps.core.errors import NotFoundError
-from apps.intents.models import PaymentAttempt, PaymentIntent, Refund
+from apps.intents.models import PaymentAttempt, PaymentIntent, Refund, RefundStatus
 
 
 def intent_list(
@@ -111,3 +112,117 @@ def intent_search(queryset, term: str):
         .order_by()[:1000]
     )
     return queryset.filter(pk__in=list(ids))
+
+
+# --------------------------------------------------------------------------- money audit
+# Plain rows for `apps.money_audit` (no model instances cross the app boundary).
+
+
+def audit_counts() -> dict[str, dict[str, int]]:
+    """Intents by status, attempts by outcome, refunds by status."""
+
+    def by(queryset, field: str) -> dict[str, int]:
+        rows = queryset.values_list(field).annotate(n=Count("id")).order_by(field)
+        return {value: n for value, n in rows}
+
+    return {
+        "intents": by(PaymentIntent.objects.all(), "status"),
+        "attempts": by(PaymentAttempt.objects.all(), "outcome"),
+        "refunds": by(Refund.objects.all(), "status"),
+    }
+
+
+def audit_intents_processing(*, updated_before) -> list[dict]:
+    """Intents still `processing` and untouched since `updated_before`, oldest first."""
+    return list(
+        PaymentIntent.objects.filter(status="processing", updated_at__lt=updated_before)
+        .order_by("updated_at")
+        .values("public_id", "pending_operation", "needs_review", "updated_at")
+    )
+
+
+def audit_attempts_unresolved(*, started_before) -> list[dict]:
+    """Attempts whose outcome is still unknown (or never recorded: `pending`) since before
+    `started_before`, on intents nobody flagged for review."""
+    return list(
+        PaymentAttempt.objects.filter(
+            outcome__in=[PaymentAttempt.Outcome.UNKNOWN, PaymentAttempt.Outcome.PENDING],
+            started_at__lt=started_before,
+            intent__needs_review=False,
+        )
+        .order_by("started_at")
+        .values("public_id", "outcome", "started_at", "intent__public_id")
+    )
+
+
+def audit_refunds_unresolved(*, created_before) -> list[dict]:
+    return list(
+        Refund.objects.filter(status=RefundStatus.PENDING, created_at__lt=created_before)
+        .order_by("created_at")
+        .values("public_id", "created_at", "intent__public_id")
+    )
+
+
+def audit_refund_reservations_mismatched() -> list[dict]:
+    """Intents whose `amount_refunded` (the reservation) is not the sum of their pending and
+    succeeded refunds, or exceeds what was received."""
+    reserved = Coalesce(
+        Sum(
+            "refunds__amount",
+            filter=Q(refunds__status__in=[RefundStatus.PENDING, RefundStatus.SUCCEEDED]),
+        ),
+        0,
+    )
+    return list(
+        PaymentIntent.objects.filter(Q(amount_received__gt=0) | Q(amount_refunded__gt=0))
+        .annotate(reserved=reserved)
+        .filter(Q(amount_refunded__gt=F("amount_received")) | ~Q(amount_refunded=F("reserved")))
+        .order_by("id")
+        .values("public_id", "amount_received", "amount_refunded", "reserved")
+    )
+
+
+def audit_payment_records():
+    """Every intent that reached a PSP (it has attempts), with its attempts and refunds, for
+    comparison with the PSP's own record. Yields dicts, in id order, without loading every
+    model instance at once."""
+    intents = PaymentIntent.objects.filter(attempts__isnull=False).distinct()
+    attempts: dict[int, list[dict]] = {}
+    for row in (
+        PaymentAttempt.objects.filter(intent_id__in=intents.values("id"))
+        .order_by("intent_id", "sequence")
+        .values("intent_id", "public_id", "outcome", "psp_reference", "connector_id", "amount")
+        .iterator(chunk_size=5000)
+    ):
+        attempts.setdefault(row.pop("intent_id"), []).append(row)
+    refunds: dict[int, list[dict]] = {}
+    for row in (
+        Refund.objects.filter(intent_id__in=intents.values("id"))
+        .order_by("id")
+        .values("intent_id", "public_id", "amount", "status", "psp_reference")
+        .iterator(chunk_size=5000)
+    ):
+        refunds.setdefault(row.pop("intent_id"), []).append(row)
+    for row in (
+        PaymentIntent.objects.filter(id__in=intents.values("id"))
+        .order_by("id")
+        .values(
+            "id",
+            "public_id",
+            "status",
+            "capture_method",
+            "amount",
+            "amount_capturable",
+            "amount_received",
+            "amount_refunded",
+            "connector_id",
+            "psp_reference",
+            "pending_operation",
+            "needs_review",
+        )
+        .iterator(chunk_size=5000)
+    ):
+        pk = row.pop("id")
+        row["attempts"] = attempts.get(pk, [])
+        row["refunds"] = refunds.get(pk, [])
+        yield row

@@ -11,7 +11,7 @@ from django.db.models import Case, Exists, F, IntegerField, OuterRef, Q, QuerySe
 from django.db.models.functions import Coalesce
 
 from apps.ledger import chart
-from apps.ledger.models import JournalTransaction, LedgerAccount, LedgerEntry
+from apps.ledger.models import DriftFinding, JournalTransaction, LedgerAccount, LedgerEntry
 
 Kind = JournalTransaction.Kind
 Phase = LedgerEntry.Phase
@@ -223,4 +223,24 @@ def entries_for_account(*, account: LedgerAccount) -> QuerySet[LedgerEntry]:
         LedgerEntry.objects.filter(account=account)
         .select_related("transaction")
         .order_by("account_version")
+    )
+
+
+def drift_findings(*, run_id: int) -> list[dict]:
+    """A drift check's findings as plain rows (for the money audit): the journal's public id
+    and the account's code name the offender."""
+    return list(
+        DriftFinding.objects.filter(run_id=run_id)
+        .order_by("id")
+        .values(
+            "kind",
+            "detail",
+            "merchant_id",
+            "currency",
+            "expected",
+            "actual",
+            "account_id",
+            "account__code",
+            "transaction__public_id",
+        )
     )

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "apps.events",
     "apps.intents",
     "apps.payouts",
+    "apps.money_audit",
     "apps.psp_simulator",
     "apps.demo",
 ]
@@ -303,6 +304,18 @@ VAULT_CVC_TTL_SECONDS = env_int("VAULT_CVC_TTL_SECONDS", 600)
 # sweep: re-sent with the same idempotency key, or handed to the attempt inquiries.
 PENDING_OPERATION_TIMEOUT_SECONDS = env_int("PENDING_OPERATION_TIMEOUT_SECONDS", 180)
 
+# Money audit (`manage.py money_audit`, nightly from beat; apps/money_audit). How long a
+# payment may stay processing, an attempt unknown or a refund pending, and an outbox row, a
+# webhook delivery or a PSP notification past its schedule, before the audit calls it broken;
+# the PSP simulator whose record it compares with ("" = none: the PSP-side checks are skipped,
+# as they are when nothing answers there); log files (globs, comma-separated) to scan for card
+# numbers.
+MONEY_AUDIT_PROCESSING_GRACE_SECONDS = env_int("MONEY_AUDIT_PROCESSING_GRACE_SECONDS", 3600)
+MONEY_AUDIT_UNRESOLVED_AFTER_SECONDS = env_int("MONEY_AUDIT_UNRESOLVED_AFTER_SECONDS", 3600)
+MONEY_AUDIT_OVERDUE_AFTER_SECONDS = env_int("MONEY_AUDIT_OVERDUE_AFTER_SECONDS", 600)
+MONEY_AUDIT_SIMULATOR_URL = env("MONEY_AUDIT_SIMULATOR_URL", SIMULATOR_URL)
+MONEY_AUDIT_LOG_FILES = [p for p in env("MONEY_AUDIT_LOG_FILES", "").split(",") if p]
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -361,4 +374,5 @@ PLATFORM_BEAT_SCHEDULES = {
         "task": "intents.release_settled_funds",
         "every": 3600,
     },
+    "money audit (nightly)": {"task": "money_audit.run", "crontab": "30 3 * * *"},
 }

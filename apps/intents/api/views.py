@@ -13,6 +13,7 @@ from apps.core.api.views import MerchantApiView, check_path_ids
 from apps.core.errors import (
     CardError,
     InvalidRequestError,
+    PlatformError,
     PSPIntegrationError,
     ServiceUnavailableError,
 )
@@ -98,7 +99,13 @@ class PaymentIntentListCreateApi(MerchantApiView):
             merchant=self.merchant, livemode=self.livemode, actor=self.actor, **data
         )
         if confirm:
-            intent = services.intent_confirm(intent=intent, actor=self.actor)
+            try:
+                intent = services.intent_confirm(intent=intent, actor=self.actor)
+            except PlatformError as exc:
+                # the intent exists: name it, so the merchant can confirm it again later
+                intent.refresh_from_db()
+                exc.extra.setdefault("payment_intent", intent_representation(intent))
+                raise
         return _intent_response(intent)
 
 

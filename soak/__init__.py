@@ -1,0 +1,1 @@
+"""The fault soak (`make soak`, docs/soak.md)."""
