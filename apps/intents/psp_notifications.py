@@ -44,6 +44,7 @@ from apps.events.notifications import (
 from apps.intents import ledger_hooks
 from apps.intents import services as intent_services
 from apps.intents.models import IntentStatus, PaymentAttempt, PaymentIntent, Refund, RefundStatus
+from apps.intents.services import common, confirm, inquiries, operations
 from apps.ledger import postings as ledger_postings
 from apps.ledger import selectors as ledger_selectors
 from apps.ledger import services as ledger
@@ -153,7 +154,7 @@ def _authorization(connector_id: int, event: WebhookEvent) -> NotificationOutcom
     result = _result_from(event)
     if attempt.outcome == A.UNKNOWN:
         before = _snapshot(PaymentIntent.objects.get(pk=attempt.intent_id))
-        attempt = intent_services._inquiry_apply(attempt_id=attempt.pk, result=result)
+        attempt = inquiries._inquiry_apply(attempt_id=attempt.pk, result=result)
         intent = PaymentIntent.objects.get(pk=attempt.intent_id)
         return _applied(
             intent.public_id,
@@ -162,7 +163,7 @@ def _authorization(connector_id: int, event: WebhookEvent) -> NotificationOutcom
         )
     with transaction.atomic():
         attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt.pk)
-        intent = intent_services._lock_intent(attempt.intent_id)
+        intent = common._lock_intent(attempt.intent_id)
         before = _snapshot(intent)
         if attempt.outcome == A.REQUIRES_ACTION:
             if intent.status != S.REQUIRES_ACTION:
@@ -193,10 +194,10 @@ def _authorization(connector_id: int, event: WebhookEvent) -> NotificationOutcom
 def _complete_action(intent: PaymentIntent, attempt: PaymentAttempt, result: PSPResult) -> None:
     """3-D Secure finished at the PSP: the same steps as intent_refresh_action."""
     if result.outcome == Outcome.APPROVED:
-        intent_services._record_result(attempt, result, A.APPROVED)
-        intent_services._apply_authorized(intent, attempt, result)
+        confirm._record_result(attempt, result, A.APPROVED)
+        confirm._apply_authorized(intent, attempt, result)
         return
-    intent_services._record_result(
+    confirm._record_result(
         attempt,
         result,
         A.HARD_DECLINE if result.outcome == Outcome.HARD_DECLINE else A.SOFT_DECLINE,
@@ -204,9 +205,9 @@ def _complete_action(intent: PaymentIntent, attempt: PaymentAttempt, result: PSP
     intent.fail()
     intent.pending_operation = ""
     intent.next_action = None
-    intent.last_payment_error = intent_services._payment_error(result, attempt)
+    intent.last_payment_error = confirm._payment_error(result, attempt)
     intent.save()
-    intent_services._emit(intent, "payment_intent.payment_failed", {"status": S.REQUIRES_ACTION})
+    common._emit(intent, "payment_intent.payment_failed", {"status": S.REQUIRES_ACTION})
 
 
 # --------------------------------------------------------------------------- capture
@@ -217,7 +218,7 @@ def _capture(connector_id: int, event: WebhookEvent) -> NotificationOutcome:
     if attempt.outcome == A.UNKNOWN:
         raise NotificationNotApplicableYet(f"the authorization {attempt.public_id} is unknown")
     with transaction.atomic():
-        intent = intent_services._lock_intent(attempt.intent_id)
+        intent = common._lock_intent(attempt.intent_id)
         before = _snapshot(intent)
         obj = intent.public_id
         capturing = intent.status == S.PROCESSING and intent.pending_operation == "capture"
@@ -232,12 +233,12 @@ def _capture(connector_id: int, event: WebhookEvent) -> NotificationOutcome:
                 )
                 previous = {"status": intent.status, "amount_capturable": intent.amount_capturable}
                 intent.succeed()
-                intent_services._end_operation(intent)
+                operations._end_operation(intent)
                 intent.amount_received = amount
                 intent.amount_capturable = 0
                 intent.save()
                 ledger_hooks.on_captured(intent=intent, amount=amount)
-                intent_services._emit(intent, "payment_intent.succeeded", previous)
+                common._emit(intent, "payment_intent.succeeded", previous)
                 return _applied(obj, "capture confirmed", _changes(obj, before, _snapshot(intent)))
             if intent.status == S.SUCCEEDED:
                 return _ignored(obj, "already applied: the intent is captured")
@@ -247,9 +248,9 @@ def _capture(connector_id: int, event: WebhookEvent) -> NotificationOutcome:
         if capturing:
             previous = {"status": intent.status}
             intent.capture_failed()
-            intent_services._end_operation(intent)
+            operations._end_operation(intent)
             intent.save()
-            intent_services._emit(intent, "payment_intent.capture_failed", previous)
+            common._emit(intent, "payment_intent.capture_failed", previous)
             return _applied(
                 obj,
                 f"capture failed at the PSP ({event.raw_code})",
@@ -287,9 +288,9 @@ def _revert_capture(
     )
     if not reverted:
         return _ignored(obj, "the intent changed meanwhile")
-    intent = intent_services._lock_intent(intent.pk)
+    intent = common._lock_intent(intent.pk)
     _ledger_capture_failed(intent, amount=previous["amount_received"])
-    intent_services._emit(intent, "payment_intent.capture_failed", previous)
+    common._emit(intent, "payment_intent.capture_failed", previous)
     audit_record(
         actor=ACTOR,
         action="payment_intent.capture_reverted",
@@ -364,7 +365,7 @@ def _cancellation(connector_id: int, event: WebhookEvent) -> NotificationOutcome
     if attempt.outcome == A.UNKNOWN:
         raise NotificationNotApplicableYet(f"the authorization {attempt.public_id} is unknown")
     with transaction.atomic():
-        intent = intent_services._lock_intent(attempt.intent_id)
+        intent = common._lock_intent(attempt.intent_id)
         before = _snapshot(intent)
         obj = intent.public_id
         if event.success:
@@ -374,7 +375,7 @@ def _cancellation(connector_id: int, event: WebhookEvent) -> NotificationOutcome
                 was_authorized = intent.status == S.REQUIRES_CAPTURE
                 # our own cancel in flight, or the PSP voided the authorization itself
                 ours = intent.pending_operation == "cancel"
-                intent_services._finish_cancel(
+                operations._finish_cancel(
                     intent, intent.cancellation_reason if ours else "automatic", ACTOR
                 )
                 if was_authorized:
@@ -390,7 +391,7 @@ def _cancellation(connector_id: int, event: WebhookEvent) -> NotificationOutcome
                 return _conflict(intent.pk, obj, "the PSP reports a captured payment canceled")
             return _ignored(obj, f"stale: the intent is {intent.status}")
         if intent.pending_operation == "cancel" and intent.status != S.CANCELED:
-            intent_services._end_operation(intent)
+            operations._end_operation(intent)
             intent.save()
             return _applied(
                 obj,

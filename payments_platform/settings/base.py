@@ -299,10 +299,10 @@ INQUIRY_BACKOFF_SECONDS = [5, 30, 120, 600, 3600, 6 * 3600, 24 * 3600]
 # How long an inquiry may re-send the original authorization (same idempotency key) is each
 # adapter's resend_window_seconds (Stripe 20 h of its 24 h, Adyen 30 of its 31 days).
 VAULT_CVC_TTL_SECONDS = env_int("VAULT_CVC_TTL_SECONDS", 600)
-# A capture, cancel or authorization whose PSP answer was not applied this long after it was
-# sent (longer than any connector's connect + read timeout) is resolved by the stalled-operation
-# sweep: re-sent with the same idempotency key, or handed to the attempt inquiries.
-PENDING_OPERATION_TIMEOUT_SECONDS = env_int("PENDING_OPERATION_TIMEOUT_SECONDS", 180)
+# A capture, cancel or authorization whose PSP answer was not applied this long after its
+# connector's own connect + read timeouts is resolved by the stalled-operation sweep: re-sent
+# with the same idempotency key, or handed to the attempt inquiries.
+PENDING_OPERATION_GRACE_SECONDS = env_int("PENDING_OPERATION_GRACE_SECONDS", 30)
 
 # Money audit (`manage.py money_audit`, nightly from beat; apps/money_audit). How long a
 # payment may stay processing, an attempt unknown or a refund pending, and an outbox row, a

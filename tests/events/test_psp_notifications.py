@@ -14,8 +14,8 @@ from apps.core.audit import Actor
 from apps.core.models import AuditLogEntry
 from apps.events import inbound
 from apps.events.models import InboundWebhook, OutboxEvent
-from apps.intents import services as intent_services
 from apps.intents.models import PaymentAttempt, PaymentIntent, Refund
+from apps.intents.services import confirm as confirm_services
 from apps.ledger import chart
 from apps.ledger import selectors as ledger_selectors
 from apps.ledger.models import JournalTransaction
@@ -62,16 +62,18 @@ def begin(api, tokenize, capture_method="automatic", amount=2000):
         format="json",
     ).json()
     intent = PaymentIntent.objects.get(public_id=created["id"])
-    planned = intent_services._confirm_begin(intent=intent, actor=ACTOR, payment_method=None)
+    planned = confirm_services._confirm_begin(intent=intent, actor=ACTOR, payment_method=None)
     return intent, PaymentAttempt.objects.get(pk=planned.attempt.pk)
 
 
 def answer(attempt, outcome=Outcome.APPROVED, psp_reference="pi_sync", **extra):
     """tx B: the synchronous PSP answer is stored."""
-    intent_services._confirm_apply(
-        attempt_id=attempt.pk,
+    attempt = PaymentAttempt.objects.select_related("intent__payment_method").get(pk=attempt.pk)
+    confirm_services._confirm_apply(
+        attempt=attempt,
         deadline=time.monotonic() + 30,
         result=PSPResult(outcome=outcome, psp_reference=psp_reference, **extra),
+        tried=frozenset({attempt.connector_id}),
     )
 
 

@@ -11,9 +11,11 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from apps.core.audit import Actor
 from apps.events.models import OutboxEvent
 from apps.intents import services
 from apps.intents.models import PaymentAttempt, PaymentIntent
+from apps.intents.services import confirm, operations
 from apps.ledger import selectors as ledger_selectors
 
 CAPTURE_FAILS = "4000009900000053"  # authorises; the capture is refused (Stripe: auth expired)
@@ -139,11 +141,11 @@ def test_a_capture_whose_process_died_is_finished_by_the_sweep(
     def killed(**kwargs):
         raise SystemExit("worker killed between the PSP's answer and tx B")
 
-    monkeypatch.setattr(services, "_capture_apply", killed)
+    monkeypatch.setattr(operations, "_capture_apply", killed)
     with pytest.raises(SystemExit):
         services.intent_capture(
             intent=PaymentIntent.objects.get(public_id=intent_id),
-            actor=services.Actor.system("tests"),
+            actor=Actor.system("tests"),
         )
     monkeypatch.undo()
     intent = PaymentIntent.objects.get(public_id=intent_id)
@@ -186,13 +188,13 @@ def test_a_cancel_whose_answer_was_lost_is_confirmed_by_the_sweep(
 
 
 def test_an_authorization_without_a_recorded_answer_is_inquired(
-    pay, sim, connector_names, stripe_connector, monkeypatch
+    pay, sim, connector_names, stripe_connector, monkeypatch, settings
 ):
     # the process died after the PSP charged and before tx B: the attempt stays pending
     def killed(**kwargs):
         raise SystemExit("worker killed")
 
-    monkeypatch.setattr(services, "_confirm_apply", killed)
+    monkeypatch.setattr(confirm, "_confirm_apply", killed)
     with pytest.raises(SystemExit):
         pay(amount=5100)
     monkeypatch.undo()
@@ -200,10 +202,15 @@ def test_an_authorization_without_a_recorded_answer_is_inquired(
     assert attempt.outcome == "pending" and attempt.intent.status == "processing"
 
     assert services.intents_resolve_stalled_operations() == 0  # too recent to be orphaned
+    # judged by its connector's own timeouts (2 s connect + 1.5 s read) plus the 30 s grace
+    due = timedelta(seconds=2 + 1.5 + settings.PENDING_OPERATION_GRACE_SECONDS)
+    started = attempt.started_at
     PaymentAttempt.objects.filter(pk=attempt.pk).update(
-        started_at=timezone.now() - timedelta(minutes=10)
+        started_at=timezone.now() - due + timedelta(seconds=2)
     )
-    services.intents_resolve_stalled_operations()
+    assert services.intents_resolve_stalled_operations() == 0  # its PSP call may still answer
+    PaymentAttempt.objects.filter(pk=attempt.pk).update(started_at=started - due)
+    assert services.intents_resolve_stalled_operations() == 1
     services.attempts_inquire_due()
 
     attempt.refresh_from_db()

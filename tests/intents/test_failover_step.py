@@ -1,7 +1,9 @@
-"""The failover step (tx B of a failed attempt that moves on to the next connector) runs as one
-SQL statement: it must write exactly what the locking path writes, owe and enqueue the outbox
-relay, and change nothing when the attempt or the intent moved meanwhile, leaving the decision
-to the locking path."""
+"""The failover step (tx B of a failed attempt that moves on to the next connector) is one SQL
+statement, the only implementation of failover: it writes the failed attempt's result, its
+outbox row and the next attempt, owes and enqueues the outbox relay, and changes nothing when
+the attempt or the intent moved meanwhile; tx B's explicit branches then decide (the attempt
+was answered: nothing to do; the intent is not processing this authorization as the step needs:
+the decline is recorded and the payment fails, never left processing)."""
 
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ from django.db import connection, transaction
 from apps.core.audit import Actor
 from apps.events import tasks as event_tasks
 from apps.events.models import Event, OutboxEvent
-from apps.intents import services as intent_services
 from apps.intents.models import PaymentAttempt, PaymentIntent
+from apps.intents.services import confirm as intent_services
 from apps.psp_adapters.contract import Outcome, PSPResult
 
 ACTOR = Actor.system("test")
@@ -41,11 +43,7 @@ def _begin(api, tokenize):
 def _apply(planned, result=OUTAGE):
     """tx B with the synchronous answer `result`, as intent_confirm calls it."""
     return intent_services._confirm_apply(
-        attempt_id=planned.attempt.pk,
-        result=result,
-        deadline=time.monotonic() + 30,
-        tried=planned.tried,
-        saved_attempt=planned.attempt,
+        attempt=planned.attempt, result=result, deadline=time.monotonic() + 30, tried=planned.tried
     )
 
 
@@ -109,29 +107,27 @@ def test_an_attempt_answered_meanwhile_is_not_failed_over(api, tokenize):
 
 
 @pytest.mark.django_db
-def test_an_intent_no_longer_processing_this_authorization_takes_the_locking_path(
-    api, tokenize, monkeypatch
-):
+def test_an_intent_no_longer_processing_this_authorization_is_not_built_on(api, tokenize):
     planned = _begin(api, tokenize)
     intent_id = planned.attempt.intent_id
-    # a state the statement must not build on (the locking path decides what it means)
+    # a state the failover step must not build on (nothing else may set it while the attempt
+    # is pending: a tampered row, say)
     PaymentIntent.objects.filter(pk=intent_id).update(next_action={"type": "redirect_to_url"})
-    general = []
-    real_plan = intent_services._plan_next_attempt
-    monkeypatch.setattr(
-        intent_services,
-        "_plan_next_attempt",
-        lambda *a, **k: general.append(1) or real_plan(*a, **k),
-    )
 
     outcome = _apply(planned)
 
-    assert general == [1]  # the statement wrote nothing; the locking path failed over
-    assert outcome.attempt.sequence == 2
+    # no second copy of the failover: the decline is recorded, the payment fails, and the
+    # intent is left in a state the merchant can move on from
+    assert isinstance(outcome, PaymentIntent)
     attempts = PaymentAttempt.objects.filter(intent_id=intent_id).order_by("sequence")
-    assert [a.outcome for a in attempts] == ["error", "pending"]
+    assert [a.outcome for a in attempts] == ["error"]
+    intent = PaymentIntent.objects.get(pk=intent_id)
+    assert (intent.status, intent.next_action) == ("requires_payment_method", None)
+    assert intent.last_payment_error["code"] == "psp_unavailable"
     assert OutboxEvent.objects.filter(object_id=planned.attempt.public_id).count() == 1
-    assert PaymentIntent.objects.get(pk=intent_id).next_action is None
+    assert OutboxEvent.objects.filter(
+        object_id=intent.public_id, event_type="payment_intent.payment_failed"
+    ).exists()
 
 
 @pytest.mark.django_db(transaction=True)

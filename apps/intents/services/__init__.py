@@ -1,0 +1,55 @@
+"""Checkout-plane services, one module per part of a payment's life:
+
+- `create`: a payment intent, validated before anything is written;
+- `confirm`: routing, the authorization through the connector gateway, failover (one SQL
+  statement, apps/intents/failover_statement.py), the result;
+- `inquiries`: unknown outcomes resolved by inquiry (never by a second charge), and the
+  authorization completed after 3-D Secure;
+- `operations`: capture and cancel, the sweep that resolves stalled ones, authorization expiry;
+- `refunds`: refunds, reserved first, sent with their own key, applied only forward;
+- `common`: the intent lock, the state error, the outbox record of every change.
+
+The public functions are importable from `apps.intents.services` as before."""
+
+from apps.intents.services.common import CANCELLATION_REASONS, REFUND_REASONS
+from apps.intents.services.confirm import intent_confirm
+from apps.intents.services.create import intent_create
+from apps.intents.services.inquiries import (
+    attempt_inquire,
+    attempts_inquire_due,
+    intent_refresh_action,
+    intent_return_from_action,
+)
+from apps.intents.services.operations import (
+    intent_cancel,
+    intent_capture,
+    intent_operation_inquire,
+    intents_expire_authorizations,
+    intents_resolve_stalled_operations,
+)
+from apps.intents.services.refunds import (
+    refund_apply_result,
+    refund_create,
+    refund_submit,
+    refunds_resubmit_pending,
+)
+
+__all__ = [
+    "CANCELLATION_REASONS",
+    "REFUND_REASONS",
+    "attempt_inquire",
+    "attempts_inquire_due",
+    "intent_cancel",
+    "intent_capture",
+    "intent_confirm",
+    "intent_create",
+    "intent_operation_inquire",
+    "intent_refresh_action",
+    "intent_return_from_action",
+    "intents_expire_authorizations",
+    "intents_resolve_stalled_operations",
+    "refund_apply_result",
+    "refund_create",
+    "refund_submit",
+    "refunds_resubmit_pending",
+]
