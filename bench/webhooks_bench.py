@@ -408,7 +408,7 @@ def publish_events(merchant, count: int, tag: str) -> float:
     from django.db import transaction
 
     from apps.events.models import OutboxEvent
-    from apps.events.services import _schedule_relay
+    from apps.events.services import outbox_relay_schedule
 
     rows = [
         OutboxEvent(
@@ -434,7 +434,7 @@ def publish_events(merchant, count: int, tag: str) -> float:
     ]
     with transaction.atomic():
         OutboxEvent.objects.bulk_create(rows)
-        _schedule_relay()  # exactly what outbox_record does: one relay task on commit
+        outbox_relay_schedule()  # exactly what outbox_record does: one relay task on commit
     return time.perf_counter()
 
 

@@ -18,22 +18,9 @@ from apps.core.audit import Actor
 from apps.core.errors import PlatformError
 from apps.psp_adapters.registry import connector_types
 
-CONNECTOR_FIELDS = (
-    "name",
-    "connector_type",
-    "endpoint",
-    "live_url_prefix",
-    "enabled",
-    "priority",
-    "supported_currencies",
-    "supported_brands",
-    "supported_countries",
-    "fee_schedule",
-    "authorization_window_days",
-    "settlement_delay_days",
-    "connect_timeout_ms",
-    "read_timeout_ms",
-)
+# the form edits the settings the services take, but the simulated account: the service gives a
+# simulator connector its own
+CONNECTOR_FIELDS = tuple(f for f in services.CONNECTOR_SETTINGS if f != "simulator_account")
 
 
 def _field_for(param: str | None, fields) -> str | None:

@@ -45,8 +45,9 @@ def dead_delivery(merchant, receiver, endpoint, settings):
 def test_ops_sees_dead_letters_with_attempts_and_replays_them(
     client, merchant, receiver, dead_delivery, monkeypatch, django_capture_on_commit_callbacks
 ):
+    # patched where the replay services look it up
     monkeypatch.setattr(
-        "apps.events.services.enqueue_deliveries",
+        "apps.events.services.deliveries.enqueue_deliveries",
         lambda delivery_ids, **kw: services.webhook_deliveries_deliver(delivery_ids=delivery_ids),
     )
     client.force_login(staff("ops", merchant))

@@ -9,7 +9,8 @@ from django.db.models import ProtectedError
 from apps.ledger import chart
 from apps.ledger.chart import Leg
 from apps.ledger.models import JournalTransaction, LedgerAccount, LedgerEntry
-from apps.ledger.services import _execute, _Journal, ledger_accounts_open, ledger_post
+from apps.ledger.services import ledger_accounts_open, ledger_post
+from apps.ledger.services.engine import _execute, _Journal
 from tests.ledger.support import LEDGER_DB, RECEIVABLE, hold, row_counts
 
 pytestmark = LEDGER_DB

@@ -1,20 +1,14 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from apps.core.api.pagination import ListQuerySerializer
 from apps.core.api.serializers import MetadataField, StrictSerializer, TimestampField
 from apps.events.models import WebhookDelivery
-
-
-class _ListQuerySerializer(serializers.Serializer):
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=100)
-    starting_after = serializers.CharField(required=False, max_length=80)
-    ending_before = serializers.CharField(required=False, max_length=80)
-
 
 # --------------------------------------------------------------------------- events
 
 
-class EventListQuerySerializer(_ListQuerySerializer):
+class EventListQuerySerializer(ListQuerySerializer):
     type = serializers.CharField(
         required=False,
         max_length=80,
@@ -64,7 +58,7 @@ class EventListOutputSerializer(serializers.Serializer):
 # --------------------------------------------------------------------------- endpoints
 
 
-class WebhookEndpointListQuerySerializer(_ListQuerySerializer):
+class WebhookEndpointListQuerySerializer(ListQuerySerializer):
     pass
 
 
@@ -156,7 +150,7 @@ class WebhookEndpointReplayOutputSerializer(serializers.Serializer):
 # --------------------------------------------------------------------------- deliveries
 
 
-class WebhookDeliveryListQuerySerializer(_ListQuerySerializer):
+class WebhookDeliveryListQuerySerializer(ListQuerySerializer):
     status = serializers.ChoiceField(choices=WebhookDelivery.Status.values, required=False)
 
 

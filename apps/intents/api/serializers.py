@@ -1,6 +1,7 @@
 from django.conf import settings
 from rest_framework import serializers
 
+from apps.core.api.pagination import ListQuerySerializer
 from apps.core.api.serializers import (
     CURRENCY_SCHEMA,
     MetadataField,
@@ -70,10 +71,7 @@ class PaymentIntentCancelInputSerializer(StrictSerializer):
     cancellation_reason = serializers.CharField(required=False, max_length=40)
 
 
-class PaymentIntentListQuerySerializer(serializers.Serializer):
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=100)
-    starting_after = serializers.CharField(required=False, max_length=80)
-    ending_before = serializers.CharField(required=False, max_length=80)
+class PaymentIntentListQuerySerializer(ListQuerySerializer):
     status = serializers.ChoiceField(choices=IntentStatus.values, required=False)
     order_id = serializers.CharField(required=False, max_length=100)
     created_gte = TimestampField(required=False, help_text="created[gte]: unix seconds")
@@ -157,10 +155,7 @@ class RefundCreateInputSerializer(StrictSerializer):
     metadata = MetadataField(required=False)
 
 
-class RefundListQuerySerializer(serializers.Serializer):
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=100)
-    starting_after = serializers.CharField(required=False, max_length=80)
-    ending_before = serializers.CharField(required=False, max_length=80)
+class RefundListQuerySerializer(ListQuerySerializer):
     payment_intent = serializers.CharField(required=False, max_length=40)
 
 
