@@ -298,7 +298,7 @@ class _TimedAdapters:
     def install_routing_timers(self):
         """Times what the confirm path spends in routing code (decisions, limits, breaker and
         health bookkeeping; the PSP call inside the breaker is subtracted)."""
-        from apps.connectors import gateway, services
+        from apps.connectors import gateway
         from apps.routing import selectors
 
         timer = self
@@ -321,7 +321,6 @@ class _TimedAdapters:
 
         timed(selectors, "route_for_payment")
         timed(selectors, "confirm_limits")
-        timed(services, "connector_health_record")
         timed(gateway, "authorize", psp_inside=True)
 
     def install(self):
