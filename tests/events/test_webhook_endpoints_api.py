@@ -6,16 +6,14 @@ import pytest
 from rest_framework.test import APIClient
 
 from apps.events.models import WebhookEndpoint
-from apps.merchants import services as merchant_services
+from tests.factories import ApiKeyFactory
 
 
 @pytest.fixture
-def live_api(merchant, system_actor) -> APIClient:
-    merchant.live_enabled = True
+def live_api(merchant) -> APIClient:
+    merchant.live_enabled = True  # switched on by staff once onboarded
     merchant.save()
-    key = merchant_services.api_key_create(
-        merchant=merchant, kind="secret", livemode=True, actor=system_actor
-    ).raw_key
+    key = ApiKeyFactory(merchant=merchant, livemode=True).raw_key
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     return client
