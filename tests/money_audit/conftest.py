@@ -18,6 +18,7 @@ from tests.intents.conftest import (  # noqa: F401  (fixtures)
     connector_names,
     connectors,
     pay,
+    platform_simulator,
     sim,
     simulator_url,
     stripe_connector,
