@@ -10,7 +10,7 @@ from django.db.backends.postgresql.operations import DatabaseOperations
 from rest_framework.test import APIClient
 
 from apps.core.audit import Actor
-from apps.merchants import services as merchant_services
+from tests.factories import ApiKeyFactory, MerchantFactory
 
 # Append-only tables (audit log, ledger) refuse TRUNCATE by trigger. Transactional tests flush the
 # database between tests with TRUNCATE, so only the test flush runs with triggers off
@@ -46,29 +46,23 @@ def system_actor() -> Actor:
 
 
 @pytest.fixture
-def merchant(db, system_actor):
-    return merchant_services.merchant_create(
-        name="Test Shop", email="shop@example.com", actor=system_actor
-    )
+def merchant(db):
+    return MerchantFactory(name="Test Shop", email="shop@example.com")
 
 
 @pytest.fixture
-def other_merchant(db, system_actor):
-    return merchant_services.merchant_create(name="Other Shop", actor=system_actor)
+def other_merchant(db):
+    return MerchantFactory(name="Other Shop", email="")
 
 
 @pytest.fixture
-def secret_key(merchant, system_actor) -> str:
-    return merchant_services.api_key_create(
-        merchant=merchant, kind="secret", livemode=False, actor=system_actor
-    ).raw_key
+def secret_key(merchant) -> str:
+    return ApiKeyFactory(merchant=merchant, kind="secret").raw_key
 
 
 @pytest.fixture
-def publishable_key(merchant, system_actor) -> str:
-    return merchant_services.api_key_create(
-        merchant=merchant, kind="publishable", livemode=False, actor=system_actor
-    ).raw_key
+def publishable_key(merchant) -> str:
+    return ApiKeyFactory(merchant=merchant, kind="publishable").raw_key
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ proved by a real local listener that records every TCP connection it gets: none.
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
-from guardian.shortcuts import assign_perm
 from rest_framework.test import APIClient
 
 from apps.connectors import endpoints, gateway, services
@@ -17,12 +15,16 @@ from apps.connectors.endpoints import EndpointRefused
 from apps.connectors.models import Connector
 from apps.core.models import AuditLogEntry
 from apps.intents.models import PaymentAttempt, PaymentIntent
-from apps.merchants import services as merchant_services
-from tests.intents.conftest import ADYEN_CREDENTIALS, STRIPE_CREDENTIALS
+from tests.factories import (
+    ADYEN_LIVE_URL_PREFIX,
+    CREDENTIALS,
+    ApiKeyFactory,
+    ConnectorFactory,
+    StaffUserFactory,
+)
 from tests.support.listener import ConnectionRecorder
 
-CREDENTIALS = {"stripe": STRIPE_CREDENTIALS, "adyen": ADYEN_CREDENTIALS}
-LIVE_PREFIX = "1797a841fbb37ca7-AdyenDemo"
+LIVE_PREFIX = ADYEN_LIVE_URL_PREFIX
 TYPES_AND_MODES = [
     pytest.param("stripe", False, id="stripe-test"),
     pytest.param("stripe", True, id="stripe-live"),
@@ -39,25 +41,19 @@ def listener():
 
 
 @pytest.fixture
-def live_api(merchant, system_actor) -> APIClient:
-    merchant.live_enabled = True
+def live_api(merchant) -> APIClient:
+    merchant.live_enabled = True  # switched on by staff once onboarded
     merchant.save(update_fields=["live_enabled"])
-    key = merchant_services.api_key_create(
-        merchant=merchant, kind="secret", livemode=True, actor=system_actor
-    ).raw_key
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    client.credentials(
+        HTTP_AUTHORIZATION=f"Bearer {ApiKeyFactory(merchant=merchant, livemode=True).raw_key}"
+    )
     return client
 
 
 @pytest.fixture
 def ops(staff_roles, merchant):
-    from django.contrib.auth.models import Group
-
-    user = User.objects.create_user("ops", password="pw", is_staff=True)
-    user.groups.add(Group.objects.get(name="ops"))
-    assign_perm("merchants.serve_merchant", user, merchant)
-    return user
+    return StaffUserFactory(role="ops", serves=[merchant])
 
 
 def _valid(connector_type: str, livemode: bool) -> dict:
@@ -116,16 +112,12 @@ def test_the_api_refuses_every_way_to_name_where_card_data_goes_at_creation(
 
 @pytest.mark.parametrize(("connector_type", "livemode"), TYPES_AND_MODES)
 def test_the_api_refuses_every_way_to_name_where_card_data_goes_at_update(
-    api, live_api, listener, merchant, system_actor, platform_simulator, connector_type, livemode
+    api, live_api, listener, merchant, platform_simulator, connector_type, livemode
 ):
-    fields = _valid(connector_type, livemode)
-    connector = services.connector_create(
-        merchant=merchant,
-        livemode=livemode,
-        actor=system_actor,
-        endpoint="production" if livemode else "simulator",
-        **fields,
+    connector = ConnectorFactory(
+        merchant=merchant, livemode=livemode, connector_type=connector_type
     )
+    assert connector.endpoint == ("production" if livemode else "simulator")
     before = _row(connector)
     client = live_api if livemode else api
     for attempt, param in _exfiltration_attempts(listener):
@@ -145,14 +137,10 @@ def test_the_api_refuses_every_way_to_name_where_card_data_goes_at_update(
 
 @pytest.mark.parametrize("connector_type", ["stripe", "adyen"])
 def test_after_refused_updates_a_payment_still_goes_only_to_the_platforms_endpoint(
-    api, pay, sim, listener, merchant, system_actor, platform_simulator, connector_type
+    api, pay, sim, listener, merchant, platform_simulator, connector_type
 ):
-    connector = services.connector_create(
-        merchant=merchant,
-        livemode=False,
-        actor=system_actor,
-        endpoint="simulator",
-        **_valid(connector_type, False),
+    connector = ConnectorFactory(
+        merchant=merchant, connector_type=connector_type, supported_currencies=["eur"]
     )
     for attempt, _ in _exfiltration_attempts(listener):
         api.post(f"/v1/connectors/{connector.public_id}", attempt, format="json")
@@ -205,7 +193,7 @@ def _admin_form(merchant, connector_type: str, livemode: bool, **fields) -> dict
 
 @pytest.mark.parametrize(("connector_type", "livemode"), TYPES_AND_MODES)
 def test_the_admin_offers_only_the_platforms_endpoints_never_a_url(
-    client, ops, merchant, system_actor, listener, platform_simulator, connector_type, livemode
+    client, ops, merchant, listener, platform_simulator, connector_type, livemode
 ):
     client.force_login(ops)
     add = client.get("/admin/connectors/connector/add/")
@@ -232,11 +220,9 @@ def test_the_admin_offers_only_the_platforms_endpoints_never_a_url(
         assert response.context["adminform"].form.errors[field], (field, value)
     assert not Connector.objects.exists()
 
-    connector = services.connector_create(
-        merchant=merchant,
-        livemode=livemode,
-        actor=system_actor,
-        **_valid(connector_type, livemode),
+    # the mode's default endpoint (test mode: the PSP's test host)
+    connector = ConnectorFactory(
+        merchant=merchant, livemode=livemode, connector_type=connector_type, endpoint=None
     )
     before = _row(connector)
     page = client.get(f"/admin/connectors/connector/{connector.pk}/change/")
@@ -367,11 +353,9 @@ def test_capture_and_cancel_on_a_tampered_connector_send_nothing_and_leave_the_i
     ],
 )
 def test_a_tampered_live_connector_is_refused_at_call_time(
-    merchant, system_actor, listener, platform_simulator, connector_type, tampering
+    merchant, listener, platform_simulator, connector_type, tampering
 ):
-    connector = services.connector_create(
-        merchant=merchant, livemode=True, actor=system_actor, **_valid(connector_type, True)
-    )
+    connector = ConnectorFactory(merchant=merchant, livemode=True, connector_type=connector_type)
     _tamper(connector, **{k: v.format(port=listener.port) for k, v in tampering.items()})
     with pytest.raises(EndpointRefused) as refused:
         services.connector_config(connector)

@@ -9,7 +9,6 @@ from contextlib import contextmanager
 
 import psycopg
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.handlers.exception import convert_exception_to_response
 from django.db import OperationalError, connection
 from django.http import HttpResponse
@@ -18,6 +17,7 @@ from rest_framework.test import APIClient
 
 from apps.core.middleware import DatabaseUnavailableMiddleware
 from apps.merchants.models import Merchant
+from tests.factories import StaffUserFactory
 
 CARD = {"type": "card", "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2034}}
 
@@ -108,8 +108,7 @@ def test_refused_connections_are_a_503_on_every_endpoint(
 @pytest.mark.django_db(transaction=True)
 @override_settings(DEBUG=True)
 def test_admin_shows_a_short_page_not_a_debug_page(client, recover):
-    staff = get_user_model().objects.create_superuser("root", password="pw")
-    client.force_login(staff)
+    client.force_login(StaffUserFactory(superuser=True))
     client.raise_request_exception = False
     _terminate_own_backend()
 

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from apps.events.models import WebhookEndpoint
 from apps.merchants import services as merchant_services
 from apps.merchants.models import Merchant
-from apps.routing import services as routing_services
+from tests.factories import RoutingProfileFactory, WebhookEndpointFactory
 from tests.intents.conftest import (  # noqa: F401  (fixtures)
     connector_names,
     platform_simulator,
@@ -98,16 +98,8 @@ def test_webhook_replay_since_out_of_range(api):
 
 
 @pytest.fixture
-def profile(merchant, system_actor, stripe_connector):  # noqa: F811
-    strategy = {"type": "priority", "connectors": [stripe_connector.public_id]}
-    return routing_services.routing_profile_create(
-        merchant=merchant,
-        livemode=False,
-        actor=system_actor,
-        name="p",
-        rules=[{"name": "all", "strategy": strategy}],
-        fallback=None,
-    )
+def profile(merchant, stripe_connector):  # noqa: F811
+    return RoutingProfileFactory(merchant=merchant, connectors=[stripe_connector])
 
 
 @pytest.mark.parametrize(
@@ -149,16 +141,8 @@ LISTS = [
 
 
 @pytest.fixture
-def other_merchants_endpoint(other_merchant, system_actor):
-    from apps.events import services as event_services
-
-    return event_services.webhook_endpoint_create(
-        merchant=other_merchant,
-        livemode=False,
-        actor=system_actor,
-        url="https://example.com/other",
-        enabled_events=["*"],
-    ).endpoint
+def other_merchants_endpoint(other_merchant):
+    return WebhookEndpointFactory(merchant=other_merchant, url="https://example.com/other")
 
 
 @pytest.mark.parametrize("url", LISTS)

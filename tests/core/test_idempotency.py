@@ -11,6 +11,7 @@ from apps.core.idempotency import idempotency_purge_expired
 from apps.core.models import AuditLogEntry, IdempotencyRecord
 from apps.core.tasks import purge_expired_idempotency_records
 from apps.merchants import services as merchant_services
+from tests.factories import ApiKeyFactory
 
 
 def post(api, body, key, path="/v1/account"):
@@ -50,11 +51,9 @@ def test_same_parameters_in_another_order_are_the_same_request(api):
     assert again["Idempotent-Replayed"] == "true"
 
 
-def test_keys_are_scoped_by_merchant(api, other_merchant, system_actor):
+def test_keys_are_scoped_by_merchant(api, other_merchant):
     post(api, {"name": "A"}, "shared-key")
-    other_key = merchant_services.api_key_create(
-        merchant=other_merchant, kind="secret", livemode=False, actor=system_actor
-    ).raw_key
+    other_key = ApiKeyFactory(merchant=other_merchant).raw_key
     other = APIClient()
     other.credentials(HTTP_AUTHORIZATION=f"Bearer {other_key}")
     response = post(other, {"name": "B"}, "shared-key")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from apps.events import relay, services, tasks
+from apps.events import relay, tasks
 from apps.events.models import WebhookEndpoint
+from apps.events.services import IssuedEndpoint
+from tests.factories import WebhookEndpointFactory
 from tests.intents.conftest import (  # noqa: F401  (fixtures)
     Simulator,
     adyen_connector,
@@ -39,16 +41,18 @@ def receiver():
 
 
 @pytest.fixture
-def make_endpoint(merchant, system_actor):
-    def make(url: str, enabled_events=("*",), livemode: bool = False, **extra):
-        return services.webhook_endpoint_create(
+def make_endpoint(merchant):
+    """An endpoint of the merchant, as the service issues it: `.endpoint` and its `.secret`."""
+
+    def make(url: str, enabled_events=("*",), livemode: bool = False, **extra) -> IssuedEndpoint:
+        endpoint = WebhookEndpointFactory(
             merchant=merchant,
             livemode=livemode,
             url=url,
             enabled_events=list(enabled_events),
-            actor=system_actor,
             **extra,
         )
+        return IssuedEndpoint(endpoint=endpoint, secret=endpoint.secret)
 
     return make
 

@@ -4,23 +4,18 @@ changed, the dead letters of both directions, and replay/reprocess behind a perm
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
-from guardian.shortcuts import assign_perm
 
 from apps.events import inbound, relay, services
 from apps.events.models import InboundWebhook, WebhookDelivery
 from apps.events.services import outbox_record
 from tests.events.psp_payloads import stripe_event, stripe_pi, stripe_request
+from tests.factories import StaffUserFactory
 
 pytestmark = pytest.mark.usefixtures("staff_roles")
 
 
 def staff(role, merchant):
-    user = get_user_model().objects.create_user(f"{role}-user", password="pw", is_staff=True)
-    user.groups.add(Group.objects.get(name=role))
-    assign_perm("merchants.serve_merchant", user, merchant)
-    return user
+    return StaffUserFactory(role=role, serves=[merchant])
 
 
 @pytest.fixture

@@ -12,13 +12,12 @@ from collections import Counter
 import pytest
 from standardwebhooks import Webhook
 
-from apps.connectors import services as connector_services
 from apps.demo import services as demo_services
 from apps.events import catalog, tasks
 from apps.events.models import Event, InboundWebhook, OutboxEvent, WebhookDelivery
 from apps.intents.models import PaymentIntent, Refund
 from apps.psp_simulator.control_client import SimulatorControl
-from tests.intents.conftest import ADYEN_CREDENTIALS, STRIPE_CREDENTIALS
+from tests.factories import ConnectorFactory
 from tests.support.celery_worker import running_worker
 from tests.support.webhook_receiver import WebhookReceiver
 
@@ -66,33 +65,24 @@ def wait_until(condition, timeout: float, what: str) -> None:
 
 
 def test_webhooks_both_ways_with_duplication_and_reordering(
-    api, merchant, system_actor, simulator_url, platform_simulator, live_server, make_endpoint
+    api, merchant, simulator_url, platform_simulator, live_server, make_endpoint
 ):
     suffix = uuid.uuid4().hex[:8]
-    stripe = connector_services.connector_create(
+    stripe = ConnectorFactory(
         merchant=merchant,
-        livemode=False,
         name=f"e2e-stripe-{suffix}",
-        connector_type="stripe",
-        endpoint="simulator",
         simulator_account=f"e2e-stripe-{suffix}",
-        credentials=STRIPE_CREDENTIALS,
         supported_currencies=["eur"],
         priority=1,
-        actor=system_actor,
         read_timeout_ms=5000,
     )
-    adyen = connector_services.connector_create(
+    adyen = ConnectorFactory(
+        adyen=True,
         merchant=merchant,
-        livemode=False,
         name=f"e2e-adyen-{suffix}",
-        connector_type="adyen",
-        endpoint="simulator",
         simulator_account=f"e2e-adyen-{suffix}",
-        credentials=ADYEN_CREDENTIALS,
         supported_currencies=["usd"],
         priority=2,
-        actor=system_actor,
         read_timeout_ms=5000,
     )
     control = SimulatorControl(simulator_url)

@@ -27,6 +27,7 @@ from tests.events.psp_payloads import (
     stripe_pi,
     stripe_request,
 )
+from tests.factories import PaymentIntentFactory
 
 ACTOR = Actor.system("tests")
 
@@ -49,19 +50,9 @@ def later(seconds: float):
     return time_machine.travel(timezone.now() + timedelta(seconds=seconds))
 
 
-def begin(api, tokenize, capture_method="automatic", amount=2000):
+def begin(merchant, capture_method="automatic", amount=2000):
     """tx A of a confirm: the attempt exists, pending; the PSP has not answered yet."""
-    created = api.post(
-        "/v1/payment_intents",
-        {
-            "amount": amount,
-            "currency": "eur",
-            "capture_method": capture_method,
-            "payment_method": tokenize(),
-        },
-        format="json",
-    ).json()
-    intent = PaymentIntent.objects.get(public_id=created["id"])
+    intent = PaymentIntentFactory(merchant=merchant, capture_method=capture_method, amount=amount)
     planned = confirm_services._confirm_begin(intent=intent, actor=ACTOR, payment_method=None)
     return intent, PaymentAttempt.objects.get(pk=planned.attempt.pk)
 
@@ -83,9 +74,9 @@ def events_of(intent, event_type):
 
 @pytest.mark.usefixtures("stripe_connector", "enqueued")
 def test_an_authorization_before_the_synchronous_answer_waits_then_applies_once(
-    client, api, tokenize, stripe_connector
+    client, merchant, stripe_connector
 ):
-    intent, attempt = begin(api, tokenize)
+    intent, attempt = begin(merchant)
     body, headers = stripe_request(
         stripe_event("payment_intent.succeeded", stripe_pi("pi_sync", attempt_id=attempt.public_id))
     )
@@ -126,9 +117,9 @@ def test_an_authorization_before_the_synchronous_answer_waits_then_applies_once(
     ],
 )
 def test_an_unknown_outcome_is_resolved_by_the_notification(
-    client, api, tokenize, stripe_connector, event_type, extra, status, attempt_outcome
+    client, merchant, stripe_connector, event_type, extra, status, attempt_outcome
 ):
-    intent, attempt = begin(api, tokenize)
+    intent, attempt = begin(merchant)
     answer(attempt, Outcome.UNKNOWN, psp_reference="")  # the answer was lost
     assert PaymentAttempt.objects.get(pk=attempt.pk).outcome == "unknown"
     pi = stripe_pi("pi_lost", attempt_id=attempt.public_id) | extra
@@ -150,9 +141,9 @@ def test_an_unknown_outcome_is_resolved_by_the_notification(
 
 @pytest.mark.usefixtures("adyen_connector", "enqueued")
 def test_capture_and_authorization_notifications_before_the_authorization_answer(
-    client, api, tokenize, adyen_connector
+    client, merchant, adyen_connector
 ):
-    intent, attempt = begin(api, tokenize)
+    intent, attempt = begin(merchant)
     capture = adyen_request(
         adyen_item("CAPTURE", psp_reference="CAPREF0001", original_reference="PSPX00000001")
     )
@@ -180,9 +171,9 @@ def test_capture_and_authorization_notifications_before_the_authorization_answer
 
 @pytest.mark.usefixtures("adyen_connector", "enqueued")
 def test_an_adyen_capture_confirmed_before_its_received_answer_completes_the_capture(
-    client, api, tokenize, adyen_connector
+    client, merchant, adyen_connector
 ):
-    intent, attempt = begin(api, tokenize, capture_method="manual")
+    intent, attempt = begin(merchant, capture_method="manual")
     answer(attempt, psp_reference="PSPX00000002")
     # tx A of intent_capture: capture requested, the "received" answer not applied yet
     PaymentIntent.objects.filter(pk=intent.pk).update(
@@ -390,9 +381,9 @@ def test_stale_and_repeated_notifications_are_recorded_and_ignored(
 
 @pytest.mark.usefixtures("stripe_connector", "enqueued")
 def test_authorized_at_the_psp_after_a_recorded_decline_is_a_conflict_for_ops(
-    client, api, tokenize, stripe_connector
+    client, merchant, stripe_connector
 ):
-    intent, attempt = begin(api, tokenize)
+    intent, attempt = begin(merchant)
     answer(attempt, Outcome.HARD_DECLINE, decline_code="stolen_card")
     body, headers = stripe_request(
         stripe_event("payment_intent.succeeded", stripe_pi("pi_sync", attempt_id=attempt.public_id))
@@ -405,10 +396,10 @@ def test_authorized_at_the_psp_after_a_recorded_decline_is_a_conflict_for_ops(
 
 @pytest.mark.usefixtures("stripe_connector", "enqueued")
 def test_waiting_is_bounded_then_dead_lettered_and_reprocessable(
-    client, api, tokenize, stripe_connector, settings
+    client, merchant, stripe_connector, settings
 ):
     settings.PSP_WEBHOOK_RETRY_SECONDS = [1, 1]
-    _intent, attempt = begin(api, tokenize)
+    _intent, attempt = begin(merchant)
     body, headers = stripe_request(
         stripe_event("payment_intent.succeeded", stripe_pi("pi_sync", attempt_id=attempt.public_id))
     )

@@ -22,6 +22,7 @@ from tests.events.psp_payloads import (
     stripe_pi,
     stripe_request,
 )
+from tests.factories import ConnectorFactory
 
 
 def post(client, connector, body: bytes, **headers):
@@ -76,21 +77,10 @@ def test_a_duplicate_is_acknowledged_and_ignored(client, stripe_connector, enque
 
 
 def test_the_same_event_id_on_another_connector_is_not_a_duplicate(
-    client, stripe_connector, adyen_connector, enqueued, merchant, system_actor, simulator_url
+    client, stripe_connector, adyen_connector, enqueued, merchant, simulator_url
 ):
-    from apps.connectors import services as connector_services
-    from tests.intents.conftest import STRIPE_CREDENTIALS
-
-    second = connector_services.connector_create(
-        merchant=merchant,
-        livemode=False,
-        name="stripe-two",
-        connector_type="stripe",
-        endpoint="simulator",
-        simulator_account="two",
-        credentials=STRIPE_CREDENTIALS,
-        supported_currencies=["eur"],
-        actor=system_actor,
+    second = ConnectorFactory(
+        merchant=merchant, name="stripe-two", simulator_account="two", supported_currencies=["eur"]
     )
     event = stripe_event("payment_intent.succeeded", stripe_pi("pi_1", attempt_id="pa_1"))
     for connector in (stripe_connector, second):

@@ -22,6 +22,7 @@ from apps.events.models import (
     WebhookEndpoint,
 )
 from apps.events.services import outbox_record
+from tests.factories import WebhookEndpointFactory
 from tests.support.webhook_receiver import WebhookReceiver
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -257,20 +258,16 @@ def test_a_deleted_endpoint_gets_nothing_more(merchant, receiver, endpoint, syst
     assert receiver.received == []
 
 
-def test_live_mode_checks_the_address_again_at_delivery_time(merchant, system_actor, monkeypatch):
+def test_live_mode_checks_the_address_again_at_delivery_time(merchant, monkeypatch):
     answers = {"ip": "93.184.215.14"}
 
     def fake_getaddrinfo(host, port, *args, **kwargs):
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers["ip"], port))]
 
     monkeypatch.setattr(url_safety.socket, "getaddrinfo", fake_getaddrinfo)
-    live = services.webhook_endpoint_create(
-        merchant=merchant,
-        livemode=True,
-        url="https://hooks.example.com/pay",
-        enabled_events=["*"],
-        actor=system_actor,
-    ).endpoint
+    live = WebhookEndpointFactory(
+        merchant=merchant, livemode=True, url="https://hooks.example.com/pay"
+    )
     answers["ip"] = "10.0.0.5"  # DNS now points inside our network
     record(merchant, livemode=True)
     relay.outbox_relay()

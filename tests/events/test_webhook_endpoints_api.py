@@ -6,16 +6,14 @@ import pytest
 from rest_framework.test import APIClient
 
 from apps.events.models import WebhookEndpoint
-from apps.merchants import services as merchant_services
+from tests.factories import ApiKeyFactory, WebhookEndpointFactory
 
 
 @pytest.fixture
-def live_api(merchant, system_actor) -> APIClient:
-    merchant.live_enabled = True
+def live_api(merchant) -> APIClient:
+    merchant.live_enabled = True  # switched on by staff once onboarded
     merchant.save()
-    key = merchant_services.api_key_create(
-        merchant=merchant, kind="secret", livemode=True, actor=system_actor
-    ).raw_key
+    key = ApiKeyFactory(merchant=merchant, livemode=True).raw_key
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     return client
@@ -95,16 +93,8 @@ def test_roll_secret_returns_a_new_secret(api):
     assert bad.json()["error"]["param"] == "expires_in"
 
 
-def test_endpoints_are_scoped_to_the_merchant(api, other_merchant, system_actor):
-    from apps.events.services import webhook_endpoint_create
-
-    theirs = webhook_endpoint_create(
-        merchant=other_merchant,
-        livemode=False,
-        url="https://other.example.com/h",
-        enabled_events=["*"],
-        actor=system_actor,
-    ).endpoint
+def test_endpoints_are_scoped_to_the_merchant(api, other_merchant):
+    theirs = WebhookEndpointFactory(merchant=other_merchant, url="https://other.example.com/h")
     assert api.get(f"/v1/webhook_endpoints/{theirs.public_id}").status_code == 404
     assert (
         api.post(

@@ -7,15 +7,13 @@ import uuid
 import pytest
 import requests
 
-from apps.connectors import services as connector_services
+from tests.factories import (  # noqa: F401  (the credentials, imported from here by others)
+    ADYEN_CREDENTIALS,
+    STRIPE_CREDENTIALS,
+    ConnectorFactory,
+    PaymentMethodFactory,
+)
 from tests.support.simulator import start_simulator
-
-STRIPE_CREDENTIALS = {"api_key": "sk_test_simulator_stripe", "webhook_secret": "whsec_simstripe"}
-ADYEN_CREDENTIALS = {
-    "api_key": "AQE_simulator_adyen",
-    "merchant_account": "DemoShopECOM",
-    "hmac_key": "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056",
-}
 
 
 @pytest.fixture(scope="session")
@@ -66,36 +64,27 @@ def platform_simulator(settings, simulator_url) -> str:
 
 
 @pytest.fixture
-def stripe_connector(merchant, system_actor, platform_simulator, connector_names):
-    return connector_services.connector_create(
+def stripe_connector(merchant, platform_simulator, connector_names):
+    return ConnectorFactory(
         merchant=merchant,
-        livemode=False,
         name=connector_names["stripe"],
-        connector_type="stripe",
-        endpoint="simulator",
         simulator_account=connector_names["stripe"],
-        credentials=STRIPE_CREDENTIALS,
         supported_currencies=["eur", "usd", "jpy"],
         priority=1,
-        actor=system_actor,
         read_timeout_ms=1500,
         fee_schedule=[{"brand": "*", "fixed": 25, "percent_bps": 140}],
     )
 
 
 @pytest.fixture
-def adyen_connector(merchant, system_actor, platform_simulator, connector_names):
-    return connector_services.connector_create(
+def adyen_connector(merchant, platform_simulator, connector_names):
+    return ConnectorFactory(
+        adyen=True,
         merchant=merchant,
-        livemode=False,
         name=connector_names["adyen"],
-        connector_type="adyen",
-        endpoint="simulator",
         simulator_account=connector_names["adyen"],
-        credentials=ADYEN_CREDENTIALS,
         supported_currencies=["eur", "usd"],
         priority=2,
-        actor=system_actor,
         read_timeout_ms=1500,
         fee_schedule=[{"brand": "*", "fixed": 10, "percent_bps": 160}],
     )
@@ -107,19 +96,11 @@ def connectors(stripe_connector, adyen_connector):
 
 
 @pytest.fixture
-def tokenize(api):
+def tokenize(merchant):
+    """Tokenizes a card for the merchant (test mode); returns its pm_… id."""
+
     def make(number: str = "4242424242424242", cvc: str = "123") -> str:
-        response = api.post(
-            "/v1/payment_methods",
-            {
-                "type": "card",
-                "card": {"number": number, "exp_month": 12, "exp_year": 2034, "cvc": cvc},
-                "billing_details": {"name": "Jane Doe", "email": "jane@example.com"},
-            },
-            format="json",
-        )
-        assert response.status_code == 201, response.content
-        return response.json()["id"]
+        return PaymentMethodFactory(merchant=merchant, number=number, cvc=cvc).public_id
 
     return make
 

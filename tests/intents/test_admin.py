@@ -1,28 +1,25 @@
 """Support finds a payment by any id; money-moving actions need their own permission."""
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
-from guardian.shortcuts import assign_perm
 
-from apps.intents.models import PaymentIntent, Refund
+from apps.intents.models import Refund
+from tests.factories import PaymentIntentFactory, RefundFactory, StaffUserFactory
 
 pytestmark = pytest.mark.usefixtures("connectors")
 
 
-def _staff(role, merchant, username=None):
-    user = get_user_model().objects.create_user(
-        username or f"{role}-user", password="pw", is_staff=True
-    )
-    user.groups.add(Group.objects.get(name=role))
-    assign_perm("merchants.serve_merchant", user, merchant)
-    return user
+def _staff(role, merchant):
+    return StaffUserFactory(role=role, serves=[merchant])
 
 
 @pytest.fixture
-def paid(pay):
-    return PaymentIntent.objects.get(
-        public_id=pay(order_id="ord-9", customer_email="c@x.io", amount=2500).json()["id"]
+def paid(merchant):
+    return PaymentIntentFactory(
+        merchant=merchant,
+        status="succeeded",
+        order_id="ord-9",
+        customer_email="c@x.io",
+        amount=2500,
     )
 
 
@@ -41,15 +38,15 @@ def paid(pay):
         "payment_method",
     ],
 )
-def test_support_finds_a_payment_by_any_id(client, staff_roles, merchant, paid, api, pay, field):
-    other = PaymentIntent.objects.get(  # another payment, never in the results
-        public_id=pay(order_id="ord-10", customer_email="d@x.io", number="5555555555554444").json()[
-            "id"
-        ]
+def test_support_finds_a_payment_by_any_id(client, staff_roles, merchant, paid, field):
+    other = PaymentIntentFactory(  # another payment, never in the results
+        merchant=merchant,
+        status="succeeded",
+        order_id="ord-10",
+        customer_email="d@x.io",
+        card_number="5555555555554444",
     )
-    refund = api.post(
-        "/v1/refunds", {"payment_intent": paid.public_id, "amount": 100}, format="json"
-    ).json()
+    refund = RefundFactory(intent=paid, amount=100)
     attempt = paid.attempts.get()
     query = {
         "public_id": paid.public_id,
@@ -60,7 +57,7 @@ def test_support_finds_a_payment_by_any_id(client, staff_roles, merchant, paid, 
         "psp_reference": paid.psp_reference,
         "attempt": attempt.public_id,
         "attempt_psp_reference": attempt.psp_reference,
-        "refund": refund["id"],
+        "refund": refund.public_id,
         "payment_method": paid.payment_method.public_id,
     }[field]
     client.force_login(_staff("support", merchant))
@@ -100,8 +97,8 @@ def test_support_cannot_refund_finance_can_through_the_service(client, staff_rol
     assert paid.amount_refunded == 100
 
 
-def test_ops_capture_action_needs_the_capture_permission(client, staff_roles, merchant, pay):
-    intent = PaymentIntent.objects.get(public_id=pay(capture_method="manual").json()["id"])
+def test_ops_capture_action_needs_the_capture_permission(client, staff_roles, merchant):
+    intent = PaymentIntentFactory(merchant=merchant, status="requires_capture")
     client.force_login(_staff("finance", merchant))
     client.post(
         "/admin/intents/paymentintent/",

@@ -19,6 +19,7 @@ from apps.events.models import Event, OutboxEvent
 from apps.intents.models import PaymentAttempt, PaymentIntent
 from apps.intents.services import confirm as intent_services
 from apps.psp_adapters.contract import Outcome, PSPResult
+from tests.factories import PaymentIntentFactory
 
 ACTOR = Actor.system("test")
 # the PSP said it processed nothing: another connector may take the payment
@@ -29,14 +30,9 @@ OUTAGE = PSPResult(
 pytestmark = pytest.mark.usefixtures("connectors")
 
 
-def _begin(api, tokenize):
+def _begin(merchant):
     """tx A of a confirm: the intent processing, attempt #1 pending on the first connector."""
-    created = api.post(
-        "/v1/payment_intents",
-        {"amount": 2500, "currency": "eur", "payment_method": tokenize()},
-        format="json",
-    ).json()
-    intent = PaymentIntent.objects.get(public_id=created["id"])
+    intent = PaymentIntentFactory(merchant=merchant, amount=2500)
     return intent_services._confirm_begin(intent=intent, actor=ACTOR, payment_method=None)
 
 
@@ -94,8 +90,8 @@ def test_a_failover_writes_the_failed_attempt_its_event_and_the_next_attempt(
 
 
 @pytest.mark.django_db
-def test_an_attempt_answered_meanwhile_is_not_failed_over(api, tokenize):
-    planned = _begin(api, tokenize)
+def test_an_attempt_answered_meanwhile_is_not_failed_over(merchant):
+    planned = _begin(merchant)
     # a PSP notification applied the authorization while the synchronous answer was in flight
     PaymentAttempt.objects.filter(pk=planned.attempt.pk).update(outcome="approved")
 
@@ -107,8 +103,8 @@ def test_an_attempt_answered_meanwhile_is_not_failed_over(api, tokenize):
 
 
 @pytest.mark.django_db
-def test_an_intent_no_longer_processing_this_authorization_is_not_built_on(api, tokenize):
-    planned = _begin(api, tokenize)
+def test_an_intent_no_longer_processing_this_authorization_is_not_built_on(merchant):
+    planned = _begin(merchant)
     intent_id = planned.attempt.intent_id
     # a state the failover step must not build on (nothing else may set it while the attempt
     # is pending: a tampered row, say)
@@ -131,8 +127,8 @@ def test_an_intent_no_longer_processing_this_authorization_is_not_built_on(api, 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_statement_waits_for_a_concurrent_notification_and_then_stands_back(api, tokenize):
-    planned = _begin(api, tokenize)
+def test_the_statement_waits_for_a_concurrent_notification_and_then_stands_back(merchant):
+    planned = _begin(merchant)
     locked, finish = threading.Event(), threading.Event()
 
     def notification():

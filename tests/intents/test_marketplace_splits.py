@@ -6,7 +6,7 @@ import pytest
 from apps.intents.models import PaymentIntent
 from apps.ledger import selectors as ledger_selectors
 from apps.ledger.chart import MERCHANT_PENDING, PLATFORM_FEE_REVENUE, seller_pending
-from apps.merchants import services as merchant_services
+from tests.factories import SellerFactory
 
 pytestmark = pytest.mark.usefixtures("connectors")
 
@@ -19,9 +19,7 @@ BANK = {
 
 
 def _seller(merchant, actor, name):
-    return merchant_services.seller_create(
-        merchant=merchant, livemode=False, name=name, country="DE", bank_account=BANK, actor=actor
-    )
+    return SellerFactory(merchant=merchant, name=name, bank_account=dict(BANK), actor=actor)
 
 
 def _balance(merchant, code):

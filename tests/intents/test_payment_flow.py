@@ -209,15 +209,13 @@ def test_the_list_expands_attempts_in_one_query_per_page(
     assert bad.json()["error"]["param"].startswith("expand")
 
 
-def test_other_merchants_intents_are_not_found(pay, other_merchant, system_actor):
+def test_other_merchants_intents_are_not_found(pay, other_merchant):
     from rest_framework.test import APIClient
 
-    from apps.merchants import services as merchant_services
+    from tests.factories import ApiKeyFactory
 
     intent_id = pay().json()["id"]
-    key = merchant_services.api_key_create(
-        merchant=other_merchant, kind="secret", livemode=False, actor=system_actor
-    ).raw_key
+    key = ApiKeyFactory(merchant=other_merchant).raw_key
     other = APIClient()
     other.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     assert other.get(f"/v1/payment_intents/{intent_id}").status_code == 404

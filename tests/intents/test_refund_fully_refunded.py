@@ -4,14 +4,12 @@ with nothing written, in the API (also under 20 concurrent full refunds) and in 
 import threading
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.db import connection
-from guardian.shortcuts import assign_perm
 from rest_framework.test import APIClient
 
 from apps.events.models import OutboxEvent
 from apps.intents.models import PaymentIntent, Refund
+from tests.factories import StaffUserFactory
 
 pytestmark = pytest.mark.usefixtures("connectors")
 
@@ -83,10 +81,7 @@ def test_admin_refund_with_the_empty_default_amount_shows_a_form_error(
     client, staff_roles, merchant, api, pay
 ):
     intent = PaymentIntent.objects.get(public_id=_refunded_intent(api, pay))
-    user = get_user_model().objects.create_user("finance-user", password="pw", is_staff=True)
-    user.groups.add(Group.objects.get(name="finance"))
-    assign_perm("merchants.serve_merchant", user, merchant)
-    client.force_login(user)
+    client.force_login(StaffUserFactory(role="finance", serves=[merchant]))
     client.raise_request_exception = False
 
     page = client.post(f"/admin/intents/paymentintent/{intent.pk}/refund/", {"amount": ""})

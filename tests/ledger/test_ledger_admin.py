@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.urls import reverse
 
 from apps.ledger import postings
 from apps.ledger.models import DriftCheckRun, JournalTransaction, LedgerAccount
 from apps.ledger.services import ledger_check_drift, ledger_post
+from tests.factories import JournalTransactionFactory, StaffUserFactory
 from tests.ledger.support import CONNECTOR, row_counts
 
 pytestmark = pytest.mark.django_db
@@ -16,22 +16,14 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def journal(merchant_id) -> JournalTransaction:
-    return ledger_post(
-        merchant_id=merchant_id,
-        livemode=False,
-        currency="eur",
-        kind="capture",
-        idempotency_key="pi_42:capture",
-        legs=postings.capture_legs(connector=CONNECTOR, amount=4200, psp_fee=42),
-        source_type="payment_intent",
-        source_id="pi_42",
+    return JournalTransactionFactory(
+        merchant_id=merchant_id, amount=4200, psp_fee=42, connector=CONNECTOR, source_id="pi_42"
     )
 
 
 @pytest.fixture
 def admin_client_(client):
-    user = User.objects.create_superuser("finance-admin", "f@example.com", "pw")
-    client.force_login(user)
+    client.force_login(StaffUserFactory(superuser=True))
     return client
 
 
@@ -91,9 +83,7 @@ def test_journals_are_found_by_source_id(admin_client_, journal, merchant_id):
 
 
 def test_staff_see_only_the_merchants_they_serve(client, journal, staff_roles):
-    user = User.objects.create_user("finance", "fin@example.com", "pw", is_staff=True)
-    user.groups.add(Group.objects.get(name="finance"))
-    client.force_login(user)
+    client.force_login(StaffUserFactory(role="finance"))  # serving no merchant
     response = client.get(reverse("admin:ledger_journaltransaction_changelist"))
     assert response.status_code == 200
     assert journal.public_id not in response.content.decode()

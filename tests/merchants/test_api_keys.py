@@ -7,6 +7,7 @@ from rest_framework.test import APIClient
 
 from apps.merchants import services
 from apps.merchants.models import ApiKey
+from tests.factories import ApiKeyFactory
 
 
 def client_with(key: str | None = None, header: str | None = None) -> APIClient:
@@ -72,10 +73,8 @@ def test_revoked_key(secret_key, merchant, system_actor):
     assert_401(client_with(secret_key).get("/v1/account"), "api_key_revoked")
 
 
-def test_live_key_of_a_merchant_not_enabled_for_live_is_wrong_mode(merchant, system_actor):
-    live = services.api_key_create(
-        merchant=merchant, kind="secret", livemode=True, actor=system_actor
-    ).raw_key
+def test_live_key_of_a_merchant_not_enabled_for_live_is_wrong_mode(merchant):
+    live = ApiKeyFactory(merchant=merchant, livemode=True).raw_key
     assert live.startswith("sk_live_")
     assert_401(client_with(live).get("/v1/account"), "api_key_wrong_mode")
     merchant.live_enabled = True
@@ -134,27 +133,23 @@ def test_roll_refuses_bad_grace_periods(api, merchant, grace):
     assert ApiKey.objects.filter(merchant=merchant).count() == 1
 
 
-def test_revoke_by_api(api, merchant, system_actor):
-    other = services.api_key_create(
-        merchant=merchant, kind="secret", livemode=False, actor=system_actor
-    )
-    response = api.post(f"/v1/api_keys/{other.api_key.public_id}/revoke")
+def test_revoke_by_api(api, merchant):
+    other = ApiKeyFactory(merchant=merchant)
+    response = api.post(f"/v1/api_keys/{other.public_id}/revoke")
     assert response.status_code == 200
     assert response.json()["revoked"] is True
     assert_401(client_with(other.raw_key).get("/v1/account"), "api_key_revoked")
 
 
-def test_keys_of_another_merchant_are_invisible(api, other_merchant, system_actor):
-    foreign = services.api_key_create(
-        merchant=other_merchant, kind="secret", livemode=False, actor=system_actor
-    )
-    response = api.post(f"/v1/api_keys/{foreign.api_key.public_id}/revoke")
+def test_keys_of_another_merchant_are_invisible(api, other_merchant):
+    foreign = ApiKeyFactory(merchant=other_merchant)
+    response = api.post(f"/v1/api_keys/{foreign.public_id}/revoke")
     assert response.status_code == 404
     assert client_with(foreign.raw_key).get("/v1/account").status_code == 200
 
 
-def test_test_mode_keys_do_not_list_live_mode_keys(api, merchant, system_actor):
-    services.api_key_create(merchant=merchant, kind="secret", livemode=True, actor=system_actor)
+def test_test_mode_keys_do_not_list_live_mode_keys(api, merchant):
+    ApiKeyFactory(merchant=merchant, livemode=True)
     listed = api.get("/v1/api_keys").json()["data"]
     assert listed and all(k["livemode"] is False for k in listed)
 

@@ -8,11 +8,11 @@ from datetime import date
 import pytest
 from cryptography.exceptions import InvalidTag
 
-from apps.core.audit import Actor
 from apps.core.errors import InvalidRequestError
 from apps.core.models import AuditLogEntry
-from apps.merchants import selectors, services
+from apps.merchants import selectors
 from apps.merchants.models import Seller
+from tests.factories import SellerFactory
 
 US_BANK = {
     "country": "US",
@@ -36,14 +36,14 @@ def _create(api, key=None, **overrides):
     return api.post("/v1/sellers", body, format="json", **headers)
 
 
-def _seller(merchant, *, livemode=False, **bank):
-    return services.seller_create(
+def _seller(merchant, *, livemode=False, **extra):
+    return SellerFactory(
         merchant=merchant,
         livemode=livemode,
         name="Shop",
         country="DE",
-        bank_account={"currency": "eur", "account_number": DE_IBAN, **bank},
-        actor=Actor.system("tests"),
+        bank_account={"currency": "eur", "account_number": DE_IBAN},
+        **extra,
     )
 
 
@@ -228,24 +228,8 @@ def test_seller_lookup_for_splits(merchant, other_merchant):
 
 def test_sellers_due_for_payout(merchant):
     daily = _seller(merchant)
-    weekly = services.seller_create(
-        merchant=merchant,
-        livemode=False,
-        name="Weekly",
-        country="DE",
-        bank_account={"currency": "eur", "account_number": DE_IBAN},
-        payout_schedule={"interval": "weekly", "weekly_anchor": "wednesday"},
-        actor=Actor.system("tests"),
-    )
-    services.seller_create(
-        merchant=merchant,
-        livemode=False,
-        name="Manual",
-        country="DE",
-        bank_account={"currency": "eur", "account_number": DE_IBAN},
-        payout_schedule={"interval": "manual"},
-        actor=Actor.system("tests"),
-    )
+    weekly = _seller(merchant, payout_schedule={"interval": "weekly", "weekly_anchor": "wednesday"})
+    _seller(merchant, payout_schedule={"interval": "manual"})
     wednesday, thursday = date(2026, 11, 25), date(2026, 11, 26)
     assert list(selectors.sellers_due_for_payout(on=wednesday)) == [daily, weekly]
     assert list(selectors.sellers_due_for_payout(on=thursday)) == [daily]

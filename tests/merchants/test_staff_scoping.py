@@ -4,37 +4,25 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import call_command
-from guardian.shortcuts import assign_perm
 
 from apps.core.models import AuditLogEntry
-from apps.merchants import services
 from apps.merchants.models import ApiKey
+from tests.factories import ApiKeyFactory, StaffUserFactory
 
 
 @pytest.fixture
 def support_user(staff_roles, merchant):
-    user = get_user_model().objects.create_user("support-a", password="pw-support-a", is_staff=True)
-    user.groups.add(Group.objects.get(name="support"))
-    assign_perm("merchants.serve_merchant", user, merchant)
-    return user
+    return StaffUserFactory(role="support", serves=[merchant])
 
 
 @pytest.fixture
-def foreign_key(other_merchant, system_actor):
-    return services.api_key_create(
-        merchant=other_merchant,
-        kind="secret",
-        livemode=False,
-        actor=system_actor,
-        name="foreign-key-name",
-    ).api_key
+def foreign_key(other_merchant):
+    return ApiKeyFactory(merchant=other_merchant, name="foreign-key-name")
 
 
 @pytest.fixture
-def own_key(merchant, system_actor):
-    return services.api_key_create(
-        merchant=merchant, kind="secret", livemode=False, actor=system_actor, name="own-key-name"
-    ).api_key
+def own_key(merchant):
+    return ApiKeyFactory(merchant=merchant, name="own-key-name")
 
 
 def test_list_pages_show_only_the_assigned_merchant(
@@ -81,9 +69,7 @@ def test_audit_log_admin_is_scoped_too(client, support_user, merchant, other_mer
 
 
 def test_admin_role_sees_every_merchant(client, staff_roles, merchant, other_merchant):
-    user = get_user_model().objects.create_user("root-ops", password="pw", is_staff=True)
-    user.groups.add(Group.objects.get(name="admin"))
-    client.force_login(user)
+    client.force_login(StaffUserFactory(role="admin"))  # serves no merchant in particular
     page = client.get("/admin/merchants/merchant/").content.decode()
     assert merchant.public_id in page and other_merchant.public_id in page
 
@@ -101,10 +87,7 @@ def test_support_role_cannot_change_or_revoke(client, support_user, own_key):
 def test_ops_can_revoke_keys_through_the_service_and_it_is_audited(
     client, staff_roles, merchant, own_key
 ):
-    user = get_user_model().objects.create_user("ops-a", password="pw", is_staff=True)
-    user.groups.add(Group.objects.get(name="ops"))
-    assign_perm("merchants.serve_merchant", user, merchant)
-    client.force_login(user)
+    client.force_login(StaffUserFactory(username="ops-a", role="ops", serves=[merchant]))
     client.post(
         "/admin/merchants/apikey/", {"action": "revoke_keys", "_selected_action": [own_key.pk]}
     )
@@ -115,8 +98,7 @@ def test_ops_can_revoke_keys_through_the_service_and_it_is_audited(
 
 
 def test_admin_edits_write_the_audit_log(client, staff_roles, merchant):
-    user = get_user_model().objects.create_superuser("boss", password="pw")
-    client.force_login(user)
+    client.force_login(StaffUserFactory(username="boss", superuser=True))
     response = client.post(
         f"/admin/merchants/merchant/{merchant.pk}/change/",
         {

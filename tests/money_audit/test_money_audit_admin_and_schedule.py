@@ -4,15 +4,15 @@ runs nightly from beat."""
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
-from guardian.shortcuts import assign_perm
 
 from apps.money_audit.models import MoneyAuditRun
 from apps.money_audit.services import AuditParameters, money_audit_run
 from apps.money_audit.tasks import run_money_audit
+from tests.factories import StaffUserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +42,7 @@ def test_the_nightly_schedule_is_bootstrapped_and_the_task_stores_a_beat_run(set
 
 
 def test_a_superuser_sees_runs_read_only(client, run):
-    client.force_login(User.objects.create_superuser("root", "r@example.com", "pw"))
+    client.force_login(StaffUserFactory(superuser=True))
     changelist = client.get(reverse("admin:money_audit_moneyauditrun_changelist"))
     assert changelist.status_code == 200
     assert f"/{run.pk}/change/" in changelist.content.decode()
@@ -58,10 +58,7 @@ def test_a_superuser_sees_runs_read_only(client, run):
 
 
 def test_merchant_scoped_staff_do_not_see_runs(client, run, staff_roles, merchant):
-    user = User.objects.create_user("finance-1", password="pw", is_staff=True)
-    user.groups.add(Group.objects.get(name="finance"))
-    assign_perm("merchants.serve_merchant", user, merchant)
-    client.force_login(user)
+    client.force_login(StaffUserFactory(role="finance", serves=[merchant]))
     changelist = client.get(reverse("admin:money_audit_moneyauditrun_changelist"))
     assert changelist.status_code == 200
     assert f"/{run.pk}/change/" not in changelist.content.decode()

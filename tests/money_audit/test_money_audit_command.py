@@ -12,11 +12,11 @@ from django.db import connection
 from django.utils import timezone
 
 from apps.events import relay
-from apps.events import services as events_services
 from apps.events.models import InboundWebhook, OutboxEvent, WebhookDelivery
 from apps.intents.models import PaymentAttempt, PaymentIntent, Refund
 from apps.ledger.models import JournalTransaction, LedgerEntry
 from apps.money_audit.checks import INVARIANTS, PSP_CHECKS
+from tests.factories import WebhookEndpointFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("connectors")]
 
@@ -260,15 +260,9 @@ def test_a_refund_reservation_that_does_not_add_up_is_named(pay, audit):
 
 
 def test_unrelayed_outbox_rows_stuck_deliveries_and_unprocessed_psp_webhooks_are_named(
-    merchant, pay, stripe_connector, system_actor, audit
+    merchant, pay, stripe_connector, audit
 ):
-    events_services.webhook_endpoint_create(
-        merchant=merchant,
-        livemode=False,
-        url="http://127.0.0.1:9/merchant-hooks",
-        enabled_events=["*"],
-        actor=system_actor,
-    )
+    WebhookEndpointFactory(merchant=merchant, url="http://127.0.0.1:9/merchant-hooks")
     pay(amount=1000)
     unrelayed = {f"outbox {pk}" for pk in OutboxEvent.objects.values_list("pk", flat=True)}
     assert unrelayed

@@ -1,61 +1,21 @@
-"""Payout fixtures: balances funded through the ledger's own services (a capture-like journal,
-then the ledger's release to available), sellers, and the real simulator as payout provider.
+"""Payout fixtures: balances funded through the ledger's own services (`fund`, a capture-like
+journal then the ledger's release to available: tests.factories.fund_available), sellers, and
+the real simulator as payout provider.
 Every database test ends with the ledger's invariants asserted."""
 
 from __future__ import annotations
 
-import itertools
 import uuid
 
 import pytest
 import requests
 
 from apps.connectors import gateway
-from apps.core.audit import Actor
 from apps.ledger import chart
-from apps.ledger.chart import Leg
-from apps.ledger.services import ledger_post, ledger_release_pending_to_available
-from apps.merchants import services as merchant_services
+from tests.factories import DE_BANK, US_BANK, SellerFactory
+from tests.factories import fund_available as fund  # noqa: F401  (the tests import it from here)
 from tests.ledger import support as ledger_support
 from tests.support.simulator import start_simulator
-
-RECEIVABLE = chart.psp_receivable("conn_payouts_test")
-_keys = itertools.count(1)
-
-US_BANK = {
-    "country": "US",
-    "currency": "usd",
-    "account_holder_name": "Jenny Rosen",
-    "account_number": "000123456789",
-    "routing_number": "110000000",
-}
-DE_BANK = {"country": "DE", "currency": "eur", "account_number": "DE89 3704 0044 0532 0130 00"}
-
-
-def fund(merchant, amount: int, *, currency: str = "eur", seller=None, livemode=False) -> None:
-    """Makes `amount` available to the merchant (or a seller): a capture-like journal crediting
-    the pending balance, then the ledger's release of pending to available."""
-    key = f"fund:{merchant.pk}:{next(_keys)}:{uuid.uuid4().hex[:8]}"
-    seller_id = seller.ledger_id if seller is not None else None
-    pending = chart.MERCHANT_PENDING if seller is None else chart.seller_pending(seller_id)
-    ledger_post(
-        merchant_id=merchant.pk,
-        livemode=livemode,
-        currency=currency,
-        kind="capture",
-        idempotency_key=f"{key}:capture",
-        legs=[Leg.debit(RECEIVABLE, amount), Leg.credit(pending, amount)],
-        source_type="payment_intent",
-        source_id=f"pi_{key}",
-    )
-    ledger_release_pending_to_available(
-        merchant_id=merchant.pk,
-        livemode=livemode,
-        currency=currency,
-        amount=amount,
-        seller_id=seller_id,
-        idempotency_key=f"{key}:release",
-    )
 
 
 def available(merchant, *, currency: str = "eur", seller=None, livemode=False) -> int:
@@ -68,15 +28,7 @@ def in_transit(merchant, *, currency: str = "eur", livemode=False) -> int:
 
 
 def make_seller(merchant, *, bank=None, name="Jenny's Shop", **extra):
-    return merchant_services.seller_create(
-        merchant=merchant,
-        livemode=False,
-        name=name,
-        country=(bank or DE_BANK)["country"],
-        bank_account=dict(bank or DE_BANK),
-        actor=Actor.system("tests"),
-        **extra,
-    )
+    return SellerFactory(merchant=merchant, name=name, bank_account=dict(bank or DE_BANK), **extra)
 
 
 @pytest.fixture(autouse=True)

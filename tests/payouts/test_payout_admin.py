@@ -4,14 +4,12 @@ core.retry_payout, through the services; staff see only the merchants they serve
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
-from guardian.shortcuts import assign_perm
 
 from apps.core.audit import Actor
 from apps.core.models import AuditLogEntry
 from apps.payouts import services
 from apps.payouts.models import Payout
+from tests.factories import PayoutFactory, StaffUserFactory
 from tests.payouts.conftest import available, fund
 
 pytestmark = pytest.mark.django_db
@@ -19,19 +17,13 @@ ACTOR = Actor.system("tests")
 CHANGELIST = "/admin/payouts/payout/"
 
 
-def _staff(role, merchant, username=None):
-    user = get_user_model().objects.create_user(
-        username or f"{role}-user", password="pw", is_staff=True
-    )
-    user.groups.add(Group.objects.get(name=role))
-    assign_perm("merchants.serve_merchant", user, merchant)
-    return user
+def _staff(role, merchant):
+    return StaffUserFactory(username=f"{role}-user", role=role, serves=[merchant])
 
 
 def _payout(merchant, amount=1_000) -> Payout:
-    return services.payout_create(
-        merchant=merchant, livemode=False, amount=amount, currency="eur", actor=ACTOR
-    )
+    """A payout of the balance the test funded."""
+    return PayoutFactory(merchant=merchant, amount=amount, funded=False)
 
 
 def test_finance_cancels_a_pending_payout_through_the_service(client, staff_roles, merchant):

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from apps.core.audit import Actor
 from apps.core.errors import InvalidRequestError
 from apps.events.models import OutboxEvent
 from apps.ledger.models import JournalTransaction
 from apps.payouts.models import Payout
 from apps.payouts.services import payout_create
+from tests.factories import PayoutFactory
 from tests.payouts.conftest import available, fund, in_transit, make_seller
 
 pytestmark = pytest.mark.django_db
@@ -104,13 +104,7 @@ def test_retrieve_and_list_are_scoped(api, merchant, other_merchant, seller):
         {"amount": 50, "currency": "eur", "seller": seller.public_id},
         format="json",
     ).json()
-    theirs = payout_create(
-        merchant=other_merchant,
-        livemode=False,
-        amount=10,
-        currency="eur",
-        actor=Actor.system("tests"),
-    )
+    theirs = PayoutFactory(merchant=other_merchant, amount=10, funded=False)
 
     assert api.get(f"/v1/payouts/{own[0]['id']}").json() == own[0]
     missing = api.get(f"/v1/payouts/{theirs.public_id}")

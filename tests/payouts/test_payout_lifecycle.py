@@ -15,6 +15,7 @@ from apps.ledger.models import JournalTransaction
 from apps.payouts import services
 from apps.payouts.models import Payout
 from apps.psp_adapters.contract import PayoutResult, ProviderOutcome
+from tests.factories import PayoutFactory
 from tests.payouts.conftest import US_BANK, available, fund, in_transit, make_seller
 
 pytestmark = pytest.mark.django_db
@@ -22,13 +23,9 @@ ACTOR = Actor.system("tests")
 
 
 def _create(merchant, amount: int, *, seller=None, currency="eur") -> Payout:
-    return services.payout_create(
-        merchant=merchant,
-        livemode=False,
-        amount=amount,
-        currency=currency,
-        seller=seller.public_id if seller else None,
-        actor=ACTOR,
+    """A payout of the balance the test funded."""
+    return PayoutFactory(
+        merchant=merchant, amount=amount, seller=seller, currency=currency, funded=False
     )
 
 

@@ -10,11 +10,11 @@ import time
 import pytest
 
 from apps.connectors import endpoints, gateway
-from apps.core.audit import Actor
-from apps.payouts import services, tasks
+from apps.payouts import tasks
 from apps.payouts.models import Payout
 from apps.psp_adapters.contract import PayoutRequest, ProviderOutcome
 from payments_platform.celery import app as celery_app
+from tests.factories import PayoutFactory
 from tests.payouts.conftest import available, fund, in_transit
 from tests.support.simulator import free_port
 
@@ -202,13 +202,7 @@ def test_api_payout_is_submitted_after_commit_and_paid(
 @pytest.mark.django_db
 def test_poll_task_resolves_delayed_payouts(merchant, payout_sim):
     fund(merchant, 20_000)
-    payout = services.payout_create(
-        merchant=merchant,
-        livemode=False,
-        amount=9_902,
-        currency="eur",
-        actor=Actor.system("tests"),
-    )
+    payout = PayoutFactory(merchant=merchant, amount=9_902, funded=False)
     assert tasks.submit_payout.apply(args=[payout.pk]).get() == "in_transit"
     time.sleep(0.2)  # the simulator pays delayed payouts after 50 ms here
 

@@ -16,10 +16,10 @@ from apps.connectors import gateway
 from apps.core.audit import Actor
 from apps.core.errors import PlatformError
 from apps.ledger import chart
-from apps.merchants import services as merchant_services
 from apps.payouts import services
 from apps.payouts.models import Payout
 from apps.psp_adapters.contract import PayoutResult, ProviderOutcome
+from tests.factories import MerchantFactory
 from tests.ledger.support import assert_zero_sums, balances
 from tests.payouts.conftest import fund
 
@@ -43,7 +43,7 @@ class StubProvider:
 class PayoutMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.merchant = merchant_services.merchant_create(name="SM shop", actor=ACTOR)
+        self.merchant = MerchantFactory(name="SM shop", actor=ACTOR)
         fund(self.merchant, 3_000)
         self.provider = StubProvider()
         self.payout = services.payout_create(

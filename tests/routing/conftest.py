@@ -7,10 +7,9 @@ import uuid
 
 import pytest
 
-from apps.connectors import services as connector_services
-from apps.routing import selectors, services, strategies
+from apps.routing import selectors, strategies
+from tests.factories import ConnectorFactory, RoutingProfileFactory
 from tests.intents.conftest import (  # noqa: F401  (fixtures)
-    STRIPE_CREDENTIALS,
     adyen_connector,
     connector_names,
     connectors,
@@ -32,40 +31,30 @@ def _fresh_routing_stats(settings):
 
 
 @pytest.fixture
-def make_connector(merchant, system_actor):
-    """A connector that is never called (engine tests): defaults take eur/usd, every brand."""
+def make_connector(merchant):
+    """A connector that is never called (engine tests; on the test settings' simulator, where
+    nothing listens): defaults take eur/usd, every brand."""
 
     def make(name: str | None = None, *, merchant_=None, **overrides):
-        fields = {
-            "connector_type": "stripe",
-            "endpoint": "simulator",  # the test settings' simulator: nothing listens there
-            "credentials": STRIPE_CREDENTIALS,
-            "supported_currencies": ["eur", "usd"],
-        }
-        fields.update(overrides)
-        return connector_services.connector_create(
+        return ConnectorFactory(
             merchant=merchant_ or merchant,
-            livemode=False,
             name=name or f"c-{uuid.uuid4().hex[:6]}",
-            actor=system_actor,
-            **fields,
+            **overrides,
         )
 
     return make
 
 
 @pytest.fixture
-def activate(merchant, system_actor):
+def activate(merchant):
     """Creates and activates a profile from rules (and a fallback)."""
 
     def make(rules, fallback=None, *, name="profile", merchant_=None):
-        return services.routing_profile_create(
+        return RoutingProfileFactory(
             merchant=merchant_ or merchant,
-            livemode=False,
             name=name,
             rules=rules,
             fallback=[getattr(c, "public_id", c) for c in fallback or []],
-            actor=system_actor,
             activate=True,
         )
 

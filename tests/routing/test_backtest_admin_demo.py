@@ -7,16 +7,14 @@ import json
 from io import StringIO
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.core.management import call_command
-from guardian.shortcuts import assign_perm
 
 from apps.connectors import health
 from apps.connectors import services as connector_services
 from apps.core.models import AuditLogEntry
 from apps.demo import services as demo_services
-from apps.routing import services
 from apps.routing.models import RoutingProfile, RoutingProfileVersion
+from tests.factories import RoutingProfileFactory, StaffUserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -36,12 +34,10 @@ def history(pay, stripe_connector, adyen_connector, system_actor):
 
 
 @pytest.fixture
-def draft(merchant, system_actor, stripe_connector, adyen_connector):
-    profile = services.routing_profile_create(
+def draft(merchant, stripe_connector, adyen_connector):
+    profile = RoutingProfileFactory(
         merchant=merchant,
-        livemode=False,
         name="cheapest",
-        actor=system_actor,
         fallback=[],
         rules=[
             {
@@ -90,18 +86,12 @@ def test_backtest_command_predicts_share_fees_and_auth_rate(
 
 @pytest.fixture
 def ops(staff_roles, merchant):
-    user = User.objects.create_user("ops", password="pw", is_staff=True)
-    user.groups.add(Group.objects.get(name="ops"))
-    assign_perm("merchants.serve_merchant", user, merchant)
-    return user
+    return StaffUserFactory(username="ops", role="ops", serves=[merchant])
 
 
 @pytest.fixture
 def support(staff_roles, merchant):
-    user = User.objects.create_user("support", password="pw", is_staff=True)
-    user.groups.add(Group.objects.get(name="support"))
-    assign_perm("merchants.serve_merchant", user, merchant)
-    return user
+    return StaffUserFactory(username="support", role="support", serves=[merchant])
 
 
 def test_backtest_admin_action_renders_the_report(client, ops, history, draft):
@@ -139,14 +129,12 @@ def test_forcing_a_breaker_needs_the_permission_and_is_audited(
 
 
 def test_profile_editor_records_a_new_version_and_rejects_bad_rules(
-    client, ops, merchant, system_actor, stripe_connector, adyen_connector
+    client, ops, merchant, stripe_connector, adyen_connector
 ):
     a, b = stripe_connector.public_id, adyen_connector.public_id
-    profile = services.routing_profile_create(
+    profile = RoutingProfileFactory(
         merchant=merchant,
-        livemode=False,
         name="main",
-        actor=system_actor,
         fallback=[],
         activate=True,
         rules=[{"name": "all", "strategy": {"type": "priority", "connectors": [a, b]}}],

@@ -11,7 +11,7 @@ from apps.connectors import selectors as connector_selectors
 from apps.connectors import services as connector_services
 from apps.intents.models import PaymentAttempt
 from apps.routing import services
-from apps.routing.models import RoutingSettings
+from tests.factories import RoutingSettingsFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -74,7 +74,7 @@ def test_hard_declines_on_a_never_fail_over(
 def test_the_merchants_attempt_budget_bounds_failover(
     pay, merchant, stripe_connector, adyen_connector, sim, connector_names
 ):
-    RoutingSettings.objects.create(merchant=merchant, max_attempts=1)
+    RoutingSettingsFactory(merchant=merchant, max_attempts=1)
     sim.faults(connector_names["stripe"], error_503_rate=1.0, limit=1)
     response = pay()
     assert response.status_code == 503  # the PSP was unavailable: not the card's fault
@@ -102,7 +102,7 @@ def test_a_soft_decline_moves_on_until_the_attempt_budget(
 def test_the_merchants_time_budget_bounds_failover(
     pay, merchant, stripe_connector, adyen_connector, sim, connector_names
 ):
-    RoutingSettings.objects.create(merchant=merchant, time_budget_seconds=1)
+    RoutingSettingsFactory(merchant=merchant, time_budget_seconds=1)
     sim.faults(connector_names["stripe"], error_503_rate=1.0, latency_ms=1100)
     response = pay()
     assert response.status_code == 503  # budget spent on A: no second attempt

@@ -18,6 +18,7 @@ from apps.core.models import AuditLogEntry
 from apps.intents.models import PaymentAttempt
 from apps.routing import services
 from apps.routing.models import RoutingProfile
+from tests.factories import RoutingProfileFactory
 from tests.routing.conftest import first
 
 
@@ -153,14 +154,8 @@ def test_a_reactivated_old_version_routes_as_before(make_connector, system_actor
             },
         },
     ]
-    profile = services.routing_profile_create(
-        merchant=merchant,
-        livemode=False,
-        name="p",
-        rules=rules_v1,
-        fallback=[],
-        actor=system_actor,
-        activate=True,
+    profile = RoutingProfileFactory(
+        merchant=merchant, name="p", rules=rules_v1, fallback=[], activate=True
     )
     payments = [
         {"intent_id": f"pi_{i}", "currency": cur} for i in range(40) for cur in ("eur", "usd")
@@ -179,23 +174,11 @@ def test_a_reactivated_old_version_routes_as_before(make_connector, system_actor
 @pytest.mark.django_db
 def test_one_active_profile_per_merchant(make_connector, system_actor, merchant, decide):
     a, b = make_connector("a"), make_connector("b")
-    first_profile = services.routing_profile_create(
-        merchant=merchant,
-        livemode=False,
-        name="one",
-        rules=[_priority(a)],
-        fallback=[],
-        actor=system_actor,
-        activate=True,
+    first_profile = RoutingProfileFactory(
+        merchant=merchant, name="one", rules=[_priority(a)], fallback=[], activate=True
     )
-    services.routing_profile_create(
-        merchant=merchant,
-        livemode=False,
-        name="two",
-        rules=[_priority(b)],
-        fallback=[],
-        actor=system_actor,
-        activate=True,
+    RoutingProfileFactory(
+        merchant=merchant, name="two", rules=[_priority(b)], fallback=[], activate=True
     )
     first_profile.refresh_from_db()
     assert not first_profile.is_active
@@ -214,14 +197,8 @@ def test_activation_is_atomic_under_concurrent_confirms(
     trace's version and its connector agree), and once activation returns, every new confirm
     routes with v2."""
     a, b = stripe_connector, adyen_connector
-    profile = services.routing_profile_create(
-        merchant=merchant,
-        livemode=False,
-        name="p",
-        rules=[_priority(a, b)],
-        fallback=[],
-        actor=system_actor,
-        activate=True,
+    profile = RoutingProfileFactory(
+        merchant=merchant, name="p", rules=[_priority(a, b)], fallback=[], activate=True
     )
     services.routing_profile_version_create(
         profile=profile, rules=[_priority(b, a)], fallback=[], actor=system_actor
@@ -302,14 +279,8 @@ def test_other_processes_changes_reach_the_cached_routing_through_redis(
     from apps.routing import cache
 
     a, b = make_connector("a"), make_connector("b")
-    profile = services.routing_profile_create(
-        merchant=merchant,
-        livemode=False,
-        name="p",
-        rules=[_priority(a, b)],
-        fallback=[],
-        actor=system_actor,
-        activate=True,
+    profile = RoutingProfileFactory(
+        merchant=merchant, name="p", rules=[_priority(a, b)], fallback=[], activate=True
     )
     v2 = services.routing_profile_version_create(
         profile=profile, rules=[_priority(b, a)], fallback=[], actor=system_actor

@@ -18,8 +18,7 @@ from rest_framework.test import APIClient
 
 from apps.events import relay
 from apps.events.models import Event, WebhookDelivery
-from apps.merchants import services as merchant_services
-from tests.payouts.conftest import fund
+from tests.factories import ApiKeyFactory, WebhookEndpointFactory, fund_available
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -121,12 +120,8 @@ def _ok(response, status: int = 200) -> dict:
 
 
 def build_world(*, merchant, other_merchant, system_actor, connector, schema) -> World:
-    secret = merchant_services.api_key_create(
-        merchant=merchant, kind="secret", livemode=False, actor=system_actor
-    ).raw_key
-    publishable = merchant_services.api_key_create(
-        merchant=merchant, kind="publishable", livemode=False, actor=system_actor
-    ).raw_key
+    secret = ApiKeyFactory(merchant=merchant, kind="secret", actor=system_actor).raw_key
+    publishable = ApiKeyFactory(merchant=merchant, kind="publishable", actor=system_actor).raw_key
     world = World(ids={}, secret_key=secret, publishable_key=publishable, schema=schema)
     api = world.client()
     ids = world.ids
@@ -185,21 +180,15 @@ def build_world(*, merchant, other_merchant, system_actor, connector, schema) ->
             format="json",
         )
     )["id"]
-    fund(merchant, 100_000)
+    fund_available(merchant, 100_000)
     ids["payout_id"] = _ok(
         api.post("/v1/payouts", {"amount": 1000, "currency": "eur"}, format="json")
     )["id"]
     ids["key_id"] = _ok(api.post("/v1/api_keys", {"type": "secret"}, format="json"), 201)["id"]
 
-    from apps.events import services as event_services
-
-    ids["other_merchants_endpoint"] = event_services.webhook_endpoint_create(
-        merchant=other_merchant,
-        livemode=False,
-        actor=system_actor,
-        url="https://example.com/other",
-        enabled_events=["*"],
-    ).endpoint.public_id
+    ids["other_merchants_endpoint"] = WebhookEndpointFactory(
+        merchant=other_merchant, actor=system_actor, url="https://example.com/other"
+    ).public_id
     return world
 
 

@@ -6,7 +6,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from apps.core import crypto
-from apps.merchants import services as merchant_services
+from tests.factories import ApiKeyFactory
 
 VISA = "4242424242424242"
 
@@ -30,21 +30,15 @@ def pk_api(publishable_key) -> APIClient:
 
 
 @pytest.fixture
-def other_api(other_merchant, system_actor) -> APIClient:
-    issued = merchant_services.api_key_create(
-        merchant=other_merchant, kind="secret", livemode=False, actor=system_actor
-    )
-    return _client(issued.raw_key)
+def other_api(other_merchant) -> APIClient:
+    return _client(ApiKeyFactory(merchant=other_merchant).raw_key)
 
 
 @pytest.fixture
-def live_api(merchant, system_actor) -> APIClient:
-    merchant.live_enabled = True
+def live_api(merchant) -> APIClient:
+    merchant.live_enabled = True  # switched on by staff once onboarded
     merchant.save(update_fields=["live_enabled"])
-    issued = merchant_services.api_key_create(
-        merchant=merchant, kind="secret", livemode=True, actor=system_actor
-    )
-    return _client(issued.raw_key)
+    return _client(ApiKeyFactory(merchant=merchant, livemode=True).raw_key)
 
 
 @pytest.fixture

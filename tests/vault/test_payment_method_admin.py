@@ -1,21 +1,12 @@
 """The back-office shows a card's brand, last4, expiry and fingerprint, never its ciphertext."""
 
-from apps.core.audit import Actor
-from apps.vault import services
 from apps.vault.models import PaymentMethod
+from tests.factories import PaymentMethodFactory
 from tests.vault.conftest import VISA
 
 
 def _create(merchant) -> PaymentMethod:
-    return services.payment_method_create(
-        merchant=merchant,
-        livemode=False,
-        number=VISA,
-        exp_month=3,
-        exp_year=2031,
-        cvc="123",
-        actor=Actor.system("tests"),
-    )
+    return PaymentMethodFactory(merchant=merchant, number=VISA, exp_month=3, exp_year=2031)
 
 
 def test_admin_lists_and_searches_without_card_data(admin_client, merchant):

@@ -13,11 +13,11 @@ from django.conf import settings
 from django.db import connection
 
 from apps.core import crypto
-from apps.core.audit import Actor
 from apps.core.errors import ApiError, NotFoundError
 from apps.psp_adapters.contract import CardData
 from apps.vault import selectors, services
 from apps.vault.models import PaymentMethod
+from tests.factories import PaymentMethodFactory
 from tests.support.pan_scan import find_pans_in_database, find_pans_in_text
 from tests.vault.conftest import VISA, card_payload
 
@@ -47,15 +47,13 @@ def _pm(tokenized: dict) -> PaymentMethod:
 
 
 def _create(merchant, number=VISA, cvc="123", livemode=False) -> PaymentMethod:
-    return services.payment_method_create(
+    return PaymentMethodFactory(
         merchant=merchant,
         livemode=livemode,
         number=number,
-        exp_month=12,
-        exp_year=2034,
         cvc=cvc,
         billing_name="Jenny Rosen",
-        actor=Actor.system("tests"),
+        billing_email="",
     )
 
 
