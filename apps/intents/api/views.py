@@ -102,8 +102,12 @@ class PaymentIntentListCreateApi(MerchantApiView):
             try:
                 intent = services.intent_confirm(intent=intent, actor=self.actor)
             except PlatformError as exc:
-                # the intent exists: name it, so the merchant can confirm it again later
-                intent.refresh_from_db()
+                # the intent exists: name it, so the merchant can confirm it again later (read
+                # again rather than refresh_from_db: django-fsm's refresh unprotects the status
+                # field for the whole process, which races other threads' transitions)
+                intent = selectors.intent_get(
+                    merchant_id=self.merchant.id, livemode=self.livemode, public_id=intent.public_id
+                )
                 exc.extra.setdefault("payment_intent", intent_representation(intent))
                 raise
         return _intent_response(intent)
