@@ -25,7 +25,7 @@ from apps.connectors import gateway
 from apps.core.audit import Actor, audit_record
 from apps.core.errors import ConflictError, InvalidRequestError, PlatformError
 from apps.core.money import normalize_currency, validate_amount
-from apps.events.services import outbox_record
+from apps.events.services import outbox_record_change
 from apps.ledger import chart, postings
 from apps.ledger import selectors as ledger_selectors
 from apps.ledger import services as ledger_services
@@ -56,14 +56,12 @@ def _lock(payout_id: int) -> Payout:
 
 
 def _emit(payout: Payout, event_type: str, previous: dict | None = None) -> None:
-    outbox_record(
-        merchant_id=payout.merchant_id,
-        livemode=payout.livemode,
+    outbox_record_change(
+        obj=payout,
         object_type="payout",
-        object_id=payout.public_id,
         event_type=event_type,
         payload=payout_representation(payout),
-        previous_attributes=previous or {},
+        previous=previous,
     )
 
 

@@ -31,6 +31,7 @@ from apps.events.services.outbox import (
     RELAY_QUEUED_KEY,
     outbox_insert_statement,
     outbox_record,
+    outbox_record_change,
     outbox_relay_schedule,
     outbox_relay_started,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "enqueue_deliveries",
     "outbox_insert_statement",
     "outbox_record",
+    "outbox_record_change",
     "outbox_relay_schedule",
     "outbox_relay_started",
     "psp_webhook_enqueue_processing",

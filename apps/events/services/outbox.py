@@ -21,6 +21,22 @@ from apps.events.models import OutboxEvent
 logger = logging.getLogger(__name__)
 
 
+def outbox_record_change(
+    *, obj, object_type: str, event_type: str, payload: dict, previous: dict | None = None
+) -> OutboxEvent:
+    """The outbox row of a change to one of a merchant's objects (an intent, a refund, a payout,
+    a dispute…): its merchant, mode and public id come from the object itself."""
+    return outbox_record(
+        merchant_id=obj.merchant_id,
+        livemode=obj.livemode,
+        object_type=object_type,
+        object_id=obj.public_id,
+        event_type=event_type,
+        payload=payload,
+        previous_attributes=previous or {},
+    )
+
+
 def outbox_record(
     *,
     merchant_id: int,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from apps.core.errors import ConflictError
 from apps.events.services import (
     outbox_record,
+    outbox_record_change,
 )
 from apps.intents.models import IntentStatus, PaymentAttempt, PaymentIntent, Refund
 from apps.intents.representations import (
@@ -68,23 +69,19 @@ def _lock_intent(
 
 
 def _emit(intent: PaymentIntent, event_type: str, previous: dict | None = None) -> None:
-    outbox_record(
-        merchant_id=intent.merchant_id,
-        livemode=intent.livemode,
+    outbox_record_change(
+        obj=intent,
         object_type="payment_intent",
-        object_id=intent.public_id,
         event_type=event_type,
         payload=intent_representation(intent),
-        previous_attributes=previous or {},
+        previous=previous,
     )
 
 
 def _emit_refund(refund: Refund, event_type: str) -> None:
-    outbox_record(
-        merchant_id=refund.merchant_id,
-        livemode=refund.livemode,
+    outbox_record_change(
+        obj=refund,
         object_type="refund",
-        object_id=refund.public_id,
         event_type=event_type,
         payload=refund_representation(refund),
     )
