@@ -36,6 +36,8 @@ from apps.psp_adapters.contract import (
     CancelRequest,
     CaptureRequest,
     ConnectorConfig,
+    DisputeAcceptRequest,
+    DisputeEvidenceRequest,
     Outcome,
     PayoutRequest,
     PayoutResult,
@@ -60,6 +62,7 @@ class Operation(enum.StrEnum):
     INQUIRY = "inquiry"
     PROBE = "probe"
     PAYOUT = "payout"
+    DISPUTE = "dispute"  # evidence, submission, acceptance of a dispute
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,8 @@ POLICIES: dict[Operation, Policy] = {
     Operation.INQUIRY: Policy(False, False, Outcome.UNKNOWN),
     Operation.PROBE: Policy(False, False, Outcome.ERROR),
     Operation.PAYOUT: Policy(False, False, Outcome.UNKNOWN),
+    # a dispute answer goes to the PSP that holds the payment, whatever its health
+    Operation.DISPUTE: Policy(False, False, Outcome.UNKNOWN),
 }
 
 
@@ -272,6 +277,29 @@ def probe(*, connector: Connector) -> PSPResult:
         Operation.PROBE,
         lambda adapter: adapter.probe(),
         reference="probe",
+    )
+
+
+# --------------------------------------------------------------------------- disputes
+
+
+def dispute_submit_evidence(*, connector: Connector, request: DisputeEvidenceRequest) -> PSPResult:
+    """The merchant's evidence (and, with `submit`, the answer) in the PSP's dialect."""
+    return call(
+        connector,
+        Operation.DISPUTE,
+        lambda adapter: adapter.dispute_submit_evidence(request),
+        reference=request.psp_dispute_id,
+    )
+
+
+def dispute_accept(*, connector: Connector, request: DisputeAcceptRequest) -> PSPResult:
+    """The merchant concedes the dispute."""
+    return call(
+        connector,
+        Operation.DISPUTE,
+        lambda adapter: adapter.dispute_accept(request),
+        reference=request.psp_dispute_id,
     )
 
 

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "apps.money_audit",
     "apps.psp_simulator",
     "apps.demo",
+    "apps.disputes",
 ]
 
 MIDDLEWARE = [
@@ -375,4 +376,9 @@ PLATFORM_BEAT_SCHEDULES = {
         "every": 3600,
     },
     "money audit (nightly)": {"task": "money_audit.run", "crontab": "30 3 * * *"},
+    "dispute deadlines (reminders, expiry)": {"task": "disputes.check_deadlines", "every": 900},
 }
+
+# Uploaded files (dispute evidence): on disk, never in a database text column.
+MEDIA_ROOT = env("MEDIA_ROOT", str(BASE_DIR / ".local" / "media"))
+MEDIA_URL = "/media/"
