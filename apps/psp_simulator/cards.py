@@ -24,6 +24,8 @@ REQUIRES_ACTION = "requires_action"  # 3-D Secure challenge before authorisation
 SLOW_APPROVE = "slow_approve"  # issuer answers after SLOW_CARD_DELAY_S, then approves
 REFUND_FAILS = "refund_fails"  # payment approves; any refund of it fails asynchronously
 CAPTURE_FAILS = "capture_fails"  # authorisation approves; the capture fails
+DISPUTE = "dispute"  # approves; disputed (chargeback) a while after capture (apps/.../disputes.py)
+INQUIRY = "inquiry"  # approves; an inquiry (retrieval request) a while after capture
 
 SLOW_CARD_DELAY_S = 3.0
 
@@ -45,6 +47,7 @@ class TestCard:
     adyen_refusal_code: str = ""
     adyen_refusal_reason: str = ""
     raw_response: str = ""  # ISO 8583 response as acquirers report it
+    dispute_reason: str = ""  # dispute cards: Stripe's reason
 
     @property
     def last4(self) -> str:
@@ -218,6 +221,62 @@ TEST_CARDS: tuple[TestCard, ...] = (
         CAPTURE_FAILS,
         "Authorisation approves; the capture fails",
         source="simulator",
+    ),
+    # disputes: the payment approves and is disputed ConnectorSettings.dispute_delay_ms after
+    # capture (default 2 s); the merchant's answer wins with uncategorized_text
+    # "winning_evidence" (apps/psp_simulator/disputes.py)
+    TestCard(
+        "4000000000000259",
+        "visa",
+        DISPUTE,
+        "Disputed after capture: fraudulent",
+        dispute_reason="fraudulent",
+    ),
+    TestCard(
+        "4000000000002685",
+        "visa",
+        DISPUTE,
+        "Disputed after capture: product_not_received",
+        dispute_reason="product_not_received",
+    ),
+    TestCard(
+        "4000000000001976",
+        "visa",
+        INQUIRY,
+        "An inquiry after capture: fraudulent",
+        dispute_reason="fraudulent",
+    ),
+    TestCard(
+        "4000009900000061",
+        "visa",
+        DISPUTE,
+        "Disputed after capture: duplicate",
+        source="simulator",
+        dispute_reason="duplicate",
+    ),
+    TestCard(
+        "4000009900000079",
+        "visa",
+        DISPUTE,
+        "Disputed after capture: subscription_canceled",
+        source="simulator",
+        dispute_reason="subscription_canceled",
+    ),
+    TestCard(
+        "4000009900000087",
+        "visa",
+        DISPUTE,
+        "Disputed after capture: credit_not_processed",
+        source="simulator",
+        dispute_reason="credit_not_processed",
+    ),
+    TestCard(
+        "4000009900000095",
+        "visa",
+        DISPUTE,
+        "Disputed after capture: general",
+        source="simulator",
+        dispute_reason="general",
     ),
 )
 

@@ -8,156 +8,339 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('connectors', '0001_initial'),
-        ('intents', '0009_dispute_totals'),
-        ('merchants', '0002_marketplace_and_ledger_hold'),
+        ("connectors", "0001_initial"),
+        ("intents", "0009_dispute_totals"),
+        ("merchants", "0002_marketplace_and_ledger_hold"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Dispute',
+            name="Dispute",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', apps.core.ids.PublicIdField(editable=False, max_length=40, prefix='dp', unique=True)),
-                ('livemode', models.BooleanField()),
-                ('amount', models.BigIntegerField()),
-                ('currency', models.CharField(max_length=3)),
-                ('psp_dispute_id', models.CharField(max_length=100)),
-                ('psp_reference', models.CharField(blank=True, max_length=100)),
-                ('stage', django_fsm.FSMField(choices=[('inquiry', 'Inquiry'), ('chargeback', 'Chargeback'), ('pre_arbitration', 'Pre Arbitration'), ('arbitration', 'Arbitration')], default='inquiry', max_length=50, protected=True)),
-                ('status', django_fsm.FSMField(choices=[('warning_needs_response', 'Warning Needs Response'), ('warning_under_review', 'Warning Under Review'), ('warning_closed', 'Warning Closed'), ('needs_response', 'Needs Response'), ('under_review', 'Under Review'), ('won', 'Won'), ('lost', 'Lost'), ('accepted', 'Accepted'), ('expired', 'Expired')], default='warning_needs_response', max_length=50, protected=True)),
-                ('psp_status', models.CharField(blank=True, max_length=40)),
-                ('psp_event_code', models.CharField(blank=True, max_length=60)),
-                ('reason', models.CharField(default='general', max_length=40)),
-                ('network_reason_code', models.CharField(blank=True, max_length=20)),
-                ('evidence_due_by', models.DateTimeField(blank=True, null=True)),
-                ('is_charge_refundable', models.BooleanField(default=False)),
-                ('evidence', models.JSONField(blank=True, default=dict)),
-                ('evidence_submitted_at', models.DateTimeField(blank=True, null=True)),
-                ('evidence_submission_count', models.PositiveSmallIntegerField(default=0)),
-                ('evidence_submitted_stage', models.CharField(blank=True, max_length=20)),
-                ('withdrawals_seen', models.PositiveSmallIntegerField(default=0)),
-                ('reinstatements_seen', models.PositiveSmallIntegerField(default=0)),
-                ('funds_withdrawn', models.BooleanField(default=False)),
-                ('amount_taken', models.BigIntegerField(default=0)),
-                ('amount_uncovered', models.BigIntegerField(default=0)),
-                ('taken_before', models.BigIntegerField(default=0)),
-                ('fees_charged', models.BigIntegerField(default=0)),
-                ('reminded_72h_at', models.DateTimeField(blank=True, null=True)),
-                ('reminded_24h_at', models.DateTimeField(blank=True, null=True)),
-                ('needs_attention', models.BooleanField(default=False)),
-                ('closed_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('attempt', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='disputes', to='intents.paymentattempt')),
-                ('connector', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='disputes', to='connectors.connector')),
-                ('intent', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='disputes', to='intents.paymentintent')),
-                ('merchant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='disputes', to='merchants.merchant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "public_id",
+                    apps.core.ids.PublicIdField(
+                        editable=False, max_length=40, prefix="dp", unique=True
+                    ),
+                ),
+                ("livemode", models.BooleanField()),
+                ("amount", models.BigIntegerField()),
+                ("currency", models.CharField(max_length=3)),
+                ("psp_dispute_id", models.CharField(max_length=100)),
+                ("psp_reference", models.CharField(blank=True, max_length=100)),
+                (
+                    "stage",
+                    django_fsm.FSMField(
+                        choices=[
+                            ("inquiry", "Inquiry"),
+                            ("chargeback", "Chargeback"),
+                            ("pre_arbitration", "Pre Arbitration"),
+                            ("arbitration", "Arbitration"),
+                        ],
+                        default="inquiry",
+                        max_length=50,
+                        protected=True,
+                    ),
+                ),
+                (
+                    "status",
+                    django_fsm.FSMField(
+                        choices=[
+                            ("warning_needs_response", "Warning Needs Response"),
+                            ("warning_under_review", "Warning Under Review"),
+                            ("warning_closed", "Warning Closed"),
+                            ("needs_response", "Needs Response"),
+                            ("under_review", "Under Review"),
+                            ("won", "Won"),
+                            ("lost", "Lost"),
+                            ("accepted", "Accepted"),
+                            ("expired", "Expired"),
+                        ],
+                        default="warning_needs_response",
+                        max_length=50,
+                        protected=True,
+                    ),
+                ),
+                ("psp_status", models.CharField(blank=True, max_length=40)),
+                ("psp_event_code", models.CharField(blank=True, max_length=60)),
+                ("reason", models.CharField(default="general", max_length=40)),
+                ("network_reason_code", models.CharField(blank=True, max_length=20)),
+                ("evidence_due_by", models.DateTimeField(blank=True, null=True)),
+                ("is_charge_refundable", models.BooleanField(default=False)),
+                ("evidence", models.JSONField(blank=True, default=dict)),
+                ("evidence_submitted_at", models.DateTimeField(blank=True, null=True)),
+                ("evidence_submission_count", models.PositiveSmallIntegerField(default=0)),
+                ("evidence_submitted_stage", models.CharField(blank=True, max_length=20)),
+                ("withdrawals_seen", models.PositiveSmallIntegerField(default=0)),
+                ("reinstatements_seen", models.PositiveSmallIntegerField(default=0)),
+                ("funds_withdrawn", models.BooleanField(default=False)),
+                ("amount_taken", models.BigIntegerField(default=0)),
+                ("amount_uncovered", models.BigIntegerField(default=0)),
+                ("taken_before", models.BigIntegerField(default=0)),
+                ("fees_charged", models.BigIntegerField(default=0)),
+                ("reminded_72h_at", models.DateTimeField(blank=True, null=True)),
+                ("reminded_24h_at", models.DateTimeField(blank=True, null=True)),
+                ("needs_attention", models.BooleanField(default=False)),
+                ("closed_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "attempt",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="disputes",
+                        to="intents.paymentattempt",
+                    ),
+                ),
+                (
+                    "connector",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="disputes",
+                        to="connectors.connector",
+                    ),
+                ),
+                (
+                    "intent",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="disputes",
+                        to="intents.paymentintent",
+                    ),
+                ),
+                (
+                    "merchant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="disputes",
+                        to="merchants.merchant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
             bases=(django_fsm.ConcurrentTransitionMixin, models.Model),
         ),
         migrations.CreateModel(
-            name='DisputeActivity',
+            name="DisputeActivity",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(max_length=40)),
-                ('actor', models.CharField(blank=True, max_length=120)),
-                ('details', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('dispute', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='activities', to='disputes.dispute')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("kind", models.CharField(max_length=40)),
+                ("actor", models.CharField(blank=True, max_length=120)),
+                ("details", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "dispute",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="activities",
+                        to="disputes.dispute",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='DisputeNotification',
+            name="DisputeNotification",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('livemode', models.BooleanField()),
-                ('psp_event_id', models.CharField(max_length=255)),
-                ('psp_dispute_id', models.CharField(blank=True, max_length=100)),
-                ('psp_reference', models.CharField(blank=True, max_length=100)),
-                ('raw_event', models.CharField(max_length=60)),
-                ('raw_status', models.CharField(blank=True, max_length=40)),
-                ('normalized', models.JSONField(default=dict)),
-                ('result', models.CharField(choices=[('applied', 'Applied'), ('ignored', 'Ignored'), ('parked', 'Parked'), ('informational', 'Informational'), ('resolved', 'Resolved')], max_length=20)),
-                ('reason', models.CharField(blank=True, max_length=300)),
-                ('occurred_at', models.DateTimeField(blank=True, null=True)),
-                ('received_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('connector', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='connectors.connector')),
-                ('dispute', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='notifications', to='disputes.dispute')),
-                ('intent', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='intents.paymentintent')),
-                ('merchant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='merchants.merchant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("livemode", models.BooleanField()),
+                ("psp_event_id", models.CharField(max_length=255)),
+                ("psp_dispute_id", models.CharField(blank=True, max_length=100)),
+                ("psp_reference", models.CharField(blank=True, max_length=100)),
+                ("raw_event", models.CharField(max_length=60)),
+                ("raw_status", models.CharField(blank=True, max_length=40)),
+                ("normalized", models.JSONField(default=dict)),
+                (
+                    "result",
+                    models.CharField(
+                        choices=[
+                            ("applied", "Applied"),
+                            ("ignored", "Ignored"),
+                            ("parked", "Parked"),
+                            ("informational", "Informational"),
+                            ("resolved", "Resolved"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("reason", models.CharField(blank=True, max_length=300)),
+                ("occurred_at", models.DateTimeField(blank=True, null=True)),
+                ("received_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "connector",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="connectors.connector",
+                    ),
+                ),
+                (
+                    "dispute",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="notifications",
+                        to="disputes.dispute",
+                    ),
+                ),
+                (
+                    "intent",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="intents.paymentintent",
+                    ),
+                ),
+                (
+                    "merchant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="merchants.merchant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='EvidenceFile',
+            name="EvidenceFile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', apps.core.ids.PublicIdField(editable=False, max_length=40, prefix='file', unique=True)),
-                ('livemode', models.BooleanField()),
-                ('purpose', models.CharField(default='dispute_evidence', max_length=40)),
-                ('filename', models.CharField(blank=True, max_length=255)),
-                ('content_type', models.CharField(max_length=40)),
-                ('size', models.PositiveIntegerField()),
-                ('sha256', models.CharField(max_length=64)),
-                ('content', models.FileField(max_length=200, upload_to=apps.disputes.models.evidence_upload_to)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('merchant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='merchants.merchant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "public_id",
+                    apps.core.ids.PublicIdField(
+                        editable=False, max_length=40, prefix="file", unique=True
+                    ),
+                ),
+                ("livemode", models.BooleanField()),
+                ("purpose", models.CharField(default="dispute_evidence", max_length=40)),
+                ("filename", models.CharField(blank=True, max_length=255)),
+                ("content_type", models.CharField(max_length=40)),
+                ("size", models.PositiveIntegerField()),
+                ("sha256", models.CharField(max_length=64)),
+                (
+                    "content",
+                    models.FileField(
+                        max_length=200, upload_to=apps.disputes.models.evidence_upload_to
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "merchant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="merchants.merchant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.AddIndex(
-            model_name='dispute',
-            index=models.Index(fields=['merchant', 'livemode', '-id'], name='disputes_di_merchan_087ade_idx'),
+            model_name="dispute",
+            index=models.Index(
+                fields=["merchant", "livemode", "-id"], name="disputes_di_merchan_087ade_idx"
+            ),
         ),
         migrations.AddIndex(
-            model_name='dispute',
-            index=models.Index(fields=['status', 'evidence_due_by'], name='dispute_status_due'),
+            model_name="dispute",
+            index=models.Index(fields=["status", "evidence_due_by"], name="dispute_status_due"),
         ),
         migrations.AddConstraint(
-            model_name='dispute',
-            constraint=models.UniqueConstraint(fields=('connector', 'psp_dispute_id'), name='dispute_unique_psp_id'),
+            model_name="dispute",
+            constraint=models.UniqueConstraint(
+                fields=("connector", "psp_dispute_id"), name="dispute_unique_psp_id"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='dispute',
-            constraint=models.CheckConstraint(condition=models.Q(('amount__gt', 0)), name='dispute_amount_positive'),
+            model_name="dispute",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount__gt", 0)), name="dispute_amount_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='dispute',
-            constraint=models.CheckConstraint(condition=models.Q(('amount_taken__gte', 0), ('amount_uncovered__gte', 0), ('fees_charged__gte', 0), ('taken_before__gte', 0)), name='dispute_money_non_negative'),
+            model_name="dispute",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("amount_taken__gte", 0),
+                    ("amount_uncovered__gte", 0),
+                    ("fees_charged__gte", 0),
+                    ("taken_before__gte", 0),
+                ),
+                name="dispute_money_non_negative",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='dispute',
-            constraint=models.CheckConstraint(condition=models.Q(('amount_taken__lte', models.F('amount'))), name='dispute_taken_le_amount'),
+            model_name="dispute",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount_taken__lte", models.F("amount"))),
+                name="dispute_taken_le_amount",
+            ),
         ),
         migrations.AddIndex(
-            model_name='disputenotification',
-            index=models.Index(condition=models.Q(('result', 'parked')), fields=['result', 'received_at'], name='dispute_notification_parked'),
+            model_name="disputenotification",
+            index=models.Index(
+                condition=models.Q(("result", "parked")),
+                fields=["result", "received_at"],
+                name="dispute_notification_parked",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='disputenotification',
-            constraint=models.UniqueConstraint(fields=('connector', 'psp_event_id'), name='dispute_notification_once'),
+            model_name="disputenotification",
+            constraint=models.UniqueConstraint(
+                fields=("connector", "psp_event_id"), name="dispute_notification_once"
+            ),
         ),
         migrations.AddIndex(
-            model_name='evidencefile',
-            index=models.Index(fields=['merchant', 'livemode', '-id'], name='disputes_ev_merchan_e970ff_idx'),
+            model_name="evidencefile",
+            index=models.Index(
+                fields=["merchant", "livemode", "-id"], name="disputes_ev_merchan_e970ff_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='evidencefile',
-            constraint=models.CheckConstraint(condition=models.Q(('content_type__in', ['application/pdf', 'image/jpeg', 'image/png'])), name='evidence_file_type_allowed'),
+            model_name="evidencefile",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("content_type__in", ["application/pdf", "image/jpeg", "image/png"])
+                ),
+                name="evidence_file_type_allowed",
+            ),
         ),
     ]

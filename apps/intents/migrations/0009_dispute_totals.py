@@ -5,32 +5,42 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('connectors', '0001_initial'),
-        ('intents', '0008_connector_moved'),
-        ('merchants', '0002_marketplace_and_ledger_hold'),
-        ('vault', '0002_support_search_indexes'),
+        ("connectors", "0001_initial"),
+        ("intents", "0008_connector_moved"),
+        ("merchants", "0002_marketplace_and_ledger_hold"),
+        ("vault", "0002_support_search_indexes"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='paymentintent',
-            name='amount_disputed',
+            model_name="paymentintent",
+            name="amount_disputed",
             field=models.BigIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='paymentintent',
-            name='disputed',
+            model_name="paymentintent",
+            name="disputed",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='paymentintent',
-            name='fraud_notified_at',
+            model_name="paymentintent",
+            name="fraud_notified_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddConstraint(
-            model_name='paymentintent',
-            constraint=models.CheckConstraint(condition=models.Q(('amount_disputed__gte', 0), ('amount_disputed__lte', django.db.models.expressions.CombinedExpression(models.F('amount_received'), '-', models.F('amount_refunded')))), name='intent_refunded_and_disputed_le_received'),
+            model_name="paymentintent",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("amount_disputed__gte", 0),
+                    (
+                        "amount_disputed__lte",
+                        django.db.models.expressions.CombinedExpression(
+                            models.F("amount_received"), "-", models.F("amount_refunded")
+                        ),
+                    ),
+                ),
+                name="intent_refunded_and_disputed_le_received",
+            ),
         ),
     ]
