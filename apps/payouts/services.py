@@ -139,6 +139,40 @@ def _post_payout_journal(payout: Payout) -> None:
     payout.ledger_transaction = journal.public_id
 
 
+def _check_not_negative(
+    *, merchant_id: int, livemode: bool, currency: str, seller: Seller | None
+) -> None:
+    """A chargeback may take a balance below zero (the PSP withdraws whatever we hold): what
+    is owed then is a receivable from the merchant (or seller), recovered from its next
+    captures. No payout leaves while the balance, pending included, is negative."""
+    if seller is None:
+        total = sum(
+            b.pending + b.available
+            for b in ledger_selectors.balances_for_merchant(
+                merchant_id=merchant_id, livemode=livemode
+            )
+            if b.currency == currency
+        )
+    else:
+        total = sum(
+            ledger_selectors.account_balance(
+                merchant_id=merchant_id, livemode=livemode, currency=currency, code=code
+            )
+            for code in (
+                chart.seller_pending(seller.ledger_id),
+                chart.seller_available(seller.ledger_id),
+            )
+        )
+    if total < 0:
+        whose = f"Seller {seller.public_id}'s" if seller else "Your"
+        raise InvalidRequestError(
+            f"{whose} {currency.upper()} balance is negative ({total}) after disputes: no "
+            "payout until it is recovered.",
+            code="balance_negative",
+            param="amount",
+        )
+
+
 def _is_insufficient(exc: PlatformError) -> bool:
     return exc.code == "insufficient_balance"
 
@@ -184,6 +218,9 @@ def payout_create(
             code="parameter_invalid",
             param="description",
         )
+    _check_not_negative(
+        merchant_id=merchant.id, livemode=livemode, currency=currency, seller=seller_obj
+    )
     try:
         with transaction.atomic():
             payout = Payout.objects.create(

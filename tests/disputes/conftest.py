@@ -150,6 +150,22 @@ def enqueued(monkeypatch):
     return calls
 
 
+@pytest.fixture
+def stripe_only(stripe_connector, adyen_connector):
+    adyen_connector.priority = 9
+    adyen_connector.save(update_fields=["priority"])
+    return stripe_connector
+
+
+@pytest.fixture
+def adyen_only(stripe_connector, adyen_connector):
+    stripe_connector.priority = 9
+    stripe_connector.save(update_fields=["priority"])
+    adyen_connector.priority = 1
+    adyen_connector.save(update_fields=["priority"])
+    return adyen_connector
+
+
 def assert_books_hold(merchant) -> None:
     """The ledger balances, every account equals its entries, the merchant's balance is the
     sum of its journals, and refunded + disputed <= received holds in the database."""

@@ -35,22 +35,6 @@ def events(dispute, event_type) -> int:
     return OutboxEvent.objects.filter(object_id=dispute.public_id, event_type=event_type).count()
 
 
-@pytest.fixture
-def stripe_only(stripe_connector, adyen_connector):
-    adyen_connector.priority = 9
-    adyen_connector.save(update_fields=["priority"])
-    return stripe_connector
-
-
-@pytest.fixture
-def adyen_only(stripe_connector, adyen_connector):
-    stripe_connector.priority = 9
-    stripe_connector.save(update_fields=["priority"])
-    adyen_connector.priority = 1
-    adyen_connector.save(update_fields=["priority"])
-    return adyen_connector
-
-
 @pytest.mark.parametrize("dialect", ["stripe", "adyen"])
 def test_chargeback_answered_with_winning_evidence_is_won_and_the_funds_come_back(
     request, api, merchant, pay, dialect
