@@ -151,14 +151,14 @@ def enqueued(monkeypatch):
 
 
 @pytest.fixture
-def stripe_only(stripe_connector, adyen_connector):
+def stripe_only(stripe_connector, adyen_connector):  # noqa: F811
     adyen_connector.priority = 9
     adyen_connector.save(update_fields=["priority"])
     return stripe_connector
 
 
 @pytest.fixture
-def adyen_only(stripe_connector, adyen_connector):
+def adyen_only(stripe_connector, adyen_connector):  # noqa: F811
     stripe_connector.priority = 9
     stripe_connector.save(update_fields=["priority"])
     adyen_connector.priority = 1
