@@ -26,6 +26,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "core.retry_payout",
         "core.write_off_discrepancy",
         "core.post_ledger_adjustment",
+        "disputes.*",
     ],
     OPS: [
         "*.view_*",
@@ -37,6 +38,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "core.replay_webhook",
         "core.force_breaker",
         "core.manage_api_keys",
+        "disputes.resolve_dispute_notification",
     ],
     ADMIN: ["*"],
 }

@@ -125,6 +125,13 @@ class Dispute(ConcurrentTransitionMixin, models.Model):
                 name="dispute_taken_le_amount",
             ),
         ]
+        # back-office actions, each its own permission (apps/disputes/admin.py)
+        permissions = [
+            ("upload_dispute_evidence", "Can upload and stage dispute evidence"),
+            ("submit_dispute_evidence", "Can submit a dispute's evidence to the PSP"),
+            ("accept_dispute", "Can accept (concede) a dispute"),
+            ("resolve_dispute_notification", "Can resolve a parked dispute notification"),
+        ]
 
     def __str__(self) -> str:
         return self.public_id
