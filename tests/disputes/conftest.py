@@ -117,6 +117,12 @@ class PspSide:
         return self.control.open_dispute(self.name, intent.psp_reference, **options)
 
 
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path):
+    """Evidence files go to a temporary directory, not the checkout."""
+    settings.MEDIA_ROOT = str(tmp_path)
+
+
 @pytest.fixture
 def receiver():
     server = WebhookReceiver()
