@@ -238,3 +238,38 @@ def test_duplicates_are_applied_once(request, merchant, pay, dialect):
     dispute = Dispute.objects.get(intent=intent)
     assert events(dispute, "dispute.funds_withdrawn") == 1
     assert_books_hold(merchant)
+
+
+@pytest.mark.parametrize(
+    "number, reason, stage",
+    [
+        ("4000000000000259", "fraudulent", "chargeback"),
+        ("4000009900000061", "duplicate", "chargeback"),
+        ("4000000000001976", "fraudulent", "inquiry"),
+    ],
+)
+def test_dispute_test_cards_are_disputed_after_capture(
+    merchant, pay, adyen_only, adyen_side, control, number, reason, stage
+):
+    control.update_settings(adyen_side.name, dispute_delay_ms=0)
+    intent = paid(pay, adyen_only, number=number)
+    adyen_side.deliver(2 if stage == "chargeback" else 1)
+    dispute = Dispute.objects.get(intent=intent)
+    assert (dispute.stage, dispute.reason) == (stage, reason)
+    assert dispute.psp_event_code in ("CHARGEBACK", "REQUEST_FOR_INFORMATION")
+    assert dispute.psp_status == "Undefended"
+    assert_books_hold(merchant)
+
+
+def test_the_psp_closing_an_unanswered_dispute_marks_it_lost(
+    merchant, pay, stripe_only, stripe_side, control
+):
+    intent = paid(pay, stripe_only)
+    opened = stripe_side.open(intent)
+    stripe_side.deliver(2)
+    control.dispute_action(opened["id"], "expire")
+    stripe_side.deliver(1)
+    dispute = Dispute.objects.get(intent=intent)
+    assert dispute.status == "lost" and dispute.psp_event_code == "charge.dispute.closed"
+    assert events(dispute, "dispute.closed") == 1
+    assert_books_hold(merchant)
