@@ -13,7 +13,8 @@ EVIDENCE_SCHEMA = {
     "string or null removes a field.",
     "properties": {
         name: {
-            "type": ["string", "null"],
+            "type": "string",
+            "nullable": True,
             "maxLength": 150_000,
             **({"description": "file_… id"} if name in EVIDENCE_FILE_FIELDS else {}),
         }
