@@ -267,9 +267,13 @@ def dispute_apply_notification(*, connector_id: int, event: WebhookEvent) -> Not
     for days), with the reason."""
     connector = connector_selectors.connectors_by_ids(ids=[connector_id])[0]
     notice = event.dispute
-    if DisputeNotification.objects.filter(
+    recorded = DisputeNotification.objects.filter(
         connector_id=connector_id, psp_event_id=event.psp_event_id[:255]
-    ).exists():
+    )
+    # a parked one is tried again when ops reprocess its inbound webhook (the payment may be
+    # known by now); anything else was applied or ignored once already
+    recorded.filter(result=R.PARKED).delete()
+    if recorded.exists():
         return NotificationOutcome("ignored", "already recorded", event.psp_reference)
     attempt = intent_selectors.attempt_for_psp_reference(
         connector_id=connector_id, psp_reference=event.psp_reference

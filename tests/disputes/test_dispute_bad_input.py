@@ -232,3 +232,31 @@ def test_a_psp_taking_more_than_is_left_after_a_refund_is_the_platforms_loss(
     )
     assert losses == 1000
     assert_books_hold(merchant)
+
+
+def test_a_parked_notification_applies_when_ops_reprocess_it(
+    client, merchant, pay, stripe_only, enqueued
+):
+    intent = paid(pay, stripe_only)
+    dispute_object = {
+        "id": "du_later",
+        "object": "dispute",
+        "amount": 2000,
+        "currency": "eur",
+        "payment_intent": "pi_not_yet_known",
+        "reason": "fraudulent",
+        "status": "needs_response",
+    }
+    body, headers = stripe_request(stripe_event("charge.dispute.created", dispute_object))
+    client.post(
+        f"/webhooks/psp/{stripe_only.public_id}", body, content_type="application/json", **headers
+    )
+    row = InboundWebhook.objects.order_by("-id")[0]
+    inbound.inbound_webhook_process(webhook_id=row.pk)
+    assert dispute_selectors.parked_notifications().count() == 1
+    # ops find the payment under that reference (say, the PSP's reference was re-keyed)
+    PaymentIntent.objects.filter(pk=intent.pk).update(psp_reference="pi_not_yet_known")
+    intent.attempts.update(psp_reference="pi_not_yet_known")
+    inbound.inbound_webhook_reprocess(webhook=row, actor=Actor.system("ops"))
+    assert dispute_selectors.parked_notifications().count() == 0
+    assert Dispute.objects.get(psp_dispute_id="du_later").intent_id == intent.pk
