@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.core.errors import NotFoundError
@@ -192,3 +193,22 @@ def dispute_rate_for_merchant(*, merchant_id: int, days: int = 30) -> DisputeRat
 
 def open_dispute_filter() -> Q:
     return Q(status__in=OPEN_STATUSES)
+
+
+def audit_dispute_totals_mismatched() -> list[dict]:
+    """Payments whose `amount_disputed` is not what their disputes hold withdrawn from the
+    merchant (the money audit's dispute check)."""
+    rows = (
+        Dispute.objects.values("intent_id", "intent__public_id", "intent__amount_disputed")
+        .annotate(held=Coalesce(Sum("amount_taken", filter=Q(funds_withdrawn=True)), 0))
+        .order_by("intent_id")
+    )
+    return [
+        {
+            "public_id": row["intent__public_id"],
+            "amount_disputed": row["intent__amount_disputed"],
+            "held": row["held"],
+        }
+        for row in rows
+        if row["held"] != row["intent__amount_disputed"]
+    ]

@@ -9,6 +9,7 @@ import time
 import pytest
 from django.db import connection
 
+from apps.disputes import selectors as dispute_selectors
 from apps.events import inbound
 from apps.events.models import InboundWebhook
 from apps.intents.models import PaymentIntent
@@ -177,6 +178,7 @@ def assert_books_hold(merchant) -> None:
     sum of its journals, and refunded + disputed <= received holds in the database."""
     for trial in ledger_selectors.trial_balance():
         assert trial.total_debit == trial.total_credit, trial
+    assert dispute_selectors.audit_dispute_totals_mismatched() == []
     run = ledger_check_drift()
     assert run.findings_count == 0, ledger_selectors.drift_findings(run_id=run.pk)
     with connection.cursor() as cursor:

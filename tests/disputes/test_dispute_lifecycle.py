@@ -3,6 +3,8 @@ by the merchant through our API, decided by the simulator's rule, the money foll
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from apps.disputes.models import Dispute, DisputeNotification
@@ -272,4 +274,30 @@ def test_the_psp_closing_an_unanswered_dispute_marks_it_lost(
     dispute = Dispute.objects.get(intent=intent)
     assert dispute.status == "lost" and dispute.psp_event_code == "charge.dispute.closed"
     assert events(dispute, "dispute.closed") == 1
+    assert_books_hold(merchant)
+
+
+def test_adyen_takes_evidence_documents_through_its_dispute_service(
+    api, merchant, pay, adyen_only, adyen_side, control
+):
+    intent = paid(pay, adyen_only)
+    opened = adyen_side.open(intent)
+    adyen_side.deliver(2)
+    dispute = Dispute.objects.get(intent=intent)
+    pdf = b"%PDF-1.4\n(delivery signed: winning_evidence)\n%%EOF\n"
+    file = api.post(
+        "/v1/files",
+        {"purpose": "dispute_evidence", "file": base64.b64encode(pdf).decode()},
+        format="json",
+    ).json()["id"]
+    response = api.post(
+        f"/v1/disputes/{dispute.public_id}",
+        {"evidence": {"shipping_documentation": file}, "submit": True},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    (held,) = control.disputes(adyen_side.name, payment_id=intent.psp_reference)
+    assert held["id"] == opened["id"] and held["documents"] == 1 and held["submitted"]
+    adyen_side.deliver(1)  # the document won it: CHARGEBACK_REVERSED
+    assert Dispute.objects.get(pk=dispute.pk).status == "won"
     assert_books_hold(merchant)
