@@ -532,16 +532,18 @@ def dispute_update(
             submit=True,
         ),
     )
-    with transaction.atomic():
-        dispute = _lock(dispute.pk)
-        if result.outcome is not Outcome.APPROVED:
+    if result.outcome is not Outcome.APPROVED:
+        with transaction.atomic():  # released (committed) before the error is raised
+            dispute = _lock(dispute.pk)
             dispute.evidence_submitted_stage = ""
             dispute.save(update_fields=["evidence_submitted_stage", "updated_at"])
             _activity(dispute, "evidence_refused", actor, code=result.raw_code)
-            raise DisputeSubmissionError(
-                f"The PSP did not take the evidence ({result.raw_code or result.outcome}).",
-                param="submit",
-            )
+        raise DisputeSubmissionError(
+            f"The PSP did not take the evidence ({result.raw_code or result.outcome}).",
+            param="submit",
+        )
+    with transaction.atomic():
+        dispute = _lock(dispute.pk)
         before = {
             "status": dispute.status,
             "evidence_details": {"submission_count": dispute.evidence_submission_count},
@@ -590,15 +592,18 @@ def dispute_close(*, dispute: Dispute, actor: Actor) -> Dispute:
             idempotency_key=f"{dispute.public_id}-{dispute.stage}-accept",
         ),
     )
-    with transaction.atomic():
-        dispute = _lock(dispute.pk)
-        if result.outcome is not Outcome.APPROVED:
+    if result.outcome is not Outcome.APPROVED:
+        with transaction.atomic():  # released (committed) before the error is raised
+            dispute = _lock(dispute.pk)
             dispute.evidence_submitted_stage = ""
             dispute.save(update_fields=["evidence_submitted_stage", "updated_at"])
-            raise DisputeSubmissionError(
-                f"The PSP did not take the acceptance ({result.raw_code or result.outcome}).",
-                param="dispute",
-            )
+            _activity(dispute, "acceptance_refused", actor, code=result.raw_code)
+        raise DisputeSubmissionError(
+            f"The PSP did not take the acceptance ({result.raw_code or result.outcome}).",
+            param="dispute",
+        )
+    with transaction.atomic():
+        dispute = _lock(dispute.pk)
         before = {"status": dispute.status}
         if dispute.status not in CLOSED_STATUSES:
             target = ST.WARNING_CLOSED if dispute.stage == DisputeStage.INQUIRY else ST.ACCEPTED

@@ -260,3 +260,27 @@ def test_a_parked_notification_applies_when_ops_reprocess_it(
     inbound.inbound_webhook_reprocess(webhook=row, actor=Actor.system("ops"))
     assert dispute_selectors.parked_notifications().count() == 0
     assert Dispute.objects.get(psp_dispute_id="du_later").intent_id == intent.pk
+
+
+@pytest.mark.parametrize("dialect", ["stripe", "adyen"])
+def test_a_psp_refusing_the_answer_is_a_502_and_it_can_be_sent_again(
+    request, api, merchant, pay, control, dialect
+):
+    connector = request.getfixturevalue(f"{dialect}_only")
+    side = request.getfixturevalue(f"{dialect}_side")
+    intent = paid(pay, connector)
+    side.open(intent)
+    side.deliver(2)
+    dispute = Dispute.objects.get(intent=intent)
+    url = f"/v1/disputes/{dispute.public_id}"
+    control.set_faults(
+        side.name, {"rejected_rate": 1.0, "rejected_status": 400, "operations": ["dispute"]}
+    )
+    body = {"evidence": {"uncategorized_text": WINNING}, "submit": True}
+    error(api.post(url, body, format="json"), 502, "dispute_psp_error", "submit")
+    dispute = Dispute.objects.get(pk=dispute.pk)
+    assert dispute.status == "needs_response" and dispute.evidence_submission_count == 0
+    assert dispute.evidence == {"uncategorized_text": WINNING}  # staged, not submitted
+    control.set_faults(side.name, {}, replace=True)
+    assert api.post(url, {"submit": True}, format="json").status_code == 200
+    assert Dispute.objects.get(pk=dispute.pk).status == "under_review"
