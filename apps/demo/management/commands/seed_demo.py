@@ -173,7 +173,10 @@ class Command(BaseCommand):
     def _seed_disputed_payment(self, merchant) -> None:
         from apps.demo.tasks import seed_disputed_payment
 
-        try:
-            seed_disputed_payment.apply_async((merchant.pk,), countdown=5)
-        except Exception:
-            self.stderr.write("seed_demo: broker down, the disputed demo payment is skipped")
+        def enqueue() -> None:
+            try:
+                seed_disputed_payment.apply_async((merchant.pk,), countdown=5)
+            except Exception:
+                self.stderr.write("seed_demo: broker down, the disputed demo payment is skipped")
+
+        transaction.on_commit(enqueue)  # the task reads the merchant this transaction writes
