@@ -8,13 +8,14 @@ import base64
 import pytest
 
 from apps.disputes.models import Dispute, DisputeNotification
-from apps.events import inbound
-from apps.events.models import OutboxEvent
+from apps.events import inbound, relay
+from apps.events.models import Event, OutboxEvent, WebhookDelivery
 from apps.intents.models import PaymentIntent
 from apps.ledger import chart
 from apps.ledger import selectors as ledger_selectors
 from apps.ledger.models import JournalTransaction
 from tests.disputes.conftest import WINNING, assert_books_hold
+from tests.factories import WebhookEndpointFactory
 
 FEE = 1500  # the default dispute fee, 15.00 EUR
 
@@ -301,3 +302,26 @@ def test_adyen_takes_evidence_documents_through_its_dispute_service(
     adyen_side.deliver(1)  # the document won it: CHARGEBACK_REVERSED
     assert Dispute.objects.get(pk=dispute.pk).status == "won"
     assert_books_hold(merchant)
+
+
+def test_dispute_events_reach_the_merchants_webhook_endpoints(
+    merchant, system_actor, pay, stripe_only, stripe_side
+):
+    endpoint = WebhookEndpointFactory(
+        merchant=merchant, actor=system_actor, enabled_events=["dispute.*"]
+    )
+    intent = paid(pay, stripe_only)
+    stripe_side.open(intent)
+    stripe_side.deliver(2)
+    relay.outbox_relay()
+    dispute = Dispute.objects.get(intent=intent)
+    types = set(
+        Event.objects.filter(merchant=merchant, object_id=dispute.public_id).values_list(
+            "type", flat=True
+        )
+    )
+    assert types == {"dispute.created", "dispute.funds_withdrawn"}
+    delivered = WebhookDelivery.objects.filter(endpoint=endpoint).values_list(
+        "event__type", flat=True
+    )
+    assert sorted(delivered) == ["dispute.created", "dispute.funds_withdrawn"]
