@@ -19,7 +19,7 @@ from apps.ledger import selectors as ledger_selectors
 from apps.payouts import services as payout_services
 from tests.disputes.conftest import assert_books_hold
 from tests.disputes.test_dispute_lifecycle import FEE, merchant_pending, paid
-from tests.factories import SellerFactory
+from tests.factories import SellerFactory, fund_available
 
 
 def balance(merchant, code) -> int:
@@ -80,6 +80,36 @@ def test_a_negative_balance_after_a_chargeback_stops_payouts(
             merchant=merchant, livemode=False, amount=100, currency="eur", actor=system_actor
         )
     assert refused.value.code == "balance_negative"
+    assert_books_hold(merchant)
+
+
+def test_funds_already_available_pay_out_only_what_disputes_leave(
+    merchant, system_actor, pay, stripe_only, stripe_side
+):
+    fund_available(merchant, 10_000)
+    intent = paid(pay, stripe_only, amount=5000)
+    stripe_side.open(intent)
+    stripe_side.deliver(2)
+    # pending owes what the chargeback took beyond it; available still shows 10,000
+    owed = -merchant_pending(merchant)
+    assert owed > 0
+    payable = payout_services.payable_amount(
+        merchant_id=merchant.pk, livemode=False, currency="eur", seller=None
+    )
+    assert payable == 10_000 - owed
+    with pytest.raises(InvalidRequestError) as refused:
+        payout_services.payout_create(
+            merchant=merchant,
+            livemode=False,
+            amount=payable + 1,
+            currency="eur",
+            actor=system_actor,
+        )
+    assert refused.value.code == "balance_negative"
+    payout = payout_services.payout_create(
+        merchant=merchant, livemode=False, amount=payable, currency="eur", actor=system_actor
+    )
+    assert payout.amount == payable
     assert_books_hold(merchant)
 
 
