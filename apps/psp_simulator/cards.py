@@ -278,6 +278,14 @@ TEST_CARDS: tuple[TestCard, ...] = (
         source="simulator",
         dispute_reason="general",
     ),
+    TestCard(
+        "4000009900000103",
+        "visa",
+        DISPUTE,
+        "Disputed after capture: product_unacceptable",
+        source="simulator",
+        dispute_reason="product_unacceptable",
+    ),
 )
 
 CARDS_BY_NUMBER: dict[str, TestCard] = {card.number: card for card in TEST_CARDS}
