@@ -284,3 +284,39 @@ def test_a_psp_refusing_the_answer_is_a_502_and_it_can_be_sent_again(
     control.set_faults(side.name, {}, replace=True)
     assert api.post(url, {"submit": True}, format="json").status_code == 200
     assert Dispute.objects.get(pk=dispute.pk).status == "under_review"
+
+
+def test_odd_values_in_a_dispute_notification_never_break_processing(
+    client, merchant, pay, stripe_only, enqueued
+):
+    intent = paid(pay, stripe_only)
+    odd = {
+        "id": "du_odd",
+        "object": "dispute",
+        "amount": "lots",
+        "currency": "EURO!",
+        "payment_intent": intent.psp_reference,
+        "reason": {"not": "a string"},
+        "status": "on_fire",
+        "evidence_details": "soon",
+        "payment_method_details": {"card": {"network_reason_code": "9" * 50}},
+    }
+    too_long = {**odd, "id": "du_" + "x" * 200, "amount": 100}
+    for obj in (odd, too_long):
+        body, headers = stripe_request(stripe_event("charge.dispute.created", obj))
+        response = client.post(
+            f"/webhooks/psp/{stripe_only.public_id}",
+            body,
+            content_type="application/json",
+            **headers,
+        )
+        assert response.status_code == 200
+        row = InboundWebhook.objects.order_by("-id")[0]
+        inbound.inbound_webhook_process(webhook_id=row.pk)
+        row.refresh_from_db()
+        assert row.status == "processed", row.last_error
+    dispute = Dispute.objects.get(psp_dispute_id="du_odd")
+    assert (dispute.amount, dispute.currency) == (2000, "eur")
+    assert (dispute.stage, dispute.status) == ("chargeback", "needs_response")
+    assert dispute.evidence_due_by is None
+    assert dispute_selectors.parked_notifications().count() == 1  # the unreadable id

@@ -82,7 +82,7 @@ def dispute_apply_notification(*, connector_id: int, event: WebhookEvent) -> Not
     )
     try:
         with transaction.atomic():
-            if notice is None or not notice.psp_dispute_id:
+            if notice is None or not notice.psp_dispute_id or len(notice.psp_dispute_id) > 100:
                 _record(connector=connector, event=event, result=R.PARKED, reason="no dispute id")
                 return NotificationOutcome("ignored", "parked: no dispute id", event.psp_reference)
             if attempt is None or attempt.intent.amount_received <= 0:
@@ -112,6 +112,14 @@ def dispute_apply_notification(*, connector_id: int, event: WebhookEvent) -> Not
         raise
 
 
+def _disputed_amount(amount, received: int) -> int:
+    """What the PSP disputes, when it says so plausibly (a positive integer); else the payment's
+    captured amount."""
+    if isinstance(amount, int) and not isinstance(amount, bool) and 0 < amount <= 10**15:
+        return amount
+    return received
+
+
 def _find_or_open(*, connector, event: WebhookEvent, attempt) -> tuple[Dispute, bool]:
     notice = event.dispute
     existing = Dispute.objects.filter(
@@ -131,10 +139,10 @@ def _find_or_open(*, connector, event: WebhookEvent, attempt) -> tuple[Dispute, 
             intent=intent,
             attempt=attempt,
             connector=connector,
-            amount=event.amount if event.amount and event.amount > 0 else intent.amount_received,
-            currency=(event.currency or intent.currency).lower(),
+            amount=_disputed_amount(event.amount, intent.amount_received),
+            currency=intent.currency,  # the payment's; the PSP's word stays in the timeline
             psp_dispute_id=notice.psp_dispute_id,
-            psp_reference=event.psp_reference,
+            psp_reference=event.psp_reference[:100],
         )
         dispute.move_stage(stage)
         dispute.move_status(status)
