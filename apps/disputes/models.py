@@ -94,6 +94,7 @@ class Dispute(ConcurrentTransitionMixin, models.Model):
     amount_uncovered = models.BigIntegerField(default=0)  # beyond what the payment still had
     taken_before = models.BigIntegerField(default=0)  # refunds + other disputes at withdrawal
     fees_charged = models.BigIntegerField(default=0)
+    fees_returned = models.BigIntegerField(default=0)  # when the PSP gave a fee back on a win
     # deadlines
     reminded_72h_at = models.DateTimeField(null=True, blank=True)
     reminded_24h_at = models.DateTimeField(null=True, blank=True)
@@ -117,6 +118,8 @@ class Dispute(ConcurrentTransitionMixin, models.Model):
                 condition=Q(amount_taken__gte=0)
                 & Q(amount_uncovered__gte=0)
                 & Q(fees_charged__gte=0)
+                & Q(fees_returned__gte=0)
+                & Q(fees_returned__lte=models.F("fees_charged"))
                 & Q(taken_before__gte=0),
                 name="dispute_money_non_negative",
             ),

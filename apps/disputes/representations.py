@@ -83,7 +83,7 @@ def dispute_representation(dispute: Dispute) -> dict:
             "amount_withdrawn": dispute.amount_taken + dispute.amount_uncovered
             if dispute.funds_withdrawn
             else 0,
-            "fees": dispute.fees_charged,
+            "fees": dispute.fees_charged - dispute.fees_returned,
         },
         "closed_at": _ts(dispute.closed_at),
         "created": _ts(dispute.created_at),

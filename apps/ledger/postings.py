@@ -278,3 +278,11 @@ def dispute_reinstatement_legs(
             splits=splits,
         )
     ]
+
+
+def dispute_fee_return_legs(*, connector: str, dispute_fee: int) -> list[Leg]:
+    """The PSP gives the dispute fee back (some do on a won dispute): the fee legs, negated."""
+    return [
+        Leg(leg.account, -leg.amount)
+        for leg in dispute_withdrawal_legs(connector=connector, taken=0, dispute_fee=dispute_fee)
+    ]

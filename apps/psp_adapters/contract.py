@@ -194,6 +194,7 @@ class DisputeNotice:
     funds: str = ""  # "withdrawn" | "reinstated" | "": what this notification did to the money
     is_charge_refundable: bool = False
     informational: bool = False  # a fraud notification: recorded on the payment, no dispute
+    fee_returned: int = 0  # a reinstatement that also gives the dispute fee back (minor units)
 
 
 @dataclass(frozen=True)

@@ -824,8 +824,26 @@ def _dispute_event(dispute: dict[str, Any], event_type: str = "") -> dict[str, A
             evidence_due_by=due_by if isinstance(due_by, int) else None,
             funds=dispute_vocabulary.STRIPE_FUNDS.get(event_type, ""),
             is_charge_refundable=bool(dispute.get("is_charge_refundable")),
+            fee_returned=_fee_returned(dispute)
+            if event_type == "charge.dispute.funds_reinstated"
+            else 0,
         ),
     }
+
+
+def _fee_returned(dispute: dict[str, Any]) -> int:
+    """The reinstatement's balance transaction carries a negative fee when Stripe gives the
+    dispute fee back."""
+    transactions = dispute.get("balance_transactions")
+    if not isinstance(transactions, list):
+        return 0
+    for transaction in reversed(transactions):
+        if not isinstance(transaction, dict):
+            continue
+        amount, fee = transaction.get("amount"), transaction.get("fee")
+        if isinstance(amount, int) and amount > 0:
+            return -fee if isinstance(fee, int) and not isinstance(fee, bool) and fee < 0 else 0
+    return 0
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:

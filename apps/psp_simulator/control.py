@@ -336,15 +336,14 @@ def dispute_list(request: Request) -> Response:
 def dispute_open(request: Request) -> Response:
     """Opens a dispute on a captured payment, in the payment's dialect:
     {"connector", "payment_id" (pi_… / pspReference), "reason"?, "amount"?, "inquiry"?,
-    "due_in_days"?}."""
+    "due_in_days"?, "fee_returned_on_win"? (Stripe: the reinstatement returns the fee)}."""
     from apps.psp_simulator import disputes
 
     body = _json_object(request)
     if isinstance(body, Response):
         return body
-    unknown = sorted(
-        set(body) - {"connector", "payment_id", "reason", "amount", "inquiry", "due_in_days"}
-    )
+    known = {"connector", "payment_id", "reason", "amount", "inquiry", "due_in_days"}
+    unknown = sorted(set(body) - known - {"fee_returned_on_win"})
     if unknown:
         return _problem(400, f"unknown fields: {', '.join(unknown)}")
     due = body.get("due_in_days", disputes.DEFAULT_DUE_DAYS)
@@ -363,6 +362,7 @@ def dispute_open(request: Request) -> Response:
                 amount=body.get("amount"),
                 inquiry=bool(body.get("inquiry")),
                 due_in_days=due,
+                fee_returned_on_win=bool(body.get("fee_returned_on_win")),
             )
         except disputes.DisputeError as exc:
             return _problem(400, str(exc))

@@ -86,6 +86,9 @@ class SimDispute:
     documents: list[dict[str, str]] = field(default_factory=list)
     submitted: bool = False
     merchant_account: str = ""
+    fee: int = 1500  # the dispute fee (15.00), withdrawn with the amount
+    fee_returned_on_win: bool = False  # some PSPs give the fee back when the merchant wins
+    balance_transactions: list[dict[str, int]] = field(default_factory=list)
     created: int = field(default_factory=now)
 
     def to_dict(self) -> dict[str, Any]:
@@ -148,7 +151,20 @@ def render_stripe(dispute: SimDispute) -> dict[str, Any]:
         },
         "reason": dispute.reason,
         "status": dispute.status,
+        "balance_transactions": [
+            {"object": "balance_transaction", "amount": t["amount"], "fee": t["fee"]}
+            for t in dispute.balance_transactions
+        ],
     }
+
+
+def _withdrawn(dispute: SimDispute) -> None:
+    dispute.balance_transactions.append({"amount": -dispute.amount, "fee": dispute.fee})
+
+
+def _reinstated(dispute: SimDispute) -> None:
+    fee = -dispute.fee if dispute.fee_returned_on_win else 0
+    dispute.balance_transactions.append({"amount": dispute.amount, "fee": fee})
 
 
 def _emit_stripe(connector: ConnectorState, event_type: str, dispute: SimDispute) -> None:
@@ -220,6 +236,7 @@ def open_dispute(
     amount: int | None = None,
     inquiry: bool = False,
     due_in_days: float = DEFAULT_DUE_DAYS,
+    fee_returned_on_win: bool = False,
 ) -> SimDispute:
     if payment.amount_received <= 0:
         raise DisputeError(f"payment {payment.id} has no captured funds to dispute")
@@ -245,6 +262,7 @@ def open_dispute(
         stage="inquiry" if inquiry else "chargeback",
         due_by=now() + int(due_in_days * 86400),
         merchant_account=payment.merchant_account,
+        fee_returned_on_win=fee_returned_on_win,
     )
     connector.disputes[dispute.id] = dispute
     if adyen:
@@ -254,6 +272,8 @@ def open_dispute(
             _emit_adyen(connector, "NOTIFICATION_OF_CHARGEBACK", dispute, "Undefended")
             _emit_adyen(connector, "CHARGEBACK", dispute, "Undefended")
     else:
+        if not inquiry:
+            _withdrawn(dispute)
         _emit_stripe(connector, "charge.dispute.created", dispute)
         if not inquiry:
             _emit_stripe(connector, "charge.dispute.funds_withdrawn", dispute)
@@ -269,6 +289,7 @@ def escalate(connector: ConnectorState, dispute: SimDispute) -> None:
     if dispute.dialect == "adyen":
         _emit_adyen(connector, "CHARGEBACK", dispute, "Undefended")
     else:
+        _withdrawn(dispute)
         _emit_stripe(connector, "charge.dispute.updated", dispute)
         _emit_stripe(connector, "charge.dispute.funds_withdrawn", dispute)
 
@@ -300,6 +321,8 @@ def _close(connector: ConnectorState, dispute: SimDispute, outcome: str) -> None
         return
     dispute.status = "won" if outcome == "won" else "lost"
     if dispute.dialect == "stripe":
+        if outcome == "won":
+            _reinstated(dispute)
         _emit_stripe(connector, "charge.dispute.closed", dispute)
         if outcome == "won":
             _emit_stripe(connector, "charge.dispute.funds_reinstated", dispute)

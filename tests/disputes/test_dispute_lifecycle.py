@@ -325,3 +325,22 @@ def test_dispute_events_reach_the_merchants_webhook_endpoints(
         "event__type", flat=True
     )
     assert sorted(delivered) == ["dispute.created", "dispute.funds_withdrawn"]
+
+
+def test_a_win_that_returns_the_fee_gives_the_fee_back_too(
+    api, merchant, pay, stripe_only, stripe_side
+):
+    intent = paid(pay, stripe_only)
+    before = merchant_pending(merchant)
+    stripe_side.open(intent, fee_returned_on_win=True)
+    stripe_side.deliver(2)
+    assert merchant_pending(merchant) == before - 2000 - FEE
+    dispute = Dispute.objects.get(intent=intent)
+    body = {"evidence": {"uncategorized_text": WINNING}, "submit": True}
+    assert api.post(f"/v1/disputes/{dispute.public_id}", body, format="json").status_code == 200
+    stripe_side.deliver(3)  # updated, closed (won), funds reinstated with the fee
+    dispute = Dispute.objects.get(pk=dispute.pk)
+    assert dispute.status == "won" and dispute.fees_returned == FEE
+    assert merchant_pending(merchant) == before
+    assert api.get(f"/v1/disputes/{dispute.public_id}").json()["balance"]["fees"] == 0
+    assert_books_hold(merchant)

@@ -91,7 +91,24 @@ def _charge_fee(dispute: Dispute) -> None:
     dispute.fees_charged += fee
 
 
-def _follow_funds(dispute: Dispute, funds: str) -> list[str]:
+def _return_fee(dispute: Dispute, fee: int) -> None:
+    """The PSP gave the dispute fee back with the amount: the fee journal, negated."""
+    fee = min(fee, dispute.fees_charged - dispute.fees_returned)
+    if fee <= 0:
+        return
+    ledger.ledger_post(
+        kind="chargeback_reversal",
+        idempotency_key=f"{dispute.public_id}:fee_returned:{dispute.reinstatements_seen}",
+        legs=postings.dispute_fee_return_legs(
+            connector=dispute.connector.public_id, dispute_fee=fee
+        ),
+        description=f"dispute {dispute.public_id}: dispute fee returned",
+        **_ledger_common(dispute),
+    )
+    dispute.fees_returned += fee
+
+
+def _follow_funds(dispute: Dispute, funds: str, fee_returned: int = 0) -> list[str]:
     """Counts what the PSP did to the money and brings the ledger to it: withdrawn while the
     PSP's withdrawals outnumber its reinstatements. So a reinstatement that arrives before
     its withdrawal nets to nothing, and a duplicate can never post twice."""
@@ -101,6 +118,7 @@ def _follow_funds(dispute: Dispute, funds: str) -> list[str]:
         _charge_fee(dispute)
     elif funds == "reinstated":
         dispute.reinstatements_seen += 1
+        _return_fee(dispute, fee_returned)
     should_hold = dispute.withdrawals_seen > dispute.reinstatements_seen
     if should_hold and not dispute.funds_withdrawn:
         _withdraw(dispute)

@@ -185,7 +185,7 @@ def _apply(*, connector, event: WebhookEvent, attempt) -> NotificationOutcome:
             # a new stage: the merchant may answer again; reminders start over
             dispute.reminded_72h_at = dispute.reminded_24h_at = None
             dispute.needs_attention = False
-    money_events = _follow_funds(dispute, notice.funds)
+    money_events = _follow_funds(dispute, notice.funds, notice.fee_returned)
     dispute.save()
     _sync_intent_flag(dispute)
     events = []
