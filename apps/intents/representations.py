@@ -10,6 +10,17 @@ def _ts(value) -> int | None:
     return int(value.timestamp()) if value else None
 
 
+_OUTCOME = ("type", "risk_level", "risk_score", "rule", "reason", "seller_message")
+
+
+def risk_outcome_public(stored: dict | None) -> dict | None:
+    """Radar's `outcome` in Stripe's shape, from what is stored (which also keeps the score's
+    contributions and the signals, shown in the admin)."""
+    if not stored:
+        return None
+    return {key: stored.get(key) for key in _OUTCOME}
+
+
 def attempt_representation(attempt: PaymentAttempt) -> dict:
     return {
         "id": attempt.public_id,
@@ -26,6 +37,7 @@ def attempt_representation(attempt: PaymentAttempt) -> dict:
         "psp_reference": attempt.psp_reference or None,
         "latency_ms": attempt.latency_ms,
         "routing": attempt.routing_trace or None,
+        "risk_outcome": risk_outcome_public(attempt.risk_outcome),
         "created": _ts(attempt.started_at),
         "completed": _ts(attempt.completed_at),
     }
@@ -54,6 +66,7 @@ def intent_representation(intent: PaymentIntent, *, expand_attempts: bool = Fals
         "platform_fee_amount": intent.platform_fee_amount,
         "last_payment_error": intent.last_payment_error,
         "next_action": intent.next_action,
+        "outcome": risk_outcome_public(intent.risk_outcome),
         "cancellation_reason": intent.cancellation_reason or None,
         "livemode": intent.livemode,
         "created": _ts(intent.created_at),

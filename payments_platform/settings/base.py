@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "apps.money_audit",
     "apps.psp_simulator",
     "apps.demo",
+    "apps.risk",
 ]
 
 MIDDLEWARE = [
@@ -376,3 +377,10 @@ PLATFORM_BEAT_SCHEDULES = {
     },
     "money audit (nightly)": {"task": "money_audit.run", "crontab": "30 3 * * *"},
 }
+
+# Radar (apps/risk, docs/risk.md): the key of the velocity counters' keyed hashes, the Redis
+# timeout on the payment path (fail open past it), when an open review is stale (the
+# authorization window: 7 days)
+RISK_VELOCITY_KEY = env("RISK_VELOCITY_KEY", "dev-risk-velocity-key-change-me")
+RISK_REDIS_TIMEOUT_SECONDS = float(env("RISK_REDIS_TIMEOUT_SECONDS", "0.2"))
+RISK_REVIEW_STALE_SECONDS = int(env("RISK_REVIEW_STALE_SECONDS", str(7 * 86400)))

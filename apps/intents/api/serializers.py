@@ -89,6 +89,21 @@ class PaymentIntentRetrieveQuerySerializer(serializers.Serializer):
     )
 
 
+class RadarRuleRefSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    action = serializers.CharField()
+    predicate = serializers.CharField()
+
+
+class RadarOutcomeSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["authorized", "manual_review", "blocked"])
+    risk_level = serializers.ChoiceField(choices=["normal", "elevated", "highest"])
+    risk_score = serializers.IntegerField(min_value=0, max_value=100)
+    rule = RadarRuleRefSerializer(allow_null=True)
+    reason = serializers.CharField(allow_null=True)
+    seller_message = serializers.CharField()
+
+
 class PaymentAttemptOutputSerializer(serializers.Serializer):
     id = serializers.CharField()
     object = serializers.CharField()
@@ -104,6 +119,9 @@ class PaymentAttemptOutputSerializer(serializers.Serializer):
     psp_reference = serializers.CharField(allow_null=True)
     latency_ms = serializers.IntegerField(allow_null=True)
     routing = serializers.JSONField(allow_null=True)
+    risk_outcome = RadarOutcomeSerializer(
+        allow_null=True, help_text="Radar's outcome for the payment (docs/risk.md)."
+    )
     created = serializers.IntegerField()
     completed = serializers.IntegerField(allow_null=True)
 
@@ -130,6 +148,10 @@ class PaymentIntentOutputSerializer(serializers.Serializer):
     platform_fee_amount = serializers.IntegerField()
     last_payment_error = serializers.JSONField(allow_null=True)
     next_action = serializers.JSONField(allow_null=True)
+    outcome = RadarOutcomeSerializer(
+        allow_null=True,
+        help_text="Radar's outcome (Stripe's shape): null until the payment is confirmed.",
+    )
     cancellation_reason = serializers.CharField(allow_null=True)
     livemode = serializers.BooleanField()
     created = serializers.IntegerField()

@@ -26,7 +26,7 @@ from apps.events.services import (
     outbox_insert_statement,
     outbox_relay_schedule,
 )
-from apps.intents import failover_statement, ledger_hooks
+from apps.intents import failover_statement, ledger_hooks, risk_step
 from apps.intents.models import PaymentAttempt, PaymentIntent
 from apps.intents.representations import (
     attempt_representation,
@@ -70,16 +70,29 @@ class _PlannedAttempt:
 
 
 def intent_confirm(
-    *, intent: PaymentIntent, actor: Actor, payment_method: str | None = None
+    *,
+    intent: PaymentIntent,
+    actor: Actor,
+    payment_method: str | None = None,
+    client_ip: str = "",
+    merchant_country: str = "",
 ) -> PaymentIntent:
     """Authorizes through the route, failing over on soft declines and pre-processing errors,
-    within the merchant's attempt and time budgets. Returns the intent in its resulting state."""
+    within the merchant's attempt and time budgets. Returns the intent in its resulting state.
+    `client_ip`, `merchant_country`: Radar's signals the intent does not hold (apps/risk)."""
     if intent.status == S.REQUIRES_ACTION and payment_method is None:
         from apps.intents.services.inquiries import intent_refresh_action
 
         return intent_refresh_action(intent=intent, actor=actor)
     deadline = time.monotonic() + settings.CONFIRM_TIME_BUDGET_SECONDS
-    planned = _confirm_begin(intent=intent, actor=actor, payment_method=payment_method)
+    planned = _confirm_begin(
+        intent=intent,
+        actor=actor,
+        payment_method=payment_method,
+        radar={"client_ip": client_ip, "merchant_country": merchant_country},
+    )
+    if isinstance(planned, PaymentIntent):
+        return planned  # blocked by Radar: no PSP was called
     card = None  # the card in clear, for this confirm's PSP calls only
     while True:
         attempt = planned.attempt
@@ -102,7 +115,9 @@ def intent_confirm(
         planned = outcome
 
 
-def _confirm_begin(*, intent: PaymentIntent, actor: Actor, payment_method: str | None):
+def _confirm_begin(
+    *, intent: PaymentIntent, actor: Actor, payment_method: str | None, radar: dict | None = None
+) -> _PlannedAttempt | PaymentIntent:
     with transaction.atomic():
         intent = _lock_intent(intent.pk, with_connector=False)
         if payment_method:
@@ -122,7 +137,13 @@ def _confirm_begin(*, intent: PaymentIntent, actor: Actor, payment_method: str |
             )
         if intent.status != S.REQUIRES_CONFIRMATION:
             raise _unexpected_state(intent, "confirm")
-        planned = _plan_first_attempt(intent)
+        # Radar, before routing (architecture section 4): a block ends the confirm here
+        assessment = risk_step.assess(intent, **(radar or {}))
+        if assessment.type == "blocked":
+            risk_step.block(intent, assessment)
+            planned = intent
+        else:
+            planned = _plan_first_attempt(intent)
         audit_record(
             actor=actor,
             action="payment_intent.confirmed",
@@ -138,6 +159,7 @@ def _plan_first_attempt(intent: PaymentIntent) -> _PlannedAttempt:
     """Inside tx A (intent locked): ask routing, record the attempt, move to processing.
     Every later attempt of the confirm is planned by the failover step (`_fail_over`)."""
     route = _route_next(intent, tried=frozenset(), first=True)
+    route.attempt.risk_outcome = risk_step.public_outcome(intent.risk_outcome)
     route.attempt.save()
     previous_status = {"status": intent.status}
     intent.start_processing()
@@ -153,6 +175,8 @@ def _plan_first_attempt(intent: PaymentIntent) -> _PlannedAttempt:
             "pending_operation",
             "last_payment_error",
             "next_action",
+            "risk_outcome",
+            "capture_method",
             "updated_at",
         ]
     )
@@ -428,6 +452,8 @@ def _confirm_apply(
                 intent.save()
                 vault_services.vault_discard_cvc(payment_method=intent.payment_method)
                 _emit(intent, "payment_intent.payment_failed", previous)
+                if result.outcome != Outcome.ERROR:
+                    risk_step.declined(intent)
         return intent
 
 
@@ -522,6 +548,7 @@ def _apply_authorized(intent: PaymentIntent, attempt: PaymentAttempt, result: PS
     else:
         ledger_hooks.on_authorized(intent=intent, attempt=attempt)
         _emit(intent, "payment_intent.amount_capturable_updated", previous)
+        risk_step.authorized(intent)
 
 
 def _schedule_inquiry(attempt: PaymentAttempt) -> None:
