@@ -6,8 +6,6 @@ velocity counters; a decline adds one more after commit."""
 
 from __future__ import annotations
 
-from django.db import transaction
-
 from apps.intents.models import PaymentIntent
 from apps.intents.representations import risk_outcome_public
 from apps.intents.services.common import _emit
@@ -97,7 +95,8 @@ def authorized(intent: PaymentIntent) -> None:
 
 
 def declined(intent: PaymentIntent) -> None:
-    """tx B, the payment failed on a decline: counted in the velocity counters after commit."""
+    """tx B, the payment failed on a decline: counted in the velocity counters at once (a
+    decline counted for a tx B that then rolls back errs on the side of caution)."""
     outcome = intent.risk_outcome or {}
     signals = {
         "card_fingerprint": getattr(intent.payment_method, "fingerprint", ""),
@@ -105,9 +104,9 @@ def declined(intent: PaymentIntent) -> None:
         "ip_address": (outcome.get("signals") or {}).get("ip_address") or "",
         "customer": str((intent.metadata or {}).get("customer", "")),
     }
-    merchant_id, livemode, event_id = intent.merchant_id, intent.livemode, intent.public_id
-    transaction.on_commit(
-        lambda: risk_services.risk_record_decline(
-            facts_signals=signals, merchant_id=merchant_id, livemode=livemode, event_id=event_id
-        )
+    risk_services.risk_record_decline(
+        facts_signals=signals,
+        merchant_id=intent.merchant_id,
+        livemode=intent.livemode,
+        event_id=intent.public_id,
     )

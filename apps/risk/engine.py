@@ -98,6 +98,12 @@ def _build(merchant_id: int, livemode: bool, generations: tuple) -> CompiledRule
         by_action[rule.action].append(
             CompiledRule(rule.public_id, rule.action, rule.predicate, compile_tree(parsed.tree))
         )
+    return CompiledRules(by_action, compiled_lists(merchant_id, livemode, used), generations)
+
+
+def compiled_lists(merchant_id: int | None, livemode: bool, used) -> dict[str, frozenset]:
+    """alias -> its values (lower case) for the lists `used` names: the merchant's own list of
+    an alias, else the platform's."""
     lists: dict[str, frozenset] = {}
     if used:
         owners = {}
@@ -112,7 +118,7 @@ def _build(merchant_id: int, livemode: bool, generations: tuple) -> CompiledRule
         ).values_list("value_list_id", "value"):
             values[list_id].add(value.lower())
         lists = {alias: frozenset(values[pk]) for alias, pk in owners.items()}
-    return CompiledRules(by_action, lists, generations)
+    return lists
 
 
 def compiled_rules(merchant_id: int, livemode: bool, generations: tuple) -> CompiledRules:

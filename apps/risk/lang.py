@@ -89,7 +89,7 @@ _TOKEN = re.compile(
     | (?P<str>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
     | (?P<op><=|>=|!=|==|=|<|>)
     | (?P<paren>[()])
-    | (?P<word>[A-Za-z_]+)
+    | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
     )""",
     re.VERBOSE,
 )

@@ -437,14 +437,11 @@ def risk_payment_blocked(*, facts: PaymentFacts, assessment: Assessment) -> None
         risk_level=assessment.risk_level,
         signals=stored_signals(assessment.signals),
     )
-    signals = assessment.signals
-    transaction.on_commit(
-        lambda: velocity.record_decline(
-            merchant_id=facts.merchant_id,
-            livemode=facts.livemode,
-            signals=signals,
-            event_id=facts.payment_intent,
-        )
+    velocity.record_decline(
+        merchant_id=facts.merchant_id,
+        livemode=facts.livemode,
+        signals=assessment.signals,
+        event_id=facts.payment_intent,
     )
 
 
@@ -548,3 +545,88 @@ def review_is_stale(review: Review, *, now=None) -> bool:
     now = now or timezone.now()
     age = (now - review.opened_at).total_seconds()
     return review.status == Review.Status.OPEN and age > settings.RISK_REVIEW_STALE_SECONDS
+
+
+def rule_backtest(*, rule: RiskRule, days: int = 30, now=None) -> dict:
+    """How the rule would have acted on the merchant's payments of the last `days` days, from
+    the signals each payment's outcome stored (velocity as counted then). Like the routing
+    backtest: read only, nothing changes."""
+    from datetime import timedelta
+
+    from apps.intents import selectors as intents_selectors
+
+    now = now or timezone.now()
+    parsed = parse(rule.predicate)
+    fn = engine.compile_tree(parsed.tree)
+    lists = engine.compiled_lists(rule.merchant_id, rule.livemode, parsed.lists)
+    rows = intents_selectors.intent_risk_history(
+        merchant_id=rule.merchant_id, livemode=rule.livemode, since=now - timedelta(days=days)
+    )
+    matched: list[str] = []
+    for row in rows:
+        outcome = row["risk_outcome"] or {}
+        signals = dict(outcome.get("signals") or {})
+        signals["email"] = (row["customer_email"] or "").lower()
+        signals["metadata"] = row["metadata"] or {}
+        signals["customer"] = str(signals["metadata"].get("customer", ""))
+        signals["risk_score"] = outcome.get("risk_score", 0)
+        signals["risk_level"] = outcome.get("risk_level", "normal")
+        if fn(signals, lists):
+            matched.append(row["public_id"])
+    count = len(matched)
+    return {
+        "object": "radar.rule_test",
+        "rule": rule.public_id,
+        "action": rule.action,
+        "days": days,
+        "payments": len(rows),
+        "matched": count,
+        "would_block": count if rule.action == RuleAction.BLOCK else 0,
+        "would_review": count if rule.action == RuleAction.REVIEW else 0,
+        "would_request_3ds": count if rule.action == RuleAction.REQUEST_3DS else 0,
+        "would_allow": count if rule.action == RuleAction.ALLOW else 0,
+        "examples": matched[:10],
+    }
+
+
+def review_approve(*, review: Review, actor: Actor) -> Review:
+    """Staff approve: the payment is captured if the merchant had asked for automatic capture
+    (Radar forced it to manual), else left for the merchant to capture."""
+    from apps.intents import selectors as intents_selectors
+    from apps.intents import services as intents_services
+
+    if review.status != Review.Status.OPEN:
+        raise ConflictError("This review is already closed.", code="review_closed")
+    if review.capture_on_approve:
+        intent = intents_selectors.intent_get(
+            merchant_id=review.merchant_id,
+            livemode=review.livemode,
+            public_id=review.payment_intent,
+        )
+        if intent.status == "requires_capture":
+            intents_services.intent_capture(intent=intent, actor=actor)
+    return review_close(review=review, status=Review.Status.APPROVED, actor=actor)
+
+
+def review_reject(*, review: Review, actor: Actor) -> Review:
+    """Staff reject: an authorization still open is canceled (released at the PSP); one the
+    merchant already captured is refunded in full."""
+    from apps.intents import selectors as intents_selectors
+    from apps.intents import services as intents_services
+
+    if review.status != Review.Status.OPEN:
+        raise ConflictError("This review is already closed.", code="review_closed")
+    intent = intents_selectors.intent_get(
+        merchant_id=review.merchant_id, livemode=review.livemode, public_id=review.payment_intent
+    )
+    if intent.status == "requires_capture":
+        intents_services.intent_cancel(intent=intent, actor=actor, cancellation_reason="fraudulent")
+    elif intent.status == "succeeded" and intent.amount_received > intent.amount_refunded:
+        intents_services.refund_create(
+            merchant=intent.merchant,
+            livemode=intent.livemode,
+            payment_intent=intent.public_id,
+            actor=actor,
+            reason="fraudulent",
+        )
+    return review_close(review=review, status=Review.Status.REJECTED, actor=actor)
