@@ -58,16 +58,7 @@ def _bump(merchant_id: int | None, livemode: bool) -> None:
 # ------------------------------------------------------------------------------ value lists
 
 
-def value_list_create(
-    *,
-    merchant_id: int | None,
-    livemode: bool,
-    actor: Actor,
-    alias: str,
-    name: str,
-    item_type: str,
-    metadata: dict | None = None,
-) -> ValueList:
+def value_list_validate(*, alias: str, item_type: str) -> None:
     if not _ALIAS.match(alias or ""):
         raise InvalidRequestError(
             "An alias is 1 to 100 letters, digits or underscores.",
@@ -80,6 +71,24 @@ def value_list_create(
             code="value_list_item_type_invalid",
             param="item_type",
         )
+
+
+def value_list_item_validate(*, value_list: ValueList, value: str) -> str:
+    """The value as the list stores it; raises `value_list_item_invalid` naming `value`."""
+    return _normalize_item(value_list.item_type, value)
+
+
+def value_list_create(
+    *,
+    merchant_id: int | None,
+    livemode: bool,
+    actor: Actor,
+    alias: str,
+    name: str,
+    item_type: str,
+    metadata: dict | None = None,
+) -> ValueList:
+    value_list_validate(alias=alias, item_type=item_type)
     try:
         with transaction.atomic():
             value_list = ValueList.objects.create(

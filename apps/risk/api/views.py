@@ -66,6 +66,18 @@ class ValueListRetrieveDeleteApi(MerchantApiView):
         return Response({"id": value_list.public_id, "object": "radar.value_list", "deleted": True})
 
 
+def _referenced_list(view, public_id: str):
+    """The value list a parameter names: an unknown one is a 400 naming `value_list`."""
+    try:
+        return selectors.value_list_get(
+            merchant_id=view.merchant.id, livemode=view.livemode, public_id=public_id
+        )
+    except NotFoundError:
+        raise InvalidRequestError(
+            f"No such value list: {public_id!r}.", code="resource_missing", param="value_list"
+        ) from None
+
+
 class ValueListItemListCreateApi(MerchantApiView):
     @extend_schema(
         operation_id="radar_value_list_items_list",
@@ -74,9 +86,7 @@ class ValueListItemListCreateApi(MerchantApiView):
     )
     def get(self, request):
         params = parse_query(s.ValueListItemListQuerySerializer, request.query_params)
-        value_list = selectors.value_list_get(
-            merchant_id=self.merchant.id, livemode=self.livemode, public_id=params["value_list"]
-        )
+        value_list = _referenced_list(self, params["value_list"])
         rows, has_more = paginate(
             selectors.value_list_item_list(value_list=value_list, value=params.get("value")),
             params,
@@ -92,16 +102,7 @@ class ValueListItemListCreateApi(MerchantApiView):
     )
     def post(self, request):
         data = parse_input(s.ValueListItemCreateInputSerializer, request.data)
-        try:
-            value_list = selectors.value_list_get(
-                merchant_id=self.merchant.id, livemode=self.livemode, public_id=data["value_list"]
-            )
-        except NotFoundError:
-            raise InvalidRequestError(
-                f"No such value list: {data['value_list']!r}.",
-                code="resource_missing",
-                param="value_list",
-            ) from None
+        value_list = _referenced_list(self, data["value_list"])
         item = services.value_list_item_create(
             value_list=value_list, value=data["value"], actor=self.actor
         )
