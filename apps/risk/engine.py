@@ -89,7 +89,7 @@ def lists_available(merchant_id: int | None, livemode: bool) -> dict[str, str]:
     return out
 
 
-def _build(merchant_id: int, livemode: bool, generations: tuple) -> CompiledRules:
+def _build(merchant_id: int, livemode: bool, generations: tuple | None) -> CompiledRules:
     by_action: dict[str, list[CompiledRule]] = {a: [] for a in RuleAction.values}
     used: set[str] = set()
     for rule in RiskRule.objects.filter(merchant_id=merchant_id, livemode=livemode, enabled=True):
@@ -121,13 +121,14 @@ def compiled_lists(merchant_id: int | None, livemode: bool, used) -> dict[str, f
     return lists
 
 
-def compiled_rules(merchant_id: int, livemode: bool, generations: tuple) -> CompiledRules:
+def compiled_rules(merchant_id: int, livemode: bool, generations: tuple | None) -> CompiledRules:
+    """`generations`: as the velocity call read them; None when Redis did not answer (then a
+    cached entry is used within its maximum age, whatever its generation)."""
     key = (merchant_id, livemode)
     entry = _cache.get(key)
     if (
         entry is None
-        or entry.generations != generations
-        or generations == (None, None)  # Redis away: no way to know, read again
+        or (generations is not None and entry.generations != generations)
         or time.monotonic() - entry.built_at > CACHE_MAX_AGE
     ):
         entry = _build(merchant_id, livemode, generations)
