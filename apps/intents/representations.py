@@ -38,6 +38,7 @@ def attempt_representation(attempt: PaymentAttempt) -> dict:
         "latency_ms": attempt.latency_ms,
         "routing": attempt.routing_trace or None,
         "risk_outcome": risk_outcome_public(attempt.risk_outcome),
+        "three_d_secure": attempt.three_d_secure,
         "created": _ts(attempt.started_at),
         "completed": _ts(attempt.completed_at),
     }
@@ -66,6 +67,8 @@ def intent_representation(intent: PaymentIntent, *, expand_attempts: bool = Fals
         "platform_fee_amount": intent.platform_fee_amount,
         "last_payment_error": intent.last_payment_error,
         "next_action": intent.next_action,
+        "payment_method_options": intent.payment_method_options
+        or {"card": {"request_three_d_secure": "automatic"}},
         "outcome": risk_outcome_public(intent.risk_outcome),
         "cancellation_reason": intent.cancellation_reason or None,
         "livemode": intent.livemode,

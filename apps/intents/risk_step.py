@@ -31,6 +31,10 @@ def _facts(intent: PaymentIntent, *, client_ip: str, merchant_country: str):
         customer=str(metadata.get("customer", "")),
         metadata=metadata,
         merchant_country=merchant_country,
+        customer_initiated=(intent.payment_method_options or {})
+        .get("card", {})
+        .get("sca_exemption")
+        != "merchant_initiated",
     )
 
 
@@ -39,6 +43,9 @@ def assess(intent: PaymentIntent, *, client_ip: str = "", merchant_country: str 
     assessment = risk_services.risk_assess(facts=facts)
     outcome = assessment.outcome()
     outcome["signals"] = risk_services.stored_signals(assessment.signals)
+    outcome["three_d_secure"] = risk_services.sca_decide(
+        options=intent.payment_method_options, assessment=assessment
+    )
     if assessment.type == "manual_review":
         # authorized only: captured when staff approve, if the merchant asked for automatic
         outcome["capture_on_approve"] = (

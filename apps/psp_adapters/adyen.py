@@ -392,6 +392,22 @@ class AdyenAdapter:
             body["captureDelayHours"] = 0  # capture immediately after authorisation
         else:
             body["additionalData"] = {"manualCapture": "true"}  # wait for our /captures call
+        if request.three_d_secure in ("any", "challenge"):
+            body["authenticationData"] = {
+                "attemptAuthentication": "always",
+                "threeDSRequestData": {
+                    "challengeIndicator": "requestChallenge"
+                    if request.three_d_secure == "challenge"
+                    else "noPreference"
+                },
+            }
+        if request.sca_exemption in _SCA_EXEMPTIONS:
+            body.setdefault("additionalData", {})["scaExemption"] = _SCA_EXEMPTIONS[
+                request.sca_exemption
+            ]
+        elif request.sca_exemption == "merchant_initiated":
+            body["shopperInteraction"] = "ContAuth"
+            body["recurringProcessingModel"] = "UnscheduledCardOnFile"
         return body
 
     def _modification(
@@ -501,6 +517,9 @@ class AdyenAdapter:
 
 
 # --- result mapping -------------------------------------------------------------------------------
+
+
+_SCA_EXEMPTIONS = {"low_value": "lowValue", "transaction_risk_analysis": "transactionRiskAnalysis"}
 
 
 def _amount(value: int, currency: str) -> dict[str, Any]:

@@ -61,6 +61,11 @@ class AuthorizeRequest:
     customer_email: str = ""
     return_url: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
+    # SCA (apps/risk/sca.py): "" (the PSP and issuer decide) | "any" (ask for 3-D Secure) |
+    # "challenge" (ask for a challenge); the exemption claimed: "" | "low_value" |
+    # "transaction_risk_analysis" | "merchant_initiated". Each adapter says it in its dialect.
+    three_d_secure: str = ""
+    sca_exemption: str = ""
 
 
 @dataclass(frozen=True)

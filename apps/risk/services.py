@@ -639,3 +639,35 @@ def review_reject(*, review: Review, actor: Actor) -> Review:
             reason="fraudulent",
         )
     return review_close(review=review, status=Review.Status.REJECTED, actor=actor)
+
+
+def sca_options_validate(*, amount: int, currency: str, options: dict | None) -> dict:
+    """payment_method_options.card as stored on the intent; raises the 400 with its param."""
+    from apps.risk import sca
+
+    card = (options or {}).get("card") or {}
+    mode = card.get("request_three_d_secure") or "automatic"
+    exemption = card.get("sca_exemption") or ""
+    refusal = sca.exemption_refusal(
+        amount=amount, currency=currency, mode=mode, exemption=exemption
+    )
+    if refusal:
+        raise InvalidRequestError(
+            refusal,
+            code="sca_exemption_not_allowed",
+            param="payment_method_options[card][sca_exemption]",
+        )
+    stored = {"request_three_d_secure": mode}
+    if exemption:
+        stored["sca_exemption"] = exemption
+    return {"card": stored}
+
+
+def sca_decide(*, options: dict | None, assessment: Assessment) -> dict:
+    from apps.risk import sca
+
+    return sca.sca_decide(
+        options=(options or {}).get("card") or {},
+        assessment=assessment,
+        signals=assessment.signals,
+    )

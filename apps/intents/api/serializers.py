@@ -21,6 +21,24 @@ class PaymentIntentSplitInputSerializer(StrictSerializer):
     )
 
 
+class PaymentMethodOptionsCardInputSerializer(StrictSerializer):
+    request_three_d_secure = serializers.ChoiceField(
+        choices=["automatic", "any", "challenge"],
+        required=False,
+        help_text="automatic (default): the platform decides (rules, score, SCA); any: ask for "
+        "3-D Secure; challenge: ask for a challenge. docs/risk.md.",
+    )
+    sca_exemption = serializers.ChoiceField(
+        choices=["low_value", "transaction_risk_analysis", "merchant_initiated"],
+        required=False,
+        help_text="Claim this SCA exemption (refused where it is not allowed).",
+    )
+
+
+class PaymentMethodOptionsInputSerializer(StrictSerializer):
+    card = PaymentMethodOptionsCardInputSerializer(required=False)
+
+
 class PaymentIntentCreateInputSerializer(StrictSerializer):
     # amount and currency are validated by apps.core.money so that each failure has its own code
     amount = json_field(
@@ -53,6 +71,7 @@ class PaymentIntentCreateInputSerializer(StrictSerializer):
         required=False,
         help_text="Marketplace: the platform's share; splits plus this at most the amount.",
     )
+    payment_method_options = PaymentMethodOptionsInputSerializer(required=False)
 
 
 class PaymentIntentConfirmInputSerializer(StrictSerializer):
@@ -122,6 +141,11 @@ class PaymentAttemptOutputSerializer(serializers.Serializer):
     risk_outcome = RadarOutcomeSerializer(
         allow_null=True, help_text="Radar's outcome for the payment (docs/risk.md)."
     )
+    three_d_secure = serializers.JSONField(
+        allow_null=True,
+        help_text="SCA: requested (any|challenge|''), reason, exemption, sca_applies, and "
+        "after the PSP answered: result, liability_shift.",
+    )
     created = serializers.IntegerField()
     completed = serializers.IntegerField(allow_null=True)
 
@@ -148,6 +172,7 @@ class PaymentIntentOutputSerializer(serializers.Serializer):
     platform_fee_amount = serializers.IntegerField()
     last_payment_error = serializers.JSONField(allow_null=True)
     next_action = serializers.JSONField(allow_null=True)
+    payment_method_options = serializers.JSONField()
     outcome = RadarOutcomeSerializer(
         allow_null=True,
         help_text="Radar's outcome (Stripe's shape): null until the payment is confirmed.",

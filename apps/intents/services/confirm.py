@@ -249,6 +249,8 @@ def _route_next(
         currency=intent.currency,
         routing_trace=trace,
         psp_idempotency_key=f"{public_id}-authorize",
+        # SCA as decided in tx A (every attempt of the confirm asks the same)
+        three_d_secure=(intent.risk_outcome or {}).get("three_d_secure"),
     )
     return _PlannedAttempt(attempt=attempt, tried=tried_so_far | {connector.pk})
 
@@ -268,6 +270,8 @@ def _authorize_request(attempt: PaymentAttempt, card: CardData) -> AuthorizeRequ
         customer_email=intent.customer_email,
         return_url=f"{settings.API_BASE_URL}/v1/payment_intents/{intent.public_id}/return",
         metadata={"attempt_id": attempt.public_id, "payment_intent": intent.public_id},
+        three_d_secure=(attempt.three_d_secure or {}).get("requested", ""),
+        sca_exemption=(attempt.three_d_secure or {}).get("exemption", ""),
     )
 
 
@@ -297,6 +301,7 @@ _RESULT_FIELDS = (
     "http_status",
     "latency_ms",
     "completed_at",
+    "three_d_secure",
 )
 
 
@@ -306,6 +311,7 @@ def _record_result(attempt: PaymentAttempt, result: PSPResult, outcome: str) -> 
 
 
 def _set_result(attempt: PaymentAttempt, result: PSPResult, outcome: str) -> None:
+    attempt.three_d_secure = _authentication_result(attempt, outcome)
     attempt.outcome = outcome
     attempt.decline_code = result.decline_code[:60]
     attempt.raw_code = result.raw_code[:100]
@@ -314,6 +320,29 @@ def _set_result(attempt: PaymentAttempt, result: PSPResult, outcome: str) -> Non
     attempt.http_status = result.http_status
     attempt.latency_ms = result.latency_ms
     attempt.completed_at = timezone.now()
+
+
+def _authentication_result(attempt: PaymentAttempt, outcome: str) -> dict | None:
+    """The attempt's SCA record with what came of it: `result` authenticated (the shopper
+    passed 3-D Secure: liability shifts to the issuer), failed, exempted (an exemption was
+    claimed and honoured: no shift), challenge_pending, or not_authenticated."""
+    record = attempt.three_d_secure
+    challenged = attempt.outcome == PaymentAttempt.Outcome.REQUIRES_ACTION
+    if outcome == PaymentAttempt.Outcome.REQUIRES_ACTION:
+        return {**(record or {"requested": "", "reason": "psp"}), "result": "challenge_pending"}
+    if not record and not challenged:
+        return record
+    record = dict(record or {"requested": "", "reason": "psp"})
+    if outcome == PaymentAttempt.Outcome.APPROVED:
+        if challenged:
+            record.update(result="authenticated", liability_shift=True)
+        elif record.get("exemption"):
+            record.update(result="exempted", liability_shift=False)
+        else:
+            record.update(result="not_authenticated", liability_shift=False)
+    elif challenged:
+        record.update(result="failed", liability_shift=False)
+    return record
 
 
 # Why a payment failed when the card was not the reason: the shopper must never read "your card
