@@ -38,6 +38,10 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "core.replay_webhook",
         "core.force_breaker",
         "core.manage_api_keys",
+        # smart retries: the decline-handling table (apps/risk)
+        "risk.view_declinehandling",
+        "risk.add_declinehandling",
+        "risk.change_declinehandling",
     ],
     ADMIN: ["*"],
     RISK: [

@@ -214,6 +214,8 @@ class PaymentAttempt(models.Model):
     # SCA: what was asked of the PSP (3DS requested, exemption claimed, why) and what came of it
     # (authentication result, liability shift), apps/risk/sca.py
     three_d_secure = models.JSONField(null=True, blank=True)
+    # smart retries: after a decline, what was decided and why (apps/risk/retries.py)
+    retry = models.JSONField(null=True, blank=True)
     inquiry_count = models.PositiveSmallIntegerField(default=0)
     next_inquiry_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(auto_now_add=True)

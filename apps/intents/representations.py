@@ -36,7 +36,9 @@ def attempt_representation(attempt: PaymentAttempt) -> dict:
         "raw_message": attempt.raw_message or None,
         "psp_reference": attempt.psp_reference or None,
         "latency_ms": attempt.latency_ms,
-        "routing": attempt.routing_trace or None,
+        "routing": {**(attempt.routing_trace or {}), "retry": attempt.retry}
+        if attempt.retry
+        else attempt.routing_trace or None,
         "risk_outcome": risk_outcome_public(attempt.risk_outcome),
         "three_d_secure": attempt.three_d_secure,
         "created": _ts(attempt.started_at),

@@ -556,6 +556,8 @@ def _payment_result(
         )
     if result_code in ("Refused", "Cancelled"):
         decline_code = refusal_decline_code(reason, reason_code)
+        additional = payload.get("additionalData")
+        advice = additional.get("merchantAdviceCode") if isinstance(additional, dict) else ""
         return PSPResult(
             outcome=Outcome.HARD_DECLINE if is_hard(decline_code) else Outcome.SOFT_DECLINE,
             decline_code=decline_code,
@@ -563,6 +565,8 @@ def _payment_result(
             raw_message=reason,
             captured=False,
             not_charged=True,
+            # "03: Do Not Try Again" -> "03"
+            network_advice_code=str(advice or "").split(":", 1)[0].strip()[:4],
             **common,
         )
     if result_code == "Error":

@@ -149,6 +149,9 @@ class PSPResult:
     psp_status: str = ""
     # set when the PSP refused the request itself (see RequestError)
     request_error: RequestError = RequestError.NONE
+    # the card network's advice on a decline: Mastercard's merchant advice code ("03", "21":
+    # do not try again); Stripe's network_advice_code, Adyen's additionalData.merchantAdviceCode
+    network_advice_code: str = ""
 
 
 @dataclass(frozen=True)

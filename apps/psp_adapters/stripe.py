@@ -676,6 +676,7 @@ def _decline_result(error: dict[str, Any], response: PSPResponse, psp_reference:
         latency_ms=response.latency_ms,
         captured=False,
         not_charged=True,  # a decline charges nothing
+        network_advice_code=str(error.get("network_advice_code") or "")[:4],
     )
 
 

@@ -264,7 +264,9 @@ def payments(context: Context, version: str) -> Response | Execution:
         if not 1 <= exp_month <= 12 or (exp_year, exp_month) < (now.year, now.month):
             expired = cards.CARDS_BY_NUMBER["4000000000000069"]
             return _refuse(connector, payment, expired)
-        if behaviour.outcome == cards.DECLINE:
+        if behaviour.outcome == cards.DECLINE or (
+            behaviour.outcome == cards.STEP_UP and not payment.three_ds_requested
+        ):
             return _refuse(connector, payment, behaviour)
         if behaviour.outcome == cards.REQUIRES_ACTION or payment.three_ds_requested:
             payment.status = "requires_action"
@@ -390,7 +392,14 @@ def _refuse(connector: ConnectorState, payment: Payment, card: cards.TestCard) -
     _new_charge(payment, "declined", card.decline_code)
     payment.status = "requires_payment_method"
     result = {
-        "additionalData": {"refusalReasonRaw": card.raw_response},
+        "additionalData": {
+            "refusalReasonRaw": card.raw_response,
+            **(
+                {"merchantAdviceCode": f"{card.network_advice_code}: Do Not Try Again"}
+                if card.network_advice_code
+                else {}
+            ),
+        },
         "pspReference": payment.id,
         "refusalReason": card.adyen_refusal_reason,
         "refusalReasonCode": card.adyen_refusal_code,

@@ -708,6 +708,15 @@ def _confirm(context: Context, payment: Payment, card: CardInput, *, off_session
             param=behaviour.stripe_param or None,
             decline_code=behaviour.decline_code if issuer_declined else None,
             advice_code=behaviour.advice_code or None,
+            network_advice_code=behaviour.network_advice_code or None,
+        )
+    if behaviour.outcome == cards.STEP_UP and not payment.three_ds_requested:
+        return _decline(
+            context,
+            payment,
+            "card_declined",
+            "Your card was declined. This transaction requires authentication.",
+            decline_code="authentication_required",
         )
     if off_session:
         payment.sca_exemption = payment.sca_exemption or "off_session"
@@ -804,6 +813,7 @@ def _decline(
     param: str | None = None,
     decline_code: str | None,
     advice_code: str | None = None,
+    network_advice_code: str | None = None,
 ) -> Response:
     connector = context.connector
     charge = _new_charge(payment, "declined", decline_code or code)
@@ -815,6 +825,7 @@ def _decline(
         "decline_code": decline_code,
         "doc_url": f"{DOCS}#{code.replace('_', '-')}",
         "message": message,
+        "network_advice_code": network_advice_code,
         "param": param,
         "payment_method": _payment_method(payment),
         "type": "card_error",

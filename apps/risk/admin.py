@@ -12,11 +12,12 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from apps.core.admin_scoping import MerchantScopedAdmin, merchant_ids_for_staff
-from apps.core.audit import Actor
+from apps.core.audit import Actor, audit_record
 from apps.core.errors import PlatformError
 from apps.risk import services
 from apps.risk.models import (
     BlockedPayment,
+    DeclineHandling,
     Review,
     RiskRule,
     RiskRuleVersion,
@@ -355,3 +356,37 @@ class BlockedPaymentAdmin(MerchantScopedAdmin):
     @admin.display(description="signals")
     def signals_display(self, obj):
         return format_html("<pre>{}</pre>", obj.signals)
+
+
+@admin.register(DeclineHandling)
+class DeclineHandlingAdmin(admin.ModelAdmin):
+    """Ops edit what happens after each decline; every change is in the audit log and applies
+    in every process within retries.CACHE_SECONDS."""
+
+    list_display = ("connector_type", "code", "decision", "note", "updated_by", "updated_at")
+    list_filter = ("decision", "connector_type")
+    list_editable = ("decision",)
+    search_fields = ("code",)
+    fields = ("connector_type", "code", "decision", "note", "updated_by", "updated_at")
+    readonly_fields = ("updated_by", "updated_at")
+
+    def save_model(self, request, obj, form, change):
+        before = {f: str(form.initial.get(f)) for f in form.changed_data} if change else {}
+        obj.updated_by = request.user.get_username()[:150]
+        super().save_model(request, obj, form, change)
+        audit_record(
+            actor=Actor.staff(request.user),
+            action="admin.decline_handling." + ("changed" if change else "added"),
+            object_type="risk.declinehandling",
+            object_id=f"{obj.connector_type}/{obj.code}",
+            changes={f: [before.get(f), str(form.cleaned_data.get(f))] for f in form.changed_data},
+        )
+
+    def delete_model(self, request, obj):
+        audit_record(
+            actor=Actor.staff(request.user),
+            action="admin.decline_handling.deleted",
+            object_type="risk.declinehandling",
+            object_id=f"{obj.connector_type}/{obj.code}",
+        )
+        super().delete_model(request, obj)

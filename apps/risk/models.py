@@ -192,3 +192,32 @@ class BlockedPayment(models.Model):
 
     def __str__(self) -> str:
         return self.payment_intent
+
+
+class DeclineDecision(models.TextChoices):
+    RETRY_ELSEWHERE = "retry_elsewhere"  # fail over to the route's next connector
+    STEP_UP_3DS = "step_up_3ds"  # once, on the same connector, with 3-D Secure
+    DO_NOT_RETRY = "do_not_retry"
+
+
+class DeclineHandling(models.Model):
+    """What to do after a decline, per connector type and code (in the spirit of Hyperswitch's
+    gateway status map). `code`: the PSP's own code (raw) or our normalized decline code; the
+    most specific row wins (this connector type's raw code, its normalized code, then `*`).
+    Seeded from the hard/soft table of apps/psp_adapters/decline_codes.py; ops edit it."""
+
+    connector_type = models.CharField(max_length=20, default="*", help_text="stripe, adyen or *")
+    code = models.CharField(max_length=100)
+    decision = models.CharField(max_length=20, choices=DeclineDecision.choices)
+    note = models.CharField(max_length=500, blank=True)
+    updated_by = models.CharField(max_length=150, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["connector_type", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["connector_type", "code"], name="risk_decline_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connector_type}/{self.code}: {self.decision}"

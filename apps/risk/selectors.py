@@ -74,3 +74,10 @@ def client_ip_parse(value: str) -> str:
     from apps.risk.signals import client_ip_valid
 
     return client_ip_valid(value)
+
+
+def decline_decision(**facts) -> dict:
+    """Smart retries: what to do after a declined attempt (apps/risk/retries.py)."""
+    from apps.risk.retries import decide
+
+    return decide(**facts)

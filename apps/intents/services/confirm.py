@@ -46,6 +46,7 @@ from apps.psp_adapters.contract import (
     RequestError,
 )
 from apps.psp_adapters.decline_codes import is_hard
+from apps.risk import selectors as risk_selectors
 from apps.routing import selectors as routing_selectors
 from apps.vault import selectors as vault_selectors
 from apps.vault import services as vault_services
@@ -302,6 +303,7 @@ _RESULT_FIELDS = (
     "latency_ms",
     "completed_at",
     "three_d_secure",
+    "retry",
 )
 
 
@@ -427,10 +429,16 @@ def _confirm_apply(
     recorded = ""
     if failing:
         recorded, may_fail_over = _decline_disposition(attempt, attempt.intent, result, deadline)
-        if may_fail_over:
+        if may_fail_over and (attempt.retry or {}).get("decision") == "step_up_3ds":
+            planned = _step_up_attempt(attempt, tried)
+            if _fail_over(attempt, result, recorded, planned):
+                return planned
+        elif may_fail_over:
             planned = _route_next(attempt.intent, tried=tried, first=False, previous=attempt)
             if planned is not None and _fail_over(attempt, result, recorded, planned):
                 return planned
+            if planned is None and attempt.retry is not None:
+                attempt.retry.update(retried=False, why_not="no_connector_left")
     with transaction.atomic():
         current = (
             PaymentAttempt.objects.select_for_update()
@@ -496,6 +504,22 @@ def _decline_disposition(
     hard = outcome == Outcome.HARD_DECLINE or (
         outcome == Outcome.SOFT_DECLINE and is_hard(result.decline_code)
     )
+    if outcome != Outcome.ERROR:
+        # smart retries: the decline-handling table and the networks' rules decide, and the
+        # attempt records why (shown in its routing trace)
+        pm = intent.payment_method
+        attempt.retry = risk_selectors.decline_decision(
+            connector_type=attempt.connector.connector_type,
+            decline_code=result.decline_code,
+            raw_code=result.raw_code,
+            network_advice_code=result.network_advice_code,
+            card_brand=getattr(pm, "brand", ""),
+            declines_per_card_daily=((intent.risk_outcome or {}).get("signals") or {}).get(
+                "declines_per_card_daily", 0
+            ),
+            three_ds_requested=bool((attempt.three_d_secure or {}).get("requested")),
+        )
+        hard = attempt.retry["decision"] == "do_not_retry"
     recorded = {Outcome.ERROR: PaymentAttempt.Outcome.ERROR}.get(
         outcome,
         PaymentAttempt.Outcome.HARD_DECLINE if hard else PaymentAttempt.Outcome.SOFT_DECLINE,
@@ -518,7 +542,40 @@ def _decline_disposition(
         and attempts_this_confirm < limits.max_attempts
         and time.monotonic() < confirm_started + limits.time_budget_seconds
     )
+    if attempt.retry is not None:
+        attempt.retry["retried"] = may_fail_over
+        if not may_fail_over and not hard:
+            attempt.retry["why_not"] = "budget_spent"
     return recorded, may_fail_over
+
+
+def _step_up_attempt(failed: PaymentAttempt, tried: frozenset[int]) -> _PlannedAttempt:
+    """Step-up after `authentication_required` on an attempt without 3-D Secure: once, on the
+    same connector, with 3DS requested, as a new attempt (its own PSP key)."""
+    from apps.core.ids import new_public_id
+
+    public_id = new_public_id("pa")
+    trace = dict(failed.routing_trace or {})
+    trace["confirm_attempt"] = trace.get("confirm_attempt", failed.sequence) + 1
+    trace["step_up"] = {"after": failed.public_id, "decline_code": failed.decline_code}
+    attempt = PaymentAttempt(
+        public_id=public_id,
+        intent=failed.intent,
+        sequence=failed.sequence + 1,
+        connector=failed.connector,
+        amount=failed.amount,
+        currency=failed.currency,
+        routing_trace=trace,
+        psp_idempotency_key=f"{public_id}-authorize",
+        risk_outcome=failed.risk_outcome,
+        three_d_secure={
+            **(failed.three_d_secure or {}),
+            "requested": "any",
+            "reason": "step_up",
+            "exemption": "",
+        },
+    )
+    return _PlannedAttempt(attempt=attempt, tried=tried)
 
 
 def _fail_over(
