@@ -4,9 +4,10 @@ Scenarios
 - rules_50: `engine.evaluate` on a merchant's 50 enabled rules (the three default rules plus
   47 of every shape: velocity, countries, lists, metadata, and/or/not), none matching, so all
   50 run (the worst case), plus the score. In process. Target p99 < 0.5 ms.
-- risk_step (wall time) and risk_step_cpu (the thread's CPU time): `services.risk_assess` as the confirm path calls it in tx A, with the default
-  rules enabled: the signals (IP country from the offline table), the one Redis pipeline
-  (velocity record + every window read + the rule generation), the compiled-rules cache hit,
+- risk_step (wall time) and risk_step_cpu (the thread's CPU time): `services.risk_assess`
+  as the confirm path calls it in tx A, with the default rules enabled: the signals (IP
+  country from the offline table), the one Redis script call (velocity record + every
+  window read + the rule generation), the compiled-rules cache hit,
   the score and the rules. Target p99 < 1 ms. Each payment uses a new card, email and IP of a
   pool of 1,000 so the sorted sets grow as in production.
 

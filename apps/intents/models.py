@@ -86,6 +86,8 @@ class PaymentIntent(ConcurrentTransitionMixin, models.Model):
     risk_outcome = models.JSONField(null=True, blank=True)
     # {"card": {"request_three_d_secure": automatic|any|challenge, "sca_exemption": …}}
     payment_method_options = models.JSONField(default=dict, blank=True)
+    # {"surcharge": minor units included in `amount`, "surcharge_rule": "srch_…"} (apps/risk)
+    amount_details = models.JSONField(default=dict, blank=True)
     # marketplace: [{"seller": "sel_…", "amount": 500}] credited on capture, plus our fee
     splits = models.JSONField(default=list, blank=True)
     platform_fee_amount = models.BigIntegerField(default=0)

@@ -51,6 +51,7 @@ def intent_representation(intent: PaymentIntent, *, expand_attempts: bool = Fals
         "id": intent.public_id,
         "object": "payment_intent",
         "amount": intent.amount,
+        "amount_details": {"surcharge": (intent.amount_details or {}).get("surcharge", 0)},
         "currency": intent.currency,
         "status": intent.status,
         "capture_method": intent.capture_method,

@@ -16,6 +16,11 @@ from apps.vault import services as vault_services
 public_outcome = risk_outcome_public
 
 
+def base_amount(intent: PaymentIntent) -> int:
+    """The amount without a surcharge an earlier confirm added."""
+    return intent.amount - int((intent.amount_details or {}).get("surcharge") or 0)
+
+
 def _facts(intent: PaymentIntent, *, client_ip: str, merchant_country: str):
     pm = intent.payment_method
     metadata = intent.metadata or {}
@@ -23,7 +28,7 @@ def _facts(intent: PaymentIntent, *, client_ip: str, merchant_country: str):
         merchant_id=intent.merchant_id,
         livemode=intent.livemode,
         payment_intent=intent.public_id,
-        amount=intent.amount,
+        amount=base_amount(intent),
         currency=intent.currency,
         card={**vault_selectors.card_routing_facts(pm), "fingerprint": pm.fingerprint},
         email=intent.customer_email,
@@ -54,6 +59,21 @@ def assess(intent: PaymentIntent, *, client_ip: str = "", merchant_country: str 
         intent.capture_method = PaymentIntent.CaptureMethod.MANUAL
     intent.risk_outcome = outcome
     intent._risk_facts = facts
+    # surcharge: computed now, shown as amount_details.surcharge, charged as part of the amount
+    base = facts.amount
+    surcharge = (
+        risk_services.surcharge_for_payment(
+            assessment=assessment, base=base, currency=intent.currency, card=facts.card
+        )
+        if assessment.type != "blocked"
+        else {"amount": 0}
+    )
+    intent.amount = base + surcharge["amount"]
+    intent.amount_details = (
+        {"surcharge": surcharge["amount"], "surcharge_rule": surcharge["rule"]}
+        if surcharge["amount"]
+        else {}
+    )
     return assessment
 
 
@@ -77,6 +97,8 @@ def block(intent: PaymentIntent, assessment) -> None:
             "last_payment_error",
             "next_action",
             "risk_outcome",
+            "amount",
+            "amount_details",
             "updated_at",
         ]
     )

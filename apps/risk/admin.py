@@ -21,6 +21,7 @@ from apps.risk.models import (
     Review,
     RiskRule,
     RiskRuleVersion,
+    SurchargeRule,
     ValueList,
     ValueListItem,
 )
@@ -390,3 +391,67 @@ class DeclineHandlingAdmin(admin.ModelAdmin):
             object_id=f"{obj.connector_type}/{obj.code}",
         )
         super().delete_model(request, obj)
+
+
+class SurchargeRuleForm(forms.ModelForm):
+    class Meta:
+        model = SurchargeRule
+        fields = (
+            "merchant",
+            "livemode",
+            "currency",
+            "card_brand",
+            "card_funding",
+            "card_country",
+            "percent_bps",
+            "fixed",
+            "cap",
+        )
+
+
+@admin.register(SurchargeRule)
+class SurchargeRuleAdmin(_MerchantChoices, MerchantScopedAdmin):
+    """Surcharges per merchant; created through the service (its checks: the cap, the EEA/UK
+    ban, the currency); disable rather than delete."""
+
+    form = SurchargeRuleForm
+    list_display = (
+        "public_id",
+        "merchant",
+        "currency",
+        "card_brand",
+        "card_funding",
+        "card_country",
+        "percent_bps",
+        "fixed",
+        "cap",
+        "enabled",
+    )
+    list_filter = ("enabled", "currency")
+    list_select_related = ("merchant",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f for f in SurchargeRuleForm.Meta.fields] if obj else []
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        data = form.cleaned_data
+        try:
+            created = services.surcharge_rule_create(
+                merchant_id=data["merchant"].id,
+                livemode=data.get("livemode", False),
+                actor=Actor.staff(request.user),
+                currency=data["currency"],
+                card_brand=data.get("card_brand") or "*",
+                card_funding=data.get("card_funding") or "*",
+                card_country=data.get("card_country") or "*",
+                percent_bps=data.get("percent_bps") or 0,
+                fixed=data.get("fixed") or 0,
+                cap=data.get("cap"),
+            )
+        except PlatformError as exc:
+            messages.error(request, f"{exc.message} ({exc.code})")
+            return
+        obj.pk, obj.public_id = created.pk, created.public_id

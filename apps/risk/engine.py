@@ -15,7 +15,8 @@ from django.db.models import Q
 
 from apps.risk import score as scoring
 from apps.risk.lang import compile_tree, parse
-from apps.risk.models import RiskRule, RuleAction, ValueList, ValueListItem
+from apps.risk.models import RiskRule, RuleAction, SurchargeRule, ValueList, ValueListItem
+from apps.risk.surcharges import CompiledSurcharge
 
 CACHE_MAX_AGE = 60.0
 _ORDER = (RuleAction.ALLOW, RuleAction.BLOCK, RuleAction.REVIEW)
@@ -33,7 +34,8 @@ class CompiledRule:
 class CompiledRules:
     by_action: dict[str, list[CompiledRule]]
     lists: dict[str, frozenset]
-    generations: tuple
+    generations: tuple | None
+    surcharges: list = field(default_factory=list)
     built_at: float = field(default_factory=time.monotonic)
 
 
@@ -46,6 +48,7 @@ class Assessment:
     request_3ds: CompiledRule | None
     contributions: dict[str, int]
     signals: dict
+    rules: CompiledRules | None = None  # what was evaluated (the surcharges come with them)
 
     def outcome(self) -> dict:
         """Stripe's `outcome` shape, plus the score's contributions."""
@@ -98,7 +101,24 @@ def _build(merchant_id: int, livemode: bool, generations: tuple | None) -> Compi
         by_action[rule.action].append(
             CompiledRule(rule.public_id, rule.action, rule.predicate, compile_tree(parsed.tree))
         )
-    return CompiledRules(by_action, compiled_lists(merchant_id, livemode, used), generations)
+    surcharges = [
+        CompiledSurcharge(
+            s.public_id,
+            s.currency,
+            s.card_brand,
+            s.card_funding,
+            s.card_country,
+            s.percent_bps,
+            s.fixed,
+            s.cap,
+        )
+        for s in SurchargeRule.objects.filter(
+            merchant_id=merchant_id, livemode=livemode, enabled=True
+        )
+    ]
+    return CompiledRules(
+        by_action, compiled_lists(merchant_id, livemode, used), generations, surcharges
+    )
 
 
 def compiled_lists(merchant_id: int | None, livemode: bool, used) -> dict[str, frozenset]:
@@ -160,4 +180,4 @@ def evaluate(rules: CompiledRules, signals: dict) -> Assessment:
     kind = {RuleAction.BLOCK: "blocked", RuleAction.REVIEW: "manual_review"}.get(
         decided.action if decided else None, "authorized"
     )
-    return Assessment(kind, risk_score, level, decided, request_3ds, contributions, signals)
+    return Assessment(kind, risk_score, level, decided, request_3ds, contributions, signals, rules)

@@ -221,3 +221,37 @@ class DeclineHandling(models.Model):
 
     def __str__(self) -> str:
         return f"{self.connector_type}/{self.code}: {self.decision}"
+
+
+class SurchargeRule(models.Model):
+    """A merchant's surcharge for the cards it matches ("*": any), in one currency: a
+    percentage (basis points) and/or a fixed amount, at most `cap`. Never on consumer cards
+    issued in the EEA or the UK (PSD2 / the UK's ban), whatever the rule says."""
+
+    public_id = PublicIdField(prefix="srch")
+    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.PROTECT, related_name="+")
+    livemode = models.BooleanField(default=False)
+    currency = models.CharField(max_length=3)
+    card_brand = models.CharField(max_length=20, default="*")
+    card_funding = models.CharField(max_length=10, default="*")
+    card_country = models.CharField(max_length=2, default="*")
+    percent_bps = models.PositiveIntegerField(default=0, help_text="basis points: 150 = 1.5 %")
+    fixed = models.PositiveBigIntegerField(default=0, help_text="minor units of `currency`")
+    cap = models.PositiveBigIntegerField(null=True, blank=True, help_text="minor units")
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(percent_bps__lte=10000), name="risk_surcharge_percent_max"
+            ),
+            models.CheckConstraint(
+                condition=Q(cap__isnull=True) | Q(fixed__lte=models.F("cap")),
+                name="risk_surcharge_fixed_within_cap",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.public_id} {self.currency} {self.card_brand}/{self.card_funding}"

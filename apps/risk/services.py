@@ -671,3 +671,104 @@ def sca_decide(*, options: dict | None, assessment: Assessment) -> dict:
         assessment=assessment,
         signals=assessment.signals,
     )
+
+
+# ------------------------------------------------------------------------------- surcharges
+
+
+def surcharge_rule_create(
+    *,
+    merchant_id: int,
+    livemode: bool,
+    actor: Actor,
+    currency: str,
+    percent_bps: int = 0,
+    fixed: int = 0,
+    cap: int | None = None,
+    card_brand: str = "*",
+    card_funding: str = "*",
+    card_country: str = "*",
+):
+    """A merchant's surcharge rule; each bad input its own code and param, nothing saved."""
+    from apps.core.money import normalize_currency
+    from apps.risk.models import SurchargeRule
+    from apps.risk.signals import SCA_COUNTRIES
+
+    currency = normalize_currency(currency)
+    if not isinstance(percent_bps, int) or not 0 <= percent_bps <= 10000:
+        raise InvalidRequestError(
+            "percent_bps is 0 to 10000 (basis points).",
+            code="surcharge_percent_invalid",
+            param="percent_bps",
+        )
+    for name, value in (("fixed", fixed), ("cap", cap)):
+        if value is not None and (not isinstance(value, int) or value < 0):
+            raise InvalidRequestError(
+                f"{name} is a non-negative amount in minor units.",
+                code="surcharge_amount_invalid",
+                param=name,
+            )
+    if cap is not None and fixed > cap:
+        raise InvalidRequestError(
+            "The fixed surcharge is above the rule's cap.",
+            code="surcharge_above_cap",
+            param="fixed",
+        )
+    if percent_bps == 0 and fixed == 0:
+        raise InvalidRequestError(
+            "A surcharge needs a percentage or a fixed amount.",
+            code="surcharge_amount_invalid",
+            param="percent_bps",
+        )
+    card_country = (card_country or "*").upper()
+    if card_country in SCA_COUNTRIES:
+        raise InvalidRequestError(
+            f"Consumer cards issued in {card_country} may not be surcharged.",
+            code="surcharge_forbidden",
+            param="card_country",
+        )
+    if card_country != "*" and not (len(card_country) == 2 and card_country.isalpha()):
+        raise InvalidRequestError(
+            "card_country is a two-letter country code or *.",
+            code="parameter_invalid",
+            param="card_country",
+        )
+    if card_funding not in ("*", "credit", "debit", "prepaid"):
+        raise InvalidRequestError(
+            "card_funding is credit, debit, prepaid or *.",
+            code="parameter_invalid",
+            param="card_funding",
+        )
+    with transaction.atomic():
+        rule = SurchargeRule.objects.create(
+            merchant_id=merchant_id,
+            livemode=livemode,
+            currency=currency,
+            percent_bps=percent_bps,
+            fixed=fixed,
+            cap=cap,
+            card_brand=(card_brand or "*").lower(),
+            card_funding=card_funding,
+            card_country=card_country,
+        )
+        audit_record(
+            actor=actor,
+            action="surcharge_rule.created",
+            object_type="surcharge_rule",
+            object_id=rule.public_id,
+            merchant_id=merchant_id,
+            livemode=livemode,
+            changes={"currency": currency, "percent_bps": percent_bps, "fixed": fixed, "cap": cap},
+        )
+    _bump(merchant_id, livemode)
+    return rule
+
+
+def surcharge_for_payment(*, assessment: Assessment, base: int, currency: str, card: dict) -> dict:
+    """The payment's surcharge, from the merchant's rules compiled with its Radar rules."""
+    from apps.risk.surcharges import surcharge_for
+
+    rules = assessment.rules.surcharges if assessment.rules is not None else []
+    if not rules:
+        return {"amount": 0, "rule": None, "reason": "no_rule"}
+    return surcharge_for(rules, base=base, currency=currency, card=card)

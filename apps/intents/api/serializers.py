@@ -150,10 +150,18 @@ class PaymentAttemptOutputSerializer(serializers.Serializer):
     completed = serializers.IntegerField(allow_null=True)
 
 
+class AmountDetailsOutputSerializer(serializers.Serializer):
+    surcharge = serializers.IntegerField(
+        help_text="The surcharge included in `amount` (minor units), set at confirm from the "
+        "merchant's surcharge rules; 0 when none applies."
+    )
+
+
 class PaymentIntentOutputSerializer(serializers.Serializer):
     id = serializers.CharField()
     object = serializers.CharField()
     amount = serializers.IntegerField()
+    amount_details = AmountDetailsOutputSerializer()
     currency = serializers.CharField()
     status = serializers.ChoiceField(choices=IntentStatus.values)
     capture_method = serializers.CharField()

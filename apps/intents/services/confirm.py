@@ -178,6 +178,8 @@ def _plan_first_attempt(intent: PaymentIntent) -> _PlannedAttempt:
             "next_action",
             "risk_outcome",
             "capture_method",
+            "amount",
+            "amount_details",
             "updated_at",
         ]
     )
