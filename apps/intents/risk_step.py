@@ -123,6 +123,13 @@ def authorized(intent: PaymentIntent) -> None:
     )
 
 
+def moved_on(intent: PaymentIntent, how: str) -> None:
+    """tx B of a capture or a cancel: a review still open on the payment is closed (the merchant
+    or the system decided before the queue did)."""
+    if (intent.risk_outcome or {}).get("type") == "manual_review":
+        risk_services.review_close_for_intent(payment_intent=intent.public_id, reason=how)
+
+
 def declined(intent: PaymentIntent) -> None:
     """tx B, the payment failed on a decline: counted in the velocity counters at once (a
     decline counted for a tx B that then rolls back errs on the side of caution)."""

@@ -519,6 +519,16 @@ def review_open(
     return review
 
 
+def review_close_for_intent(*, payment_intent: str, reason: str) -> Review | None:
+    """The payment was captured or canceled outside the queue: its open review is closed."""
+    review = Review.objects.filter(payment_intent=payment_intent, status=Review.Status.OPEN).first()
+    if review is None:
+        return None
+    return review_close(
+        review=review, status=Review.Status.CLOSED, actor=Actor.system(f"payment_{reason}")
+    )
+
+
 def review_close(*, review: Review, status: str, actor: Actor) -> Review:
     with transaction.atomic():
         review = Review.objects.select_for_update().get(pk=review.pk)
@@ -604,8 +614,10 @@ def review_approve(*, review: Review, actor: Actor) -> Review:
     from apps.intents import selectors as intents_selectors
     from apps.intents import services as intents_services
 
-    if review.status != Review.Status.OPEN:
-        raise ConflictError("This review is already closed.", code="review_closed")
+    # the decision first (closing it), then the capture, so the capture's own close finds
+    # nothing open; a capture the PSP refuses leaves an approved review and a payment the
+    # merchant can capture again
+    review = review_close(review=review, status=Review.Status.APPROVED, actor=actor)
     if review.capture_on_approve:
         intent = intents_selectors.intent_get(
             merchant_id=review.merchant_id,
@@ -614,7 +626,7 @@ def review_approve(*, review: Review, actor: Actor) -> Review:
         )
         if intent.status == "requires_capture":
             intents_services.intent_capture(intent=intent, actor=actor)
-    return review_close(review=review, status=Review.Status.APPROVED, actor=actor)
+    return review
 
 
 def review_reject(*, review: Review, actor: Actor) -> Review:
@@ -623,8 +635,7 @@ def review_reject(*, review: Review, actor: Actor) -> Review:
     from apps.intents import selectors as intents_selectors
     from apps.intents import services as intents_services
 
-    if review.status != Review.Status.OPEN:
-        raise ConflictError("This review is already closed.", code="review_closed")
+    review = review_close(review=review, status=Review.Status.REJECTED, actor=actor)
     intent = intents_selectors.intent_get(
         merchant_id=review.merchant_id, livemode=review.livemode, public_id=review.payment_intent
     )
@@ -638,7 +649,7 @@ def review_reject(*, review: Review, actor: Actor) -> Review:
             actor=actor,
             reason="fraudulent",
         )
-    return review_close(review=review, status=Review.Status.REJECTED, actor=actor)
+    return review
 
 
 def sca_options_validate(*, amount: int, currency: str, options: dict | None) -> dict:

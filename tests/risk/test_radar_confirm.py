@@ -169,3 +169,39 @@ def test_ip_country_comes_from_the_header_and_is_scored(api, pay, stripe_connect
     assert body["outcome"]["risk_level"] == "normal"
     bad = pay(ip="not-an-ip")
     assert (bad.status_code, bad.json()["error"]["code"]) == (400, "client_ip_invalid")
+
+
+def test_a_review_closes_when_the_merchant_captures_or_cancels_first(
+    api, pay, rule, stripe_connector
+):
+    rule("review", ":amount: >= 9000")
+    first, second = pay(amount=9000).json(), pay(amount=9500).json()
+    api.post(f"/v1/payment_intents/{first['id']}/capture", {}, format="json")
+    api.post(f"/v1/payment_intents/{second['id']}/cancel", {}, format="json")
+    assert list(Review.objects.order_by("id").values_list("status", "closed_by")) == [
+        ("closed", "payment_captured"),
+        ("closed", "payment_canceled"),
+    ]
+    assert OutboxEvent.objects.filter(event_type="review.closed").count() == 2
+
+
+def test_stale_reviews_are_flagged(pay, rule, stripe_connector, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    rule("review", ":amount: >= 9000")
+    pay(amount=9000)
+    review = Review.objects.get()
+    assert not services.review_is_stale(review)
+    later = timezone.now() + timedelta(seconds=settings.RISK_REVIEW_STALE_SECONDS + 1)
+    assert services.review_is_stale(review, now=later)
+
+
+def test_a_rule_is_tested_against_the_last_30_days(api, pay, rule, stripe_connector):
+    for amount in (1000, 6000, 7000):
+        pay(amount=amount, customer_email="x@example.com")
+    candidate = rule("block", ":amount: > 5000 and :email_domain: = 'example.com'", enabled=False)
+    result = api.post(f"/v1/radar/rules/{candidate['id']}/test", {"days": 30}, format="json").json()
+    assert (result["payments"], result["matched"], result["would_block"]) == (3, 2, 2)
+    assert result["would_review"] == 0
