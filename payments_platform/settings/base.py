@@ -126,6 +126,10 @@ if env_bool("DB_POOL", False):
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
+# How long a process may serve its copy of an authenticated API key (apps.merchants.key_cache);
+# any change reaches every process at once through Redis pub/sub, this is only the upper bound.
+# 0 turns the cache off.
+API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 10)
 
 
 def redis_cache(url: str) -> dict:
