@@ -129,6 +129,7 @@ def _summary(name: str, samples_ms: list[float]) -> dict:
         "max_ms": round(max(samples_ms), 4),
         "target_p99_ms": TARGETS[name],
         "ok": _pct(samples_ms, 0.99) < TARGETS[name],
+        "verdict": "met" if _pct(samples_ms, 0.99) < TARGETS[name] else "missed",
     }
 
 
