@@ -102,3 +102,59 @@ def test_blocked_payments_are_listed_with_their_rule(
     assert blocking["id"].encode() in page.content
     client.force_login(_staff("risk", other_merchant))
     assert blocking["id"].encode() not in client.get("/admin/risk/blockedpayment/").content
+
+
+def test_every_risk_admin_page_renders(client, merchant, pay, rule, stripe_connector):
+    from apps.intents.models import PaymentIntent
+
+    rule("review", ":amount: >= 9000")
+    rule("block", ":amount: >= 90000")
+    reviewed = pay(amount=9000).json()
+    pay(amount=95000)
+    services.surcharge_rule_create(
+        merchant_id=merchant.id, livemode=False, actor=Actor.system("t"), currency="eur", fixed=10
+    )
+    client.force_login(StaffUserFactory(superuser=True))
+    for model in (
+        "valuelist",
+        "valuelistitem",
+        "riskrule",
+        "review",
+        "blockedpayment",
+        "declinehandling",
+        "surchargerule",
+    ):
+        for suffix in ("", "add/"):
+            page = client.get(f"/admin/risk/{model}/{suffix}")
+            assert page.status_code in (200, 403), (model, suffix, page.status_code)
+    rule_row = RiskRule.objects.first()
+    assert client.get(f"/admin/risk/riskrule/{rule_row.pk}/change/").status_code == 200
+    review = Review.objects.get()
+    assert client.get(f"/admin/risk/review/{review.pk}/change/").status_code == 200
+    assert client.get("/admin/risk/review/?stale=yes").status_code == 200
+    intent = PaymentIntent.objects.get(public_id=reviewed["id"])
+    assert (
+        b"manual_review" in client.get(f"/admin/intents/paymentintent/{intent.pk}/change/").content
+    )
+
+
+def test_a_platform_list_is_named_by_merchant_rules(api, pay, system_actor, stripe_connector):
+    platform = services.value_list_create(
+        merchant_id=None,
+        livemode=False,
+        actor=system_actor,
+        alias="known_fraud_bins",
+        name="Known fraud BINs",
+        item_type="card_bin",
+    )
+    services.value_list_item_create(value_list=platform, value="424242", actor=system_actor)
+    response = api.post(
+        "/v1/radar/rules",
+        {"action": "block", "predicate": ":card_bin: in @known_fraud_bins"},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    assert pay().json()["error"]["decline_code"] == "fraudulent"
+    # the platform's list is not the merchant's to list or delete
+    assert api.get("/v1/radar/value_lists").json()["data"] == []
+    assert api.delete(f"/v1/radar/value_lists/{platform.public_id}").status_code == 404
