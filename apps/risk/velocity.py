@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 
 _SECONDS = {"minutely": 60, "hourly": 3600, "daily": 86400}
 DAY = 86400
+# at most this many members a set (the latest): a counter saturates at KEEP a day, and no
+# payment's script call grows with a card's history (a card tester's thousands of attempts)
+KEEP = 1000
 # dimension -> signal holding its value
 DIMENSIONS = {
     "card": "card_fingerprint",
@@ -66,6 +69,7 @@ def _prefix(merchant_id: int, livemode: bool) -> str:
 _SCRIPT = """
 local now = tonumber(ARGV[1])
 local event, amount, card, spec = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local keep = tonumber(ARGV[6])
 local out = {redis.call('GET', KEYS[1]) or '', redis.call('GET', KEYS[2]) or ''}
 local windows = {60, 3600, 86400}
 for i = 1, #spec do
@@ -76,6 +80,7 @@ for i = 1, #spec do
     if op == 'k' then member = card elseif op == 'a' then member = event .. ':' .. amount end
     redis.call('ZADD', key, now, member)
     redis.call('ZREMRANGEBYSCORE', key, '-inf', now - 86400)
+    redis.call('ZREMRANGEBYRANK', key, 0, -(keep + 1))
     redis.call('EXPIRE', key, 86460)
   end
   if op == 'a' then
@@ -128,7 +133,8 @@ def record_and_read(
     try:
         client = _client()
         replies = _script(client)(
-            keys=keys, args=[repr(now), event_id, int(signals["amount"]), card, "".join(spec)]
+            keys=keys,
+            args=[repr(now), event_id, int(signals["amount"]), card, "".join(spec), KEEP],
         )
     except Exception as exc:  # Redis away: fail open, the rules see zeros
         logger.warning("risk velocity unavailable: %s", type(exc).__name__)
@@ -146,6 +152,7 @@ def record_and_read(
 def _add(pipe, key: str, members: dict, now: float) -> None:
     pipe.zadd(key, members)
     pipe.zremrangebyscore(key, "-inf", now - DAY)
+    pipe.zremrangebyrank(key, 0, -(KEEP + 1))
     pipe.expire(key, DAY + 60)
 
 

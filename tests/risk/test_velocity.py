@@ -57,3 +57,12 @@ def test_redis_away_fails_open(settings):
         merchant_id=1, livemode=False, signals=SIGNALS, event_id="pi_x"
     )
     assert (counts, generations) == ({}, None)
+
+
+def test_a_counter_saturates_instead_of_growing(monkeypatch):
+    monkeypatch.setattr(velocity, "KEEP", 5)
+    t0 = 1_800_000_000.0
+    for n in range(8):
+        counts = _read(t0 + n, f"pi_{n}")
+    assert counts["charges_per_card_minutely"] == 5
+    assert counts["amount_per_card_daily"] == 5 * 1500
