@@ -7,6 +7,7 @@ payment everywhere. Entries older than CACHE_MAX_AGE are rebuilt anyway (a bump 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,9 +15,11 @@ from dataclasses import dataclass, field
 from django.db.models import Q
 
 from apps.risk import score as scoring
-from apps.risk.lang import compile_tree, parse
+from apps.risk.lang import RuleSyntaxError, compile_tree, parse
 from apps.risk.models import RiskRule, RuleAction, SurchargeRule, ValueList, ValueListItem
 from apps.risk.surcharges import CompiledSurcharge
+
+logger = logging.getLogger(__name__)
 
 CACHE_MAX_AGE = 60.0
 _ORDER = (RuleAction.ALLOW, RuleAction.BLOCK, RuleAction.REVIEW)
@@ -96,7 +99,11 @@ def _build(merchant_id: int, livemode: bool, generations: tuple | None) -> Compi
     by_action: dict[str, list[CompiledRule]] = {a: [] for a in RuleAction.values}
     used: set[str] = set()
     for rule in RiskRule.objects.filter(merchant_id=merchant_id, livemode=livemode, enabled=True):
-        parsed = parse(rule.predicate)
+        try:
+            parsed = parse(rule.predicate)
+        except RuleSyntaxError:  # saved valid, invalid now (a later release): skip, loudly
+            logger.error("risk rule %s no longer parses; skipped", rule.public_id)
+            continue
         used |= parsed.lists
         by_action[rule.action].append(
             CompiledRule(rule.public_id, rule.action, rule.predicate, compile_tree(parsed.tree))
