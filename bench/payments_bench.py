@@ -120,6 +120,14 @@ def seed(sim_url: str) -> dict:
             actor=actor,
             fee_schedule=[{"brand": "*", "fixed": 25, "percent_bps": 140}],
         )
+    # Radar's default rules enabled, as issue 15 measures the path (apps/risk)
+    from apps.risk import selectors as risk_selectors
+    from apps.risk import services as risk_services
+
+    risk_services.rules_install_defaults(merchant_id=merchant.id, livemode=False, actor=actor)
+    for rule in risk_selectors.rule_list(merchant_id=merchant.id, livemode=False):
+        if rule.default_key and not rule.enabled:
+            risk_services.rule_update(rule=rule, actor=actor, enabled=True)
     return {
         "merchant": merchant.public_id,
         "secret_key": key.raw_key,

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "apps.money_audit",
     "apps.psp_simulator",
     "apps.demo",
+    "apps.risk",
 ]
 
 MIDDLEWARE = [
@@ -380,3 +381,13 @@ PLATFORM_BEAT_SCHEDULES = {
     },
     "money audit (nightly)": {"task": "money_audit.run", "crontab": "30 3 * * *"},
 }
+
+# Radar (apps/risk, docs/risk.md): the key of the velocity counters' keyed hashes, the Redis
+# timeout on the payment path (fail open past it), when an open review is stale (the
+# authorization window: 7 days)
+RISK_VELOCITY_KEY = env("RISK_VELOCITY_KEY", "dev-risk-velocity-key-change-me")
+RISK_REDIS_TIMEOUT_SECONDS = float(env("RISK_REDIS_TIMEOUT_SECONDS", "0.2"))
+RISK_REVIEW_STALE_SECONDS = int(env("RISK_REVIEW_STALE_SECONDS", str(7 * 86400)))
+# the transaction-risk-analysis exemption's ceiling per currency (minor units): the PSD2 band
+# of the platform's fraud rate (100 EUR: fraud under 0.13 %; raise to 25000/50000 for lower)
+RISK_TRA_LIMITS = {"eur": 10000, "gbp": 8500}
