@@ -11,4 +11,7 @@ ruff format --check .
 echo "== import-linter"
 lint-imports
 echo "== pytest"
-exec pytest "$@"
+# A fresh test database every run: --reuse-db (pyproject, for quick runs by hand) would keep
+# whatever an interrupted earlier run committed (a killed transactional test never flushes) and
+# every later run would start with those rows.
+exec pytest --create-db "$@"

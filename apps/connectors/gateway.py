@@ -31,6 +31,7 @@ from typing import Any
 from apps.connectors import endpoints, health
 from apps.connectors.models import Connector
 from apps.connectors.services import connector_config, connector_endpoint_url, evaluate_recorded
+from apps.core.db import release_pooled_connection
 from apps.psp_adapters.contract import (
     AuthorizeRequest,
     CancelRequest,
@@ -130,6 +131,9 @@ def call(
     if isinstance(config, PSPResult):
         return config
     adapter = get_adapter(config)
+    # nothing below reads the database until the PSP answers: the connection goes back to the
+    # pool for the wait (only when pooled and outside a transaction; apps.core.db)
+    release_pooled_connection()
     started = time.monotonic()
 
     def guarded() -> PSPResult:

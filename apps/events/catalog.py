@@ -36,6 +36,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "dispute.funds_withdrawn",
     "dispute.funds_reinstated",
     "webhook_endpoint.disabled",
+    "review.opened",
+    "review.closed",
 )
 
 

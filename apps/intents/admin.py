@@ -106,7 +106,7 @@ class PaymentIntentAdmin(MerchantScopedAdmin):
         "=attempts__public_id",
         "=refunds__public_id",
     )
-    readonly_fields = [f.name for f in PaymentIntent._meta.fields] + ["timeline"]
+    readonly_fields = [f.name for f in PaymentIntent._meta.fields] + ["timeline", "radar"]
     inlines = [PaymentAttemptInline, RefundInline]
 
     def get_search_results(self, request, queryset, search_term):
@@ -131,6 +131,25 @@ class PaymentIntentAdmin(MerchantScopedAdmin):
     @admin.display(description="last4")
     def card_last4(self, obj):
         return obj.payment_method.last4 if obj.payment_method_id else ""
+
+    @admin.display(description="Radar (score and its contributions)")
+    def radar(self, obj):
+        outcome = obj.risk_outcome or {}
+        if not outcome:
+            return "-"
+        rule = outcome.get("rule") or {}
+        return format_html(
+            "<p>{} · score {} ({}) · rule {}</p><ul>{}</ul>",
+            outcome.get("type"),
+            outcome.get("risk_score"),
+            outcome.get("risk_level"),
+            f"{rule.get('id')}: {rule.get('action')} if {rule.get('predicate')}" if rule else "-",
+            format_html_join(
+                "",
+                "<li>{}: +{}</li>",
+                sorted((outcome.get("score_contributions") or {}).items()),
+            ),
+        )
 
     @admin.display(description="outbox events (timeline)")
     def timeline(self, obj):

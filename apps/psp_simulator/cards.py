@@ -24,6 +24,9 @@ REQUIRES_ACTION = "requires_action"  # 3-D Secure challenge before authorisation
 SLOW_APPROVE = "slow_approve"  # issuer answers after SLOW_CARD_DELAY_S, then approves
 REFUND_FAILS = "refund_fails"  # payment approves; any refund of it fails asynchronously
 CAPTURE_FAILS = "capture_fails"  # authorisation approves; the capture fails
+# declines with authentication_required unless the merchant asked for 3-D Secure; then the
+# challenge, then approves (the issuer wants SCA: a step-up retry with 3DS succeeds)
+STEP_UP = "step_up"
 DISPUTE = "dispute"  # approves; disputed (chargeback) a while after capture (apps/.../disputes.py)
 INQUIRY = "inquiry"  # approves; an inquiry (retrieval request) a while after capture
 
@@ -47,6 +50,8 @@ class TestCard:
     adyen_refusal_code: str = ""
     adyen_refusal_reason: str = ""
     raw_response: str = ""  # ISO 8583 response as acquirers report it
+    # Mastercard's merchant advice code (MAC) on a decline: "03"/"21" = do not try again
+    network_advice_code: str = ""
     dispute_reason: str = ""  # dispute cards: Stripe's reason
 
     @property
@@ -222,6 +227,29 @@ TEST_CARDS: tuple[TestCard, ...] = (
         "Authorisation approves; the capture fails",
         source="simulator",
     ),
+    TestCard(
+        "4000009900000079",
+        "visa",
+        STEP_UP,
+        "Declines authentication_required without 3-D Secure; with it, the challenge",
+        decline_code="authentication_required",
+        adyen_refusal_code="38",
+        adyen_refusal_reason="Authentication required",
+        raw_response="1A : Additional customer authentication required",
+        source="simulator",
+    ),
+    TestCard(
+        "5100009900000018",
+        "mastercard",
+        DECLINE,
+        "Mastercard do_not_honor with merchant advice code 03: do not try again",
+        decline_code="do_not_honor",
+        adyen_refusal_code="27",
+        adyen_refusal_reason="Declined Non Generic",
+        raw_response="05 : Do not honor",
+        network_advice_code="03",
+        source="simulator",
+    ),
     # disputes: the payment approves and is disputed ConnectorSettings.dispute_delay_ms after
     # capture (default 2 s); the merchant's answer wins with uncategorized_text
     # "winning_evidence" (apps/psp_simulator/disputes.py)
@@ -255,7 +283,7 @@ TEST_CARDS: tuple[TestCard, ...] = (
         dispute_reason="duplicate",
     ),
     TestCard(
-        "4000009900000079",
+        "4000009900000111",
         "visa",
         DISPUTE,
         "Disputed after capture: subscription_canceled",

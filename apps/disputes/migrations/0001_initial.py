@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ("connectors", "0001_initial"),
-        ("intents", "0009_dispute_totals"),
+        ("intents", "0013_dispute_totals"),
         ("merchants", "0002_marketplace_and_ledger_hold"),
     ]
 

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("connectors", "0001_initial"),
-        ("intents", "0008_connector_moved"),
+        ("intents", "0012_amount_details"),
         ("merchants", "0002_marketplace_and_ledger_hold"),
         ("vault", "0002_support_search_indexes"),
     ]
