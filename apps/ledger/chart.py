@@ -44,6 +44,8 @@ PAYOUTS_IN_TRANSIT = "payouts_in_transit"
 BANK = "bank"
 AUTHORIZED_HOLDS = "authorized_holds"
 AUTHORIZATIONS = "authorizations"
+SETTLEMENT_CLEARING = "settlement_clearing"  # issue 14: settled by the PSP, payout not yet in
+RECONCILIATION_WRITE_OFFS = "reconciliation_write_offs"  # issue 14: differences written off
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,12 @@ CHART: dict[str, AccountType] = {
     # Memo pair for card authorizations: holds only, never posted.
     AUTHORIZED_HOLDS: AccountType(ASSET, False, False, "Authorized, not captured (card side)"),
     AUTHORIZATIONS: AccountType(LIABILITY, False, False, "Authorized, not captured (merchant)"),
+    # Reconciliation (issue 14): what a PSP's settlement report says it settled, per connector,
+    # until the batch's payout reaches the bank; a payout short of its lines leaves a residue.
+    SETTLEMENT_CLEARING: AccountType(ASSET, True, True, "Settled by the PSP, not yet in the bank"),
+    RECONCILIATION_WRITE_OFFS: AccountType(
+        EXPENSE, True, False, "Reconciliation differences written off"
+    ),
 }
 
 
@@ -104,6 +112,10 @@ def account_type(code: str) -> AccountType:
 
 def psp_receivable(connector: str) -> str:
     return f"{PSP_RECEIVABLE}:{connector}"
+
+
+def settlement_clearing(connector: str) -> str:
+    return f"{SETTLEMENT_CLEARING}:{connector}"
 
 
 def seller_pending(seller_id: str | int) -> str:

@@ -228,6 +228,10 @@ def iter_adyen_report(
             ) - _amount(reader, row[col["Gross Debit (GC)"]], gross_exp, "Gross Debit (GC)")
             if gross_currency != net_currency:
                 gross = net + fee  # restated in the settlement currency: one line, one currency
+            elif gross != net + fee:
+                raise reader.error(
+                    f"net {net} is not gross {gross} minus fees {fee}", "Net Credit (NC)"
+                )
         else:
             gross = net + fee
         refund = record_type == "refund"

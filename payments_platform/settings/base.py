@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "apps.money_audit",
     "apps.psp_simulator",
     "apps.demo",
+    "apps.reconciliation",
 ]
 
 MIDDLEWARE = [
@@ -375,4 +376,15 @@ PLATFORM_BEAT_SCHEDULES = {
         "every": 3600,
     },
     "money audit (nightly)": {"task": "money_audit.run", "crontab": "30 3 * * *"},
+    "reconciliation (nightly)": {
+        "task": "reconciliation.run_nightly",
+        "crontab": os.environ.get("RECONCILIATION_CRONTAB", "0 2 * * *"),
+        "timezone": os.environ.get("RECONCILIATION_TIME_ZONE", "UTC"),
+    },
 }
+
+# Reconciliation (issue 14): where raw settlement reports are kept (hash-named, never
+# rewritten), and rows per COPY batch
+RECONCILIATION_STORAGE_DIR = os.environ.get(
+    "RECONCILIATION_STORAGE_DIR", str(BASE_DIR / ".local" / "settlement_reports")
+)
