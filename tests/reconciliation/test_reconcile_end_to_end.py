@@ -3,6 +3,8 @@ simulator's batch the next (simulated) day, a run that fetches, matches and post
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from django.core.management import call_command
 
@@ -75,7 +77,7 @@ def test_the_same_file_twice_is_recognized(stripe_recon, control, pay, tmp_path)
     report = SettlementReport.objects.get(connector=stripe_recon, line_count__gt=0)
     reports = SettlementReport.objects.filter(connector=stripe_recon).count()
     copy = tmp_path / "again.csv"
-    copy.write_bytes(open(report.path, "rb").read())
+    copy.write_bytes(Path(report.path).read_bytes())
 
     call_command(
         "reconcile", connector=stripe_recon.public_id, file=str(copy), date=day(1).isoformat()
