@@ -139,7 +139,7 @@ INSERT INTO reconciliation_discrepancy (
     public_id, run_id, connector_id, merchant_id, livemode, kind, status, line_id, report_id,
     payout_id, expected_kind, expected_id, expected_public_id, reference, currency, our_amount,
     psp_amount, our_fee, psp_fee, difference, tolerance, match_key, occurred_on, resolution,
-    resolution_note, resolved_by, journal, created_at)
+    resolution_note, resolved_by, journal, reopen_count, created_at)
 SELECT 'dsc_' || replace(gen_random_uuid()::text, '-', ''), %(run)s, %(connector)s,
        %(merchant)s, %(livemode)s, d.kind, 'open', d.id, d.report_id, '', d.expected_kind,
        d.expected_id, d.expected_public_id, d.reference, d.currency, d.expected_amount,
@@ -147,7 +147,7 @@ SELECT 'dsc_' || replace(gen_random_uuid()::text, '-', ''), %(run)s, %(connector
        CASE WHEN d.kind = 'fee_mismatch' THEN d.fee - d.agreed_fee
             WHEN d.expected_amount IS NULL THEN d.signed_gross
             ELSE d.signed_gross - d.expected_amount END,
-       %(tolerance)s, d.match_key, d.settled_on, '', '', '', '', now()
+       %(tolerance)s, d.match_key, d.settled_on, '', '', '', '', 0, now()
 FROM (
     SELECT l.*, {_SIGNED_GROSS} AS signed_gross,
         CASE WHEN l.record_type = 'refund' AND l.modification_reference <> ''
@@ -172,11 +172,11 @@ INSERT INTO reconciliation_discrepancy (
     public_id, run_id, connector_id, merchant_id, livemode, kind, status, line_id, report_id,
     payout_id, expected_kind, expected_id, expected_public_id, reference, currency, our_amount,
     psp_amount, our_fee, psp_fee, difference, tolerance, match_key, occurred_on, resolution,
-    resolution_note, resolved_by, journal, created_at)
+    resolution_note, resolved_by, journal, reopen_count, created_at)
 SELECT 'dsc_' || replace(gen_random_uuid()::text, '-', ''), %(run)s, %(connector)s,
        %(merchant)s, %(livemode)s, 'payout_mismatch', 'open', NULL, %(report)s, p.payout_id,
        '', NULL, '', p.payout_id, p.currency, p.lines_net, p.paid, NULL, NULL,
-       p.paid - p.lines_net, %(tolerance)s, 'batch', p.settled_on, '', '', '', '', now()
+       p.paid - p.lines_net, %(tolerance)s, 'batch', p.settled_on, '', '', '', '', 0, now()
 FROM (
     SELECT batch, currency,
            COALESCE(sum(net) FILTER (WHERE record_type <> 'payout'), 0) AS lines_net,

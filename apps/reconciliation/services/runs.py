@@ -277,13 +277,13 @@ INSERT INTO reconciliation_discrepancy (
     public_id, run_id, connector_id, merchant_id, livemode, kind, status, line_id, report_id,
     payout_id, expected_kind, expected_id, expected_public_id, reference, currency, our_amount,
     psp_amount, our_fee, psp_fee, difference, tolerance, match_key, occurred_on, resolution,
-    resolution_note, resolved_by, journal, created_at)
+    resolution_note, resolved_by, journal, reopen_count, created_at)
 SELECT 'dsc_' || replace(gen_random_uuid()::text, '-', ''), %(run)s, %(connector)s,
        %(merchant)s, %(livemode)s, 'missing_in_report', 'open', NULL, NULL, '', e.x_kind,
        e.x_object_id, e.x_public_id,
        CASE WHEN e.x_kind = 'refund' THEN e.x_modification_reference ELSE e.x_psp_reference END,
        e.x_currency, e.x_amount, NULL, NULL, NULL, -e.x_amount, %(tolerance)s, '',
-       e.x_occurred_at::date, '', '', '', '', now()
+       e.x_occurred_at::date, '', '', '', '', 0, now()
 FROM ({expectations}) e
 WHERE e.x_occurred_at < %(cutoff)s
   AND NOT EXISTS (SELECT 1 FROM reconciliation_line l
