@@ -256,6 +256,12 @@ def capture_journal_figures() -> QuerySet:
             phase=LedgerEntry.Phase.POSTED,
             account__code__in=(chart.PSP_FEES, chart.MERCHANT_PENDING),
         )
+        # a capture the timer already released (before its connector had reports) is not
+        # released again
+        .exclude(
+            Exists(JournalTransaction.objects.filter(settles_id=OuterRef("transaction_id")))
+            & Q(account__code=chart.MERCHANT_PENDING)
+        )
         .annotate(figure_source=F("transaction__source_id"))
         .values("figure_source")
         .annotate(
@@ -269,3 +275,14 @@ def capture_journal_figures() -> QuerySet:
         )
         .values("figure_source", "fee_estimate", "pending_credit")
     )
+
+
+def capture_fee_estimate(*, source_id: str) -> int:
+    """The PSP fee estimated when this payment was captured (0 if none was booked)."""
+    total = LedgerEntry.objects.filter(
+        transaction__kind=JournalTransaction.Kind.CAPTURE,
+        transaction__source_id=source_id,
+        phase=LedgerEntry.Phase.POSTED,
+        account__code=chart.PSP_FEES,
+    ).aggregate(total=Sum("amount"))["total"]
+    return int(total or 0)

@@ -22,6 +22,8 @@ from apps.ledger.services.posting import ledger_post
 logger = logging.getLogger(__name__)
 
 Kind = JournalTransaction.Kind
+# the source type of the settlement journals posted from PSP settlement reports (issue 14)
+SETTLED_BY_REPORT = "settlement_report"
 Phase = LedgerEntry.Phase
 
 
@@ -165,8 +167,17 @@ def ledger_release_settled(
         )
 
     # connectors whose funds are released by their settlement reports (issue 14) are skipped:
-    # the timer is only the fallback for connectors without reports
-    skipped = [chart.psp_receivable(c) for c in skip_connectors]
+    # the timer is only the fallback for connectors without reports. A receivable once settled
+    # from a report (reconciliation's journals) counts as such, as do `skip_connectors`.
+    skipped = [chart.psp_receivable(c) for c in skip_connectors] + list(
+        LedgerEntry.objects.filter(
+            transaction__kind=Kind.SETTLEMENT,
+            transaction__source_type=SETTLED_BY_REPORT,
+            account__code__startswith=chart.PSP_RECEIVABLE + ":",
+        )
+        .values_list("account__code", flat=True)
+        .distinct()
+    )
     batches = [
         due.filter(on_receivable([code]), created_at__lte=now - timedelta(seconds=delay))
         for code, delay in receivables.items()

@@ -21,6 +21,7 @@ from apps.core.audit import Actor, audit_record
 from apps.core.errors import ConflictError, InvalidRequestError, PermissionDeniedError
 from apps.intents import selectors as intent_selectors
 from apps.ledger import chart, postings
+from apps.ledger import selectors as ledger_selectors
 from apps.ledger import services as ledger
 from apps.reconciliation.models import Discrepancy, DiscrepancyKind, LineState, SettlementLine
 
@@ -112,17 +113,21 @@ def _audit(d, actor, action, before, note, journal="") -> None:
 
 
 def _line_legs(d: Discrepancy, line: SettlementLine, connector, difference_account: str):
-    """The line as the PSP settled it: its net into clearing, the receivable our side left
-    (if any) out, the rest to `difference_account`."""
+    """The line as the PSP settled it: its net into clearing; when it is one of our items, the
+    receivable that item left (gross - the fee estimated at capture) out and the PSP's actual
+    fee in place of the estimate (psp_fees); whatever remains (a different amount, a line we
+    cannot attribute) to `difference_account`."""
     connector_id = connector.public_id
-    receivable = 0
+    receivable = fee_difference = 0
     if line.expected_id is not None and line.state != LineState.DUPLICATE:
         signed = line.expected_amount if line.expected_kind == "capture" else -line.expected_amount
         receivable = signed - line.estimated_fee
+        fee_difference = line.fee - line.estimated_fee
     legs = [
         (chart.settlement_clearing(connector_id), line.net),
         (chart.psp_receivable(connector_id), -receivable),
-        (difference_account, receivable - line.net),
+        (chart.PSP_FEES, fee_difference),
+        (difference_account, receivable - line.net - fee_difference),
     ]
     merged: dict[str, int] = {}
     for account, amount in legs:
@@ -132,8 +137,8 @@ def _line_legs(d: Discrepancy, line: SettlementLine, connector, difference_accou
 
 @transaction.atomic
 def discrepancy_accept_psp(*, discrepancy: Discrepancy, actor: Actor, user=None, note: str = ""):
-    """Our books take the PSP's figure: the settled line is posted as the PSP reports it, the
-    difference to psp_fees (a fee mismatch) or to reconciliation write-offs."""
+    """Our books take the PSP's figure: the settled line is posted as the PSP reports it (its
+    fee to psp_fees), any other difference to reconciliation write-offs."""
     _check(user, "accept_psp")
     d = _lock(discrepancy)
     _open_only(d)
@@ -184,12 +189,18 @@ def discrepancy_write_off(*, discrepancy: Discrepancy, actor: Actor, user=None, 
     connector = connector_selectors.connectors_by_ids(ids=[d.connector_id])[0]
     connector_id = connector.public_id
     if d.kind == DiscrepancyKind.MISSING_IN_REPORT:
+        # never settled: the receivable (net of the fee estimated at capture) will not arrive
+        # and the PSP charged no fee; the whole amount is the loss
         amount = d.our_amount if d.expected_kind == "capture" else -d.our_amount
-        legs = postings.reconciliation_adjustment_legs(
-            account=chart.RECONCILIATION_WRITE_OFFS,
-            counter_account=chart.psp_receivable(connector_id),
-            amount=amount,
-        )
+        estimate = 0
+        if d.expected_kind == "capture":
+            estimate = ledger_selectors.capture_fee_estimate(source_id=d.expected_public_id)
+        legs = [
+            chart.Leg(chart.RECONCILIATION_WRITE_OFFS, amount),
+            chart.Leg(chart.psp_receivable(connector_id), -(amount - estimate)),
+            chart.Leg(chart.PSP_FEES, -estimate),
+        ]
+        legs = [leg for leg in legs if leg.amount]
         currency = d.currency
     elif d.line_id:
         line = SettlementLine.objects.get(pk=d.line_id)
