@@ -95,3 +95,45 @@ def test_reconcile_command_prints_progress_and_summary(adyen_recon, control, pay
     assert "fetched 1 new report(s)" in out
     assert "loaded settlement_detail_report_batch_1.csv" in out
     assert "summary: 1 loaded, 0 refused, 0 already loaded; 1 matched, 0 discrepancies" in out
+
+
+def test_the_timer_release_is_only_the_fallback(stripe_recon, control, pay):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.ledger import services as ledger_services
+
+    pay(2000)
+    control.settle(stripe_recon.simulator_account, up_to=day(1).isoformat())
+    services.reconciliation_run(connector=stripe_recon, run_date=day(1))
+    available = _balance(stripe_recon, chart.MERCHANT_AVAILABLE)
+    pay(3000)  # captured after; its connector now settles by report
+
+    released = ledger_services.ledger_release_settled(
+        delays_by_connector={},
+        default_delay_seconds=0,
+        now=timezone.now() + timedelta(days=30),
+    )
+
+    assert released == 0
+    assert _balance(stripe_recon, chart.MERCHANT_AVAILABLE) == available
+
+
+def test_the_nightly_run_is_a_beat_crontab_staff_can_edit(stripe_recon, control, pay):
+    from django_celery_beat.models import PeriodicTask
+
+    from apps.reconciliation.tasks import run_nightly
+
+    call_command("bootstrap_schedules", verbosity=0)
+    task = PeriodicTask.objects.get(task="reconciliation.run_nightly")
+    assert (task.crontab.minute, task.crontab.hour, str(task.crontab.timezone)) == (
+        "0",
+        "2",
+        "UTC",
+    )
+
+    pay(2000)
+    control.settle(stripe_recon.simulator_account, up_to=day(-1).isoformat())  # nothing due yet
+    (result,) = run_nightly()
+    assert result["status"] == "succeeded"
