@@ -493,9 +493,12 @@ class ConnectorSettlement:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(ADYEN_COLUMNS)
         c = self.config
+        # Creation Date: when the line was booked into this batch (its settlement), not when
+        # the payment was made
+        booked = datetime(batch.day.year, batch.day.month, batch.day.day, 1, tzinfo=UTC)
+        created = booked.strftime("%Y-%m-%d %H:%M:%S")
         for line in batch.lines:
             cur = line.currency
-            created = datetime.fromtimestamp(line.created, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
             gross_debit = major(-line.gross, cur) if line.gross < 0 else ""
             gross_credit = major(line.gross, cur) if line.gross >= 0 else ""
             net_debit = major(-line.net, cur) if line.net < 0 else ""

@@ -93,7 +93,10 @@ SELECT %(report)s, %(run)s, %(connector)s, x.line_number, x.record_type, x.psp_r
        COALESCE(x.e_currency, ''), x.agreed, COALESCE(x.fee_estimate, 0),
        COALESCE(x.pending_credit, 0), %(merchant)s, %(livemode)s,
        COALESCE(x.state = 'matched' AND x.settled_on - x.occurred_at::date > %(delay)s, false),
-       CASE WHEN x.state IN ('matched', 'fee') THEN %(journal_prefix)s || x.currency ELSE '' END
+       CASE WHEN x.state IN ('matched', 'fee') THEN %(journal_prefix)s || x.currency
+            WHEN x.state = 'payout' AND x.net <> 0
+                THEN %(journal_prefix)s || 'payouts:' || x.currency
+            ELSE '' END
 FROM (
     SELECT y.*,
         CASE

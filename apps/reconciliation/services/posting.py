@@ -6,7 +6,7 @@ Per report and currency, one settlement journal for every matched line (and fee-
   leaves `psp_receivable:<connector>`;
 - the fee the report charged replaces our estimate on `psp_fees` (actual - estimated).
 Then the merchant's pending funds of those captures become available (on settlement, not on a
-timer), and each payout line moves clearing -> bank.
+timer), and the report's payouts move clearing -> bank (one journal per currency).
 
 Idempotent per report line: each line carries the key of the one journal that posts it
 (`journal_key`, decided in the matching statement, unique per (report, line) by the line's own
@@ -30,13 +30,15 @@ SELECT journal_key, currency,
          - COALESCE(sum(expected_amount) FILTER (WHERE expected_kind = 'refund'), 0) AS release,
        count(*) AS lines
 FROM reconciliation_line
-WHERE report_id = %s AND journal_key <> ''
+WHERE report_id = %s AND journal_key <> '' AND record_type <> 'payout'
 GROUP BY journal_key, currency
 ORDER BY journal_key"""
 
+# a report's payouts, summed per currency (one journal, whatever the number of batches)
 PAYOUTS = """
-SELECT id, payout_id, currency, -net FROM reconciliation_line
-WHERE report_id = %s AND record_type = 'payout' AND net <> 0 ORDER BY line_number"""
+SELECT journal_key, currency, -sum(net), count(*) FROM reconciliation_line
+WHERE report_id = %s AND record_type = 'payout' AND journal_key <> ''
+GROUP BY journal_key, currency ORDER BY journal_key"""
 
 
 def post_report(*, report, connector) -> dict:
@@ -82,16 +84,18 @@ def post_report(*, report, connector) -> dict:
                 **common,
             )
             posted["released"][currency] = release
-    for line_id, payout_id, currency, amount in payouts:
+    for key, currency, amount, count in payouts:
         amount = int(amount)
+        if not amount:
+            continue
         ledger.ledger_post(
             currency=currency,
             kind="settlement",
-            idempotency_key=f"recon:line:{line_id}:payout",
+            idempotency_key=key,
             legs=postings.settlement_payout_legs(connector=connector_id, amount=amount),
-            metadata={"report": report.name, "payout": payout_id},
-            description="settlement payout",
+            metadata={"report": report.name, "payouts": count},
+            description="settlement payouts",
             **common,
         )
-        posted["payouts"] += 1
+        posted["payouts"] += count
     return posted
