@@ -89,6 +89,7 @@ STRIPE_CATEGORIES = {
     "payout": "payout",
     "payout_reversal": "payout",
 }
+_POWERS = [10**n for n in range(8)]
 _DELIMITERS = {";": "';'", "\t": "a tab", "|": "'|'"}
 
 
@@ -157,6 +158,19 @@ class _Reader:
 
 
 def _amount(reader: _Reader, text: str, exponent: int, column: str) -> int:
+    if not text:
+        return 0
+    # fast path for the usual shape, "1234.56" (ASCII digits, at most `exponent` decimals):
+    # exact integer arithmetic, no Decimal; anything else takes the checked path below
+    head, dot, tail = text.partition(".")
+    if (
+        head.isdigit()
+        and head.isascii()
+        and (not dot or (0 < len(tail) <= exponent and tail.isdigit() and tail.isascii()))
+    ):
+        return int(head) * _POWERS[exponent] + (
+            int(tail) * _POWERS[exponent - len(tail)] if dot else 0
+        )
     text = text.strip()
     if not text:
         return 0

@@ -384,7 +384,10 @@ PLATFORM_BEAT_SCHEDULES = {
 }
 
 # Reconciliation (issue 14): where raw settlement reports are kept (hash-named, never
-# rewritten), and rows per COPY batch
+# rewritten)
 RECONCILIATION_STORAGE_DIR = os.environ.get(
     "RECONCILIATION_STORAGE_DIR", str(BASE_DIR / ".local" / "settlement_reports")
 )
+# PostgreSQL work_mem for a report's load (its transaction only): a million-line match hashes
+# and sorts in memory instead of spilling to disk
+RECONCILIATION_WORK_MEM = os.environ.get("RECONCILIATION_WORK_MEM", "256MB")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
 from functools import lru_cache
 
 import redis
@@ -69,27 +68,28 @@ def outbox_record(
     return row
 
 
-def outbox_record_many(*, events: Iterable[dict]) -> int:
-    """Many outbox rows in one round trip per thousand (issue 14: a reconciliation run records
-    one `reconciliation.discrepancy.created` per discrepancy, possibly thousands). Each dict has
-    `outbox_record`'s fields. Call inside the transaction that created the objects."""
-    written = 0
-    batch: list[list] = []
-    sql = _outbox_insert_sql("")
-
-    def flush() -> None:
-        with connection.cursor() as cursor:
-            cursor.executemany(sql, batch)
-
-    for fields in events:
-        batch.append(_outbox_insert(_outbox_row(**fields))[1])
-        if len(batch) >= 1000:
-            flush()
-            written += len(batch)
-            batch = []
-    if batch:
-        flush()
-        written += len(batch)
+def outbox_record_select(*, select_sql: str, params) -> int:
+    """One outbox row per row of a caller's SELECT, in one statement (issue 14: thousands of
+    `reconciliation.discrepancy.created` at once). The SELECT yields, in this order:
+    merchant_id, livemode, object_type, object_id, event_type, payload (jsonb), for objects
+    new in this transaction (sequence 1 unless the object already has rows). Call inside the
+    transaction that created the objects."""
+    table = OutboxEvent._meta.db_table
+    request_id = get_request_id() or ""
+    idempotency_key = get_idempotency_key()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+INSERT INTO {table}
+    (merchant_id, livemode, object_type, object_id, sequence, event_type, payload,
+     previous_attributes, request_id, idempotency_key, created_at)
+SELECT s.merchant_id, s.livemode, s.object_type, s.object_id,
+       (SELECT COALESCE(MAX(o.sequence), 0) + 1 FROM {table} o WHERE o.object_id = s.object_id),
+       s.event_type, s.payload, '{{}}'::jsonb, %s, %s, now()
+FROM ({select_sql}) AS s (merchant_id, livemode, object_type, object_id, event_type, payload)""",
+            [request_id, idempotency_key, *params],
+        )
+        written = cursor.rowcount
     if written:
         outbox_relay_schedule()
     return written

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 
+from django.conf import settings
 from django.db import connection
 
 from apps.connectors import gateway
@@ -228,6 +229,11 @@ def load_report(
     with connection.cursor() as cursor:
         # ON COMMIT DROP cleans up; dropped first for a caller with an outer transaction
         cursor.execute("DROP TABLE IF EXISTS recon_staging, recon_expected")
+        # hash joins and the duplicate window of a million lines in memory, for this
+        # transaction only
+        cursor.execute(
+            "SELECT set_config('work_mem', %s, true)", [settings.RECONCILIATION_WORK_MEM]
+        )
         cursor.execute(CREATE_STAGING)
         with cursor.cursor.copy(
             f"COPY recon_staging ({', '.join(STAGING_COLUMNS)}) FROM STDIN"
