@@ -422,7 +422,15 @@ def main() -> int:
     parser.add_argument("--connector")
     args = parser.parse_args()
     if args.phase == "run":
-        run_phase(args.report, args.connector)
+        if os.environ.get("RECON_BENCH_CPROFILE"):  # where the Python time goes
+            import cProfile
+            import pstats
+
+            profiler = cProfile.Profile()
+            profiler.runcall(run_phase, args.report, args.connector)
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(40)
+        else:
+            run_phase(args.report, args.connector)
         return 0
 
     p = plan(args.lines, args.per_kind, args.batches)
@@ -466,6 +474,8 @@ def main() -> int:
     if out.returncode != 0:
         print(out.stdout, out.stderr)
         return 1
+    if os.environ.get("RECON_BENCH_CPROFILE"):
+        print(out.stderr[-12000:])
     result = json.loads(out.stdout.strip().splitlines()[-1])
     checked = verify(result["run"])
     expected = generated["injected"]

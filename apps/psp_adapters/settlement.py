@@ -157,9 +157,24 @@ class _Reader:
         return index
 
 
+_AMOUNT_CACHE: dict[tuple[str, int], int] = {}
+_AMOUNT_CACHE_MAX = 100_000  # bounded: cleared when full (a few MB at most)
+
+
 def _amount(reader: _Reader, text: str, exponent: int, column: str) -> int:
     if not text:
         return 0
+    cached = _AMOUNT_CACHE.get((text, exponent))
+    if cached is not None:  # reports repeat amounts and fees a great deal
+        return cached
+    value = _parse_amount(reader, text, exponent, column)
+    if len(_AMOUNT_CACHE) >= _AMOUNT_CACHE_MAX:
+        _AMOUNT_CACHE.clear()
+    _AMOUNT_CACHE[(text, exponent)] = value
+    return value
+
+
+def _parse_amount(reader: _Reader, text: str, exponent: int, column: str) -> int:
     # fast path for the usual shape, "1234.56" (ASCII digits, at most `exponent` decimals):
     # exact integer arithmetic, no Decimal; anything else takes the checked path below
     head, dot, tail = text.partition(".")
@@ -186,11 +201,18 @@ def _amount(reader: _Reader, text: str, exponent: int, column: str) -> int:
     return int(scaled)
 
 
+_CURRENCY_CACHE: dict[str, tuple[str, int]] = {}
+
+
 def _currency(reader: _Reader, text: str, column: str) -> tuple[str, int]:
+    known = _CURRENCY_CACHE.get(text)
+    if known is not None:
+        return known
     code = text.strip().lower()
     exponent = _exponent(code) if len(code) == 3 and code.isalpha() else None
     if exponent is None:
         raise reader.error(f"unknown currency {text!r}", column)
+    _CURRENCY_CACHE[text] = (code, exponent)
     return code, exponent
 
 

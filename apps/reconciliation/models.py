@@ -157,8 +157,19 @@ class SettlementReport(models.Model):
 
 
 class SettlementLine(models.Model):
-    report = models.ForeignKey(SettlementReport, on_delete=models.PROTECT, related_name="lines")
-    run = models.ForeignKey(ReconciliationRun, on_delete=models.PROTECT, related_name="+")
+    # no database FK checks: lines are written a million at a time by one INSERT … SELECT of
+    # the load that just created their report and run (a deferred FK check per line and column
+    # cost as much as the insert); reports and runs are never deleted (PROTECT in Django)
+    report = models.ForeignKey(
+        SettlementReport, on_delete=models.PROTECT, related_name="lines", db_constraint=False
+    )
+    run = models.ForeignKey(
+        ReconciliationRun,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
     connector_id = models.BigIntegerField()
     line_number = models.PositiveIntegerField()
     record_type = models.CharField(max_length=20)
@@ -205,7 +216,6 @@ class SettlementLine(models.Model):
         ]
         indexes = [
             models.Index(fields=["expected_kind", "expected_id"], name="recon_line_expected"),
-            models.Index(fields=["run"], name="recon_line_run"),
         ]
 
     def __str__(self) -> str:

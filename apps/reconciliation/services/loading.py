@@ -294,14 +294,13 @@ def load_report(
             "livemode": connector.livemode,
             "tolerance": profile.tolerance,
         }
-        cursor.execute(
-            MATCH.format(agreed_fee=agreed_fee_sql(profile), kind=_KIND),
-            {
-                **common,
-                "delay": profile.settlement_delay_days,
-                "journal_prefix": f"recon:{report.pk}:",
-            },
-        )
+        match_params = {
+            **common,
+            "delay": profile.settlement_delay_days,
+            "journal_prefix": f"recon:{report.pk}:",
+        }
+        match_sql = MATCH.format(agreed_fee=agreed_fee_sql(profile), kind=_KIND)
+        cursor.execute(match_sql, match_params)
         timings["match"] = time.monotonic() - step
         step = time.monotonic()
         cursor.execute(LINE_DISCREPANCIES, common)

@@ -273,6 +273,14 @@ def _fetch(*, connector, profile, run, until: date) -> list[SettlementReport]:
     return reports
 
 
+# our expected items that no report line names, once per run (a temporary table both the
+# missing and the still-expected figures read)
+UNMATCHED = """
+CREATE TEMP TABLE recon_unmatched ON COMMIT DROP AS
+SELECT e.* FROM ({expectations}) e
+WHERE NOT EXISTS (SELECT 1 FROM reconciliation_line l
+                  WHERE l.expected_kind = e.x_kind AND l.expected_id = e.x_object_id)"""
+
 MISSING = """
 INSERT INTO reconciliation_discrepancy (
     public_id, run_id, connector_id, merchant_id, livemode, kind, status, line_id, report_id,
@@ -285,20 +293,16 @@ SELECT 'dsc_' || replace(gen_random_uuid()::text, '-', ''), %(run)s, %(connector
        CASE WHEN e.x_kind = 'refund' THEN e.x_modification_reference ELSE e.x_psp_reference END,
        e.x_currency, e.x_amount, NULL, NULL, NULL, -e.x_amount, %(tolerance)s, '',
        e.x_occurred_at::date, '', '', '', '', 0, now()
-FROM ({expectations}) e
+FROM recon_unmatched e
 WHERE e.x_occurred_at < %(cutoff)s
-  AND NOT EXISTS (SELECT 1 FROM reconciliation_line l
-                  WHERE l.expected_kind = e.x_kind AND l.expected_id = e.x_object_id)
   AND NOT EXISTS (SELECT 1 FROM reconciliation_discrepancy d
                   WHERE d.kind = 'missing_in_report' AND d.expected_kind = e.x_kind
                     AND d.expected_id = e.x_object_id)
 RETURNING id"""
 
 EXPECTED_COUNT = """
-SELECT count(*), COALESCE(sum(e.x_amount), 0) FROM ({expectations}) e
-WHERE e.x_occurred_at >= %(cutoff)s
-  AND NOT EXISTS (SELECT 1 FROM reconciliation_line l
-                  WHERE l.expected_kind = e.x_kind AND l.expected_id = e.x_object_id)"""
+SELECT count(*), COALESCE(sum(e.x_amount), 0) FROM recon_unmatched e
+WHERE e.x_occurred_at >= %(cutoff)s"""
 
 MATCHED_LATER = """
 UPDATE reconciliation_discrepancy d
@@ -323,7 +327,6 @@ def _flag_missing(*, run, profile, connector, run_date: date) -> tuple[list[int]
     params = {f"e{i}": value for i, value in enumerate(e_params)}
     e_named = e_sql % tuple(f"%(e{i})s" for i in range(len(e_params)))
     common = {
-        **params,
         "run": run.pk,
         "connector": connector.pk,
         "merchant": connector.merchant_id,
@@ -333,10 +336,13 @@ def _flag_missing(*, run, profile, connector, run_date: date) -> tuple[list[int]
     }
     with connection.cursor() as cursor:
         cursor.execute(MATCHED_LATER, [connector.pk])
-        cursor.execute(MISSING.format(expectations=e_named), common)
+        cursor.execute("DROP TABLE IF EXISTS recon_unmatched")
+        cursor.execute(UNMATCHED.format(expectations=e_named), params)
+        cursor.execute(MISSING, common)
         ids = [row[0] for row in cursor.fetchall()]
-        cursor.execute(EXPECTED_COUNT.format(expectations=e_named), common)
+        cursor.execute(EXPECTED_COUNT, common)
         count, amount = cursor.fetchone()
+        cursor.execute("DROP TABLE recon_unmatched")
     return ids, {"count": count, "amount": int(amount)}
 
 
@@ -344,7 +350,10 @@ FIGURES = """
 SELECT state, currency, count(*), COALESCE(sum(net), 0), COALESCE(sum(fee), 0),
        COALESCE(sum(estimated_fee) FILTER (WHERE state = 'matched'), 0),
        count(*) FILTER (WHERE late)
-FROM reconciliation_line WHERE run_id = %s GROUP BY state, currency"""
+FROM reconciliation_line
+WHERE report_id IN (SELECT id FROM reconciliation_settlementreport WHERE run_id = %s)
+  AND run_id = %s
+GROUP BY state, currency"""
 
 DISCREPANCY_FIGURES = """
 SELECT kind, count(*), COALESCE(sum(abs(difference)), 0)
@@ -355,7 +364,7 @@ def _figures(*, run, expected: dict) -> tuple[dict, dict]:
     counts: dict = {"lines": {}, "discrepancies": {}, "expected": expected, "late": 0}
     amounts: dict = {}
     with connection.cursor() as cursor:
-        cursor.execute(FIGURES, [run.pk])
+        cursor.execute(FIGURES, [run.pk, run.pk])
         for state, currency, count, net, fee, estimated, late in cursor.fetchall():
             entry = counts["lines"].setdefault(state, {"count": 0, "net": {}})
             entry["count"] += count
