@@ -67,6 +67,7 @@ class ReconciliationProfileAdmin(MerchantScopedAdmin):
         "fee_fixed",
         "fee_components_bps",
         "report_cursor",
+        "fees_estimated_vs_actual",
         "upload_link",
     )
     list_select_related = ("connector",)
@@ -130,6 +131,17 @@ class ReconciliationProfileAdmin(MerchantScopedAdmin):
                 "profile": profile,
                 "title": f"Upload a settlement report for {profile.connector}",
             },
+        )
+
+    @admin.display(description="fees estimated → actual (matched captures)")
+    def fees_estimated_vs_actual(self, profile):
+        rows = selectors.fee_comparison(connector_id=profile.connector_id)
+        return (
+            ", ".join(
+                f"{r['estimated']} → {r['actual']} {r['currency']} ({r['lines']} lines)"
+                for r in rows
+            )
+            or "-"
         )
 
     @admin.display(description="upload")

@@ -202,3 +202,6 @@ def test_reconcile_now_from_the_admin(client, stripe_recon, control, pay, financ
     assert response.status_code == 200
     run = ReconciliationRun.objects.get(connector=stripe_recon)
     assert run.trigger == "admin" and run.status == "succeeded"
+    # estimated (booked at capture) against actual (the report) fees, per connector
+    profiles = client.get(reverse("admin:reconciliation_reconciliationprofile_changelist"))
+    assert "estimated → actual" in profiles.content.decode()
