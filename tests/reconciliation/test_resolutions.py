@@ -117,6 +117,8 @@ def test_linking_an_unknown_line_by_hand_then_reopening_reverses_it(
     services.discrepancy_reopen(discrepancy=d, actor=Actor.staff(finance), user=finance)
     d.refresh_from_db()
     assert (d.status, d.journal, d.reopen_count) == ("open", "", 1)
+    assert (d.expected_public_id, d.match_key) == ("", "")
+    assert SettlementLine.objects.get(pk=d.line_id).state == "unexpected_in_report"
     assert JournalTransaction.objects.filter(reverses__public_id=journal).exists()
     actions = list(
         AuditLogEntry.objects.filter(object_id=d.public_id)

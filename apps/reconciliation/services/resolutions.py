@@ -119,7 +119,12 @@ def _line_legs(d: Discrepancy, line: SettlementLine, connector, difference_accou
     cannot attribute) to `difference_account`."""
     connector_id = connector.public_id
     receivable = fee_difference = 0
-    if line.expected_id is not None and line.state != LineState.DUPLICATE:
+    ours = (
+        line.expected_id is not None
+        and line.state != LineState.DUPLICATE
+        and line.expected_currency == line.currency  # another currency: nothing of ours here
+    )
+    if ours:
         signed = line.expected_amount if line.expected_kind == "capture" else -line.expected_amount
         receivable = signed - line.estimated_fee
         fee_difference = line.fee - line.estimated_fee
@@ -313,10 +318,25 @@ def discrepancy_reopen(*, discrepancy: Discrepancy, actor: Actor, user=None, not
         ).public_id
     if d.line_id:
         line = SettlementLine.objects.get(pk=d.line_id)
-        state = LineState.UNEXPECTED if line.match_key == "manual" else LineState.MISMATCHED
-        if d.kind == DiscrepancyKind.DUPLICATE:
-            state = LineState.DUPLICATE
-        SettlementLine.objects.filter(pk=d.line_id).update(state=state)
+        if line.match_key == "manual":  # a link undone: the line is unknown again
+            SettlementLine.objects.filter(pk=d.line_id).update(
+                state=LineState.UNEXPECTED,
+                match_key="",
+                expected_kind="",
+                expected_id=None,
+                expected_public_id="",
+                expected_amount=None,
+                expected_currency="",
+            )
+            d.expected_kind, d.expected_id, d.expected_public_id = "", None, ""
+            d.our_amount, d.match_key = None, ""
+        else:
+            state = (
+                LineState.DUPLICATE
+                if d.kind == DiscrepancyKind.DUPLICATE
+                else (LineState.MISMATCHED)
+            )
+            SettlementLine.objects.filter(pk=d.line_id).update(state=state)
     d.status, d.resolution, d.journal = D.OPEN, "", ""
     d.resolved_by, d.resolved_at = "", None
     d.reopen_count = (d.reopen_count or 0) + 1
@@ -328,6 +348,11 @@ def discrepancy_reopen(*, discrepancy: Discrepancy, actor: Actor, user=None, not
             "resolved_by",
             "resolved_at",
             "reopen_count",
+            "expected_kind",
+            "expected_id",
+            "expected_public_id",
+            "our_amount",
+            "match_key",
         ]
     )
     _audit(d, actor, "reconciliation.discrepancy.reopened", before, note, reversal)
