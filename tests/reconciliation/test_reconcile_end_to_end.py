@@ -110,14 +110,15 @@ def test_the_timer_release_is_only_the_fallback(stripe_recon, control, pay):
     available = _balance(stripe_recon, chart.MERCHANT_AVAILABLE)
     pay(3000)  # captured after; its connector now settles by report
 
-    released = ledger_services.ledger_release_settled(
+    ledger_services.ledger_release_settled(
         delays_by_connector={},
         default_delay_seconds=0,
         now=timezone.now() + timedelta(days=30),
     )
 
-    assert released == 0
+    # (other merchants' captures may be released: the timer runs for every connector)
     assert _balance(stripe_recon, chart.MERCHANT_AVAILABLE) == available
+    assert _balance(stripe_recon, chart.MERCHANT_PENDING) > 0
 
 
 def test_the_nightly_run_is_a_beat_crontab_staff_can_edit(stripe_recon, control, pay):

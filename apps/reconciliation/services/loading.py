@@ -113,15 +113,13 @@ FROM (
             ELSE 'matched'
         END AS state
     FROM (
-        SELECT s.*, e.eid, e.kind, e.object_id, e.public_id, e.amount,
-               e.currency AS e_currency, e.fee_estimate, e.pending_credit, e.occurred_at,
-               e.matched_before,
+        SELECT s.*, {chosen},
                CASE WHEN s.record_type = 'refund' THEN -s.gross ELSE s.gross END
                    AS signed_gross,
                CASE WHEN e1.eid IS NOT NULL THEN 'psp_reference'
                     WHEN e2.eid IS NOT NULL THEN 'modification_reference'
                     ELSE 'merchant_reference' END AS match_key,
-               CASE WHEN e.kind = 'capture' THEN {agreed_fee} END AS agreed
+               CASE WHEN {chosen_kind} = 'capture' THEN {agreed_fee} END AS agreed
         FROM recon_staging s
         LEFT JOIN recon_expected e1
             ON s.record_type = 'charge' AND e1.kind = 'capture'
@@ -132,7 +130,6 @@ FROM (
         LEFT JOIN recon_expected e3
             ON e3.kind = {kind} AND e3.merchant_reference = s.merchant_reference
            AND s.merchant_reference <> ''
-        LEFT JOIN recon_expected e ON e.eid = COALESCE(e1.eid, e2.eid, e3.eid)
     ) y
 ) x"""
 
@@ -192,6 +189,32 @@ FROM (
 ) p
 WHERE p.paid IS NOT NULL AND abs(p.paid - p.lines_net) > %(tolerance)s
 RETURNING id"""
+
+
+# the matched item's columns, from the first key that matched (one row of recon_expected, never
+# a mix), without joining the table a fourth time
+_CHOSEN_COLUMNS = (
+    ("eid", "eid"),
+    ("kind", "kind"),
+    ("object_id", "object_id"),
+    ("public_id", "public_id"),
+    ("amount", "amount"),
+    ("currency", "e_currency"),
+    ("fee_estimate", "fee_estimate"),
+    ("pending_credit", "pending_credit"),
+    ("occurred_at", "occurred_at"),
+    ("matched_before", "matched_before"),
+)
+
+
+def _chosen(column: str) -> str:
+    return (
+        f"CASE WHEN e1.eid IS NOT NULL THEN e1.{column} "
+        f"WHEN e2.eid IS NOT NULL THEN e2.{column} ELSE e3.{column} END"
+    )
+
+
+CHOSEN = ",\n               ".join(f"{_chosen(c)} AS {alias}" for c, alias in _CHOSEN_COLUMNS)
 
 
 def agreed_fee_sql(profile: ReconciliationProfile, amount: str = "e.amount") -> str:
@@ -299,7 +322,12 @@ def load_report(
             "delay": profile.settlement_delay_days,
             "journal_prefix": f"recon:{report.pk}:",
         }
-        match_sql = MATCH.format(agreed_fee=agreed_fee_sql(profile), kind=_KIND)
+        match_sql = MATCH.format(
+            agreed_fee=agreed_fee_sql(profile, amount=_chosen("amount")),
+            kind=_KIND,
+            chosen=CHOSEN,
+            chosen_kind=_chosen("kind"),
+        )
         cursor.execute(match_sql, match_params)
         timings["match"] = time.monotonic() - step
         step = time.monotonic()
