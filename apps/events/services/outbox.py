@@ -72,8 +72,9 @@ def outbox_record_select(*, select_sql: str, params) -> int:
     """One outbox row per row of a caller's SELECT, in one statement (issue 14: thousands of
     `reconciliation.discrepancy.created` at once). The SELECT yields, in this order:
     merchant_id, livemode, object_type, object_id, event_type, payload (jsonb), for objects
-    new in this transaction (sequence 1 unless the object already has rows). Call inside the
-    transaction that created the objects."""
+    created in this transaction: each row is its object's first event (sequence 1; the unique
+    (object_id, sequence) constraint refuses anything else). Call inside the transaction that
+    created the objects."""
     table = OutboxEvent._meta.db_table
     request_id = get_request_id() or ""
     idempotency_key = get_idempotency_key()
@@ -83,8 +84,7 @@ def outbox_record_select(*, select_sql: str, params) -> int:
 INSERT INTO {table}
     (merchant_id, livemode, object_type, object_id, sequence, event_type, payload,
      previous_attributes, request_id, idempotency_key, created_at)
-SELECT s.merchant_id, s.livemode, s.object_type, s.object_id,
-       (SELECT COALESCE(MAX(o.sequence), 0) + 1 FROM {table} o WHERE o.object_id = s.object_id),
+SELECT s.merchant_id, s.livemode, s.object_type, s.object_id, 1,
        s.event_type, s.payload, '{{}}'::jsonb, %s, %s, now()
 FROM ({select_sql}) AS s (merchant_id, livemode, object_type, object_id, event_type, payload)""",
             [request_id, idempotency_key, *params],
