@@ -107,3 +107,33 @@ def test_tolerance_in_minor_units_absorbs_small_differences(stripe_recon, contro
     run = services.reconciliation_run(connector=stripe_recon, run_date=day(1))
     assert not Discrepancy.objects.filter(run=run).exists()
     assert SettlementLine.objects.filter(run=run, state="matched").count() == 1
+
+
+def test_a_line_in_another_currency_is_a_currency_mismatch(stripe_recon, pay):
+    from apps.core.audit import Actor
+
+    intent = pay(2000)
+    content = (
+        "automatic_payout_id,balance_transaction_id,currency,gross,fee,net,reporting_category,"
+        "source_id,payment_intent_id\n"
+        f",txn_x,usd,20.00,0.55,19.45,charge,ch_x,{intent.psp_reference}\n"
+    ).encode()
+    _, _, run = services.report_upload(
+        connector=stripe_recon, name="manual.csv", chunks=[content], actor=Actor.system("t")
+    )
+    (found,) = Discrepancy.objects.filter(run=run)
+    assert (found.kind, found.expected_public_id, found.currency) == (
+        "currency_mismatch",
+        intent.public_id,
+        "usd",
+    )
+
+
+def test_the_reconcile_command_refuses_an_unknown_connector_or_date(stripe_recon):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="No such connector"):
+        call_command("reconcile", connector="mca_nope")
+    with pytest.raises(CommandError, match="--date must be YYYY-MM-DD"):
+        call_command("reconcile", connector=stripe_recon.public_id, date="04/12/2026")
