@@ -20,6 +20,7 @@ import os
 import platform
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -536,6 +537,8 @@ def main() -> int:
         )
     )
     report_path.unlink(missing_ok=True)
+    # the stored raw copy (hash-named) of this run's generated report, 169 MB: not kept
+    shutil.rmtree(os.environ["RECONCILIATION_STORAGE_DIR"], ignore_errors=True)
     return 0 if ok else 1
 
 
