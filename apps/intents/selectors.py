@@ -242,3 +242,126 @@ def intent_risk_history(*, merchant_id: int, livemode: bool, since) -> list[dict
         .values("public_id", "risk_outcome", "customer_email", "metadata")[:50000]
     )
     return list(rows)
+
+
+def settlement_expectations(*, connector_ids: list[int], since):
+    """What we expect a PSP to settle (issue 14, reconciliation): each captured payment (by its
+    approved attempt) and each succeeded refund of these connectors since `since`, in one shape:
+    kind, object_id, public_id, psp_reference, modification_reference, merchant_reference,
+    amount, currency, merchant_id, livemode, connector_id, occurred_at. A values queryset the
+    reconciliation compiles into its set-based matching SQL (never iterated row by row)."""
+    from django.db.models import CharField, DateTimeField, Value
+
+    text = CharField()
+    captures = (
+        PaymentAttempt.objects.filter(
+            connector_id__in=connector_ids,
+            outcome=PaymentAttempt.Outcome.APPROVED,
+            intent__amount_received__gt=0,
+            intent__psp_reference=F("psp_reference"),
+            intent__created_at__gte=since,
+        )
+        .annotate(
+            x_kind=Value("capture", output_field=text),
+            x_object_id=F("intent_id"),
+            x_public_id=F("intent__public_id"),
+            x_psp_reference=F("psp_reference"),
+            x_modification_reference=Value("", output_field=text),
+            x_merchant_reference=F("public_id"),
+            x_amount=F("intent__amount_received"),
+            x_currency=F("intent__currency"),
+            x_merchant_id=F("intent__merchant_id"),
+            x_livemode=F("intent__livemode"),
+            x_connector_id=F("connector_id"),
+            x_occurred_at=Coalesce(
+                "intent__authorized_at", "started_at", output_field=DateTimeField()
+            ),
+        )
+        .values(*_EXPECTATION_FIELDS)
+    )
+    refunds = (
+        Refund.objects.filter(
+            connector_id__in=connector_ids,
+            # pending: the PSP accepted it and its outcome arrives by webhook (Adyen)
+            status__in=(RefundStatus.PENDING, RefundStatus.SUCCEEDED),
+            created_at__gte=since,
+        )
+        .annotate(
+            x_kind=Value("refund", output_field=text),
+            x_object_id=F("id"),
+            x_public_id=F("public_id"),
+            x_psp_reference=F("intent__psp_reference"),
+            x_modification_reference=F("psp_reference"),
+            x_merchant_reference=F("public_id"),
+            x_amount=F("amount"),
+            x_currency=F("currency"),
+            x_merchant_id=F("merchant_id"),
+            x_livemode=F("livemode"),
+            x_connector_id=F("connector_id"),
+            x_occurred_at=F("created_at"),
+        )
+        .values(*_EXPECTATION_FIELDS)
+    )
+    return captures.union(refunds, all=True)
+
+
+_EXPECTATION_FIELDS = (
+    "x_kind",
+    "x_object_id",
+    "x_public_id",
+    "x_psp_reference",
+    "x_modification_reference",
+    "x_merchant_reference",
+    "x_amount",
+    "x_currency",
+    "x_merchant_id",
+    "x_livemode",
+    "x_connector_id",
+    "x_occurred_at",
+)
+
+
+def settlement_objects(*, kind: str, object_ids: list[int]) -> dict[int, dict]:
+    """Our side of a reconciliation discrepancy, for the finance screens (issue 14)."""
+    if kind == "capture":
+        rows = PaymentIntent.objects.filter(id__in=object_ids).values(
+            "id",
+            "public_id",
+            "amount",
+            "amount_received",
+            "amount_refunded",
+            "currency",
+            "status",
+            "psp_reference",
+            "merchant_id",
+            "created_at",
+        )
+    else:
+        rows = Refund.objects.filter(id__in=object_ids).values(
+            "id",
+            "public_id",
+            "amount",
+            "currency",
+            "status",
+            "psp_reference",
+            "merchant_id",
+            "created_at",
+        )
+    return {row["id"]: row for row in rows}
+
+
+def settlement_object_by_public_id(*, public_id: str) -> tuple[str, dict] | None:
+    """A capture (pi_…) or refund (re_…) by public id: what finance links a line to by hand."""
+    intent = (
+        PaymentIntent.objects.filter(public_id=public_id)
+        .values("id", "public_id", "amount_received", "currency", "merchant_id", "livemode")
+        .first()
+    )
+    if intent:
+        return "capture", {**intent, "amount": intent["amount_received"]}
+    refund = (
+        Refund.objects.filter(public_id=public_id)
+        .values("id", "public_id", "amount", "currency", "merchant_id", "livemode")
+        .first()
+    )
+    return ("refund", refund) if refund else None

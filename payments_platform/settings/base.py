@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "apps.psp_simulator",
     "apps.demo",
     "apps.risk",
+    "apps.reconciliation",
 ]
 
 MIDDLEWARE = [
@@ -380,6 +381,11 @@ PLATFORM_BEAT_SCHEDULES = {
         "every": 3600,
     },
     "money audit (nightly)": {"task": "money_audit.run", "crontab": "30 3 * * *"},
+    "reconciliation (nightly)": {
+        "task": "reconciliation.run_nightly",
+        "crontab": os.environ.get("RECONCILIATION_CRONTAB", "0 2 * * *"),
+        "timezone": os.environ.get("RECONCILIATION_TIME_ZONE", "UTC"),
+    },
 }
 
 # Radar (apps/risk, docs/risk.md): the key of the velocity counters' keyed hashes, the Redis
@@ -391,3 +397,11 @@ RISK_REVIEW_STALE_SECONDS = int(env("RISK_REVIEW_STALE_SECONDS", str(7 * 86400))
 # the transaction-risk-analysis exemption's ceiling per currency (minor units): the PSD2 band
 # of the platform's fraud rate (100 EUR: fraud under 0.13 %; raise to 25000/50000 for lower)
 RISK_TRA_LIMITS = {"eur": 10000, "gbp": 8500}
+# Reconciliation (issue 14): where raw settlement reports are kept (hash-named, never
+# rewritten)
+RECONCILIATION_STORAGE_DIR = os.environ.get(
+    "RECONCILIATION_STORAGE_DIR", str(BASE_DIR / ".local" / "settlement_reports")
+)
+# PostgreSQL work_mem for a report's load (its transaction only): a million-line match hashes
+# and sorts in memory instead of spilling to disk
+RECONCILIATION_WORK_MEM = os.environ.get("RECONCILIATION_WORK_MEM", "256MB")
