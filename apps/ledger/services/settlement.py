@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from apps.core.errors import PlatformError
@@ -102,15 +102,17 @@ def ledger_release_settled_amount(
         raise
 
 
-def _release_capture(capture: JournalTransaction) -> JournalTransaction:
+def _release_capture(capture: JournalTransaction, *, merchant_pending: bool = True):
     """Makes a capture's pending credits available. Each release is capped at the pending
     balance at that moment, so refunds and disputes taken from pending funds before the release
-    reduce what becomes available (and a negative pending balance nets against later captures)."""
+    reduce what becomes available (and a negative pending balance nets against later captures).
+    `merchant_pending=False`: everything but the merchant's own pending funds (a connector
+    settled by reports releases those from the report)."""
     credited: dict[str, int] = defaultdict(int)
     for code, amount in LedgerEntry.objects.filter(
         transaction_id=capture.pk, phase=Phase.POSTED, amount__lt=0
     ).values_list("account__code", "amount"):
-        if chart.is_pending_funds(code):
+        if chart.is_pending_funds(code) and (merchant_pending or code != chart.MERCHANT_PENDING):
             credited[code] -= amount
 
     def entries_after_lock(accounts: dict[str, _Account]) -> list[Entry]:
@@ -188,13 +190,33 @@ def ledger_release_settled(
             on_receivable(list(receivables) + skipped)
         )
     )
+    # A report settles the merchant's own pending funds; the sellers' shares and the surcharge
+    # revenue in the same captures are released here, after the connector's delay, as before.
+    others = due.filter(
+        Exists(
+            LedgerEntry.objects.filter(
+                transaction_id=OuterRef("pk"), amount__lt=0, phase=Phase.POSTED
+            ).filter(
+                Q(account__code__startswith=chart.SELLER_PENDING + ":")
+                | Q(account__code=chart.MERCHANT_SURCHARGE)
+            )
+        )
+    )
+    report_batches = [
+        others.filter(
+            on_receivable([code]),
+            created_at__lte=now - timedelta(seconds=receivables.get(code, default_delay_seconds)),
+        )
+        for code in dict.fromkeys(skipped)
+    ]
     released = 0
-    for batch in batches:
-        for capture in batch[:batch_size]:
-            try:
-                _release_capture(capture)
-                released += 1
-            except PlatformError:
-                # one capture must not block the others; the next run tries it again
-                logger.exception("ledger: could not release capture %s", capture.public_id)
+    for batches_of, merchant_pending in ((batches, True), (report_batches, False)):
+        for batch in batches_of:
+            for capture in batch[:batch_size]:
+                try:
+                    _release_capture(capture, merchant_pending=merchant_pending)
+                    released += 1
+                except PlatformError:
+                    # one capture must not block the others; the next run tries it again
+                    logger.exception("ledger: could not release capture %s", capture.public_id)
     return released
