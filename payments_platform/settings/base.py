@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "apps.money_audit",
     "apps.psp_simulator",
     "apps.demo",
+    "apps.observability",
 ]
 
 MIDDLEWARE = [
@@ -323,7 +324,7 @@ LOGGING = {
     "formatters": {
         "plain": {
             "()": "apps.core.logging.RedactingFormatter",
-            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s%(trace)s] %(message)s",
         }
     },
     "handlers": {
@@ -376,3 +377,13 @@ PLATFORM_BEAT_SCHEDULES = {
     },
     "money audit (nightly)": {"task": "money_audit.run", "crontab": "30 3 * * *"},
 }
+
+# Observability (issue 17, docs/observability.md). /metrics answers a scrape that carries
+# `Authorization: Bearer <METRICS_BEARER_TOKEN>` (empty: no token is accepted) or comes from an
+# address in METRICS_ALLOWED_NETWORKS (comma-separated CIDRs; loopback by default); anyone else
+# gets a 404. The Celery queues whose length is exported.
+METRICS_BEARER_TOKEN = env("METRICS_BEARER_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = [
+    n for n in env("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128").split(",") if n.strip()
+]
+METRICS_CELERY_QUEUES = [q for q in env("METRICS_CELERY_QUEUES", "celery").split(",") if q]
