@@ -376,6 +376,12 @@ PLATFORM_BEAT_SCHEDULES = {
         "every": 3600,
     },
     "money audit (nightly)": {"task": "money_audit.run", "crontab": "30 3 * * *"},
+    # the dashboards' rollups (issue 17, docs/observability.md)
+    "refresh dashboard rollups": {"task": "observability.refresh_rollups", "every": 60},
+    "refresh dashboard rollups (nightly, last two days)": {
+        "task": "observability.refresh_rollups_nightly",
+        "crontab": "15 2 * * *",
+    },
 }
 
 # Observability (issue 17, docs/observability.md). /metrics answers a scrape that carries

@@ -1,0 +1,434 @@
+"""The dashboards' server-side queries, over the rollups only (never the payment tables), scoped
+to the staff user's merchants. Each function returns plain data the template renders and the
+charts read (through `json_script`)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.apps import apps
+from django.db import connection
+from django.utils import timezone
+
+from apps.observability.rollups import LATENCY_BOUNDS_MS
+
+GRANULARITIES = ("minute", "hour", "day")
+RANGES = {
+    "1h": timedelta(hours=1),
+    "24h": timedelta(days=1),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+    "90d": timedelta(days=90),
+}
+# minute points over more than two days would be thousands of points: refused, hour instead
+MINUTE_MAX_RANGE = timedelta(days=2)
+# the card schemes' dispute monitoring programmes (count AND ratio over a calendar month)
+DISPUTE_THRESHOLDS = (
+    ("Visa VDMP early warning", 0.0065, 75),
+    ("Visa VDMP standard", 0.009, 100),
+    ("Mastercard ECM", 0.015, 100),
+    ("Mastercard HECM", 0.03, 300),
+)
+
+
+@dataclass(frozen=True)
+class Query:
+    start: datetime
+    end: datetime
+    granularity: str
+    livemode: bool
+    merchant_ids: frozenset[int] | None  # None: every merchant
+    range_key: str = "24h"
+    note: str = ""
+
+    @property
+    def period(self) -> str:
+        return "minute" if self.granularity == "minute" else "hour"
+
+    def scope_sql(self, alias: str = "r") -> tuple[str, list]:
+        sql = (
+            f"{alias}.period = %s AND {alias}.livemode = %s "
+            f"AND {alias}.bucket >= %s AND {alias}.bucket < %s"
+        )
+        params: list = [self.period, self.livemode, self.start, self.end]
+        if self.merchant_ids is not None:
+            sql += f" AND {alias}.merchant_id = ANY(%s)"
+            params.append(list(self.merchant_ids) or [-1])
+        return sql, params
+
+
+def query_from_params(params, *, merchant_ids, now: datetime | None = None) -> Query:
+    """From the page's GET parameters: `range` (1h, 24h, 7d, 30d, 90d), `granularity` (minute,
+    hour, day), `mode` (test, live), `merchant` (an id inside the user's scope). Anything
+    unknown falls back to the default, with a note on the page."""
+    now = now or timezone.now()
+    notes = []
+    range_key = params.get("range") or "24h"
+    if range_key not in RANGES:
+        notes.append(f"Unknown range {range_key!r}: showing 24h.")
+        range_key = "24h"
+    span = RANGES[range_key]
+    granularity = params.get("granularity") or (
+        "minute" if span <= timedelta(hours=6) else "hour" if span <= timedelta(days=7) else "day"
+    )
+    if granularity not in GRANULARITIES:
+        notes.append(f"Unknown granularity {granularity!r}: showing hour.")
+        granularity = "hour"
+    if granularity == "minute" and span > MINUTE_MAX_RANGE:
+        notes.append("Minute granularity is available over two days at most: showing hour.")
+        granularity = "hour"
+    livemode = params.get("mode") == "live"
+    scope = None if merchant_ids is None else frozenset(merchant_ids)
+    merchant = params.get("merchant")
+    if merchant:
+        try:
+            wanted = int(merchant)
+        except ValueError:
+            wanted = None
+        if wanted is not None and (scope is None or wanted in scope):
+            scope = frozenset({wanted})
+        else:
+            notes.append("That merchant is not in your scope.")
+    end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    return Query(
+        start=end - span,
+        end=end,
+        granularity=granularity,
+        livemode=livemode,
+        merchant_ids=scope,
+        range_key=range_key,
+        note=" ".join(notes),
+    )
+
+
+def _rows(sql: str, params: list) -> list[dict]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        names = [c.name for c in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _rate(numerator, denominator) -> float | None:
+    return round(100.0 * numerator / denominator, 2) if denominator else None
+
+
+# --------------------------------------------------------------------------- ops
+
+
+def ops_dashboard(q: Query) -> dict:
+    where, params = q.scope_sql()
+    totals_sql = """
+        SUM(attempts) AS attempts,
+        SUM(attempts) FILTER (WHERE outcome = 'approved') AS approved,
+        SUM(attempts) FILTER (WHERE first_attempt) AS intents,
+        SUM(attempts) FILTER (WHERE first_attempt AND outcome = 'approved') AS first_approved,
+        SUM(attempts) FILTER (WHERE failover_reason = '') AS attempts_no_failover,
+        SUM(attempts) FILTER (WHERE failover_reason = '' AND outcome = 'approved')
+            AS approved_no_failover
+    """
+    series = _rows(
+        f"SELECT date_trunc(%s, bucket) AS t, {totals_sql} FROM observability_attemptrollup r "
+        f"WHERE {where} GROUP BY 1 ORDER BY 1",
+        [q.granularity, *params],
+    )
+    dimensions = {}
+    for name, column in (
+        ("connector", "connector_id"),
+        ("card brand", "brand"),
+        ("currency", "currency"),
+        ("country", "country"),
+    ):
+        dimensions[name] = _rows(
+            f"SELECT {column} AS key, MAX(psp) AS psp, {totals_sql} "
+            f"FROM observability_attemptrollup r WHERE {where} GROUP BY 1 ORDER BY 2 DESC, 3 DESC",
+            params,
+        )
+    names = _connector_names({row["key"] for row in dimensions["connector"]})
+    for row in dimensions["connector"]:
+        row["key"] = names.get(row["key"], str(row["key"]))
+    for rows in (series, *dimensions.values()):
+        for row in rows:
+            _add_rates(row)
+    declines = _rows(
+        f"SELECT decline_code, outcome, SUM(attempts) AS n FROM observability_attemptrollup r "
+        f"WHERE {where} AND outcome IN ('soft_decline', 'hard_decline') "
+        "GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 15",
+        params,
+    )
+    failovers = _rows(
+        f"SELECT failover_reason AS reason, psp, SUM(attempts) AS n, "
+        "SUM(attempts) FILTER (WHERE outcome = 'approved') AS rescued "
+        f"FROM observability_attemptrollup r WHERE {where} AND failover_reason <> '' "
+        "GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 15",
+        params,
+    )
+    latency = _latency(q, where, params, names)
+    return {
+        "series": series,
+        "dimensions": dimensions,
+        "declines": declines,
+        "failovers": failovers,
+        "latency": latency,
+        "breakers": _breaker_history(q),
+        "webhooks": _webhook_health(q),
+        "totals": _add_rates(
+            {
+                key: sum(row[key] or 0 for row in series)
+                for key in (
+                    "attempts",
+                    "approved",
+                    "intents",
+                    "first_approved",
+                    "attempts_no_failover",
+                    "approved_no_failover",
+                )
+            }
+        ),
+    }
+
+
+def _add_rates(row: dict) -> dict:
+    row["intent_rate"] = _rate(row["approved"] or 0, row["intents"] or 0)
+    row["attempt_rate"] = _rate(row["approved"] or 0, row["attempts"] or 0)
+    row["first_attempt_rate"] = _rate(row["first_approved"] or 0, row["intents"] or 0)
+    row["attempt_rate_no_retries"] = _rate(
+        row["approved_no_failover"] or 0, row["attempts_no_failover"] or 0
+    )
+    return row
+
+
+def _percentile(buckets: list[int], fraction: float) -> int | None:
+    total = sum(buckets)
+    if not total:
+        return None
+    running = 0
+    for bound, count in zip((*LATENCY_BOUNDS_MS, None), buckets, strict=True):
+        running += count
+        if running >= fraction * total:
+            return bound if bound is not None else LATENCY_BOUNDS_MS[-1] * 2
+    return None
+
+
+def _latency(q: Query, where: str, params: list, names: dict) -> list[dict]:
+    rows = _rows(
+        "SELECT connector_id, MAX(psp) AS psp, SUM(latency_sum_ms) AS total, "
+        "SUM(latency_count) AS n, "
+        + ", ".join(
+            f"SUM((latency_buckets ->> {i})::bigint) AS b{i}"
+            for i in range(len(LATENCY_BOUNDS_MS) + 1)
+        )
+        + f" FROM observability_attemptrollup r WHERE {where} GROUP BY 1 ORDER BY 1",
+        params,
+    )
+    result = []
+    for row in rows:
+        buckets = [int(row[f"b{i}"] or 0) for i in range(len(LATENCY_BOUNDS_MS) + 1)]
+        result.append(
+            {
+                "connector": names.get(row["connector_id"], str(row["connector_id"])),
+                "psp": row["psp"],
+                "calls": row["n"],
+                "mean_ms": round(row["total"] / row["n"]) if row["n"] else None,
+                "p50_ms": _percentile(buckets, 0.5),
+                "p95_ms": _percentile(buckets, 0.95),
+            }
+        )
+    return result
+
+
+def _connector_names(ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    Connector = apps.get_model("connectors", "Connector")
+    return {
+        pk: f"{name} ({kind})"
+        for pk, name, kind in Connector.objects.filter(pk__in=ids).values_list(
+            "pk", "name", "connector_type"
+        )
+    }
+
+
+def _breaker_history(q: Query) -> list[dict]:
+    """Every automatic breaker transition and connector switch in the range, from the audit
+    log (kept as long as the audit log is, not a five-minute window)."""
+    AuditLogEntry = apps.get_model("core", "AuditLogEntry")
+    rows = AuditLogEntry.objects.filter(
+        object_type="connector",
+        action__startswith="connector.",
+        created_at__gte=q.start,
+        created_at__lt=q.end,
+    )
+    if q.merchant_ids is not None:
+        rows = rows.filter(merchant_id__in=q.merchant_ids)
+    return list(rows.order_by("-id").values("created_at", "action", "object_id", "changes")[:50])
+
+
+def _webhook_health(q: Query) -> list[dict]:
+    Delivery = apps.get_model("events", "WebhookDelivery")
+    deliveries = Delivery.objects.filter(livemode=q.livemode)
+    if q.merchant_ids is not None:
+        deliveries = deliveries.filter(merchant_id__in=q.merchant_ids)
+    counts = defaultdict(int)
+    for status in ("pending", "dead"):
+        counts[status] = deliveries.filter(status=status).count()
+    recent = deliveries.filter(last_attempt_at__gte=q.start, last_attempt_at__lt=q.end)
+    counts["succeeded in range"] = recent.filter(status="succeeded").count()
+    return [{"state": key, "n": value} for key, value in counts.items()]
+
+
+# --------------------------------------------------------------------------- finance
+
+
+def finance_dashboard(q: Query) -> dict:
+    where, params = q.scope_sql()
+    series = _rows(
+        "SELECT date_trunc(%s, bucket) AS t, currency, "
+        # gross: the receivable (net of the PSP's fee) plus that fee, both debits of a capture
+        "SUM(amount) FILTER (WHERE kind = 'capture' "
+        "AND account_type IN ('psp_receivable', 'psp_fees')) AS volume, "
+        "-SUM(amount) FILTER (WHERE account_type = 'platform_fee_revenue') AS revenue, "
+        "SUM(amount) FILTER (WHERE account_type = 'psp_fees') AS fees, "
+        "-SUM(amount) FILTER (WHERE kind = 'refund' AND account_type = 'psp_receivable') "
+        "AS refunds, "
+        "SUM(amount) FILTER (WHERE kind = 'chargeback' AND account_type = 'dispute_losses') "
+        "AS disputes, "
+        "SUM(amount) FILTER (WHERE kind = 'payout' AND account_type = 'payouts_in_transit') "
+        "AS payouts, "
+        "-SUM(amount) FILTER (WHERE account_type = 'merchant_available') AS available_change "
+        f"FROM observability_ledgerrollup r WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2",
+        [q.granularity, *params],
+    )
+    # the balance before the range, from the hour rows (kept forever), then running
+    before_where, before_params = Query(
+        start=datetime(2000, 1, 1, tzinfo=UTC),
+        end=q.start,
+        granularity="hour",
+        livemode=q.livemode,
+        merchant_ids=q.merchant_ids,
+    ).scope_sql()
+    opening = {
+        row["currency"]: -(row["s"] or 0)
+        for row in _rows(
+            "SELECT currency, SUM(amount) AS s FROM observability_ledgerrollup r "
+            f"WHERE {before_where} AND account_type = 'merchant_available' GROUP BY 1",
+            before_params,
+        )
+    }
+    running = dict(opening)
+    for row in series:
+        running[row["currency"]] = running.get(row["currency"], 0) + (row["available_change"] or 0)
+        row["available_balance"] = running[row["currency"]]
+    totals: dict[str, dict] = {}
+    for row in series:
+        total = totals.setdefault(row["currency"], {"currency": row["currency"]})
+        for key in ("volume", "revenue", "fees", "refunds", "disputes", "payouts"):
+            total[key] = (total.get(key) or 0) + (row[key] or 0)
+        total["available_balance"] = row["available_balance"]
+    return {"series": series, "totals": list(totals.values()), "fees": _estimated_fees(q)}
+
+
+def _estimated_fees(q: Query) -> list[dict]:
+    """Fees per connector estimated from its fee schedule (approved amount and count per
+    currency); actual fees come from reconciliation once it lands."""
+    from apps.connectors.selectors import estimate_fee
+
+    where, params = q.scope_sql()
+    rows = _rows(
+        "SELECT connector_id, currency, brand, SUM(attempts) AS n, SUM(amount) AS amount "
+        f"FROM observability_attemptrollup r WHERE {where} AND outcome = 'approved' "
+        "GROUP BY 1, 2, 3",
+        params,
+    )
+    Connector = apps.get_model("connectors", "Connector")
+    connectors = Connector.objects.in_bulk({row["connector_id"] for row in rows})
+    result: dict[tuple, dict] = {}
+    for row in rows:
+        connector = connectors.get(row["connector_id"])
+        if connector is None:
+            continue
+        average = row["amount"] // row["n"] if row["n"] else 0
+        fee = (
+            estimate_fee(
+                connector=connector,
+                amount=average,
+                currency=row["currency"],
+                brand=row["brand"] or "*",
+            )
+            or 0
+        )
+        entry = result.setdefault(
+            (connector.pk, row["currency"]),
+            {
+                "connector": f"{connector.name} ({connector.connector_type})",
+                "currency": row["currency"],
+                "payments": 0,
+                "amount": 0,
+                "estimated_fees": 0,
+            },
+        )
+        entry["payments"] += row["n"]
+        entry["amount"] += row["amount"]
+        entry["estimated_fees"] += fee * row["n"]
+    return sorted(result.values(), key=lambda e: -e["amount"])
+
+
+# --------------------------------------------------------------------------- risk
+
+
+def risk_dashboard(q: Query) -> dict:
+    where, params = q.scope_sql()
+    payments = {
+        row["merchant_id"]: row
+        for row in _rows(
+            "SELECT merchant_id, SUM(attempts) FILTER (WHERE outcome = 'approved') AS approved, "
+            "SUM(attempts) FILTER (WHERE decline_code IN ('fraudulent', 'merchant_blacklist', "
+            "'stolen_card', 'lost_card', 'pickup_card')) AS blocked "
+            f"FROM observability_attemptrollup r WHERE {where} GROUP BY 1",
+            params,
+        )
+    }
+    disputes = {
+        row["merchant_id"]: row["n"]
+        for row in _rows(
+            "SELECT merchant_id, SUM(journals) AS n FROM observability_ledgerrollup r "
+            f"WHERE {where} AND kind = 'chargeback' AND account_type = 'dispute_losses' GROUP BY 1",
+            params,
+        )
+    }
+    Merchant = apps.get_model("merchants", "Merchant")
+    names = dict(
+        Merchant.objects.filter(pk__in=set(payments) | set(disputes)).values_list("pk", "name")
+    )
+    rows = []
+    for merchant_id in sorted(set(payments) | set(disputes)):
+        approved = (payments.get(merchant_id) or {}).get("approved") or 0
+        count = disputes.get(merchant_id, 0) or 0
+        ratio = count / approved if approved else 0.0
+        rows.append(
+            {
+                "merchant": names.get(merchant_id, str(merchant_id)),
+                "payments": approved,
+                "disputes": count,
+                "rate": round(100 * ratio, 3),
+                "blocked": (payments.get(merchant_id) or {}).get("blocked") or 0,
+                "programmes": [
+                    name
+                    for name, limit, minimum in DISPUTE_THRESHOLDS
+                    if ratio >= limit and count >= minimum
+                ],
+            }
+        )
+    Intent = apps.get_model("intents", "PaymentIntent")
+    review = Intent.objects.filter(needs_review=True, livemode=q.livemode)
+    if q.merchant_ids is not None:
+        review = review.filter(merchant_id__in=q.merchant_ids)
+    return {
+        "merchants": sorted(rows, key=lambda r: -r["rate"]),
+        "thresholds": [
+            {"name": n, "rate": round(100 * r, 2), "minimum": m} for n, r, m in DISPUTE_THRESHOLDS
+        ],
+        "needs_review": review.count(),
+        "risk_installed": apps.is_installed("apps.risk"),
+    }
