@@ -93,13 +93,31 @@ def intent_search(queryset, term: str):
     are case-sensitive; a Stripe reference looks like one of our ids, so both are tried),
     emails ignoring case, four digits are a card's last4."""
     term = term.strip()
-    if "@" in term:
+    if _FULL_EMAIL.fullmatch(term):
         return queryset.filter(customer_email__iexact=term)
     if len(term) == 4 and term.isdigit():
         return queryset.filter(payment_method__last4=term)
+    if len(term) >= 3 and (("@" in term) or " " in term or not _ID_LIKE.fullmatch(term)):
+        # part of an email or of the cardholder's name ("jane", "@example.com", "Jane Do"):
+        # trigram indexes on both (observability migration 0003), so no full scan
+        partial = queryset.filter(
+            Q(customer_email__icontains=term) | Q(payment_method__billing_name__icontains=term)
+        )
+        if "@" in term or " " in term:
+            return partial
+        return partial | queryset.filter(pk__in=list(_ids_matching(term)))
+    return queryset.filter(pk__in=list(_ids_matching(term)))
+
+
+_FULL_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+# what a public id, order id or PSP reference looks like (no partial search for those)
+_ID_LIKE = re.compile(r"[A-Za-z]{1,6}_[A-Za-z0-9_]{6,}|[A-Za-z0-9_\-]*\d[A-Za-z0-9_\-]*")
+
+
+def _ids_matching(term: str):
     intents = PaymentIntent.objects.values_list("pk", flat=True)
     attempts = PaymentAttempt.objects.values_list("intent_id", flat=True)
-    ids = (
+    return (
         intents.filter(public_id=term)
         .union(
             intents.filter(order_id=term),
@@ -111,7 +129,6 @@ def intent_search(queryset, term: str):
         )
         .order_by()[:1000]
     )
-    return queryset.filter(pk__in=list(ids))
 
 
 # --------------------------------------------------------------------------- money audit

@@ -45,7 +45,8 @@ class Query:
 
     @property
     def period(self) -> str:
-        return "minute" if self.granularity == "minute" else "hour"
+        # the rollup rows at the chosen granularity: minute, hour or day
+        return self.granularity
 
     def scope_sql(self, alias: str = "r") -> tuple[str, list]:
         sql = (
@@ -92,8 +93,13 @@ def query_from_params(params, *, merchant_ids, now: datetime | None = None) -> Q
         else:
             notes.append("That merchant is not in your scope.")
     end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    start = end - span
+    if granularity == "day":  # whole days: the first day from its midnight
+        start = start.replace(hour=0, minute=0)
+    elif granularity == "hour":
+        start = start.replace(minute=0)
     return Query(
-        start=end - span,
+        start=start,
         end=end,
         granularity=granularity,
         livemode=livemode,
@@ -117,75 +123,132 @@ def _rate(numerator, denominator) -> float | None:
 # --------------------------------------------------------------------------- ops
 
 
+_TOTALS_SQL = """
+    SUM(attempts) AS attempts,
+    SUM(attempts) FILTER (WHERE outcome = 'approved') AS approved,
+    SUM(attempts) FILTER (WHERE first_attempt) AS intents,
+    SUM(attempts) FILTER (WHERE first_attempt AND outcome = 'approved') AS first_approved,
+    SUM(attempts) FILTER (WHERE failover_reason = '') AS attempts_no_failover,
+    SUM(attempts) FILTER (WHERE failover_reason = '' AND outcome = 'approved')
+        AS approved_no_failover,
+    SUM(latency_sum_ms) AS latency_total, SUM(latency_count) AS latency_n,
+""" + ", ".join(
+    f"SUM((latency_buckets ->> {i})::bigint) AS b{i}" for i in range(len(LATENCY_BOUNDS_MS) + 1)
+)
+
+# one scan of the rollup rows for every table of the page (GROUPING SETS), not one per table
+_GROUPS = {
+    "t": "(bucket)",
+    "connector": "(connector_id, psp)",
+    "card brand": "(brand)",
+    "currency": "(currency)",
+    "country": "(country)",
+    "declines": "(decline_code, outcome)",
+    "failovers": "(failover_reason, psp)",
+}
+
+
 def ops_dashboard(q: Query) -> dict:
     where, params = q.scope_sql()
-    totals_sql = """
-        SUM(attempts) AS attempts,
-        SUM(attempts) FILTER (WHERE outcome = 'approved') AS approved,
-        SUM(attempts) FILTER (WHERE first_attempt) AS intents,
-        SUM(attempts) FILTER (WHERE first_attempt AND outcome = 'approved') AS first_approved,
-        SUM(attempts) FILTER (WHERE failover_reason = '') AS attempts_no_failover,
-        SUM(attempts) FILTER (WHERE failover_reason = '' AND outcome = 'approved')
-            AS approved_no_failover
-    """
-    series = _rows(
-        f"SELECT date_trunc(%s, bucket) AS t, {totals_sql} FROM observability_attemptrollup r "
-        f"WHERE {where} GROUP BY 1 ORDER BY 1",
-        [q.granularity, *params],
+    rows = _rows(
+        "SELECT bucket AS t, connector_id, psp, brand, currency, country, decline_code, "
+        "outcome, failover_reason, "
+        "GROUPING(bucket) AS g_t, GROUPING(connector_id) AS g_connector, "
+        "GROUPING(brand) AS g_brand, GROUPING(currency) AS g_currency, "
+        "GROUPING(country) AS g_country, GROUPING(decline_code) AS g_decline, "
+        "GROUPING(failover_reason) AS g_failover, "
+        f"{_TOTALS_SQL} FROM observability_attemptrollup r WHERE {where} "
+        f"GROUP BY GROUPING SETS ({', '.join(_GROUPS.values())})",
+        params,
     )
-    dimensions = {}
-    for name, column in (
-        ("connector", "connector_id"),
-        ("card brand", "brand"),
-        ("currency", "currency"),
-        ("country", "country"),
-    ):
-        dimensions[name] = _rows(
-            f"SELECT {column} AS key, MAX(psp) AS psp, {totals_sql} "
-            f"FROM observability_attemptrollup r WHERE {where} GROUP BY 1 ORDER BY 2 DESC, 3 DESC",
-            params,
-        )
+    series, declines, failovers = [], [], []
+    dimensions: dict[str, list] = {"connector": [], "card brand": [], "currency": [], "country": []}
+    for row in rows:
+        if not row["g_t"]:
+            series.append(row)
+        elif not row["g_connector"]:
+            dimensions["connector"].append({**row, "key": row["connector_id"]})
+        elif not row["g_brand"]:
+            dimensions["card brand"].append({**row, "key": row["brand"]})
+        elif not row["g_currency"]:
+            dimensions["currency"].append({**row, "key": row["currency"]})
+        elif not row["g_country"]:
+            dimensions["country"].append({**row, "key": row["country"]})
+        elif not row["g_decline"]:
+            if row["outcome"] in ("soft_decline", "hard_decline"):
+                declines.append(
+                    {
+                        "decline_code": row["decline_code"],
+                        "outcome": row["outcome"],
+                        "n": row["attempts"],
+                    }
+                )
+        elif not row["g_failover"] and row["failover_reason"]:
+            failovers.append(
+                {
+                    "reason": row["failover_reason"],
+                    "psp": row["psp"],
+                    "n": row["attempts"],
+                    "rescued": row["approved"],
+                }
+            )
+    series.sort(key=lambda r: r["t"])
+    declines.sort(key=lambda r: -r["n"])
+    failovers.sort(key=lambda r: -r["n"])
     names = _connector_names({row["key"] for row in dimensions["connector"]})
-    for row in dimensions["connector"]:
-        row["key"] = names.get(row["key"], str(row["key"]))
-    for rows in (series, *dimensions.values()):
-        for row in rows:
+    latency = []
+    for row in sorted(dimensions["connector"], key=lambda r: r["key"]):
+        buckets = [int(row[f"b{i}"] or 0) for i in range(len(LATENCY_BOUNDS_MS) + 1)]
+        latency.append(
+            {
+                "connector": names.get(row["key"], str(row["key"])),
+                "psp": row["psp"],
+                "calls": row["latency_n"],
+                "mean_ms": round(row["latency_total"] / row["latency_n"])
+                if row["latency_n"]
+                else None,
+                "p50_ms": _percentile(buckets, 0.5),
+                "p95_ms": _percentile(buckets, 0.95),
+            }
+        )
+    for name, dim_rows in dimensions.items():
+        dim_rows.sort(key=lambda r: -(r["attempts"] or 0))
+        if name == "connector":
+            for row in dim_rows:
+                row["key"] = names.get(row["key"], str(row["key"]))
+    for dim_rows in (series, *dimensions.values()):
+        for row in dim_rows:
             _add_rates(row)
-    declines = _rows(
-        f"SELECT decline_code, outcome, SUM(attempts) AS n FROM observability_attemptrollup r "
-        f"WHERE {where} AND outcome IN ('soft_decline', 'hard_decline') "
-        "GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 15",
-        params,
+    keys = (
+        "attempts",
+        "approved",
+        "intents",
+        "first_approved",
+        "attempts_no_failover",
+        "approved_no_failover",
     )
-    failovers = _rows(
-        f"SELECT failover_reason AS reason, psp, SUM(attempts) AS n, "
-        "SUM(attempts) FILTER (WHERE outcome = 'approved') AS rescued "
-        f"FROM observability_attemptrollup r WHERE {where} AND failover_reason <> '' "
-        "GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 15",
-        params,
-    )
-    latency = _latency(q, where, params, names)
     return {
-        "series": series,
+        "series": [
+            {
+                k: row[k]
+                for k in (
+                    "t",
+                    *keys,
+                    "intent_rate",
+                    "attempt_rate",
+                    "first_attempt_rate",
+                    "attempt_rate_no_retries",
+                )
+            }
+            for row in series
+        ],
         "dimensions": dimensions,
-        "declines": declines,
-        "failovers": failovers,
+        "declines": declines[:15],
+        "failovers": failovers[:15],
         "latency": latency,
         "breakers": _breaker_history(q),
         "webhooks": _webhook_health(q),
-        "totals": _add_rates(
-            {
-                key: sum(row[key] or 0 for row in series)
-                for key in (
-                    "attempts",
-                    "approved",
-                    "intents",
-                    "first_approved",
-                    "attempts_no_failover",
-                    "approved_no_failover",
-                )
-            }
-        ),
+        "totals": _add_rates({key: sum(row[key] or 0 for row in series) for key in keys}),
     }
 
 
@@ -209,33 +272,6 @@ def _percentile(buckets: list[int], fraction: float) -> int | None:
         if running >= fraction * total:
             return bound if bound is not None else LATENCY_BOUNDS_MS[-1] * 2
     return None
-
-
-def _latency(q: Query, where: str, params: list, names: dict) -> list[dict]:
-    rows = _rows(
-        "SELECT connector_id, MAX(psp) AS psp, SUM(latency_sum_ms) AS total, "
-        "SUM(latency_count) AS n, "
-        + ", ".join(
-            f"SUM((latency_buckets ->> {i})::bigint) AS b{i}"
-            for i in range(len(LATENCY_BOUNDS_MS) + 1)
-        )
-        + f" FROM observability_attemptrollup r WHERE {where} GROUP BY 1 ORDER BY 1",
-        params,
-    )
-    result = []
-    for row in rows:
-        buckets = [int(row[f"b{i}"] or 0) for i in range(len(LATENCY_BOUNDS_MS) + 1)]
-        result.append(
-            {
-                "connector": names.get(row["connector_id"], str(row["connector_id"])),
-                "psp": row["psp"],
-                "calls": row["n"],
-                "mean_ms": round(row["total"] / row["n"]) if row["n"] else None,
-                "p50_ms": _percentile(buckets, 0.5),
-                "p95_ms": _percentile(buckets, 0.95),
-            }
-        )
-    return result
 
 
 def _connector_names(ids: set[int]) -> dict[int, str]:

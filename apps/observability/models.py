@@ -14,6 +14,7 @@ from django.db import models
 class Period(models.TextChoices):
     MINUTE = "minute"
     HOUR = "hour"
+    DAY = "day"
 
 
 class AttemptRollup(models.Model):

@@ -1,6 +1,7 @@
 """Refreshing the dashboard rollups (apps/observability/models.py) from the source tables.
 
-A refresh rewrites whole buckets: for each period (minute, hour) it deletes the rollup rows of
+A refresh rewrites whole buckets: for each period (minute, hour; day from the hour rows) it
+deletes the rollup rows of
 the buckets in [since, until) and inserts them again with one INSERT … SELECT … GROUP BY over
 the attempts (or ledger entries) started in those buckets, all in one transaction. So it is
 idempotent, a late answer (an inquiry resolving an unknown outcome an hour later) is picked up
@@ -78,8 +79,41 @@ GROUP BY 1, 2, 3, 4, 5, 6, 7
 """
 
 
+_ATTEMPT_COLUMNS = (
+    "merchant_id, livemode, connector_id, psp, brand, currency, country, outcome, decline_code, "
+    "first_attempt, failover_reason"
+)
+_ATTEMPT_DAYS_SQL = f"""
+INSERT INTO observability_attemptrollup (
+    period, bucket, {_ATTEMPT_COLUMNS}, attempts, amount, latency_sum_ms, latency_count,
+    latency_buckets
+)
+SELECT 'day', date_trunc('day', bucket), {_ATTEMPT_COLUMNS}, SUM(attempts), SUM(amount),
+       SUM(latency_sum_ms), SUM(latency_count),
+       jsonb_build_array({", ".join(f"SUM((latency_buckets ->> {i})::bigint)" for i in range(7))})
+FROM observability_attemptrollup
+WHERE period = 'hour' AND bucket >= %(since)s AND bucket < %(until)s
+GROUP BY date_trunc('day', bucket), {_ATTEMPT_COLUMNS}
+"""
+_LEDGER_COLUMNS = "merchant_id, livemode, currency, kind, account_type"
+_LEDGER_DAYS_SQL = f"""
+INSERT INTO observability_ledgerrollup (
+    period, bucket, {_LEDGER_COLUMNS}, amount, entries, journals
+)
+SELECT 'day', date_trunc('day', bucket), {_LEDGER_COLUMNS}, SUM(amount), SUM(entries),
+       SUM(journals)
+FROM observability_ledgerrollup
+WHERE period = 'hour' AND bucket >= %(since)s AND bucket < %(until)s
+GROUP BY date_trunc('day', bucket), {_LEDGER_COLUMNS}
+"""
+
+_STEP = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
+
+
 def _floor(moment: datetime, period: str) -> datetime:
     moment = moment.astimezone(UTC)
+    if period == "day":
+        return moment.replace(hour=0, minute=0, second=0, microsecond=0)
     if period == "hour":
         return moment.replace(minute=0, second=0, microsecond=0)
     return moment.replace(second=0, microsecond=0)
@@ -91,10 +125,10 @@ def rollups_refresh(*, since: datetime, until: datetime | None = None) -> dict[s
     written = {"attempts": 0, "ledger": 0}
     with transaction.atomic(), connection.cursor() as cursor:
         for period in ("minute", "hour"):
-            start = _floor(since, period)
-            end = _floor(until, period) + (
-                timedelta(hours=1) if period == "hour" else timedelta(minutes=1)
-            )
+            # minute rows only within their retention
+            floor = max(since, until - MINUTE_RETENTION) if period == "minute" else since
+            start = _floor(floor, period)
+            end = _floor(until, period) + _STEP[period]
             params = {"period": period, "since": start, "until": end}
             AttemptRollup.objects.filter(period=period, bucket__gte=start, bucket__lt=end).delete()
             cursor.execute(_ATTEMPTS_SQL, params)
@@ -102,6 +136,15 @@ def rollups_refresh(*, since: datetime, until: datetime | None = None) -> dict[s
             LedgerRollup.objects.filter(period=period, bucket__gte=start, bucket__lt=end).delete()
             cursor.execute(_LEDGER_SQL, params)
             written["ledger"] += cursor.rowcount
+        # day rows from the hour rows just written (whole days)
+        start, end = _floor(since, "day"), _floor(until, "day") + _STEP["day"]
+        params = {"since": start, "until": end}
+        AttemptRollup.objects.filter(period="day", bucket__gte=start, bucket__lt=end).delete()
+        cursor.execute(_ATTEMPT_DAYS_SQL, params)
+        written["attempts"] += cursor.rowcount
+        LedgerRollup.objects.filter(period="day", bucket__gte=start, bucket__lt=end).delete()
+        cursor.execute(_LEDGER_DAYS_SQL, params)
+        written["ledger"] += cursor.rowcount
         RollupWatermark.objects.update_or_create(
             name="dashboards", defaults={"refreshed_until": until}
         )
