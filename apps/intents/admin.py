@@ -147,8 +147,8 @@ class PaymentIntentAdmin(MerchantScopedAdmin):
         "customer_email",
         "card_last4",
         "connector_name",
-        "merchant",
         "created_at",
+        "merchant",
     )
     csv_columns = (
         "public_id",
@@ -231,7 +231,11 @@ class PaymentIntentAdmin(MerchantScopedAdmin):
     def card_last4(self, obj):
         if not obj.payment_method_id:
             return ""
-        return f"{obj.payment_method.brand} •••• {obj.payment_method.last4}"
+        return format_html(
+            '<span style="white-space:nowrap">{} •••• {}</span>',
+            obj.payment_method.brand,
+            obj.payment_method.last4,
+        )
 
     @admin.display(description="connector")
     def connector_name(self, obj):

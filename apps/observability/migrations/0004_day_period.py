@@ -4,24 +4,27 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('observability', '0003_support_search'),
+        ("observability", "0003_support_search"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='attemptrollup',
-            options={'verbose_name': 'dashboard', 'verbose_name_plural': 'dashboards'},
+            name="attemptrollup",
+            options={"verbose_name": "dashboard", "verbose_name_plural": "dashboards"},
         ),
         migrations.AlterField(
-            model_name='attemptrollup',
-            name='period',
-            field=models.CharField(choices=[('minute', 'Minute'), ('hour', 'Hour'), ('day', 'Day')], max_length=6),
+            model_name="attemptrollup",
+            name="period",
+            field=models.CharField(
+                choices=[("minute", "Minute"), ("hour", "Hour"), ("day", "Day")], max_length=6
+            ),
         ),
         migrations.AlterField(
-            model_name='ledgerrollup',
-            name='period',
-            field=models.CharField(choices=[('minute', 'Minute'), ('hour', 'Hour'), ('day', 'Day')], max_length=6),
+            model_name="ledgerrollup",
+            name="period",
+            field=models.CharField(
+                choices=[("minute", "Minute"), ("hour", "Hour"), ("day", "Day")], max_length=6
+            ),
         ),
     ]
