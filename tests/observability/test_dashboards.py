@@ -3,6 +3,7 @@ user's merchants; bad parameters fall back with a note."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 import pytest
@@ -117,3 +118,40 @@ def test_the_pages_render_for_scoped_staff(payments, merchant, kind):
 def test_the_pages_are_for_staff_only(payments):
     response = Client().get("/admin/observability/attemptrollup/ops/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+@pytest.mark.parametrize("finest", ["minute", "hour", "day"])
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        ("2026-11-01T10:17", "2026-12-01T10:18"),
+        ("2026-12-01T00:00", "2026-12-03T00:00"),
+        ("2026-12-01T10:17", "2026-12-01T10:45"),
+        ("2026-12-01T09:59", "2026-12-01T11:01"),
+    ],
+)
+def test_the_coarse_pieces_cover_the_range_exactly_once(start, end, finest):
+    from datetime import UTC, datetime
+
+    lo = datetime.fromisoformat(start).replace(tzinfo=UTC)
+    hi = datetime.fromisoformat(end).replace(tzinfo=UTC)
+    if finest == "day":
+        lo = lo.replace(hour=0, minute=0)
+    elif finest == "hour":
+        lo = lo.replace(minute=0)
+    pieces = sorted(dashboards._pieces(lo, hi, finest), key=lambda p: p[1])
+    assert pieces[0][1] == lo
+    for (_, _, end_a), (_, start_b, _) in itertools.pairwise(pieces):
+        assert end_a == start_b  # contiguous, no overlap
+    assert pieces[-1][2] <= hi
+    step = {"day": timedelta(days=1), "hour": timedelta(hours=1), "minute": timedelta(minutes=1)}
+    for period, a, b in pieces:
+        # a coarser piece holds whole buckets only; the finest one may end inside a bucket
+        # (bucket < end still takes the bucket that starts before the end, as scope_sql does)
+        assert period == finest or (b - a) % step[period] == timedelta(0)
+
+
+def test_the_tables_add_up_to_the_series(payments):
+    data = dashboards.ops_dashboard(_query())
+    for rows in data["dimensions"].values():
+        assert sum(r["attempts"] for r in rows) == data["totals"]["attempts"]
