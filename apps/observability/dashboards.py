@@ -342,19 +342,45 @@ def _connector_names(ids: set[int]) -> dict[int, str]:
     }
 
 
+_HEALTH_ACTIONS = (
+    "connector.breaker_open",
+    "connector.breaker_half-open",
+    "connector.breaker_closed",
+    "connector.breaker_forced",
+    "connector.auto_disabled",
+    "connector.auto_enabled",
+)
+
+
 def _breaker_history(q: Query) -> list[dict]:
-    """Every automatic breaker transition and connector switch in the range, from the audit
-    log (kept as long as the audit log is, not a five-minute window)."""
+    """Every automatic breaker transition, forced breaker and automatic switch of a connector
+    in the range, from the audit log (kept as long as the audit log is, not a five-minute
+    window)."""
     AuditLogEntry = apps.get_model("core", "AuditLogEntry")
     rows = AuditLogEntry.objects.filter(
         object_type="connector",
-        action__startswith="connector.",
+        action__in=_HEALTH_ACTIONS,
         created_at__gte=q.start,
         created_at__lt=q.end,
     )
     if q.merchant_ids is not None:
         rows = rows.filter(merchant_id__in=q.merchant_ids)
-    return list(rows.order_by("-id").values("created_at", "action", "object_id", "changes")[:50])
+    rows = list(rows.order_by("-id").values("created_at", "action", "object_id", "changes")[:50])
+    Connector = apps.get_model("connectors", "Connector")
+    names = dict(
+        Connector.objects.filter(public_id__in={r["object_id"] for r in rows}).values_list(
+            "public_id", "name"
+        )
+    )
+    for row in rows:
+        row["connector"] = names.get(row["object_id"], row["object_id"])
+        row["event"] = row["action"].removeprefix("connector.").replace("_", " ")
+        row["change"] = "; ".join(
+            f"{field}: {values[0]} → {values[1]}"
+            for field, values in (row["changes"] or {}).items()
+            if isinstance(values, list | tuple) and len(values) == 2
+        )
+    return rows
 
 
 def _webhook_health(q: Query) -> list[dict]:
@@ -380,7 +406,10 @@ def finance_dashboard(q: Query) -> dict:
         # gross: the receivable (net of the PSP's fee) plus that fee, both debits of a capture
         "SUM(amount) FILTER (WHERE kind = 'capture' "
         "AND account_type IN ('psp_receivable', 'psp_fees')) AS volume, "
-        "-SUM(amount) FILTER (WHERE account_type = 'platform_fee_revenue') AS revenue, "
+        # net revenue: fees charged to merchants (credited to platform_fee_revenue, the PSP's
+        # fee passed through included) less the PSP fees the platform pays (an expense)
+        "-SUM(amount) FILTER (WHERE account_type IN ('platform_fee_revenue', 'psp_fees')) "
+        "AS revenue, "
         "SUM(amount) FILTER (WHERE account_type = 'psp_fees') AS fees, "
         "-SUM(amount) FILTER (WHERE kind = 'refund' AND account_type = 'psp_receivable') "
         "AS refunds, "

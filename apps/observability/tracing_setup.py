@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,8 @@ def configure_from_environment() -> None:
     provider = TracerProvider(resource=Resource.create())
     exporter_name = os.environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() or "otlp"
     if exporter_name == "console":
-        exporter = ConsoleSpanExporter()
+        # stderr: stdout is what commands answer (`seed_demo --json` in make run)
+        exporter = ConsoleSpanExporter(out=sys.stderr)
     else:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 

@@ -73,7 +73,7 @@ class Command(BaseCommand):
         for intent in succeeded[: max(1, len(succeeded) // 10)]:
             response = api.post(
                 f"{base}/v1/refunds",
-                json={"payment_intent": intent, "amount": 500},
+                json={"payment_intent": intent, "amount": 100},
                 headers={"Idempotency-Key": uuid.uuid4().hex},
                 timeout=30,
             )
