@@ -81,7 +81,9 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture
 def page(browser, request, live_server):
     context = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=live_server.url)
-    context.set_default_timeout(10_000)
+    # generous: a shared CI machine can be slow; a passing run takes a fraction of this
+    context.set_default_timeout(30_000)
+    context.set_default_navigation_timeout(30_000)
     page = context.new_page()
     page.console_errors = []
     page.on("console", lambda m: m.type == "error" and page.console_errors.append(m.text))
