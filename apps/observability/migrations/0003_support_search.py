@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
     expression answer it without reading every payment. Kept here (not in intents/vault) so the
     feature's schema lives with the feature; pg_trgm ships with PostgreSQL (contrib)."""
 
-    dependencies = [("observability", "0002_rollups")]
+    dependencies = [("observability", "0002_rollups"), ("vault", "0001_initial")]
 
     operations = [
         migrations.RunSQL(
