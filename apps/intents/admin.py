@@ -137,6 +137,11 @@ class NeedsReviewFilter(admin.SimpleListFilter):
         return queryset.filter(needs_review=True) if self.value() == "yes" else queryset
 
 
+_MINOR_UNIT_FIELDS = frozenset(
+    {"amount", "amount_capturable", "amount_received", "amount_refunded", "platform_fee_amount"}
+)
+
+
 @admin.register(PaymentIntent)
 class PaymentIntentAdmin(MerchantScopedAdmin):
     # the columns support and finance read first, within 1,440 px
@@ -178,10 +183,11 @@ class PaymentIntentAdmin(MerchantScopedAdmin):
         "=attempts__public_id",
         "=refunds__public_id",
     )
+    # the amounts once, as people read them ("amounts"), instead of five minor-unit fields
     readonly_fields = [
         "amounts",
         "related",
-        *(f.name for f in PaymentIntent._meta.fields),
+        *(f.name for f in PaymentIntent._meta.fields if f.name not in _MINOR_UNIT_FIELDS),
         "timeline",
     ]
     inlines = [PaymentAttemptInline, RefundInline]
@@ -220,11 +226,12 @@ class PaymentIntentAdmin(MerchantScopedAdmin):
     @admin.display(description="amounts")
     def amounts(self, obj):
         return format_html(
-            "{} · received {} · refunded {} · capturable {}",
+            "{} · received {} · refunded {} · capturable {} · platform fee {}",
             format_amount(obj.amount, obj.currency),
             format_amount(obj.amount_received, obj.currency),
             format_amount(obj.amount_refunded, obj.currency),
             format_amount(obj.amount_capturable, obj.currency),
+            format_amount(obj.platform_fee_amount, obj.currency),
         )
 
     @admin.display(description="card")
