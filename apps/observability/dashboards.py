@@ -12,6 +12,7 @@ from django.apps import apps
 from django.db import connection
 from django.utils import timezone
 
+from apps.core.money import currency_exponent
 from apps.observability.rollups import LATENCY_BOUNDS_MS
 
 GRANULARITIES = ("minute", "hour", "day")
@@ -417,7 +418,11 @@ def finance_dashboard(q: Query) -> dict:
         "AS disputes, "
         "SUM(amount) FILTER (WHERE kind = 'payout' AND account_type = 'payouts_in_transit') "
         "AS payouts, "
-        "-SUM(amount) FILTER (WHERE account_type = 'merchant_available') AS available_change "
+        # what the platform owes its merchants (pending until the settlement delay, then
+        # available): credit-normal, so the balance is minus the signed sum
+        "-SUM(amount) FILTER (WHERE account_type = 'merchant_available') AS available_change, "
+        "-SUM(amount) FILTER (WHERE account_type IN ('merchant_pending', 'merchant_available')) "
+        "AS balance_change "
         f"FROM observability_ledgerrollup r WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2",
         [q.granularity, *params],
     )
@@ -433,20 +438,22 @@ def finance_dashboard(q: Query) -> dict:
         row["currency"]: -(row["s"] or 0)
         for row in _rows(
             "SELECT currency, SUM(amount) AS s FROM observability_ledgerrollup r "
-            f"WHERE {before_where} AND account_type = 'merchant_available' GROUP BY 1",
+            f"WHERE {before_where} AND account_type IN ('merchant_pending', 'merchant_available') "
+            "GROUP BY 1",
             before_params,
         )
     }
     running = dict(opening)
     for row in series:
-        running[row["currency"]] = running.get(row["currency"], 0) + (row["available_change"] or 0)
-        row["available_balance"] = running[row["currency"]]
+        running[row["currency"]] = running.get(row["currency"], 0) + (row["balance_change"] or 0)
+        row["merchant_balance"] = running[row["currency"]]
+        row["exponent"] = currency_exponent(row["currency"])
     totals: dict[str, dict] = {}
     for row in series:
         total = totals.setdefault(row["currency"], {"currency": row["currency"]})
         for key in ("volume", "revenue", "fees", "refunds", "disputes", "payouts"):
             total[key] = (total.get(key) or 0) + (row[key] or 0)
-        total["available_balance"] = row["available_balance"]
+        total["merchant_balance"] = row["merchant_balance"]
     return {"series": series, "totals": list(totals.values()), "fees": _estimated_fees(q)}
 
 

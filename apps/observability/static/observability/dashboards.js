@@ -38,13 +38,16 @@
         options: { animation: false, scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } } }
       });
     } else if (kind === "finance-volume" || kind === "finance-balance") {
-      var key = kind === "finance-volume" ? "volume" : "available_balance";
+      var key = kind === "finance-volume" ? "volume" : "merchant_balance";
       var labels = Array.from(new Set(series.map(function (r) { return label(r.t); })));
       var currencies = Array.from(new Set(series.map(function (r) { return r.currency; })));
       line(canvas, labels, currencies.map(function (c) {
         var byLabel = {};
-        series.filter(function (r) { return r.currency === c; }).forEach(function (r) { byLabel[label(r.t)] = r[key]; });
-        return { label: c.toUpperCase() + " (minor units)", data: labels.map(function (l) { return byLabel[l] === undefined ? null : byLabel[l]; }) };
+        // minor units to the currency's major unit (exponent from the server: JPY 0, KWD 3)
+        series.filter(function (r) { return r.currency === c; }).forEach(function (r) {
+          byLabel[label(r.t)] = r[key] === null ? null : Number(r[key]) / Math.pow(10, r.exponent);
+        });
+        return { label: c.toUpperCase(), data: labels.map(function (l) { return byLabel[l] === undefined ? null : byLabel[l]; }) };
       }));
     }
     canvas.dataset.drawn = "true";
