@@ -144,6 +144,7 @@ class PlatformCollector:
             labels=["psp", "state"],
         )
         counts: dict[tuple[str, str], int] = {}
+        worst_error: dict[str, float] = {}
         for connector in connectors:
             for state in ("closed", "open", "half_open"):
                 counts.setdefault((connector.connector_type, state), 0)
@@ -152,9 +153,21 @@ class PlatformCollector:
         ):
             key = (connector.connector_type, metrics.bounded(view.breaker_state.replace("-", "_")))
             counts[key] = counts.get(key, 0) + 1
+            if view.health is not None and view.health.error_rate is not None:
+                psp = connector.connector_type
+                worst_error[psp] = max(worst_error.get(psp, 0.0), view.health.error_rate)
         for (psp, state), count in sorted(counts.items()):
             states.add_metric([psp, state], count)
         yield states
+        health = GaugeMetricFamily(
+            "pp_connector_error_ratio_max",
+            "The highest error ratio (transport failures and 5xx over calls) among a PSP's "
+            "enabled connectors, over the rolling health window routing reads.",
+            labels=["psp"],
+        )
+        for psp, ratio in sorted(worst_error.items()):
+            health.add_metric([psp], ratio)
+        yield health
         disabled = GaugeMetricFamily(
             "pp_connectors_disabled",
             "Connectors switched off (by ops or by the automatic health check), by PSP type.",

@@ -121,6 +121,9 @@ def test_a_payment_with_a_failover_moves_the_counters(
 
     # and the page says so, without an id anywhere in a label
     samples = _scrape()
+    worst = {s.labels["psp"]: s.value for s in samples["pp_connector_error_ratio_max"]}
+    assert worst["stripe"] == 1.0  # its one call failed
+    assert worst["adyen"] == 0.0
     ids = {
         PaymentIntent.objects.get().public_id,
         *PaymentAttempt.objects.values_list("public_id", flat=True),
