@@ -43,10 +43,18 @@ class PaymentAttemptInline(admin.TabularInline):
 
     @admin.display(description="routing decision")
     def routing(self, obj):
-        return routing_trace_table(obj.routing_trace)
+        # names for the connectors a decision skipped (the trace keeps their ids): those the
+        # intent's attempts used
+        names = {
+            public_id: name
+            for public_id, name in obj.intent.attempts.values_list(
+                "connector__public_id", "connector__name"
+            )
+        }
+        return routing_trace_table(obj.routing_trace, names=names)
 
 
-def routing_trace_table(trace: dict | None):
+def routing_trace_table(trace: dict | None, *, names: dict[str, str] | None = None):
     """The routing trace as support reads it (issue 17): the profile, rule and strategy on one
     line, then each candidate ranked with its score and why, then each connector skipped and
     why; instead of a JSON blob a page wide."""
@@ -83,7 +91,10 @@ def routing_trace_table(trace: dict | None):
     skipped = format_html_join(
         "",
         "<tr><td>–</td><td>{}</td><td colspan=3>skipped: {}</td></tr>",
-        ((cid, str(why).replace("_", " ")) for cid, why in (trace.get("skipped") or {}).items()),
+        (
+            ((names or {}).get(cid, cid), str(why).replace("_", " "))
+            for cid, why in (trace.get("skipped") or {}).items()
+        ),
     )
     return format_html(
         '{}<table class="routing-trace"><thead><tr><th>rank</th><th>connector</th>'

@@ -79,6 +79,8 @@ def test_the_payment_page_shows_the_routing_trace_as_a_table_and_links(support, 
     page = support.get(f"/admin/intents/paymentintent/{paid.pk}/change/").content.decode()
     assert 'class="routing-trace"' in page
     assert "skipped: already tried" in page  # the failover's second decision
+    stripe = paid.attempts.get(sequence=1).connector
+    assert f"<td>{stripe.name}</td><td colspan=3>skipped: already tried" in page
     assert '"candidates"' not in page  # no JSON blob
     assert "€45.99 · received €45.99 · refunded €0.00" in page
     assert f"/admin/ledger/journaltransaction/?q={paid.public_id}" in page
