@@ -47,6 +47,10 @@ def test_finance_finds_a_payment_by_email_refunds_it_and_reads_the_trial_balance
     row = page.locator("#result_list tbody tr", has_text=paid.public_id)
     assert row.count() == 1
     assert "€45.99" in row.inner_text()
+    # the key columns fit at 1,440 px, next to the admin's navigation
+    for column in ("public_id", "amount_display", "status", "customer_email", "created"):
+        box = page.locator(f"#result_list th.column-{column}").bounding_box()
+        assert box and box["x"] + box["width"] <= 1440, column
 
     # its page: amounts in euros, the timeline, the routing decisions as tables
     with page.expect_navigation():
