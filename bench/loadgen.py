@@ -1,7 +1,11 @@
-"""Closed-loop HTTP load generator for the payment path (stdlib only: threads + http.client).
+"""HTTP load generator for the payment path (stdlib only: threads + http.client).
 
-Runs in its own process, started by bench/payments_bench.py. N client threads, each with one
-keep-alive connection, send create+confirm requests back to back:
+Runs in its own process, started by bench/payments_bench.py. Closed loop (default): N client
+threads, each with one keep-alive connection, send create+confirm requests back to back.
+Open loop (--rate R): payments arrive at R per second (Poisson arrivals, seeded), whatever the
+server's speed, and are sent by up to N threads; each latency counts from the payment's
+scheduled arrival, not from when a thread got to send it, so time spent queueing behind a slow
+server is in the figures (no coordinated omission). Requests:
 
     POST /v1/payment_intents  {"amount", "currency", "capture_method": "automatic",
                                "payment_method": "pm_…", "confirm": true, "order_id"}
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import http.client
 import json
 import math
@@ -250,12 +255,116 @@ def drive(
     return [s for samples in per_client for s in samples], elapsed, sum(resends)
 
 
+def drive_open(
+    *,
+    base_url: str,
+    api_key: str,
+    rate: float,
+    clients: int,
+    seconds: float,
+    supply: TokenSupply,
+    amount: int,
+    currency: str,
+    idempotency: bool,
+    tag: str,
+    seed: int = 1,
+) -> tuple[list[list], float, int]:
+    """The open loop: arrivals at `rate` per second for `seconds`, sent by up to `clients`
+    threads. A sample's latency runs from its scheduled arrival to its answer. Returns
+    (samples, seconds until the last answer, connection resends); samples as drive's, plus the
+    time it waited for a free thread (ms) as a sixth column."""
+    import queue
+    import random
+
+    arrivals: queue.Queue = queue.Queue()
+    samples: list[list] = []
+    lock = threading.Lock()
+    resends = [0] * clients
+    start = time.perf_counter()
+
+    def work(index: int) -> None:
+        client = Client(base_url, api_key)
+        try:
+            while True:
+                item = arrivals.get()
+                if item is None:
+                    return
+                seq, scheduled = item
+                sent = time.perf_counter()
+                payload = {
+                    "amount": amount,
+                    "currency": currency,
+                    "capture_method": "automatic",
+                    "payment_method": supply.take(),
+                    "confirm": True,
+                    "order_id": f"{tag}-{seq}",
+                }
+                key = uuid.uuid4().hex if idempotency else None
+                intent_status, intent_id, status = None, None, 0
+                try:
+                    status, data = client.post("/v1/payment_intents", payload, key)
+                    parsed = json.loads(data)
+                    if status == 200:
+                        intent_status, intent_id = parsed.get("status"), parsed.get("id")
+                    else:
+                        error = parsed.get("error", {})
+                        intent_status = error.get("code")
+                        intent_id = (error.get("payment_intent") or {}).get("id")
+                except ValueError:
+                    intent_status = "non_json"
+                except Exception as exc:  # counted, the loop goes on
+                    intent_status = type(exc).__name__
+                done = time.perf_counter()
+                with lock:
+                    samples.append(
+                        [
+                            round(scheduled - start, 4),
+                            round((done - scheduled) * 1000, 3),
+                            status,
+                            intent_status,
+                            intent_id,
+                            round((sent - scheduled) * 1000, 3),
+                        ]
+                    )
+        finally:
+            resends[index] = client.resends
+            client.close()
+
+    pool = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(clients)]
+    for thread in pool:
+        thread.start()
+    draw = random.Random(seed)
+    start = time.perf_counter()
+    at, seq = start, 0
+    while True:
+        at += draw.expovariate(rate)
+        if at - start >= seconds:
+            break
+        delay = at - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        seq += 1
+        arrivals.put((seq, at))
+    for _ in pool:
+        arrivals.put(None)
+    for thread in pool:
+        thread.join()
+    # until the last answer: a server slower than the arrivals drains its backlog after the
+    # arrival window, and its throughput is what it served over the whole time
+    return samples, time.perf_counter() - start, sum(resends)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--api-key", required=True)
     parser.add_argument("--scenario", required=True)
-    parser.add_argument("--clients", type=int, required=True)
+    parser.add_argument(
+        "--clients", type=int, required=True, help="closed loop: clients; open: max in flight"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="open loop: arrivals per second (0: closed loop)"
+    )
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--amount", type=int, default=2000)
@@ -292,7 +401,10 @@ def main() -> int:
         )
     )
     tokenize_s = time.perf_counter() - t0
-    warm, warm_elapsed, _ = drive(
+    driver = drive
+    if args.rate > 0:
+        driver = functools.partial(drive_open, rate=args.rate)
+    warm, warm_elapsed, _ = driver(
         base_url=args.base_url,
         api_key=args.api_key,
         clients=args.clients,
@@ -317,7 +429,7 @@ def main() -> int:
 
     loadgen_before = os.times()
     cpu_before = procstat.snapshot(groups, args.cpu_db)
-    samples, elapsed, resends = drive(
+    samples, elapsed, resends = driver(
         base_url=args.base_url,
         api_key=args.api_key,
         clients=args.clients,
@@ -338,6 +450,7 @@ def main() -> int:
     report = {
         "scenario": args.scenario,
         "clients": args.clients,
+        "open_loop_rate_per_s": args.rate or None,
         "warmup_s": args.warmup,
         "warmup_rate_per_s": round(warm_rate, 1),
         "duration_s": args.duration,

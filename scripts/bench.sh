@@ -19,7 +19,9 @@ BENCH_WARMUP="${BENCH_WARMUP:-5}"
 BENCH_DURATION="${BENCH_DURATION:-20}"
 BENCH_CLIENTS_A="${BENCH_CLIENTS_A:-8}"
 BENCH_CLIENTS_B="${BENCH_CLIENTS_B:-64}"
-BENCH_SCENARIOS="${BENCH_SCENARIOS:-A A1 B}"
+BENCH_SCENARIOS="${BENCH_SCENARIOS:-F A A1 B Bo}"
+BENCH_FLOOR_PORT="${BENCH_FLOOR_PORT:-18001}"
+BENCH_RATE_OPEN="${BENCH_RATE_OPEN:-120}"     # Bo: payments arriving per second
 BENCH_PROFILE_PAYMENTS="${BENCH_PROFILE_PAYMENTS:-100}"
 BENCH_QUIET_WAIT="${BENCH_QUIET_WAIT:-20}"  # s a scenario waits for a busy machine to calm down
 BENCH_OTHERS="${BENCH_OTHERS:-1}"            # 0: skip ledger/routing/webhooks benches
@@ -111,7 +113,7 @@ EOF
   done
 }
 
-for port in "$BENCH_API_PORT" "$BENCH_SIM_PORT"; do
+for port in "$BENCH_API_PORT" "$BENCH_SIM_PORT" "$BENCH_FLOOR_PORT"; do
   if ! port_free "$port"; then
     echo "bench: port $port is in use (set BENCH_API_PORT / BENCH_SIM_PORT)" >&2
     exit 2
@@ -146,8 +148,21 @@ env -u DB_POOL celery -A payments_platform worker --loglevel WARNING --concurren
   --queues celery --without-gossip --without-mingle >"$LOGS/worker.log" 2>&1 &
 PIDS+=($!); WORKER_PID=$!
 
+# the raw-SQL floor (scenario F, bench/floor.py): a bare Django + DRF app, same gunicorn shape
+FLOOR_ARGS=()
+if [[ " $BENCH_SCENARIOS " == *" F "* ]]; then
+  "$PY" -c 'import sys; sys.path.insert(0, "."); import bench.floor as f; f.create_tables()'
+  DJANGO_SETTINGS_MODULE=bench.floor_settings API_BIND="127.0.0.1:$BENCH_FLOOR_PORT" \
+    gunicorn payments_platform.wsgi -c gunicorn.conf.py >"$LOGS/floor.log" 2>&1 &
+  PIDS+=($!); FLOOR_PID=$!
+  FLOOR_ARGS=(--floor-url "http://127.0.0.1:$BENCH_FLOOR_PORT" --floor-cpu-group "web=$FLOOR_PID")
+fi
+
 wait_http "$SIMULATOR_URL/_sim/health" 30 "the PSP simulator"
 wait_http "$API_BASE_URL/readyz" 60 "gunicorn"
+if [[ -n "${FLOOR_PID:-}" ]]; then
+  wait_http "http://127.0.0.1:$BENCH_FLOOR_PORT/readyz" 60 "the floor's gunicorn"
+fi
 echo "bench: stack up: gunicorn $WEB_WORKERS x $WEB_THREADS threads on :$BENCH_API_PORT" \
   "(DB pool $DB_POOL_MIN..$DB_POOL_MAX per process), Celery worker ($CELERY_CONCURRENCY)," \
   "simulator gthread 1 x 128 on :$BENCH_SIM_PORT"
@@ -167,7 +182,7 @@ LOG_LEVEL=WARNING "$PY" bench/payments_bench.py run \
   --scenarios $BENCH_SCENARIOS --clients-a "$BENCH_CLIENTS_A" --clients-b "$BENCH_CLIENTS_B" \
   --warmup "$BENCH_WARMUP" --duration "$BENCH_DURATION" \
   --profile-payments "$BENCH_PROFILE_PAYMENTS" ${BENCH_CPROFILE:+--cprofile} \
-  --quiet-wait "$BENCH_QUIET_WAIT" \
+  --quiet-wait "$BENCH_QUIET_WAIT" --rate-open "$BENCH_RATE_OPEN" "${FLOOR_ARGS[@]}" \
   --cpu-group "web=$WEB_PID" --cpu-group "sim=$SIM_PID" --cpu-group "worker=$WORKER_PID" \
   --stack-json "$STACK_JSON"
 
@@ -177,7 +192,7 @@ stop_stack
 # Each is standalone (own database, own setup) and runs after the stack above is stopped, in the
 # shell's default environment (not the bench secrets or the bench database).
 if [[ "$BENCH_OTHERS" == "1" ]]; then
-  for name in ledger routing webhooks dashboards; do
+  for name in ledger routing webhooks risk dashboards; do
     script="bench/${name}_bench.py"
     [[ -f "$script" ]] || { echo "bench: $script not present, skipped"; continue; }
     echo

@@ -32,6 +32,7 @@ from apps.connectors import endpoints, health
 from apps.connectors.models import Connector
 from apps.connectors.services import connector_config, connector_endpoint_url, evaluate_recorded
 from apps.core import metrics, tracing
+from apps.core.db import release_pooled_connection
 from apps.psp_adapters.contract import (
     AuthorizeRequest,
     CancelRequest,
@@ -156,6 +157,9 @@ def _call(
     if isinstance(config, PSPResult):
         return config
     adapter = get_adapter(config)
+    # nothing below reads the database until the PSP answers: the connection goes back to the
+    # pool for the wait (only when pooled and outside a transaction; apps.core.db)
+    release_pooled_connection()
     started = time.monotonic()
 
     def guarded() -> PSPResult:

@@ -10,7 +10,8 @@ from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 
 FINANCE, OPS, SUPPORT, ADMIN = "finance", "ops", "support", "admin"
-ROLES = (FINANCE, OPS, SUPPORT, ADMIN)
+RISK = "risk"  # Radar: lists, rules, the review queue (apps/risk)
+ROLES = (FINANCE, OPS, SUPPORT, ADMIN, RISK)
 
 # "app_label.codename" patterns
 ROLE_PERMISSIONS: dict[str, list[str]] = {
@@ -37,8 +38,18 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "core.replay_webhook",
         "core.force_breaker",
         "core.manage_api_keys",
+        # smart retries: the decline-handling table (apps/risk)
+        "risk.view_declinehandling",
+        "risk.add_declinehandling",
+        "risk.change_declinehandling",
     ],
     ADMIN: ["*"],
+    RISK: [
+        "risk.*",
+        "intents.view_*",
+        "vault.view_*",
+        "merchants.view_merchant",
+    ],
 }
 # Never granted by pattern: nobody edits evidence or raw ledger rows through the admin.
 NEVER_GRANTED = [

@@ -34,6 +34,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "dispute.updated",
     "dispute.closed",
     "webhook_endpoint.disabled",
+    "review.opened",
+    "review.closed",
 )
 
 

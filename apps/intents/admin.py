@@ -200,6 +200,7 @@ class PaymentIntentAdmin(MerchantScopedAdmin):
         "related",
         *(f.name for f in PaymentIntent._meta.fields if f.name not in _MINOR_UNIT_FIELDS),
         "timeline",
+        "radar",
     ]
     inlines = [PaymentAttemptInline, RefundInline]
 
@@ -296,6 +297,25 @@ class PaymentIntentAdmin(MerchantScopedAdmin):
                 continue
             items.append((url, obj.public_id, label))
         return format_html_join(" · ", '<a href="{}?q={}">{}</a>', items)
+
+    @admin.display(description="Radar (score and its contributions)")
+    def radar(self, obj):
+        outcome = obj.risk_outcome or {}
+        if not outcome:
+            return "-"
+        rule = outcome.get("rule") or {}
+        return format_html(
+            "<p>{} · score {} ({}) · rule {}</p><ul>{}</ul>",
+            outcome.get("type"),
+            outcome.get("risk_score"),
+            outcome.get("risk_level"),
+            f"{rule.get('id')}: {rule.get('action')} if {rule.get('predicate')}" if rule else "-",
+            format_html_join(
+                "",
+                "<li>{}: +{}</li>",
+                sorted((outcome.get("score_contributions") or {}).items()),
+            ),
+        )
 
     @admin.display(description="outbox events (timeline)")
     def timeline(self, obj):

@@ -31,6 +31,13 @@ def _fee(intent, amount: int) -> int:
     )
 
 
+def _surcharge(intent, captured: int) -> int:
+    """The part of `captured` that is the shopper's surcharge (in proportion when a capture
+    takes less than the whole amount)."""
+    surcharge = int((intent.amount_details or {}).get("surcharge") or 0)
+    return surcharge * captured // intent.amount if surcharge else 0
+
+
 def on_authorized(*, intent, attempt) -> None:
     """A manual-capture authorization is a two-phase hold: capture posts at most the held
     amount and releases the rest; a void or an expiry releases all of it."""
@@ -57,6 +64,7 @@ def on_captured(*, intent, amount: int) -> None:
         psp_fee=_fee(intent, amount),
         platform_fee=intent.platform_fee_amount,
         splits=_splits(intent),
+        surcharge=_surcharge(intent, amount),
     )
     # per hold: a capture reverted by a CAPTURE_FAILED notification reopens a new hold, and
     # capturing that one again must not collide with the first capture's key
@@ -108,6 +116,7 @@ def on_refunded(*, intent, refund, previously_refunded: int) -> None:
             captured_amount=intent.amount_received,
             previously_refunded=previously_refunded,
             splits=_splits(intent),
+            surcharge=_surcharge(intent, intent.amount_received),
         ),
         metadata={"payment_intent": intent.public_id, "refund": refund.public_id},
         source_type="refund",

@@ -82,6 +82,12 @@ class PaymentIntent(ConcurrentTransitionMixin, models.Model):
     next_action = models.JSONField(null=True, blank=True)
     cancellation_reason = models.CharField(max_length=40, blank=True)
     needs_review = models.BooleanField(default=False)  # an unknown outcome ops must look at
+    # Radar's outcome (apps/risk, Stripe's shape) with the score's contributions and the signals
+    risk_outcome = models.JSONField(null=True, blank=True)
+    # {"card": {"request_three_d_secure": automatic|any|challenge, "sca_exemption": …}}
+    payment_method_options = models.JSONField(default=dict, blank=True)
+    # {"surcharge": minor units included in `amount`, "surcharge_rule": "srch_…"} (apps/risk)
+    amount_details = models.JSONField(default=dict, blank=True)
     # marketplace: [{"seller": "sel_…", "amount": 500}] credited on capture, plus our fee
     splits = models.JSONField(default=list, blank=True)
     platform_fee_amount = models.BigIntegerField(default=0)
@@ -205,6 +211,13 @@ class PaymentAttempt(models.Model):
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     routing_trace = models.JSONField(default=dict, blank=True)
+    # Radar's outcome for the payment, copied on the attempt when it is inserted
+    risk_outcome = models.JSONField(null=True, blank=True)
+    # SCA: what was asked of the PSP (3DS requested, exemption claimed, why) and what came of it
+    # (authentication result, liability shift), apps/risk/sca.py
+    three_d_secure = models.JSONField(null=True, blank=True)
+    # smart retries: after a decline, what was decided and why (apps/risk/retries.py)
+    retry = models.JSONField(null=True, blank=True)
     inquiry_count = models.PositiveSmallIntegerField(default=0)
     next_inquiry_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(auto_now_add=True)

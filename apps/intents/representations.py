@@ -10,6 +10,17 @@ def _ts(value) -> int | None:
     return int(value.timestamp()) if value else None
 
 
+_OUTCOME = ("type", "risk_level", "risk_score", "rule", "reason", "seller_message")
+
+
+def risk_outcome_public(stored: dict | None) -> dict | None:
+    """Radar's `outcome` in Stripe's shape, from what is stored (which also keeps the score's
+    contributions and the signals, shown in the admin)."""
+    if not stored:
+        return None
+    return {key: stored.get(key) for key in _OUTCOME}
+
+
 def attempt_representation(attempt: PaymentAttempt) -> dict:
     return {
         "id": attempt.public_id,
@@ -25,7 +36,11 @@ def attempt_representation(attempt: PaymentAttempt) -> dict:
         "raw_message": attempt.raw_message or None,
         "psp_reference": attempt.psp_reference or None,
         "latency_ms": attempt.latency_ms,
-        "routing": attempt.routing_trace or None,
+        "routing": {**(attempt.routing_trace or {}), "retry": attempt.retry}
+        if attempt.retry
+        else attempt.routing_trace or None,
+        "risk_outcome": risk_outcome_public(attempt.risk_outcome),
+        "three_d_secure": attempt.three_d_secure,
         "created": _ts(attempt.started_at),
         "completed": _ts(attempt.completed_at),
     }
@@ -36,6 +51,7 @@ def intent_representation(intent: PaymentIntent, *, expand_attempts: bool = Fals
         "id": intent.public_id,
         "object": "payment_intent",
         "amount": intent.amount,
+        "amount_details": {"surcharge": (intent.amount_details or {}).get("surcharge", 0)},
         "currency": intent.currency,
         "status": intent.status,
         "capture_method": intent.capture_method,
@@ -54,6 +70,9 @@ def intent_representation(intent: PaymentIntent, *, expand_attempts: bool = Fals
         "platform_fee_amount": intent.platform_fee_amount,
         "last_payment_error": intent.last_payment_error,
         "next_action": intent.next_action,
+        "payment_method_options": intent.payment_method_options
+        or {"card": {"request_three_d_secure": "automatic"}},
+        "outcome": risk_outcome_public(intent.risk_outcome),
         "cancellation_reason": intent.cancellation_reason or None,
         "livemode": intent.livemode,
         "created": _ts(intent.created_at),

@@ -244,3 +244,19 @@ def audit_payment_records():
         row["attempts"] = attempts.get(pk, [])
         row["refunds"] = refunds.get(pk, [])
         yield row
+
+
+def intent_risk_history(*, merchant_id: int, livemode: bool, since) -> list[dict]:
+    """Radar's rule test: each confirmed payment since `since` with the signals its outcome
+    stored, its customer's email and metadata (newest first, at most 50,000)."""
+    rows = (
+        PaymentIntent.objects.filter(
+            merchant_id=merchant_id,
+            livemode=livemode,
+            created_at__gte=since,
+            risk_outcome__isnull=False,
+        )
+        .order_by("-id")
+        .values("public_id", "risk_outcome", "customer_email", "metadata")[:50000]
+    )
+    return list(rows)

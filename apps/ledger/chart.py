@@ -44,6 +44,9 @@ PAYOUTS_IN_TRANSIT = "payouts_in_transit"
 BANK = "bank"
 AUTHORIZED_HOLDS = "authorized_holds"
 AUTHORIZATIONS = "authorizations"
+# surcharges the merchant charged its shoppers (apps/risk surcharge rules): the merchant's
+# surcharge revenue, owed to it like its pending funds and released to available with them
+MERCHANT_SURCHARGE = "merchant_surcharge"
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,9 @@ CHART: dict[str, AccountType] = {
     # Memo pair for card authorizations: holds only, never posted.
     AUTHORIZED_HOLDS: AccountType(ASSET, False, False, "Authorized, not captured (card side)"),
     AUTHORIZATIONS: AccountType(LIABILITY, False, False, "Authorized, not captured (merchant)"),
+    MERCHANT_SURCHARGE: AccountType(
+        LIABILITY, True, False, "Surcharge revenue owed to the merchant, not yet settled"
+    ),
 }
 
 
@@ -116,11 +122,11 @@ def seller_available(seller_id: str | int) -> str:
 
 def is_pending_funds(code: str) -> bool:
     """Accounts whose funds a settlement release moves to the matching available account."""
-    return code == MERCHANT_PENDING or code.startswith(SELLER_PENDING + ":")
+    return code in (MERCHANT_PENDING, MERCHANT_SURCHARGE) or code.startswith(SELLER_PENDING + ":")
 
 
 def available_for(pending_code: str) -> str:
-    if pending_code == MERCHANT_PENDING:
+    if pending_code in (MERCHANT_PENDING, MERCHANT_SURCHARGE):
         return MERCHANT_AVAILABLE
     return SELLER_AVAILABLE + pending_code[len(SELLER_PENDING) :]
 

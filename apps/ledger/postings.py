@@ -70,16 +70,19 @@ def capture_legs(
     psp_fee: int = 0,
     platform_fee: int = 0,
     splits: Sequence[Split] = (),
+    surcharge: int = 0,
 ) -> list[Leg]:
     """A capture (with ledger_capture_hold, or ledger_post(kind="capture") when there was no
     separate authorization). `psp_fee` is the PSP's estimated fee; `platform_fee` our markup or
-    the marketplace's application fee."""
+    the marketplace's application fee; `surcharge` the part of `amount` the shopper paid as a
+    surcharge, credited to the merchant's surcharge revenue."""
     _positive(amount, "amount")
     _non_negative(psp_fee, "psp_fee")
     _non_negative(platform_fee, "platform_fee")
+    _non_negative(surcharge, "surcharge")
     for split in splits:
         _positive(split.amount, "splits.amount")
-    merchant_share = amount - psp_fee - platform_fee - sum(s.amount for s in splits)
+    merchant_share = amount - psp_fee - platform_fee - sum(s.amount for s in splits) - surcharge
     if merchant_share < 0:
         raise InvalidRequestError(
             "Fees and splits exceed the captured amount.", code="splits_exceed_amount"
@@ -89,6 +92,7 @@ def capture_legs(
         (chart.PSP_FEES, psp_fee),
         (chart.PLATFORM_FEE_REVENUE, -(psp_fee + platform_fee)),
         *((chart.seller_pending(s.seller_id), -s.amount) for s in splits),
+        (chart.MERCHANT_SURCHARGE, -surcharge),
         (chart.MERCHANT_PENDING, -merchant_share),
     )
 
@@ -126,12 +130,21 @@ def refund_legs(
     captured_amount: int | None = None,
     previously_refunded: int = 0,
     splits: Sequence[Split] = (),
+    surcharge: int = 0,
 ) -> list[Leg]:
     """A refund: recovered from the merchant's (and sellers') pending funds, paid out of the
-    PSP receivable. With splits, pass the captured amount and what was refunded before."""
+    PSP receivable. With splits or a surcharge, pass the captured amount and what was refunded
+    before: the surcharge comes back in proportion (cumulatively floored, as sellers' shares,
+    so refunds adding up to the capture return exactly all of it)."""
     _positive(amount, "amount")
     _non_negative(previously_refunded, "previously_refunded")
+    _non_negative(surcharge, "surcharge")
     shares: dict[str, int] = {}
+    surcharge_back = 0
+    if surcharge and captured_amount:
+        surcharge_back = (previously_refunded + amount) * surcharge // captured_amount - (
+            previously_refunded * surcharge // captured_amount
+        )
     if splits and captured_amount is None:
         raise InvalidRequestError(
             "captured_amount is needed to share a refund among sellers.",
@@ -153,7 +166,8 @@ def refund_legs(
             splits=splits,
         )
     return _legs(
-        (chart.MERCHANT_PENDING, amount - sum(shares.values())),
+        (chart.MERCHANT_PENDING, amount - sum(shares.values()) - surcharge_back),
+        (chart.MERCHANT_SURCHARGE, surcharge_back),
         *((chart.seller_pending(seller), share) for seller, share in shares.items()),
         (chart.psp_receivable(connector), -amount),
     )

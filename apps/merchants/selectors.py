@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from apps.core.crypto import Ciphertext, decrypt
 from apps.core.errors import AuthenticationError, InvalidRequestError, NotFoundError
+from apps.merchants import key_cache
 from apps.merchants.domain import BANK_AAD_PREFIX, BankAccountDetails, hash_api_key
 from apps.merchants.models import ApiKey, Merchant, Seller
 
@@ -15,16 +16,22 @@ _KEY_PREFIXES = ("sk_test_", "sk_live_", "pk_test_", "pk_live_")
 
 
 def api_key_authenticate(raw_key: str) -> ApiKey:
-    """Resolves a presented key or raises the precise 401."""
+    """Resolves a presented key or raises the precise 401. The key row comes from this
+    process's short-lived copy when it has one (apps.merchants.key_cache); revocation, expiry
+    and live mode are checked on every request either way."""
     if not raw_key.startswith(_KEY_PREFIXES) or len(raw_key) < 20 or not raw_key.isascii():
         raise AuthenticationError(
             "Malformed API key: expected 'Bearer sk_test_…' (or sk_live_, pk_test_, pk_live_).",
             code="api_key_malformed",
         )
-    try:
-        key = ApiKey.objects.select_related("merchant").get(key_hash=hash_api_key(raw_key))
-    except ApiKey.DoesNotExist:
-        raise AuthenticationError("Invalid API key provided.", code="api_key_invalid") from None
+    key_hash = hash_api_key(raw_key)
+    key, token = key_cache.lookup(key_hash)
+    if key is None:
+        try:
+            key = ApiKey.objects.select_related("merchant").get(key_hash=key_hash)
+        except ApiKey.DoesNotExist:
+            raise AuthenticationError("Invalid API key provided.", code="api_key_invalid") from None
+        key_cache.store(key_hash, key, token)
     presented_live = raw_key[3:7] == "live"
     presented_secret = raw_key.startswith("sk_")
     if presented_live != key.livemode or presented_secret != key.is_secret:

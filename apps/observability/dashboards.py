@@ -505,6 +505,41 @@ def _estimated_fees(q: Query) -> list[dict]:
 # --------------------------------------------------------------------------- risk
 
 
+def _radar_counts(q: Query, names: dict) -> list[dict]:
+    """Payments Radar (apps/risk) blocked and sent to review in the range, per merchant, when
+    the app is installed (its tables hold only those payments: small)."""
+    if not apps.is_installed("apps.risk"):
+        return []
+    from django.db.models import Count, Q
+
+    Blocked = apps.get_model("risk", "BlockedPayment")
+    Review = apps.get_model("risk", "Review")
+    blocked = Blocked.objects.filter(
+        livemode=q.livemode, created_at__gte=q.start, created_at__lt=q.end
+    )
+    reviews = Review.objects.filter(
+        livemode=q.livemode, opened_at__gte=q.start, opened_at__lt=q.end
+    )
+    if q.merchant_ids is not None:
+        blocked = blocked.filter(merchant_id__in=q.merchant_ids)
+        reviews = reviews.filter(merchant_id__in=q.merchant_ids)
+    counts: dict[int, dict] = {}
+    for merchant_id, n in blocked.values_list("merchant_id").annotate(n=Count("id")):
+        counts.setdefault(merchant_id, {"blocked": 0, "reviewed": 0, "open": 0})["blocked"] = n
+    for merchant_id, n, still_open in reviews.values_list("merchant_id").annotate(
+        n=Count("id"), still_open=Count("id", filter=Q(status="open"))
+    ):
+        entry = counts.setdefault(merchant_id, {"blocked": 0, "reviewed": 0, "open": 0})
+        entry["reviewed"], entry["open"] = n, still_open
+    if set(counts) - set(names):
+        Merchant = apps.get_model("merchants", "Merchant")
+        names = {**names, **dict(Merchant.objects.filter(pk__in=counts).values_list("pk", "name"))}
+    return [
+        {"merchant": names.get(merchant_id, str(merchant_id)), **values}
+        for merchant_id, values in sorted(counts.items())
+    ]
+
+
 def risk_dashboard(q: Query) -> dict:
     where, params = q.coarse_scope_sql()
     payments = {
@@ -552,7 +587,9 @@ def risk_dashboard(q: Query) -> dict:
     review = Intent.objects.filter(needs_review=True, livemode=q.livemode)
     if q.merchant_ids is not None:
         review = review.filter(merchant_id__in=q.merchant_ids)
+    radar = _radar_counts(q, names)
     return {
+        "radar": radar,
         "merchants": sorted(rows, key=lambda r: -r["rate"]),
         "thresholds": [
             {"name": n, "rate": round(100 * r, 2), "minimum": m} for n, r, m in DISPUTE_THRESHOLDS

@@ -392,6 +392,22 @@ class AdyenAdapter:
             body["captureDelayHours"] = 0  # capture immediately after authorisation
         else:
             body["additionalData"] = {"manualCapture": "true"}  # wait for our /captures call
+        if request.three_d_secure in ("any", "challenge"):
+            body["authenticationData"] = {
+                "attemptAuthentication": "always",
+                "threeDSRequestData": {
+                    "challengeIndicator": "requestChallenge"
+                    if request.three_d_secure == "challenge"
+                    else "noPreference"
+                },
+            }
+        if request.sca_exemption in _SCA_EXEMPTIONS:
+            body.setdefault("additionalData", {})["scaExemption"] = _SCA_EXEMPTIONS[
+                request.sca_exemption
+            ]
+        elif request.sca_exemption == "merchant_initiated":
+            body["shopperInteraction"] = "ContAuth"
+            body["recurringProcessingModel"] = "UnscheduledCardOnFile"
         return body
 
     def _modification(
@@ -503,6 +519,9 @@ class AdyenAdapter:
 # --- result mapping -------------------------------------------------------------------------------
 
 
+_SCA_EXEMPTIONS = {"low_value": "lowValue", "transaction_risk_analysis": "transactionRiskAnalysis"}
+
+
 def _amount(value: int, currency: str) -> dict[str, Any]:
     return {"value": value, "currency": currency.upper()}
 
@@ -537,6 +556,8 @@ def _payment_result(
         )
     if result_code in ("Refused", "Cancelled"):
         decline_code = refusal_decline_code(reason, reason_code)
+        additional = payload.get("additionalData")
+        advice = additional.get("merchantAdviceCode") if isinstance(additional, dict) else ""
         return PSPResult(
             outcome=Outcome.HARD_DECLINE if is_hard(decline_code) else Outcome.SOFT_DECLINE,
             decline_code=decline_code,
@@ -544,6 +565,8 @@ def _payment_result(
             raw_message=reason,
             captured=False,
             not_charged=True,
+            # "03: Do Not Try Again" -> "03"
+            network_advice_code=str(advice or "").split(":", 1)[0].strip()[:4],
             **common,
         )
     if result_code == "Error":

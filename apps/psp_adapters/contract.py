@@ -61,6 +61,11 @@ class AuthorizeRequest:
     customer_email: str = ""
     return_url: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
+    # SCA (apps/risk/sca.py): "" (the PSP and issuer decide) | "any" (ask for 3-D Secure) |
+    # "challenge" (ask for a challenge); the exemption claimed: "" | "low_value" |
+    # "transaction_risk_analysis" | "merchant_initiated". Each adapter says it in its dialect.
+    three_d_secure: str = ""
+    sca_exemption: str = ""
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,9 @@ class PSPResult:
     psp_status: str = ""
     # set when the PSP refused the request itself (see RequestError)
     request_error: RequestError = RequestError.NONE
+    # the card network's advice on a decline: Mastercard's merchant advice code ("03", "21":
+    # do not try again); Stripe's network_advice_code, Adyen's additionalData.merchantAdviceCode
+    network_advice_code: str = ""
 
 
 @dataclass(frozen=True)

@@ -315,6 +315,16 @@ class StripeAdapter:
             "return_url": request.return_url or None,
             "metadata": {**request.metadata, "attempt_id": request.attempt_id},
         }
+        card_options: dict[str, Any] = {}
+        if request.three_d_secure in ("any", "challenge"):
+            card_options["request_three_d_secure"] = request.three_d_secure
+        if request.sca_exemption in ("low_value", "transaction_risk_analysis"):
+            # Stripe's one exemption indicator for a low-risk payment the merchant vouches for
+            card_options["three_d_secure"] = {"exemption_indicator": "low_risk"}
+        elif request.sca_exemption == "merchant_initiated":
+            params["off_session"] = True
+        if card_options:
+            params["payment_method_options"] = {"card": card_options}
         return self._payment_intent_call(
             "POST",
             "/v1/payment_intents",
@@ -666,6 +676,7 @@ def _decline_result(error: dict[str, Any], response: PSPResponse, psp_reference:
         latency_ms=response.latency_ms,
         captured=False,
         not_charged=True,  # a decline charges nothing
+        network_advice_code=str(error.get("network_advice_code") or "")[:4],
     )
 
 

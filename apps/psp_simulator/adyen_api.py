@@ -257,15 +257,18 @@ def payments(context: Context, version: str) -> Response | Execution:
             card_outcome=behaviour.outcome,
             card_number_key=behaviour.number,
         )
+        _three_ds_options(payment, body)
         connector.payments[payment.id] = payment
 
         now = datetime.now(UTC)
         if not 1 <= exp_month <= 12 or (exp_year, exp_month) < (now.year, now.month):
             expired = cards.CARDS_BY_NUMBER["4000000000000069"]
             return _refuse(connector, payment, expired)
-        if behaviour.outcome == cards.DECLINE:
+        if behaviour.outcome == cards.DECLINE or (
+            behaviour.outcome == cards.STEP_UP and not payment.three_ds_requested
+        ):
             return _refuse(connector, payment, behaviour)
-        if behaviour.outcome == cards.REQUIRES_ACTION:
+        if behaviour.outcome == cards.REQUIRES_ACTION or payment.three_ds_requested:
             payment.status = "requires_action"
             payment.three_ds_token = secrets.token_urlsafe(24)
             url = (
@@ -293,6 +296,25 @@ def payments(context: Context, version: str) -> Response | Execution:
     return Execution(run, delay_s=delay_s)
 
 
+def _three_ds_options(payment: Payment, body: dict[str, Any]) -> None:
+    """authenticationData.attemptAuthentication "always" asks for 3DS, with
+    threeDSRequestData.challengeIndicator "requestChallenge" a challenge; the exemption is
+    additionalData.scaExemption, or a merchant-initiated (ContAuth) payment."""
+    auth = body.get("authenticationData")
+    if isinstance(auth, dict) and auth.get("attemptAuthentication") == "always":
+        request = auth.get("threeDSRequestData")
+        challenge = isinstance(request, dict) and request.get("challengeIndicator") in (
+            "requestChallenge",
+            "requestChallengeAsMandate",
+        )
+        payment.three_ds_requested = "challenge" if challenge else "any"
+    additional = body.get("additionalData")
+    if isinstance(additional, dict) and isinstance(additional.get("scaExemption"), str):
+        payment.sca_exemption = additional["scaExemption"]
+    elif body.get("shopperInteraction") == "ContAuth":
+        payment.sca_exemption = "ContAuth"
+
+
 def _brand(payment: Payment) -> dict[str, str]:
     return {"brand": cards.ADYEN_BRANDS.get(payment.brand, payment.brand), "type": "scheme"}
 
@@ -314,6 +336,9 @@ def _new_charge(payment: Payment, status: str, decline_code: str = "") -> Charge
         exp_month=payment.exp_month,
         exp_year=payment.exp_year,
         decline_code=decline_code,
+        three_d_secure=payment.three_ds_requested,
+        sca_exemption=payment.sca_exemption,
+        authenticated=payment.three_ds_outcome == "succeeded",
     )
     connector.charges[charge.id] = charge
     payment.charge_ids.append(charge.id)
@@ -367,7 +392,14 @@ def _refuse(connector: ConnectorState, payment: Payment, card: cards.TestCard) -
     _new_charge(payment, "declined", card.decline_code)
     payment.status = "requires_payment_method"
     result = {
-        "additionalData": {"refusalReasonRaw": card.raw_response},
+        "additionalData": {
+            "refusalReasonRaw": card.raw_response,
+            **(
+                {"merchantAdviceCode": f"{card.network_advice_code}: Do Not Try Again"}
+                if card.network_advice_code
+                else {}
+            ),
+        },
         "pspReference": payment.id,
         "refusalReason": card.adyen_refusal_reason,
         "refusalReasonCode": card.adyen_refusal_code,

@@ -24,6 +24,9 @@ REQUIRES_ACTION = "requires_action"  # 3-D Secure challenge before authorisation
 SLOW_APPROVE = "slow_approve"  # issuer answers after SLOW_CARD_DELAY_S, then approves
 REFUND_FAILS = "refund_fails"  # payment approves; any refund of it fails asynchronously
 CAPTURE_FAILS = "capture_fails"  # authorisation approves; the capture fails
+# declines with authentication_required unless the merchant asked for 3-D Secure; then the
+# challenge, then approves (the issuer wants SCA: a step-up retry with 3DS succeeds)
+STEP_UP = "step_up"
 
 SLOW_CARD_DELAY_S = 3.0
 
@@ -45,6 +48,8 @@ class TestCard:
     adyen_refusal_code: str = ""
     adyen_refusal_reason: str = ""
     raw_response: str = ""  # ISO 8583 response as acquirers report it
+    # Mastercard's merchant advice code (MAC) on a decline: "03"/"21" = do not try again
+    network_advice_code: str = ""
 
     @property
     def last4(self) -> str:
@@ -217,6 +222,29 @@ TEST_CARDS: tuple[TestCard, ...] = (
         "visa",
         CAPTURE_FAILS,
         "Authorisation approves; the capture fails",
+        source="simulator",
+    ),
+    TestCard(
+        "4000009900000079",
+        "visa",
+        STEP_UP,
+        "Declines authentication_required without 3-D Secure; with it, the challenge",
+        decline_code="authentication_required",
+        adyen_refusal_code="38",
+        adyen_refusal_reason="Authentication required",
+        raw_response="1A : Additional customer authentication required",
+        source="simulator",
+    ),
+    TestCard(
+        "5100009900000018",
+        "mastercard",
+        DECLINE,
+        "Mastercard do_not_honor with merchant advice code 03: do not try again",
+        decline_code="do_not_honor",
+        adyen_refusal_code="27",
+        adyen_refusal_reason="Declined Non Generic",
+        raw_response="05 : Do not honor",
+        network_advice_code="03",
         source="simulator",
     ),
 )

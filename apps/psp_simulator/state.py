@@ -55,6 +55,11 @@ class Charge:
     decline_code: str = ""
     amount_captured: int = 0
     amount_refunded: int = 0
+    # 3-D Secure as requested by the merchant ("" | any | challenge), the SCA exemption it
+    # claimed (as the dialect spelt it), and whether the shopper authenticated
+    three_d_secure: str = ""
+    sca_exemption: str = ""
+    authenticated: bool = False
     created: int = field(default_factory=now)
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,6 +78,9 @@ class Charge:
             "decline_code": self.decline_code,
             "amount_captured": self.amount_captured,
             "amount_refunded": self.amount_refunded,
+            "three_d_secure": self.three_d_secure,
+            "sca_exemption": self.sca_exemption,
+            "authenticated": self.authenticated,
             "created": self.created,
         }
 
@@ -113,6 +121,8 @@ class Payment:
     cancellation_reason: str | None = None
     three_ds_token: str = ""
     three_ds_outcome: str = ""  # "" | succeeded | failed
+    three_ds_requested: str = ""  # the merchant asked for 3DS: "" | any | challenge
+    sca_exemption: str = ""  # the exemption the merchant claimed, in its dialect
     redirect_result: str = ""  # Adyen: handed to the shopper's returnUrl after the challenge
     refund_ids: list[str] = field(default_factory=list)
     adyen_final: dict[str, Any] | None = None  # the /payments/details answer once decided

@@ -613,6 +613,7 @@ def payment_intent_create(context: Context) -> Response | Execution:
             receipt_email=str(form.get("receipt_email", "")),
             return_url=str(form.get("return_url", "")),
         )
+        _three_ds_options(payment, form)
         connector.payments[payment.id] = payment
         if confirm and card is not None:
             return _confirm(context, payment, card, off_session=_bool(form.get("off_session")))
@@ -650,9 +651,25 @@ def payment_intent_confirm(context: Context, intent_id: str) -> Response | Execu
             )
         if form.get("return_url"):
             payment.return_url = str(form["return_url"])
+        _three_ds_options(payment, form)
         return _confirm(context, payment, chosen, off_session=_bool(form.get("off_session")))
 
     return Execution(run, delay_s=_processing_delay(connector, card))
+
+
+def _three_ds_options(payment: Payment, form: dict[str, Any]) -> None:
+    """payment_method_options[card][request_three_d_secure] (any | challenge ask for 3DS;
+    automatic leaves it to the issuer) and [three_d_secure][exemption_indicator]."""
+    options = form.get("payment_method_options")
+    card = options.get("card") if isinstance(options, dict) else None
+    if not isinstance(card, dict):
+        return
+    requested = card.get("request_three_d_secure")
+    if requested in ("any", "challenge"):
+        payment.three_ds_requested = requested
+    three_ds = card.get("three_d_secure")
+    if isinstance(three_ds, dict) and isinstance(three_ds.get("exemption_indicator"), str):
+        payment.sca_exemption = three_ds["exemption_indicator"]
 
 
 def _processing_delay(connector, card: CardInput | None) -> float:
@@ -691,8 +708,21 @@ def _confirm(context: Context, payment: Payment, card: CardInput, *, off_session
             param=behaviour.stripe_param or None,
             decline_code=behaviour.decline_code if issuer_declined else None,
             advice_code=behaviour.advice_code or None,
+            network_advice_code=behaviour.network_advice_code or None,
         )
-    if behaviour.outcome == cards.REQUIRES_ACTION:
+    if behaviour.outcome == cards.STEP_UP and not payment.three_ds_requested:
+        return _decline(
+            context,
+            payment,
+            "card_declined",
+            "Your card was declined. This transaction requires authentication.",
+            decline_code="authentication_required",
+        )
+    if off_session:
+        payment.sca_exemption = payment.sca_exemption or "off_session"
+    if behaviour.outcome == cards.REQUIRES_ACTION or (
+        payment.three_ds_requested and not off_session
+    ):
         if off_session:
             return _decline(
                 context,
@@ -744,6 +774,9 @@ def _new_charge(payment: Payment, status: str, decline_code: str = "") -> Charge
         exp_month=payment.exp_month,
         exp_year=payment.exp_year,
         decline_code=decline_code,
+        three_d_secure=payment.three_ds_requested,
+        sca_exemption=payment.sca_exemption,
+        authenticated=payment.three_ds_outcome == "succeeded",
     )
     connector.charges[charge.id] = charge
     payment.charge_ids.append(charge.id)
@@ -780,6 +813,7 @@ def _decline(
     param: str | None = None,
     decline_code: str | None,
     advice_code: str | None = None,
+    network_advice_code: str | None = None,
 ) -> Response:
     connector = context.connector
     charge = _new_charge(payment, "declined", decline_code or code)
@@ -791,6 +825,7 @@ def _decline(
         "decline_code": decline_code,
         "doc_url": f"{DOCS}#{code.replace('_', '-')}",
         "message": message,
+        "network_advice_code": network_advice_code,
         "param": param,
         "payment_method": _payment_method(payment),
         "type": "card_error",

@@ -10,9 +10,7 @@ changes arrive through `apps.connectors.changes` (registered in RoutingConfig.re
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import threading
 import time
 import uuid
@@ -25,6 +23,7 @@ from django.conf import settings
 from django.db import transaction
 
 from apps.connectors import selectors as connector_selectors
+from apps.core import invalidation
 from apps.core.redis_client import checkout_redis
 from apps.routing.models import RoutingProfile, RoutingSettings
 from apps.routing.rules import RuleSet, compile_stored
@@ -66,9 +65,7 @@ def _invalidate_locally(message: str) -> None:
 
 
 def channel() -> str:
-    # pub/sub ignores the database number: keep environments sharing a Redis apart
-    db = client().connection_pool.connection_kwargs.get("db", 0)
-    return f"routing:invalidate:{db}"
+    return invalidation.channel("routing")
 
 
 def generation_key(merchant_id: int, livemode: bool) -> str:
@@ -95,68 +92,9 @@ def generation_ensure(merchant_id: int, livemode: bool) -> str:
     return value.decode() if value else ""
 
 
-class InvalidationListener:
-    """One subscriber thread per process, started on first use (so after a gunicorn fork).
-    `connected` is True only while subscribed; every (re)connection bumps `epoch` and drops
-    all local copies, since messages may have been missed meanwhile."""
-
-    def __init__(self) -> None:
-        self._pid: int | None = None
-        self._lock = threading.Lock()
-        self.connected = False
-        self.epoch = 0
-        self._last_warning = -1e9
-
-    def ensure_started(self) -> None:
-        if self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._pid == os.getpid():
-                return
-            self._pid = os.getpid()
-            self.connected = False
-            threading.Thread(target=self._run, name="routing-invalidations", daemon=True).start()
-
-    def _run(self) -> None:
-        pid = os.getpid()
-        while self._pid == pid:
-            pubsub = None
-            try:
-                conn = redis.Redis.from_url(
-                    settings.REDIS_URL, socket_connect_timeout=1, health_check_interval=15
-                )
-                pubsub = conn.pubsub()
-                pubsub.subscribe(channel())
-                while (msg := pubsub.get_message(timeout=2.0)) is None or (
-                    msg["type"] != "subscribe"
-                ):
-                    pass
-                self.epoch += 1
-                _invalidate_locally("*")
-                self.connected = True
-                while self._pid == pid:
-                    msg = pubsub.get_message(timeout=1.0)
-                    if msg is not None and msg["type"] == "message":
-                        _invalidate_locally(msg["data"].decode())
-            except Exception:
-                if time.monotonic() - self._last_warning > 60:  # once a minute, not a second
-                    self._last_warning = time.monotonic()
-                    logger.warning(
-                        "routing: invalidation listener lost Redis; routing checks "
-                        "Redis on every decision meanwhile",
-                        exc_info=True,
-                    )
-            finally:
-                self.connected = False
-                _invalidate_locally("*")
-                if pubsub is not None:
-                    with contextlib.suppress(Exception):
-                        pubsub.close()
-                        conn.close()
-            time.sleep(1.0)
-
-
-listener = InvalidationListener()
+# one subscriber thread per process for every process-local cache (apps.core.invalidation)
+listener = invalidation.listener
+listener.register("routing", _invalidate_locally)
 
 
 # --------------------------------------------------------------------------- compiled routing

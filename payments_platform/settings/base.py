@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "apps.money_audit",
     "apps.psp_simulator",
     "apps.demo",
+    "apps.risk",
     "apps.observability",
 ]
 
@@ -126,6 +127,10 @@ if env_bool("DB_POOL", False):
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
+# How long a process may serve its copy of an authenticated API key (apps.merchants.key_cache);
+# any change reaches every process at once through Redis pub/sub, this is only the upper bound.
+# 0 turns the cache off.
+API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 10)
 
 
 def redis_cache(url: str) -> dict:
@@ -384,6 +389,15 @@ PLATFORM_BEAT_SCHEDULES = {
     },
 }
 
+# Radar (apps/risk, docs/risk.md): the key of the velocity counters' keyed hashes, the Redis
+# timeout on the payment path (fail open past it), when an open review is stale (the
+# authorization window: 7 days)
+RISK_VELOCITY_KEY = env("RISK_VELOCITY_KEY", "dev-risk-velocity-key-change-me")
+RISK_REDIS_TIMEOUT_SECONDS = float(env("RISK_REDIS_TIMEOUT_SECONDS", "0.2"))
+RISK_REVIEW_STALE_SECONDS = int(env("RISK_REVIEW_STALE_SECONDS", str(7 * 86400)))
+# the transaction-risk-analysis exemption's ceiling per currency (minor units): the PSD2 band
+# of the platform's fraud rate (100 EUR: fraud under 0.13 %; raise to 25000/50000 for lower)
+RISK_TRA_LIMITS = {"eur": 10000, "gbp": 8500}
 # Observability (issue 17, docs/observability.md). /metrics answers a scrape that carries
 # `Authorization: Bearer <METRICS_BEARER_TOKEN>` (empty: no token is accepted) or comes from an
 # address in METRICS_ALLOWED_NETWORKS (comma-separated CIDRs; loopback by default); anyone else

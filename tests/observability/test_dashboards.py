@@ -156,3 +156,27 @@ def test_the_tables_add_up_to_the_series(payments):
     data = dashboards.ops_dashboard(_query())
     for rows in data["dimensions"].values():
         assert sum(r["attempts"] for r in rows) == data["totals"]["attempts"]
+
+
+def test_the_risk_dashboard_counts_radar_blocks_and_reviews(api, pay, merchant):
+    before = _value_risk("block")
+    for action, predicate in (("block", ":amount: = 6666"), ("review", ":amount: = 7777")):
+        response = api.post(
+            "/v1/radar/rules", {"action": action, "predicate": predicate}, format="json"
+        )
+        assert response.status_code == 200, response.content
+    assert pay(amount=6666).status_code == 402
+    assert pay(amount=7777).status_code == 200
+    assert _value_risk("block") == before + 1  # pp_risk_decisions_total
+    data = dashboards.risk_dashboard(_query({merchant.pk}))
+    assert data["risk_installed"]
+    assert data["radar"] == [{"merchant": merchant.name, "blocked": 1, "reviewed": 1, "open": 1}]
+
+
+def _value_risk(decision: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return (
+        REGISTRY.get_sample_value("pp_risk_decisions_total", {"mode": "test", "decision": decision})
+        or 0.0
+    )

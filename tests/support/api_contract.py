@@ -185,6 +185,25 @@ def build_world(*, merchant, other_merchant, system_actor, connector, schema) ->
         api.post("/v1/payouts", {"amount": 1000, "currency": "eur"}, format="json")
     )["id"]
     ids["key_id"] = _ok(api.post("/v1/api_keys", {"type": "secret"}, format="json"), 201)["id"]
+    ids["value_list_id"] = _ok(
+        api.post(
+            "/v1/radar/value_lists",
+            {"alias": "blocked_emails", "name": "Blocked", "item_type": "email"},
+            format="json",
+        )
+    )["id"]
+    ids["item_id"] = _ok(
+        api.post(
+            "/v1/radar/value_list_items",
+            {"value_list": ids["value_list_id"], "value": "fraud@example.com"},
+            format="json",
+        )
+    )["id"]
+    ids["rule_id"] = _ok(
+        api.post(
+            "/v1/radar/rules", {"action": "review", "predicate": ":amount: > 50000"}, format="json"
+        )
+    )["id"]
 
     ids["other_merchants_endpoint"] = WebhookEndpointFactory(
         merchant=other_merchant, actor=system_actor, url="https://example.com/other"
@@ -332,6 +351,31 @@ def good_calls(world: World) -> dict[str, Call]:
             "webhook_deliveries_replay",
             {"endpoint_id": i["endpoint_id"], "delivery_id": i["delivery_id"]},
         ),
+    ]
+    calls += [
+        Call("radar_value_lists_list", query={"alias": "blocked_emails"}),
+        Call(
+            "radar_value_lists_create",
+            body={"alias": "vip_bins", "name": "VIP", "item_type": "card_bin", "metadata": {}},
+        ),
+        Call("radar_value_lists_retrieve", {"value_list_id": i["value_list_id"]}),
+        Call("radar_value_lists_delete", {"value_list_id": i["value_list_id"]}),
+        Call("radar_value_list_items_list", query={"value_list": i["value_list_id"]}),
+        Call(
+            "radar_value_list_items_create",
+            body={"value_list": i["value_list_id"], "value": "other@example.com"},
+        ),
+        Call("radar_value_list_items_retrieve", {"item_id": i["item_id"]}),
+        Call("radar_value_list_items_delete", {"item_id": i["item_id"]}),
+        Call("radar_rules_list", query={"enabled": "true"}),
+        Call(
+            "radar_rules_create",
+            body={"action": "block", "predicate": ":email: in @blocked_emails", "enabled": False},
+        ),
+        Call("radar_rules_retrieve", {"rule_id": i["rule_id"]}),
+        Call("radar_rules_update", {"rule_id": i["rule_id"]}, body={"enabled": False}),
+        Call("radar_rules_disable", {"rule_id": i["rule_id"]}, body={}),
+        Call("radar_rules_test", {"rule_id": i["rule_id"]}, body={"days": 7}),
     ]
     return {call.operation_id: call for call in calls}
 

@@ -21,6 +21,24 @@ class PaymentIntentSplitInputSerializer(StrictSerializer):
     )
 
 
+class PaymentMethodOptionsCardInputSerializer(StrictSerializer):
+    request_three_d_secure = serializers.ChoiceField(
+        choices=["automatic", "any", "challenge"],
+        required=False,
+        help_text="automatic (default): the platform decides (rules, score, SCA); any: ask for "
+        "3-D Secure; challenge: ask for a challenge. docs/risk.md.",
+    )
+    sca_exemption = serializers.ChoiceField(
+        choices=["low_value", "transaction_risk_analysis", "merchant_initiated"],
+        required=False,
+        help_text="Claim this SCA exemption (refused where it is not allowed).",
+    )
+
+
+class PaymentMethodOptionsInputSerializer(StrictSerializer):
+    card = PaymentMethodOptionsCardInputSerializer(required=False)
+
+
 class PaymentIntentCreateInputSerializer(StrictSerializer):
     # amount and currency are validated by apps.core.money so that each failure has its own code
     amount = json_field(
@@ -53,6 +71,7 @@ class PaymentIntentCreateInputSerializer(StrictSerializer):
         required=False,
         help_text="Marketplace: the platform's share; splits plus this at most the amount.",
     )
+    payment_method_options = PaymentMethodOptionsInputSerializer(required=False)
 
 
 class PaymentIntentConfirmInputSerializer(StrictSerializer):
@@ -89,6 +108,21 @@ class PaymentIntentRetrieveQuerySerializer(serializers.Serializer):
     )
 
 
+class RadarRuleRefSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    action = serializers.CharField()
+    predicate = serializers.CharField()
+
+
+class RadarOutcomeSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["authorized", "manual_review", "blocked"])
+    risk_level = serializers.ChoiceField(choices=["normal", "elevated", "highest"])
+    risk_score = serializers.IntegerField(min_value=0, max_value=100)
+    rule = RadarRuleRefSerializer(allow_null=True)
+    reason = serializers.CharField(allow_null=True)
+    seller_message = serializers.CharField()
+
+
 class PaymentAttemptOutputSerializer(serializers.Serializer):
     id = serializers.CharField()
     object = serializers.CharField()
@@ -104,14 +138,30 @@ class PaymentAttemptOutputSerializer(serializers.Serializer):
     psp_reference = serializers.CharField(allow_null=True)
     latency_ms = serializers.IntegerField(allow_null=True)
     routing = serializers.JSONField(allow_null=True)
+    risk_outcome = RadarOutcomeSerializer(
+        allow_null=True, help_text="Radar's outcome for the payment (docs/risk.md)."
+    )
+    three_d_secure = serializers.JSONField(
+        allow_null=True,
+        help_text="SCA: requested (any|challenge|''), reason, exemption, sca_applies, and "
+        "after the PSP answered: result, liability_shift.",
+    )
     created = serializers.IntegerField()
     completed = serializers.IntegerField(allow_null=True)
+
+
+class AmountDetailsOutputSerializer(serializers.Serializer):
+    surcharge = serializers.IntegerField(
+        help_text="The surcharge included in `amount` (minor units), set at confirm from the "
+        "merchant's surcharge rules; 0 when none applies."
+    )
 
 
 class PaymentIntentOutputSerializer(serializers.Serializer):
     id = serializers.CharField()
     object = serializers.CharField()
     amount = serializers.IntegerField()
+    amount_details = AmountDetailsOutputSerializer()
     currency = serializers.CharField()
     status = serializers.ChoiceField(choices=IntentStatus.values)
     capture_method = serializers.CharField()
@@ -130,6 +180,11 @@ class PaymentIntentOutputSerializer(serializers.Serializer):
     platform_fee_amount = serializers.IntegerField()
     last_payment_error = serializers.JSONField(allow_null=True)
     next_action = serializers.JSONField(allow_null=True)
+    payment_method_options = serializers.JSONField()
+    outcome = RadarOutcomeSerializer(
+        allow_null=True,
+        help_text="Radar's outcome (Stripe's shape): null until the payment is confirmed.",
+    )
     cancellation_reason = serializers.CharField(allow_null=True)
     livemode = serializers.BooleanField()
     created = serializers.IntegerField()

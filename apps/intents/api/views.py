@@ -21,6 +21,7 @@ from apps.intents import selectors, services
 from apps.intents.api import serializers as s
 from apps.intents.models import IntentStatus
 from apps.intents.representations import intent_representation, refund_representation
+from apps.risk import selectors as risk_selectors
 
 
 def _intent_response(intent, *, status: int = 200, expand: bool = False) -> Response:
@@ -51,6 +52,23 @@ def _intent_response(intent, *, status: int = 200, expand: bool = False) -> Resp
             extra={"payment_intent": body},
         )
     return Response(body, status=status)
+
+
+def _radar_context(request, merchant) -> dict:
+    """Radar's signals from the request: the shopper's IP in the `Radar-Client-Ip` header (sent
+    by the merchant's server or our checkout page; docs/risk.md), the merchant's country."""
+    raw = request.META.get("HTTP_RADAR_CLIENT_IP", "")
+    client_ip = ""
+    if raw:
+        try:
+            client_ip = risk_selectors.client_ip_parse(raw)
+        except ValueError:
+            raise InvalidRequestError(
+                "The Radar-Client-Ip header is not an IP address.",
+                code="client_ip_invalid",
+                param="Radar-Client-Ip",
+            ) from None
+    return {"client_ip": client_ip, "merchant_country": merchant.country}
 
 
 class PaymentIntentListCreateApi(MerchantApiView):
@@ -100,7 +118,9 @@ class PaymentIntentListCreateApi(MerchantApiView):
         )
         if confirm:
             try:
-                intent = services.intent_confirm(intent=intent, actor=self.actor)
+                intent = services.intent_confirm(
+                    intent=intent, actor=self.actor, **_radar_context(request, self.merchant)
+                )
             except PlatformError as exc:
                 # the intent exists: name it, so the merchant can confirm it again later (read
                 # again rather than refresh_from_db: django-fsm's refresh unprotects the status
@@ -142,7 +162,10 @@ class PaymentIntentConfirmApi(MerchantApiView):
             merchant_id=self.merchant.id, livemode=self.livemode, public_id=intent_id
         )
         intent = services.intent_confirm(
-            intent=intent, actor=self.actor, payment_method=data.get("payment_method")
+            intent=intent,
+            actor=self.actor,
+            payment_method=data.get("payment_method"),
+            **_radar_context(request, self.merchant),
         )
         return _intent_response(intent)
 

@@ -27,7 +27,7 @@ from apps.events.services import (
     outbox_insert_statement,
     outbox_relay_schedule,
 )
-from apps.intents import failover_statement, ledger_hooks
+from apps.intents import failover_statement, ledger_hooks, risk_step
 from apps.intents.models import PaymentAttempt, PaymentIntent
 from apps.intents.representations import (
     attempt_representation,
@@ -47,6 +47,7 @@ from apps.psp_adapters.contract import (
     RequestError,
 )
 from apps.psp_adapters.decline_codes import DECLINE_CLASSES, is_hard
+from apps.risk import selectors as risk_selectors
 from apps.routing import selectors as routing_selectors
 from apps.vault import selectors as vault_selectors
 from apps.vault import services as vault_services
@@ -71,10 +72,16 @@ class _PlannedAttempt:
 
 
 def intent_confirm(
-    *, intent: PaymentIntent, actor: Actor, payment_method: str | None = None
+    *,
+    intent: PaymentIntent,
+    actor: Actor,
+    payment_method: str | None = None,
+    client_ip: str = "",
+    merchant_country: str = "",
 ) -> PaymentIntent:
     """Authorizes through the route, failing over on soft declines and pre-processing errors,
-    within the merchant's attempt and time budgets. Returns the intent in its resulting state."""
+    within the merchant's attempt and time budgets. Returns the intent in its resulting state.
+    `client_ip`, `merchant_country`: Radar's signals the intent does not hold (apps/risk)."""
     if intent.status == S.REQUIRES_ACTION and payment_method is None:
         from apps.intents.services.inquiries import intent_refresh_action
 
@@ -82,7 +89,22 @@ def intent_confirm(
     with tracing.span("pp.confirm", intent=intent.public_id, livemode=intent.livemode):
         deadline = time.monotonic() + settings.CONFIRM_TIME_BUDGET_SECONDS
         with tracing.span("pp.tx_a", intent=intent.public_id):
-            planned = _confirm_begin(intent=intent, actor=actor, payment_method=payment_method)
+            planned = _confirm_begin(
+                intent=intent,
+                actor=actor,
+                payment_method=payment_method,
+                radar={"client_ip": client_ip, "merchant_country": merchant_country},
+            )
+        if isinstance(planned, PaymentIntent):
+            # blocked by Radar: no PSP was called
+            metrics.payment_finished(
+                livemode=planned.livemode,
+                psp="none",
+                status=planned.status,
+                decline_code=(planned.last_payment_error or {}).get("decline_code") or "",
+                known_codes=_METRIC_DECLINE_CODES,
+            )
+            return planned
         card = None  # the card in clear, for this confirm's PSP calls only
         while True:
             attempt = planned.attempt
@@ -141,7 +163,9 @@ _METRIC_DECLINE_CODES = frozenset(DECLINE_CLASSES) | {
 }
 
 
-def _confirm_begin(*, intent: PaymentIntent, actor: Actor, payment_method: str | None):
+def _confirm_begin(
+    *, intent: PaymentIntent, actor: Actor, payment_method: str | None, radar: dict | None = None
+) -> _PlannedAttempt | PaymentIntent:
     with transaction.atomic():
         intent = _lock_intent(intent.pk, with_connector=False)
         if payment_method:
@@ -161,7 +185,13 @@ def _confirm_begin(*, intent: PaymentIntent, actor: Actor, payment_method: str |
             )
         if intent.status != S.REQUIRES_CONFIRMATION:
             raise _unexpected_state(intent, "confirm")
-        planned = _plan_first_attempt(intent)
+        # Radar, before routing (architecture section 4): a block ends the confirm here
+        assessment = risk_step.assess(intent, **(radar or {}))
+        if assessment.type == "blocked":
+            risk_step.block(intent, assessment)
+            planned = intent
+        else:
+            planned = _plan_first_attempt(intent)
         audit_record(
             actor=actor,
             action="payment_intent.confirmed",
@@ -177,6 +207,7 @@ def _plan_first_attempt(intent: PaymentIntent) -> _PlannedAttempt:
     """Inside tx A (intent locked): ask routing, record the attempt, move to processing.
     Every later attempt of the confirm is planned by the failover step (`_fail_over`)."""
     route = _route_next(intent, tried=frozenset(), first=True)
+    route.attempt.risk_outcome = risk_step.public_outcome(intent.risk_outcome)
     route.attempt.save()
     previous_status = {"status": intent.status}
     intent.start_processing()
@@ -192,6 +223,10 @@ def _plan_first_attempt(intent: PaymentIntent) -> _PlannedAttempt:
             "pending_operation",
             "last_payment_error",
             "next_action",
+            "risk_outcome",
+            "capture_method",
+            "amount",
+            "amount_details",
             "updated_at",
         ]
     )
@@ -284,6 +319,8 @@ def _attempt_for(
         currency=intent.currency,
         routing_trace=trace,
         psp_idempotency_key=f"{public_id}-authorize",
+        # SCA as decided in tx A (every attempt of the confirm asks the same)
+        three_d_secure=(intent.risk_outcome or {}).get("three_d_secure"),
     )
     return _PlannedAttempt(attempt=attempt, tried=tried_so_far | {connector.pk})
 
@@ -303,6 +340,8 @@ def _authorize_request(attempt: PaymentAttempt, card: CardData) -> AuthorizeRequ
         customer_email=intent.customer_email,
         return_url=f"{settings.API_BASE_URL}/v1/payment_intents/{intent.public_id}/return",
         metadata={"attempt_id": attempt.public_id, "payment_intent": intent.public_id},
+        three_d_secure=(attempt.three_d_secure or {}).get("requested", ""),
+        sca_exemption=(attempt.three_d_secure or {}).get("exemption", ""),
     )
 
 
@@ -332,6 +371,8 @@ _RESULT_FIELDS = (
     "http_status",
     "latency_ms",
     "completed_at",
+    "three_d_secure",
+    "retry",
 )
 
 
@@ -341,6 +382,7 @@ def _record_result(attempt: PaymentAttempt, result: PSPResult, outcome: str) -> 
 
 
 def _set_result(attempt: PaymentAttempt, result: PSPResult, outcome: str) -> None:
+    attempt.three_d_secure = _authentication_result(attempt, outcome)
     attempt.outcome = outcome
     attempt.decline_code = result.decline_code[:60]
     attempt.raw_code = result.raw_code[:100]
@@ -349,6 +391,29 @@ def _set_result(attempt: PaymentAttempt, result: PSPResult, outcome: str) -> Non
     attempt.http_status = result.http_status
     attempt.latency_ms = result.latency_ms
     attempt.completed_at = timezone.now()
+
+
+def _authentication_result(attempt: PaymentAttempt, outcome: str) -> dict | None:
+    """The attempt's SCA record with what came of it: `result` authenticated (the shopper
+    passed 3-D Secure: liability shifts to the issuer), failed, exempted (an exemption was
+    claimed and honoured: no shift), challenge_pending, or not_authenticated."""
+    record = attempt.three_d_secure
+    challenged = attempt.outcome == PaymentAttempt.Outcome.REQUIRES_ACTION
+    if outcome == PaymentAttempt.Outcome.REQUIRES_ACTION:
+        return {**(record or {"requested": "", "reason": "psp"}), "result": "challenge_pending"}
+    if not record and not challenged:
+        return record
+    record = dict(record or {"requested": "", "reason": "psp"})
+    if outcome == PaymentAttempt.Outcome.APPROVED:
+        if challenged:
+            record.update(result="authenticated", liability_shift=True)
+        elif record.get("exemption"):
+            record.update(result="exempted", liability_shift=False)
+        else:
+            record.update(result="not_authenticated", liability_shift=False)
+    elif challenged:
+        record.update(result="failed", liability_shift=False)
+    return record
 
 
 # Why a payment failed when the card was not the reason: the shopper must never read "your card
@@ -433,10 +498,16 @@ def _confirm_apply(
     recorded = ""
     if failing:
         recorded, may_fail_over = _decline_disposition(attempt, attempt.intent, result, deadline)
-        if may_fail_over:
+        if may_fail_over and (attempt.retry or {}).get("decision") == "step_up_3ds":
+            planned = _step_up_attempt(attempt, tried)
+            if _fail_over(attempt, result, recorded, planned):
+                return planned
+        elif may_fail_over:
             planned = _route_next(attempt.intent, tried=tried, first=False, previous=attempt)
             if planned is not None and _fail_over(attempt, result, recorded, planned):
                 return planned
+            if planned is None and attempt.retry is not None:
+                attempt.retry.update(retried=False, why_not="no_connector_left")
     with transaction.atomic():
         current = (
             PaymentAttempt.objects.select_for_update()
@@ -487,6 +558,8 @@ def _confirm_apply(
                 intent.save()
                 vault_services.vault_discard_cvc(payment_method=intent.payment_method)
                 _emit(intent, "payment_intent.payment_failed", previous)
+                if result.outcome != Outcome.ERROR:
+                    risk_step.declined(intent)
         return intent
 
 
@@ -500,6 +573,22 @@ def _decline_disposition(
     hard = outcome == Outcome.HARD_DECLINE or (
         outcome == Outcome.SOFT_DECLINE and is_hard(result.decline_code)
     )
+    if outcome != Outcome.ERROR:
+        # smart retries: the decline-handling table and the networks' rules decide, and the
+        # attempt records why (shown in its routing trace)
+        pm = intent.payment_method
+        attempt.retry = risk_selectors.decline_decision(
+            connector_type=attempt.connector.connector_type,
+            decline_code=result.decline_code,
+            raw_code=result.raw_code,
+            network_advice_code=result.network_advice_code,
+            card_brand=getattr(pm, "brand", ""),
+            declines_per_card_daily=((intent.risk_outcome or {}).get("signals") or {}).get(
+                "declines_per_card_daily", 0
+            ),
+            three_ds_requested=bool((attempt.three_d_secure or {}).get("requested")),
+        )
+        hard = attempt.retry["decision"] == "do_not_retry"
     recorded = {Outcome.ERROR: PaymentAttempt.Outcome.ERROR}.get(
         outcome,
         PaymentAttempt.Outcome.HARD_DECLINE if hard else PaymentAttempt.Outcome.SOFT_DECLINE,
@@ -522,7 +611,40 @@ def _decline_disposition(
         and attempts_this_confirm < limits.max_attempts
         and time.monotonic() < confirm_started + limits.time_budget_seconds
     )
+    if attempt.retry is not None:
+        attempt.retry["retried"] = may_fail_over
+        if not may_fail_over and not hard:
+            attempt.retry["why_not"] = "budget_spent"
     return recorded, may_fail_over
+
+
+def _step_up_attempt(failed: PaymentAttempt, tried: frozenset[int]) -> _PlannedAttempt:
+    """Step-up after `authentication_required` on an attempt without 3-D Secure: once, on the
+    same connector, with 3DS requested, as a new attempt (its own PSP key)."""
+    from apps.core.ids import new_public_id
+
+    public_id = new_public_id("pa")
+    trace = dict(failed.routing_trace or {})
+    trace["confirm_attempt"] = trace.get("confirm_attempt", failed.sequence) + 1
+    trace["step_up"] = {"after": failed.public_id, "decline_code": failed.decline_code}
+    attempt = PaymentAttempt(
+        public_id=public_id,
+        intent=failed.intent,
+        sequence=failed.sequence + 1,
+        connector=failed.connector,
+        amount=failed.amount,
+        currency=failed.currency,
+        routing_trace=trace,
+        psp_idempotency_key=f"{public_id}-authorize",
+        risk_outcome=failed.risk_outcome,
+        three_d_secure={
+            **(failed.three_d_secure or {}),
+            "requested": "any",
+            "reason": "step_up",
+            "exemption": "",
+        },
+    )
+    return _PlannedAttempt(attempt=attempt, tried=tried)
 
 
 def _fail_over(
@@ -581,6 +703,7 @@ def _apply_authorized(intent: PaymentIntent, attempt: PaymentAttempt, result: PS
     else:
         ledger_hooks.on_authorized(intent=intent, attempt=attempt)
         _emit(intent, "payment_intent.amount_capturable_updated", previous)
+        risk_step.authorized(intent)
 
 
 def _schedule_inquiry(attempt: PaymentAttempt) -> None:

@@ -17,6 +17,7 @@ from apps.intents.services.common import (
     _emit,
 )
 from apps.merchants import selectors as merchant_selectors
+from apps.risk import services as risk_services
 from apps.vault import selectors as vault_selectors
 
 if TYPE_CHECKING:
@@ -41,10 +42,19 @@ def intent_create(
     splits: list[dict] | None = None,
     platform_fee_amount: int = 0,
     return_url: str = "",
+    payment_method_options: dict | None = None,
 ) -> PaymentIntent:
     currency = normalize_currency(currency)
     amount = validate_amount(amount)
     _validate_return_url(return_url, livemode=livemode)
+    # SCA: request_three_d_secure and an exemption the merchant claims (apps/risk/sca.py)
+    options = (
+        risk_services.sca_options_validate(
+            amount=amount, currency=currency, options=payment_method_options
+        )
+        if payment_method_options
+        else {}
+    )
     splits = _validate_splits(
         merchant=merchant,
         livemode=livemode,
@@ -78,6 +88,7 @@ def intent_create(
             splits=splits,
             platform_fee_amount=platform_fee_amount,
             return_url=return_url,
+            payment_method_options=options,
         )
         if method is not None:
             intent.attach_payment_method()

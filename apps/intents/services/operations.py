@@ -15,7 +15,7 @@ from apps.connectors import gateway
 from apps.core.audit import Actor, audit_record
 from apps.core.errors import ConflictError, InvalidRequestError
 from apps.core.money import validate_amount
-from apps.intents import ledger_hooks
+from apps.intents import ledger_hooks, risk_step
 from apps.intents.models import PaymentAttempt, PaymentIntent
 from apps.intents.services.common import (
     CANCELLATION_REASONS,
@@ -204,6 +204,7 @@ def _capture_apply(
             intent.save()
             ledger_hooks.on_captured(intent=intent, amount=amount)
             _emit(intent, "payment_intent.succeeded", previous)
+            risk_step.moved_on(intent, "captured")
             return intent, None
         if result.outcome == Outcome.UNKNOWN:
             # the PSP may have captured: stays processing, the sweep re-sends with the same key
@@ -376,6 +377,7 @@ def _finish_cancel(intent: PaymentIntent, reason: str, actor: Actor) -> None:
     if intent.payment_method_id:
         vault_services.vault_discard_cvc(payment_method=intent.payment_method)
     _emit(intent, "payment_intent.canceled", previous)
+    risk_step.moved_on(intent, "canceled")
     audit_record(
         actor=actor,
         action="payment_intent.canceled",

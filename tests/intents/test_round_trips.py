@@ -1,0 +1,111 @@
+"""The checkout path's database round trips, counted on the wire (not timed): the performance
+guard that cannot flake. A change that adds a statement or a transaction to create+confirm,
+capture or refund fails here, loudly, with the statements listed; one that removes some lowers
+the budget in the same commit (docs/benchmarks.md keeps the history).
+
+Counted in the request's own thread, with a committed database (transactional test) so the
+transactions are the real ones and not savepoints inside a test's transaction."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.wire import count_wire
+
+# Today's figures; issue 16's target for create+confirm is <= 8 statements in 2 transactions.
+BUDGET = {
+    # round trips = statements + BEGIN + COMMIT/ROLLBACK; measured 2026-12-03
+    "create_confirm": {"round_trips": 34, "transactions": 4},  # 26 statements
+    "create_confirm_manual": {"round_trips": 37, "transactions": 4},  # 29 statements
+    "capture": {"round_trips": 21, "transactions": 2},  # 17 statements
+    "refund": {"round_trips": 23, "transactions": 2},  # 19 statements
+}
+
+
+def _within(name: str, count) -> None:
+    budget = BUDGET[name]
+    listing = "\n".join(f"  {i + 1:2}. {s[:110]}" for i, s in enumerate(count.statements))
+    assert count.round_trips <= budget["round_trips"], (
+        f"{name}: {count.round_trips} round trips on the wire (budget {budget['round_trips']}):"
+        f" {len(count.statements)} statements, {count.begins} BEGIN, {count.commits} COMMIT,"
+        f" {count.rollbacks} ROLLBACK\n{listing}"
+    )
+    assert count.transactions <= budget["transactions"], (
+        f"{name}: {count.transactions} transactions (budget {budget['transactions']})\n{listing}"
+    )
+
+
+@pytest.fixture
+def confirm(api, tokenize):
+    """Create + confirm with a card tokenized beforehand (tokenizing is not the payment's cost)."""
+
+    def make(key: str, capture_method: str = "automatic"):
+        body = {
+            "amount": 2000,
+            "currency": "eur",
+            "capture_method": capture_method,
+            "payment_method": tokenize(),
+            "confirm": True,
+        }
+        with count_wire() as count:
+            response = api.post(
+                "/v1/payment_intents", body, format="json", HTTP_IDEMPOTENCY_KEY=key
+            )
+        return response, count
+
+    return make
+
+
+@pytest.fixture
+def warm(pay):
+    """One payment first: per-process caches (routing profile, connectors, content types) are
+    filled once per process in production too, and are not the per-payment cost."""
+    assert pay(key="warm-up").json()["status"] == "succeeded"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_create_and_confirm_stays_within_its_round_trips(confirm, stripe_connector, warm):
+    response, count = confirm("order-1")
+    assert response.status_code == 200 and response.json()["status"] == "succeeded"
+    assert count.transactions >= 2  # tx A before the PSP call, tx B after it
+    _within("create_confirm", count)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_capture_and_refund_stay_within_their_round_trips(api, confirm, stripe_connector, warm):
+    response, count = confirm("order-2", capture_method="manual")
+    assert response.json()["status"] == "requires_capture"
+    _within("create_confirm_manual", count)
+    intent_id = response.json()["id"]
+
+    with count_wire() as count:
+        captured = api.post(f"/v1/payment_intents/{intent_id}/capture", {}, format="json")
+    assert captured.status_code == 200 and captured.json()["status"] == "succeeded"
+    _within("capture", count)
+
+    with count_wire() as count:
+        refund = api.post(
+            "/v1/refunds", {"payment_intent": intent_id, "amount": 500}, format="json"
+        )
+    assert refund.status_code == 200 and refund.json()["status"] == "succeeded", refund.content
+    _within("refund", count)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_counter_sees_an_added_round_trip(confirm, stripe_connector, warm, monkeypatch):
+    """The guard can fail: one extra statement in a request is one more round trip."""
+    from django.db import connection
+
+    from apps.intents import services
+
+    _, baseline = confirm("order-3")
+    original = services.intent_create
+
+    def with_an_extra_query(*args, **kwargs):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(services, "intent_create", with_an_extra_query)
+    _, count = confirm("order-4")
+    assert count.round_trips == baseline.round_trips + 1
