@@ -31,6 +31,7 @@ from typing import Any
 from apps.connectors import endpoints, health
 from apps.connectors.models import Connector
 from apps.connectors.services import connector_config, connector_endpoint_url, evaluate_recorded
+from apps.core import metrics, tracing
 from apps.core.db import release_pooled_connection
 from apps.psp_adapters.contract import (
     AuthorizeRequest,
@@ -129,7 +130,37 @@ def call(
 ) -> PSPResult:
     """One PSP operation under its policy: `send(adapter)` performs it. The functions below are
     the operations the platform has; a new one (dispute evidence, a settlement report) is one
-    more function and one more policy here."""
+    more function and one more policy here. Each call is a span (connector, operation, outcome;
+    never the request) and a sample of the PSP latency and outcome metrics (issue 17)."""
+    started = time.monotonic()
+    with tracing.span(
+        "pp.psp_call",
+        connector=connector.public_id,
+        psp=connector.connector_type,
+        operation=str(operation),
+        reference=reference,
+    ) as span:
+        result = _call(connector, operation, send, reference=reference, facts=facts)
+        span.set_attribute("pp.outcome", str(result.outcome))
+        if result.decline_code:
+            span.set_attribute("pp.decline_code", result.decline_code[:60])
+    metrics.psp_call_observed(
+        psp=connector.connector_type,
+        operation=str(operation),
+        outcome=str(result.outcome),
+        seconds=result.latency_ms / 1000 if result.latency_ms else time.monotonic() - started,
+    )
+    return result
+
+
+def _call(
+    connector: Connector,
+    operation: Operation,
+    send: Callable[[Any], PSPResult],
+    *,
+    reference: str,
+    facts: dict | None,
+) -> PSPResult:
     policy = POLICIES[operation]
     config = _config(connector)
     if isinstance(config, PSPResult):

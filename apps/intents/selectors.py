@@ -91,15 +91,34 @@ def intent_search(queryset, term: str):
     merchants), as a few index lookups: the admin's default ORs a case-insensitive match over
     every field and join, which reads every payment. Ids and references match exactly (they
     are case-sensitive; a Stripe reference looks like one of our ids, so both are tried),
-    emails ignoring case, four digits are a card's last4."""
+    emails ignoring case, four digits are a card's last4. Any other term of three characters
+    or more is also looked for inside the customer's email and the cardholder's name
+    ("jane", "@example.com", "Jane Do", "shopper1"), on trigram indexes (observability
+    migration 0003), unless it has the shape of one of our public ids."""
     term = term.strip()
-    if "@" in term:
+    if _FULL_EMAIL.fullmatch(term):
         return queryset.filter(customer_email__iexact=term)
     if len(term) == 4 and term.isdigit():
         return queryset.filter(payment_method__last4=term)
+    if len(term) < 3 or _PUBLIC_ID.fullmatch(term):
+        return queryset.filter(pk__in=list(_ids_matching(term)))
+    partial = queryset.filter(
+        Q(customer_email__icontains=term) | Q(payment_method__billing_name__icontains=term)
+    )
+    if "@" in term or " " in term:
+        return partial  # no id has either
+    return partial | queryset.filter(pk__in=list(_ids_matching(term)))
+
+
+_FULL_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+# our public ids (pi_…, pa_…, re_…, pm_…): exact lookups only
+_PUBLIC_ID = re.compile(r"[a-z]{2,5}_[A-Za-z0-9]{12,}")
+
+
+def _ids_matching(term: str):
     intents = PaymentIntent.objects.values_list("pk", flat=True)
     attempts = PaymentAttempt.objects.values_list("intent_id", flat=True)
-    ids = (
+    return (
         intents.filter(public_id=term)
         .union(
             intents.filter(order_id=term),
@@ -111,7 +130,6 @@ def intent_search(queryset, term: str):
         )
         .order_by()[:1000]
     )
-    return queryset.filter(pk__in=list(ids))
 
 
 # --------------------------------------------------------------------------- money audit

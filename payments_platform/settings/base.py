@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "apps.demo",
     "apps.risk",
     "apps.reconciliation",
+    "apps.observability",
 ]
 
 MIDDLEWARE = [
@@ -329,7 +330,7 @@ LOGGING = {
     "formatters": {
         "plain": {
             "()": "apps.core.logging.RedactingFormatter",
-            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s%(trace)s] %(message)s",
         }
     },
     "handlers": {
@@ -386,6 +387,12 @@ PLATFORM_BEAT_SCHEDULES = {
         "crontab": os.environ.get("RECONCILIATION_CRONTAB", "0 2 * * *"),
         "timezone": os.environ.get("RECONCILIATION_TIME_ZONE", "UTC"),
     },
+    # the dashboards' rollups (issue 17, docs/observability.md)
+    "refresh dashboard rollups": {"task": "observability.refresh_rollups", "every": 60},
+    "refresh dashboard rollups (nightly, last two days)": {
+        "task": "observability.refresh_rollups_nightly",
+        "crontab": "15 2 * * *",
+    },
 }
 
 # Radar (apps/risk, docs/risk.md): the key of the velocity counters' keyed hashes, the Redis
@@ -405,3 +412,12 @@ RECONCILIATION_STORAGE_DIR = os.environ.get(
 # PostgreSQL work_mem for a report's load (its transaction only): a million-line match hashes
 # and sorts in memory instead of spilling to disk
 RECONCILIATION_WORK_MEM = os.environ.get("RECONCILIATION_WORK_MEM", "256MB")
+# Observability (issue 17, docs/observability.md). /metrics answers a scrape that carries
+# `Authorization: Bearer <METRICS_BEARER_TOKEN>` (empty: no token is accepted) or comes from an
+# address in METRICS_ALLOWED_NETWORKS (comma-separated CIDRs; loopback by default); anyone else
+# gets a 404. The Celery queues whose length is exported.
+METRICS_BEARER_TOKEN = env("METRICS_BEARER_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = [
+    n for n in env("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128").split(",") if n.strip()
+]
+METRICS_CELERY_QUEUES = [q for q in env("METRICS_CELERY_QUEUES", "celery").split(",") if q]
