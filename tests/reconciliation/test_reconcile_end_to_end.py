@@ -24,6 +24,15 @@ def _balance(connector, code: str, currency: str = "eur") -> int:
     )
 
 
+def _runs_counted(psp: str) -> float:
+    from prometheus_client import REGISTRY
+
+    sample = REGISTRY.get_sample_value(
+        "pp_reconciliation_runs_total", {"psp": psp, "result": "succeeded"}
+    )
+    return sample or 0.0
+
+
 @pytest.mark.parametrize("dialect", ["stripe", "adyen"])
 def test_a_clean_batch_is_matched_posted_and_released(dialect, request, control, pay, refund):
     connector = request.getfixturevalue(f"{dialect}_recon")
@@ -31,9 +40,11 @@ def test_a_clean_batch_is_matched_posted_and_released(dialect, request, control,
     partial = refund(first, 2500)
 
     control.settle(connector.simulator_account, up_to=day(1).isoformat())
+    runs_before = _runs_counted(dialect)
     run = services.reconciliation_run(connector=connector, run_date=day(1))
 
     assert run.status == "succeeded", run.error
+    assert _runs_counted(dialect) == runs_before + 1  # pp_reconciliation_runs on /metrics
     # Stripe: one report run per day since the profile began (today's is empty)
     assert run.reports_loaded == (2 if dialect == "stripe" else 1)
     lines = {

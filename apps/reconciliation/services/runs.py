@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from apps.connectors import gateway
 from apps.connectors import selectors as connector_selectors
+from apps.core import metrics
 from apps.core.audit import Actor, audit_record
 from apps.core.errors import InvalidRequestError
 from apps.events import services as event_services
@@ -255,6 +256,14 @@ def reconciliation_run(
                 livemode=connector.livemode,
                 changes={"status": run.status, "run_date": str(run_date)},
             )
+    metrics.reconciliation_run_finished(
+        psp=connector.connector_type,
+        succeeded=run.status == ReconciliationRun.Status.SUCCEEDED,
+        discrepancies={
+            kind: figures["count"]
+            for kind, figures in (run.counts or {}).get("discrepancies", {}).items()
+        },
+    )
     progress(f"run {run.public_id} {run.status}: {summary_line(run)}")
     return run
 
