@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench soak lint format venv services stop-services clean-local
+.PHONY: run test bench soak lint format venv services stop-services clean-local load
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ lint: venv
 format: venv
 	@$(BIN)/ruff format .
 	@$(BIN)/ruff check --fix .
+
+# some demo traffic for a running `make run` (docs/observability.md): `make load PAYMENTS=200`
+load: venv
+	@$(BIN)/python manage.py demo_load --payments $(or $(PAYMENTS),60)
 
 clean-local:
 	rm -rf .local

@@ -23,3 +23,12 @@ def post_worker_init(worker):
     import gc
 
     gc.freeze()
+
+
+def child_exit(server, worker):
+    # Prometheus multiprocess mode: a dead worker's live gauges are dropped (its counters stay
+    # in the merged totals, as they must)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -1,7 +1,7 @@
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_process_shutdown
 from kombu.transport import redis as kombu_redis
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "payments_platform.settings.base")
@@ -23,6 +23,16 @@ def _recycle_database_connections(**kwargs) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@worker_process_shutdown.connect
+def _mark_metrics_process_dead(pid=None, **kwargs) -> None:
+    # Prometheus multiprocess mode (issue 17): a prefork child that exits leaves its counters in
+    # the merged totals and its live gauges out
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid or os.getpid())
 
 
 class RedisChannel(kombu_redis.Channel):

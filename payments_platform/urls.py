@@ -9,6 +9,7 @@ from drf_spectacular.views import (
 from apps.core import health
 from apps.core.api.exceptions import unknown_api_url
 from apps.events.api.views import psp_webhook_receive
+from apps.observability.views import metrics_view
 
 handler404 = "apps.core.api.exceptions.handler404"
 handler500 = "apps.core.api.exceptions.handler500"
@@ -54,4 +55,5 @@ urlpatterns = [
         ),
     ),
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
 ]

@@ -192,7 +192,7 @@ stop_stack
 # Each is standalone (own database, own setup) and runs after the stack above is stopped, in the
 # shell's default environment (not the bench secrets or the bench database).
 if [[ "$BENCH_OTHERS" == "1" ]]; then
-  for name in ledger routing webhooks risk; do
+  for name in ledger routing webhooks risk reconciliation dashboards; do
     script="bench/${name}_bench.py"
     [[ -f "$script" ]] || { echo "bench: $script not present, skipped"; continue; }
     echo

@@ -19,6 +19,12 @@ simulator_hostport="${SIMULATOR_URL#*://}"
 export SIMULATOR_BIND="${SIMULATOR_BIND:-${simulator_hostport%%/*}}"
 
 mkdir -p .local
+# Prometheus multiprocess mode (docs/observability.md): every gunicorn worker and Celery
+# process writes its samples under this directory and /metrics merges them; it must be empty
+# when the processes start, or the counters of an earlier run would be summed in.
+export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$PWD/.local/prometheus-multiproc}"
+rm -rf "$PROMETHEUS_MULTIPROC_DIR"
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 started=".local/run-started-services"
 rm -f "$started"
 stop_started_services() {

@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 
 python scripts/ensure_services.py
+scripts/ensure_test_tools.sh  # Chromium and promtool (docs/observability.md)
 echo "== ruff"
 ruff check .
 ruff format --check .

@@ -24,13 +24,14 @@ from __future__ import annotations
 import enum
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 from apps.connectors import endpoints, health
 from apps.connectors.models import Connector
 from apps.connectors.services import connector_config, connector_endpoint_url, evaluate_recorded
+from apps.core import metrics, tracing
 from apps.core.db import release_pooled_connection
 from apps.psp_adapters.contract import (
     AuthorizeRequest,
@@ -45,11 +46,16 @@ from apps.psp_adapters.contract import (
     ProviderOutcome,
     PSPResult,
     RefundRequest,
+    ReportParseError,
     RequestError,
     RetrieveRequest,
+    SettlementLine,
+    SettlementPayout,
+    SettlementReportRef,
     WebhookEvent,
 )
 from apps.psp_adapters.registry import get_adapter
+from apps.psp_adapters.settlement import SettlementReportUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +69,7 @@ class Operation(enum.StrEnum):
     INQUIRY = "inquiry"
     PROBE = "probe"
     PAYOUT = "payout"
+    SETTLEMENT_REPORT = "settlement_report"  # issue 14: list, download, payouts of a report
     DISPUTE = "dispute"  # evidence, submission, acceptance of a dispute
 
 
@@ -92,6 +99,9 @@ POLICIES: dict[Operation, Policy] = {
     Operation.INQUIRY: Policy(False, False, Outcome.UNKNOWN),
     Operation.PROBE: Policy(False, False, Outcome.ERROR),
     Operation.PAYOUT: Policy(False, False, Outcome.UNKNOWN),
+    # reports move no money and say nothing about authorizations: never short-circuited, never
+    # counted; any failure is "not now" (SettlementReportUnavailable), retried by the next fetch
+    Operation.SETTLEMENT_REPORT: Policy(False, False, Outcome.ERROR),
     # a dispute answer goes to the PSP that holds the payment, whatever its health
     Operation.DISPUTE: Policy(False, False, Outcome.UNKNOWN),
 }
@@ -125,7 +135,37 @@ def call(
 ) -> PSPResult:
     """One PSP operation under its policy: `send(adapter)` performs it. The functions below are
     the operations the platform has; a new one (dispute evidence, a settlement report) is one
-    more function and one more policy here."""
+    more function and one more policy here. Each call is a span (connector, operation, outcome;
+    never the request) and a sample of the PSP latency and outcome metrics (issue 17)."""
+    started = time.monotonic()
+    with tracing.span(
+        "pp.psp_call",
+        connector=connector.public_id,
+        psp=connector.connector_type,
+        operation=str(operation),
+        reference=reference,
+    ) as span:
+        result = _call(connector, operation, send, reference=reference, facts=facts)
+        span.set_attribute("pp.outcome", str(result.outcome))
+        if result.decline_code:
+            span.set_attribute("pp.decline_code", result.decline_code[:60])
+    metrics.psp_call_observed(
+        psp=connector.connector_type,
+        operation=str(operation),
+        outcome=str(result.outcome),
+        seconds=result.latency_ms / 1000 if result.latency_ms else time.monotonic() - started,
+    )
+    return result
+
+
+def _call(
+    connector: Connector,
+    operation: Operation,
+    send: Callable[[Any], PSPResult],
+    *,
+    reference: str,
+    facts: dict | None,
+) -> PSPResult:
     policy = POLICIES[operation]
     config = _config(connector)
     if isinstance(config, PSPResult):
@@ -185,6 +225,8 @@ def endpoint_check(connector: Connector) -> str:
 
 
 EndpointRefused = endpoints.EndpointRefused
+# re-exported for the callers of the settlement report operations
+REPORT_ERRORS = (ReportParseError, SettlementReportUnavailable)
 
 # --------------------------------------------------------------------------- payments
 
@@ -378,3 +420,73 @@ def _payout_call(send: Callable[[Any], PayoutResult], reference: str) -> PayoutR
         (time.monotonic() - started) * 1000,
     )
     return result
+
+
+# --------------------------------------------------------------------------- settlement reports
+
+
+def _report_adapter(connector: Connector):
+    config = _config(connector)
+    if isinstance(config, PSPResult):
+        raise SettlementReportUnavailable(f"connector refused: {config.raw_code}")
+    return get_adapter(config)
+
+
+def _report_call(connector: Connector, what: str, send: Callable[[Any], Any]) -> Any:
+    """A settlement report operation (Operation.SETTLEMENT_REPORT's policy): outside the
+    breaker and health; an adapter failure is SettlementReportUnavailable, never a 500."""
+    adapter = _report_adapter(connector)
+    started = time.monotonic()
+    try:
+        return send(adapter)
+    except SettlementReportUnavailable:
+        raise
+    except Exception as exc:
+        logger.exception("gateway: adapter raised on %s for %s", what, connector.public_id)
+        raise SettlementReportUnavailable(f"the adapter failed on {what}") from exc
+    finally:
+        logger.info(
+            "gateway: %s %s for %s in %d ms",
+            Operation.SETTLEMENT_REPORT,
+            what,
+            connector.public_id,
+            (time.monotonic() - started) * 1000,
+        )
+
+
+def settlement_reports_list(
+    *, connector: Connector, cursor: str, until: str
+) -> list[SettlementReportRef]:
+    """The reports the PSP has after `cursor` (the adapter's own cursor: a batch number or a
+    day) up to the day `until`."""
+    return _report_call(
+        connector,
+        "list",
+        lambda adapter: adapter.list_settlement_reports(cursor=cursor, until=until),
+    )
+
+
+def settlement_report_download(
+    *, connector: Connector, ref: SettlementReportRef
+) -> Iterator[bytes]:
+    """The report's raw bytes as a stream of chunks (never the whole file in memory)."""
+    return _report_call(connector, "download", lambda a: a.download_settlement_report(ref))
+
+
+def settlement_report_lines(
+    *, connector: Connector, raw_lines: Iterable[bytes], filename: str, merchant_account: str = ""
+) -> Iterator[SettlementLine]:
+    """Parses a report line by line in the connector's format (nothing is sent; also used for
+    files uploaded by hand). Adyen lines must be for `merchant_account`, by default the
+    connector's own. Raises ReportParseError on the first line that does not parse."""
+    adapter = get_adapter(connector_config(connector))
+    return adapter.iter_settlement_report(
+        raw_lines, filename=filename, merchant_account=merchant_account
+    )
+
+
+def settlement_payouts(
+    *, connector: Connector, payout_ids: Iterable[str]
+) -> list[SettlementPayout]:
+    """The payouts a report's lines belong to, where the report does not carry them (Stripe)."""
+    return _report_call(connector, "payouts", lambda a: a.settlement_payouts(list(payout_ids)))

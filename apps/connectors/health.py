@@ -25,6 +25,7 @@ from functools import lru_cache
 import redis
 from django.conf import settings
 
+from apps.core import metrics
 from apps.core.redis_client import checkout_redis
 from apps.psp_adapters import breaker as breakers
 from apps.psp_adapters.contract import Outcome, PSPResult
@@ -77,8 +78,11 @@ def breaker_transitioned(connector_id: str, old: str, new: str) -> None:
     from apps.connectors.models import Connector
     from apps.core.audit import Actor, audit_record
 
-    row = Connector.objects.filter(public_id=connector_id).values("merchant_id", "livemode")
+    row = Connector.objects.filter(public_id=connector_id).values(
+        "merchant_id", "livemode", "connector_type"
+    )
     row = row.first() or {}
+    metrics.breaker_transitioned(psp=row.get("connector_type", ""), state=new)
     audit_record(
         actor=Actor.system("circuit_breaker"),
         action=f"connector.breaker_{new}",

@@ -100,6 +100,14 @@ def connector_get_for_webhook(*, public_id: str) -> Connector:
         raise NotFoundError(f"No such connector: {public_id!r}.", param="connector_id") from None
 
 
+def connector_get_unscoped(*, public_id: str) -> Connector:
+    """For staff tools (the `reconcile` command): any merchant's connector by public id."""
+    try:
+        return Connector.objects.get(public_id=public_id)
+    except Connector.DoesNotExist:
+        raise NotFoundError(f"No such connector: {public_id!r}.", param="connector") from None
+
+
 def connectors_by_ids(*, ids: list[int]) -> list[Connector]:
     return list(Connector.objects.filter(pk__in=ids))
 

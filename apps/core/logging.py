@@ -4,6 +4,8 @@ import contextvars
 import logging
 import re
 
+from apps.core.tracing import current_trace_id
+
 current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
     "current_request_id", default="-"
 )
@@ -12,6 +14,9 @@ current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = current_request_id.get()
+        # the OpenTelemetry trace id next to the request id, when tracing is on (issue 17)
+        trace_id = current_trace_id()
+        record.trace = f" trace={trace_id}" if trace_id else ""
         return True
 
 

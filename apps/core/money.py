@@ -90,3 +90,40 @@ def decimal_to_minor(value: str | Decimal, currency: str) -> int:
 
 def minor_to_decimal(amount: int, currency: str) -> Decimal:
     return Decimal(amount).scaleb(-currency_exponent(currency))
+
+
+# Symbols for the admin's amounts (issue 17): the common ones; any other currency is written
+# with its code ("CHF 12.50", "KWD 1.250").
+_SYMBOLS = {
+    "EUR": "€",
+    "USD": "$",
+    "GBP": "£",
+    "JPY": "¥",
+    "INR": "₹",
+    "KRW": "₩",
+    "BRL": "R$",
+    "AUD": "A$",
+    "CAD": "CA$",
+    "PLN": "zł ",
+    "SEK": "kr ",
+    "NOK": "kr ",
+    "DKK": "kr ",
+}
+
+
+def format_amount(amount: int | None, currency: str | None) -> str:
+    """Minor units as people read them: `format_amount(4599, "eur")` → "€45.99",
+    `(-1050, "usd")` → "-$10.50", `(500, "jpy")` → "¥500", `(1250, "kwd")` → "KWD 1.250";
+    thousands separated by commas. "—" for a missing amount."""
+    if amount is None or not currency:
+        return "—"
+    code = currency.upper()
+    try:
+        exponent = currency_exponent(code)
+    except InvalidRequestError:
+        return f"{amount} {code}"
+    value = Decimal(abs(int(amount))).scaleb(-exponent)
+    number = f"{value:,.{exponent}f}"
+    sign = "-" if int(amount) < 0 else ""
+    symbol = _SYMBOLS.get(code)
+    return f"{sign}{symbol}{number}" if symbol else f"{sign}{code} {number}"

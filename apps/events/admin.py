@@ -286,6 +286,17 @@ class InboundWebhookAdmin(ReplayPermissionMixin, ReadOnlyAdmin):
     readonly_fields = fields
     actions = ["reprocess_selected"]
 
+    def get_search_results(self, request, queryset, search_term):
+        """A payment's id also finds the notifications that changed it (linked from the
+        intent's page, issue 17): their recorded outcome names the object."""
+        queryset, duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if term.startswith(("pi_", "re_", "po_")) and " " not in term:
+            by_object = self.model.objects.filter(outcome__contains=[{"object": term}])
+            scoped = super().get_queryset(request).filter(pk__in=by_object.values("pk"))
+            queryset = queryset | scoped
+        return queryset, duplicates
+
     @admin.display(description="result")
     def result_summary(self, obj):
         return ", ".join(f"{r.get('result')}: {r.get('reason')}" for r in obj.outcome[-2:])[:160]

@@ -38,6 +38,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "webhook_endpoint.disabled",
     "review.opened",
     "review.closed",
+    "reconciliation.run.completed",
+    "reconciliation.discrepancy.created",
 )
 
 

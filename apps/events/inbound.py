@@ -21,6 +21,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.connectors import gateway
+from apps.core import metrics
 from apps.core.audit import Actor, audit_record
 from apps.core.errors import ConflictError, InvalidRequestError, PlatformError
 from apps.core.ids import new_public_id
@@ -119,9 +120,14 @@ def inbound_webhook_receive(
             logger.exception("accepting psp webhook %s failed", webhook.public_id)
             crash = exc
     if crash is not None:
+        metrics.psp_webhook(psp=connector.connector_type, result="error")
         raise crash
     if rejection is not None:
+        metrics.psp_webhook(psp=connector.connector_type, result="rejected")
         raise rejection
+    metrics.psp_webhook(
+        psp=connector.connector_type, result="duplicate" if duplicate else "accepted"
+    )
     if not duplicate:
         psp_webhook_enqueue_processing(webhook_id=webhook.pk)
     return InboundReceipt(
@@ -337,6 +343,16 @@ def inbound_webhook_process(*, webhook_id: int) -> InboundWebhook | None:
     attempt = webhook.attempts
     history = list(webhook.outcome) + [{"attempt": attempt, **r} for r in results]
     now = timezone.now()
+    metrics.psp_webhook(
+        psp=webhook.connector.connector_type,
+        result="processed"
+        if not retry_reason
+        else (
+            "dead"
+            if webhook.retry_count + 1 > len(conf("PSP_WEBHOOK_RETRY_SECONDS"))
+            else "retrying"
+        ),
+    )
     if not retry_reason:
         InboundWebhook.objects.filter(pk=webhook.pk, status=S.PROCESSING).update(
             status=S.PROCESSED,

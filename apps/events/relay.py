@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from apps.core import metrics, tracing
 from apps.events import catalog
 from apps.events.conf import conf
 from apps.events.models import Event, OutboxEvent, WebhookDelivery, WebhookEndpoint
@@ -32,6 +33,15 @@ class RelayResult:
 
 
 def outbox_relay_batch(*, limit: int | None = None) -> RelayResult:
+    with tracing.span("pp.outbox_relay") as span:
+        result = _relay_batch(limit=limit)
+        span.set_attribute("pp.events", result.events)
+        span.set_attribute("pp.deliveries", result.deliveries)
+    metrics.outbox_relayed(result.events)
+    return result
+
+
+def _relay_batch(*, limit: int | None) -> RelayResult:
     from apps.events.services import enqueue_deliveries
 
     limit = limit or conf("EVENTS_RELAY_BATCH_SIZE")

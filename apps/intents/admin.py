@@ -4,12 +4,15 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
-from django.urls import path, reverse
+from django.urls import NoReverseMatch, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from apps.core.admin_csv import export_csv
 from apps.core.admin_scoping import MerchantScopedAdmin
 from apps.core.audit import Actor
 from apps.core.errors import PlatformError
+from apps.core.money import format_amount, minor_to_decimal
 from apps.events import selectors as events_selectors
 from apps.intents import selectors, services
 from apps.intents.models import PaymentAttempt, PaymentIntent, Refund
@@ -32,12 +35,75 @@ class PaymentAttemptInline(admin.TabularInline):
         "inquiry_count",
         "started_at",
         "completed_at",
-        "routing_trace",
+        "routing",
     )
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="routing decision")
+    def routing(self, obj):
+        # names for the connectors a decision skipped (the trace keeps their ids): those the
+        # intent's attempts used
+        names = {
+            public_id: name
+            for public_id, name in obj.intent.attempts.values_list(
+                "connector__public_id", "connector__name"
+            )
+        }
+        return routing_trace_table(obj.routing_trace, names=names)
+
+
+def routing_trace_table(trace: dict | None, *, names: dict[str, str] | None = None):
+    """The routing trace as support reads it (issue 17): the profile, rule and strategy on one
+    line, then each candidate ranked with its score and why, then each connector skipped and
+    why; instead of a JSON blob a page wide."""
+    if not trace:
+        return "—"
+    profile = (
+        f"{trace.get('profile_name') or trace.get('profile')} v{trace.get('profile_version')}"
+        if trace.get("profile")
+        else "no profile (connector priority)"
+    )
+    rule = trace.get("rule") or {}
+    head = format_html(
+        "<p>{} · rule {} · strategy <b>{}</b> · attempt {} of this confirm · {} µs</p>",
+        profile,
+        f"{rule.get('index')} ({rule.get('name')})" if rule else "none",
+        trace.get("strategy") or "—",
+        trace.get("confirm_attempt") or 1,
+        trace.get("decided_in_us") or "—",
+    )
+    candidates = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                c.get("rank"),
+                c.get("name") or c.get("connector"),
+                c.get("score", "—"),
+                (c.get("basis") or "").replace("_", " "),
+                c.get("source") or "",
+            )
+            for c in trace.get("candidates") or []
+        ),
+    )
+    skipped = format_html_join(
+        "",
+        "<tr><td>–</td><td>{}</td><td colspan=3>skipped: {}</td></tr>",
+        (
+            ((names or {}).get(cid, cid), str(why).replace("_", " "))
+            for cid, why in (trace.get("skipped") or {}).items()
+        ),
+    )
+    return format_html(
+        '{}<table class="routing-trace"><thead><tr><th>rank</th><th>connector</th>'
+        "<th>score</th><th>basis</th><th>source</th></tr></thead><tbody>{}{}</tbody></table>",
+        head,
+        candidates,
+        skipped,
+    )
 
 
 class RefundInline(admin.TabularInline):
@@ -46,8 +112,7 @@ class RefundInline(admin.TabularInline):
     can_delete = False
     fields = (
         "public_id",
-        "amount",
-        "currency",
+        "amount_display",
         "status",
         "reason",
         "failure_reason",
@@ -58,6 +123,10 @@ class RefundInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="amount")
+    def amount_display(self, obj):
+        return format_amount(obj.amount, obj.currency)
 
 
 class RefundActionForm(forms.Form):
@@ -80,18 +149,37 @@ class NeedsReviewFilter(admin.SimpleListFilter):
         return queryset.filter(needs_review=True) if self.value() == "yes" else queryset
 
 
+_MINOR_UNIT_FIELDS = frozenset(
+    {"amount", "amount_capturable", "amount_received", "amount_refunded", "platform_fee_amount"}
+)
+
+
 @admin.register(PaymentIntent)
 class PaymentIntentAdmin(MerchantScopedAdmin):
+    # the columns support and finance read first, within 1,440 px
     list_display = (
         "public_id",
-        "merchant",
         "amount_display",
+        "status",
+        "customer_email",
+        "card_last4",
+        "connector_name",
+        "created",
+    )
+    csv_columns = (
+        "public_id",
+        "merchant",
+        "amount_major",
+        "currency",
+        "amount_received_major",
+        "amount_refunded_major",
         "status",
         "capture_method",
         "order_id",
         "customer_email",
         "card_last4",
-        "connector",
+        "connector_name",
+        "psp_reference",
         "created_at",
     )
     list_filter = ("status", NeedsReviewFilter, "livemode", "capture_method")
@@ -106,7 +194,14 @@ class PaymentIntentAdmin(MerchantScopedAdmin):
         "=attempts__public_id",
         "=refunds__public_id",
     )
-    readonly_fields = [f.name for f in PaymentIntent._meta.fields] + ["timeline", "radar"]
+    # the amounts once, as people read them ("amounts"), instead of five minor-unit fields
+    readonly_fields = [
+        "amounts",
+        "related",
+        *(f.name for f in PaymentIntent._meta.fields if f.name not in _MINOR_UNIT_FIELDS),
+        "timeline",
+        "radar",
+    ]
     inlines = [PaymentAttemptInline, RefundInline]
 
     def get_search_results(self, request, queryset, search_term):
@@ -115,7 +210,7 @@ class PaymentIntentAdmin(MerchantScopedAdmin):
             return queryset, False
         return selectors.intent_search(queryset, search_term), False
 
-    actions = ["capture_selected", "cancel_selected"]
+    actions = ["capture_selected", "cancel_selected", export_csv]
     change_form_template = "admin/intents/paymentintent/change_form.html"
 
     def has_add_permission(self, request):
@@ -124,13 +219,84 @@ class PaymentIntentAdmin(MerchantScopedAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.display(description="amount")
+    @admin.display(description="amount", ordering="amount")
     def amount_display(self, obj):
-        return f"{obj.amount} {obj.currency.upper()}"
+        return format_amount(obj.amount, obj.currency)
 
-    @admin.display(description="last4")
+    @admin.display(description="amount")
+    def amount_major(self, obj):
+        return minor_to_decimal(obj.amount, obj.currency)
+
+    @admin.display(description="received")
+    def amount_received_major(self, obj):
+        return minor_to_decimal(obj.amount_received, obj.currency)
+
+    @admin.display(description="refunded")
+    def amount_refunded_major(self, obj):
+        return minor_to_decimal(obj.amount_refunded, obj.currency)
+
+    @admin.display(description="amounts")
+    def amounts(self, obj):
+        return format_html(
+            "{} · received {} · refunded {} · capturable {} · platform fee {}",
+            format_amount(obj.amount, obj.currency),
+            format_amount(obj.amount_received, obj.currency),
+            format_amount(obj.amount_refunded, obj.currency),
+            format_amount(obj.amount_capturable, obj.currency),
+            format_amount(obj.platform_fee_amount, obj.currency),
+        )
+
+    @admin.display(description="card")
     def card_last4(self, obj):
-        return obj.payment_method.last4 if obj.payment_method_id else ""
+        if not obj.payment_method_id:
+            return ""
+        return format_html(
+            '<span style="white-space:nowrap">{} •••• {}</span>',
+            obj.payment_method.brand,
+            obj.payment_method.last4,
+        )
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        # short, so the key columns fit at 1,440 px next to the admin's navigation
+        return format_html(
+            '<span style="white-space:nowrap" title="{}">{}</span>',
+            obj.created_at.isoformat(),
+            timezone.localtime(obj.created_at).strftime("%b %d, %H:%M"),
+        )
+
+    @admin.display(description="connector")
+    def connector_name(self, obj):
+        return obj.connector.name if obj.connector_id else ""
+
+    @admin.display(description="related records")
+    def related(self, obj):
+        """Links from the payment to what it caused elsewhere (by its public id, the key the
+        other apps record): ledger journals, PSP notifications, outbox events, webhook
+        deliveries; disputes and reconciliation lines when those apps are installed."""
+        from django.apps import apps as django_apps
+
+        links = [
+            ("ledger journals", "admin:ledger_journaltransaction_changelist"),
+            ("PSP webhooks", "admin:events_inboundwebhook_changelist"),
+            ("outbox events", "admin:events_outboxevent_changelist"),
+            ("merchant events", "admin:events_event_changelist"),
+            ("webhook deliveries", "admin:events_webhookdelivery_changelist"),
+        ]
+        for app_label, model, label in (
+            ("disputes", "dispute", "disputes"),
+            ("reconciliation", "settlementrecord", "reconciliation lines"),
+        ):
+            if django_apps.is_installed(f"apps.{app_label}"):
+                links.append((label, f"admin:{app_label}_{model}_changelist"))
+        items = []
+        for label, name in links:
+            try:
+                url = reverse(name)
+            except NoReverseMatch:  # an app without that admin page
+                continue
+            items.append((url, obj.public_id, label))
+        return format_html_join(" · ", '<a href="{}?q={}">{}</a>', items)
 
     @admin.display(description="Radar (score and its contributions)")
     def radar(self, obj):
@@ -241,11 +407,29 @@ class PaymentIntentAdmin(MerchantScopedAdmin):
 
 @admin.register(Refund)
 class RefundAdmin(MerchantScopedAdmin):
-    list_display = ("public_id", "intent", "amount", "currency", "status", "reason", "created_at")
+    list_display = ("public_id", "intent", "amount_display", "status", "reason", "created_at")
+    csv_columns = (
+        "public_id",
+        "intent",
+        "amount_major",
+        "currency",
+        "status",
+        "reason",
+        "created_at",
+    )
+    actions = [export_csv]
     list_filter = ("status",)
     list_select_related = ("intent",)
     search_fields = ("=public_id", "=intent__public_id", "=psp_reference")
     readonly_fields = [f.name for f in Refund._meta.fields]
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_display(self, obj):
+        return format_amount(obj.amount, obj.currency)
+
+    @admin.display(description="amount")
+    def amount_major(self, obj):
+        return minor_to_decimal(obj.amount, obj.currency)
 
     def has_add_permission(self, request):
         return False
@@ -262,15 +446,27 @@ class PaymentAttemptAdmin(MerchantScopedAdmin):
         "intent",
         "sequence",
         "connector",
+        "amount_display",
         "outcome",
         "decline_code",
         "latency_ms",
         "started_at",
     )
+    actions = [export_csv]
     list_filter = ("outcome",)
     list_select_related = ("intent", "connector")
     search_fields = ("=public_id", "=psp_reference", "=intent__public_id")
-    readonly_fields = [f.name for f in PaymentAttempt._meta.fields]
+    readonly_fields = [f.name for f in PaymentAttempt._meta.fields if f.name != "routing_trace"] + [
+        "routing"
+    ]
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_display(self, obj):
+        return format_amount(obj.amount, obj.currency)
+
+    @admin.display(description="routing decision")
+    def routing(self, obj):
+        return routing_trace_table(obj.routing_trace)
 
     def has_add_permission(self, request):
         return False

@@ -91,15 +91,34 @@ def intent_search(queryset, term: str):
     merchants), as a few index lookups: the admin's default ORs a case-insensitive match over
     every field and join, which reads every payment. Ids and references match exactly (they
     are case-sensitive; a Stripe reference looks like one of our ids, so both are tried),
-    emails ignoring case, four digits are a card's last4."""
+    emails ignoring case, four digits are a card's last4. Any other term of three characters
+    or more is also looked for inside the customer's email and the cardholder's name
+    ("jane", "@example.com", "Jane Do", "shopper1"), on trigram indexes (observability
+    migration 0003), unless it has the shape of one of our public ids."""
     term = term.strip()
-    if "@" in term:
+    if _FULL_EMAIL.fullmatch(term):
         return queryset.filter(customer_email__iexact=term)
     if len(term) == 4 and term.isdigit():
         return queryset.filter(payment_method__last4=term)
+    if len(term) < 3 or _PUBLIC_ID.fullmatch(term):
+        return queryset.filter(pk__in=list(_ids_matching(term)))
+    partial = queryset.filter(
+        Q(customer_email__icontains=term) | Q(payment_method__billing_name__icontains=term)
+    )
+    if "@" in term or " " in term:
+        return partial  # no id has either
+    return partial | queryset.filter(pk__in=list(_ids_matching(term)))
+
+
+_FULL_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+# our public ids (pi_…, pa_…, re_…, pm_…): exact lookups only
+_PUBLIC_ID = re.compile(r"[a-z]{2,5}_[A-Za-z0-9]{12,}")
+
+
+def _ids_matching(term: str):
     intents = PaymentIntent.objects.values_list("pk", flat=True)
     attempts = PaymentAttempt.objects.values_list("intent_id", flat=True)
-    ids = (
+    return (
         intents.filter(public_id=term)
         .union(
             intents.filter(order_id=term),
@@ -111,7 +130,6 @@ def intent_search(queryset, term: str):
         )
         .order_by()[:1000]
     )
-    return queryset.filter(pk__in=list(ids))
 
 
 # --------------------------------------------------------------------------- money audit
@@ -242,6 +260,129 @@ def intent_risk_history(*, merchant_id: int, livemode: bool, since) -> list[dict
         .values("public_id", "risk_outcome", "customer_email", "metadata")[:50000]
     )
     return list(rows)
+
+
+def settlement_expectations(*, connector_ids: list[int], since):
+    """What we expect a PSP to settle (issue 14, reconciliation): each captured payment (by its
+    approved attempt) and each succeeded refund of these connectors since `since`, in one shape:
+    kind, object_id, public_id, psp_reference, modification_reference, merchant_reference,
+    amount, currency, merchant_id, livemode, connector_id, occurred_at. A values queryset the
+    reconciliation compiles into its set-based matching SQL (never iterated row by row)."""
+    from django.db.models import CharField, DateTimeField, Value
+
+    text = CharField()
+    captures = (
+        PaymentAttempt.objects.filter(
+            connector_id__in=connector_ids,
+            outcome=PaymentAttempt.Outcome.APPROVED,
+            intent__amount_received__gt=0,
+            intent__psp_reference=F("psp_reference"),
+            intent__created_at__gte=since,
+        )
+        .annotate(
+            x_kind=Value("capture", output_field=text),
+            x_object_id=F("intent_id"),
+            x_public_id=F("intent__public_id"),
+            x_psp_reference=F("psp_reference"),
+            x_modification_reference=Value("", output_field=text),
+            x_merchant_reference=F("public_id"),
+            x_amount=F("intent__amount_received"),
+            x_currency=F("intent__currency"),
+            x_merchant_id=F("intent__merchant_id"),
+            x_livemode=F("intent__livemode"),
+            x_connector_id=F("connector_id"),
+            x_occurred_at=Coalesce(
+                "intent__authorized_at", "started_at", output_field=DateTimeField()
+            ),
+        )
+        .values(*_EXPECTATION_FIELDS)
+    )
+    refunds = (
+        Refund.objects.filter(
+            connector_id__in=connector_ids,
+            # pending: the PSP accepted it and its outcome arrives by webhook (Adyen)
+            status__in=(RefundStatus.PENDING, RefundStatus.SUCCEEDED),
+            created_at__gte=since,
+        )
+        .annotate(
+            x_kind=Value("refund", output_field=text),
+            x_object_id=F("id"),
+            x_public_id=F("public_id"),
+            x_psp_reference=F("intent__psp_reference"),
+            x_modification_reference=F("psp_reference"),
+            x_merchant_reference=F("public_id"),
+            x_amount=F("amount"),
+            x_currency=F("currency"),
+            x_merchant_id=F("merchant_id"),
+            x_livemode=F("livemode"),
+            x_connector_id=F("connector_id"),
+            x_occurred_at=F("created_at"),
+        )
+        .values(*_EXPECTATION_FIELDS)
+    )
+    return captures.union(refunds, all=True)
+
+
+_EXPECTATION_FIELDS = (
+    "x_kind",
+    "x_object_id",
+    "x_public_id",
+    "x_psp_reference",
+    "x_modification_reference",
+    "x_merchant_reference",
+    "x_amount",
+    "x_currency",
+    "x_merchant_id",
+    "x_livemode",
+    "x_connector_id",
+    "x_occurred_at",
+)
+
+
+def settlement_objects(*, kind: str, object_ids: list[int]) -> dict[int, dict]:
+    """Our side of a reconciliation discrepancy, for the finance screens (issue 14)."""
+    if kind == "capture":
+        rows = PaymentIntent.objects.filter(id__in=object_ids).values(
+            "id",
+            "public_id",
+            "amount",
+            "amount_received",
+            "amount_refunded",
+            "currency",
+            "status",
+            "psp_reference",
+            "merchant_id",
+            "created_at",
+        )
+    else:
+        rows = Refund.objects.filter(id__in=object_ids).values(
+            "id",
+            "public_id",
+            "amount",
+            "currency",
+            "status",
+            "psp_reference",
+            "merchant_id",
+            "created_at",
+        )
+    return {row["id"]: row for row in rows}
+
+
+def settlement_object_by_public_id(*, public_id: str) -> tuple[str, dict] | None:
+    """A capture (pi_…) or refund (re_…) by public id: what finance links a line to by hand."""
+    intent = (
+        PaymentIntent.objects.filter(public_id=public_id)
+        .values("id", "public_id", "amount_received", "currency", "merchant_id", "livemode")
+        .first()
+    )
+    if intent:
+        return "capture", {**intent, "amount": intent["amount_received"]}
+    refund = (
+        Refund.objects.filter(public_id=public_id)
+        .values("id", "public_id", "amount", "currency", "merchant_id", "livemode")
+        .first()
+    )
+    return ("refund", refund) if refund else None
 
 
 def attempt_for_psp_reference(*, connector_id: int, psp_reference: str) -> PaymentAttempt | None:

@@ -13,7 +13,9 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from apps.core.admin_csv import export_csv
 from apps.core.admin_scoping import MerchantScopedAdmin, merchant_ids_for_staff, staff_sees_all
+from apps.core.money import format_amount
 from apps.ledger import selectors
 from apps.ledger.models import (
     DriftCheckRun,
@@ -180,6 +182,10 @@ class JournalTransactionAdmin(ReadOnlyLedgerAdmin):
     readonly_fields = ("hold_status", "links")
     inlines = [LedgerEntryInline]
 
+    def get_actions(self, request):
+        # read-only (no bulk delete), but finance exports the list (issue 17)
+        return {"export_csv": (export_csv, "export_csv", export_csv.short_description)}
+
     def get_queryset(self, request):
         return (
             super()
@@ -191,8 +197,8 @@ class JournalTransactionAdmin(ReadOnlyLedgerAdmin):
         )
 
     @admin.display(description="amount moved", ordering="moved_amount")
-    def moved(self, obj: JournalTransaction) -> int:
-        return obj.moved_amount or 0
+    def moved(self, obj: JournalTransaction) -> str:
+        return format_amount(obj.moved_amount or 0, obj.currency)
 
     @admin.display(description="hold status")
     def hold_status(self, obj: JournalTransaction) -> str:

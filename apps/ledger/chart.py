@@ -47,6 +47,8 @@ AUTHORIZATIONS = "authorizations"
 # surcharges the merchant charged its shoppers (apps/risk surcharge rules): the merchant's
 # surcharge revenue, owed to it like its pending funds and released to available with them
 MERCHANT_SURCHARGE = "merchant_surcharge"
+SETTLEMENT_CLEARING = "settlement_clearing"  # issue 14: settled by the PSP, payout not yet in
+RECONCILIATION_WRITE_OFFS = "reconciliation_write_offs"  # issue 14: differences written off
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,12 @@ CHART: dict[str, AccountType] = {
     MERCHANT_SURCHARGE: AccountType(
         LIABILITY, True, False, "Surcharge revenue owed to the merchant, not yet settled"
     ),
+    # Reconciliation (issue 14): what a PSP's settlement report says it settled, per connector,
+    # until the batch's payout reaches the bank; a payout short of its lines leaves a residue.
+    SETTLEMENT_CLEARING: AccountType(ASSET, True, True, "Settled by the PSP, not yet in the bank"),
+    RECONCILIATION_WRITE_OFFS: AccountType(
+        EXPENSE, True, False, "Reconciliation differences written off"
+    ),
 }
 
 
@@ -110,6 +118,10 @@ def account_type(code: str) -> AccountType:
 
 def psp_receivable(connector: str) -> str:
     return f"{PSP_RECEIVABLE}:{connector}"
+
+
+def settlement_clearing(connector: str) -> str:
+    return f"{SETTLEMENT_CLEARING}:{connector}"
 
 
 def seller_pending(seller_id: str | int) -> str:

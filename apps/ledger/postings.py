@@ -209,6 +209,42 @@ def settlement_legs(*, connector: str, amount: int) -> list[Leg]:
     return [Leg.debit(chart.BANK, amount), Leg.credit(chart.psp_receivable(connector), amount)]
 
 
+def settlement_batch_legs(
+    *, connector: str, net: int, receivable: int, fee_difference: int
+) -> list[Leg]:
+    """Matched lines of a PSP settlement report (issue 14), summed per merchant and currency:
+    what the PSP settled (`net`, signed) goes to the connector's settlement clearing, the
+    receivable the captures and refunds left (`receivable` = gross - the fees estimated at
+    capture) is cleared, and the fees the report charged replace our estimate
+    (`fee_difference` = actual - estimated, an expense when positive). Sums to zero:
+    net = receivable - fee_difference."""
+    if net != receivable - fee_difference:
+        raise InvalidRequestError(
+            "net must equal receivable - fee_difference.", code="settlement_unbalanced"
+        )
+    return _legs(
+        (chart.settlement_clearing(connector), net),
+        (chart.PSP_FEES, fee_difference),
+        (chart.psp_receivable(connector), -receivable),
+    )
+
+
+def settlement_payout_legs(*, connector: str, amount: int) -> list[Leg]:
+    """A settlement batch's payout (issue 14): clearing -> bank (signed: a negative batch is a
+    debit the PSP took from the bank)."""
+    if amount == 0:
+        raise InvalidRequestError("amount must not be zero.", code="amount_zero", param="amount")
+    return [Leg(chart.BANK, amount), Leg(chart.settlement_clearing(connector), -amount)]
+
+
+def reconciliation_adjustment_legs(*, account: str, counter_account: str, amount: int) -> list[Leg]:
+    """A finance resolution (issue 14): `amount` (signed) debited to `account`, credited to
+    `counter_account`."""
+    if amount == 0:
+        raise InvalidRequestError("amount must not be zero.", code="amount_zero", param="amount")
+    return [Leg(account, amount), Leg(counter_account, -amount)]
+
+
 def payout_legs(*, amount: int, seller_id: str | None = None) -> list[Leg]:
     """A payout leaves the available balance (which may not go negative) and is in transit.
     Its failure is `ledger_reverse(transaction=payout, kind="payout_failure")`."""

@@ -244,3 +244,45 @@ def drift_findings(*, run_id: int) -> list[dict]:
             "transaction__public_id",
         )
     )
+
+
+def capture_journal_figures() -> QuerySet:
+    """Per capture journal's source (the payment intent's public id): the PSP fee estimated at
+    capture and the merchant's pending credit. Reconciliation (issue 14) joins it to the report
+    lines it matched, in SQL, to clear the receivable exactly and release pending funds."""
+    return (
+        LedgerEntry.objects.filter(
+            transaction__kind=JournalTransaction.Kind.CAPTURE,
+            phase=LedgerEntry.Phase.POSTED,
+            account__code__in=(chart.PSP_FEES, chart.MERCHANT_PENDING),
+        )
+        # a capture the timer already released (before its connector had reports) is not
+        # released again
+        .exclude(
+            Exists(JournalTransaction.objects.filter(settles_id=OuterRef("transaction_id")))
+            & Q(account__code=chart.MERCHANT_PENDING)
+        )
+        .annotate(figure_source=F("transaction__source_id"))
+        .values("figure_source")
+        .annotate(
+            fee_estimate=Coalesce(
+                Sum(Case(When(account__code=chart.PSP_FEES, then=F("amount")))), Value(0)
+            ),
+            pending_credit=Coalesce(
+                Sum(Case(When(account__code=chart.MERCHANT_PENDING, then=-F("amount")))),
+                Value(0),
+            ),
+        )
+        .values("figure_source", "fee_estimate", "pending_credit")
+    )
+
+
+def capture_fee_estimate(*, source_id: str) -> int:
+    """The PSP fee estimated when this payment was captured (0 if none was booked)."""
+    total = LedgerEntry.objects.filter(
+        transaction__kind=JournalTransaction.Kind.CAPTURE,
+        transaction__source_id=source_id,
+        phase=LedgerEntry.Phase.POSTED,
+        account__code=chart.PSP_FEES,
+    ).aggregate(total=Sum("amount"))["total"]
+    return int(total or 0)

@@ -61,6 +61,7 @@ from apps.psp_adapters.http import (
     server_error_result,
 )
 from apps.psp_adapters.registry import register
+from apps.psp_adapters.settlement import AdyenSettlementReports
 
 API_VERSION = "v71"
 # "Idempotency keys are valid for a minimum period of 31 days after first submission"
@@ -232,7 +233,7 @@ def notification_signature(item: Mapping[str, Any], hex_key: str) -> str:
 
 
 @register("adyen")
-class AdyenAdapter:
+class AdyenAdapter(AdyenSettlementReports):
     connector_type = "adyen"
     # the Checkout API has no payment lookup: unknowns resolve by idempotent re-send or webhook
     has_payment_lookup = False

@@ -8,6 +8,7 @@ needs (credentials, base URL, timeouts) arrives in a `ConnectorConfig`.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -235,6 +236,39 @@ class SettlementLine:
     currency: str
     settled_at: str  # ISO date
     merchant_reference: str = ""
+    # issue 14: the streaming parsers fill these too
+    modification_reference: str = ""  # Adyen capture/refund pspReference, Stripe ch_/re_ id
+    batch: str = ""  # Adyen batch number, Stripe automatic payout id
+    payout_id: str = ""  # payout lines (Adyen MerchantPayout), and Stripe's automatic payout
+    merchant_account: str = ""
+    line_number: int = 0  # in the file, header = 1
+
+
+@dataclass(frozen=True)
+class SettlementReportRef:
+    """A settlement report the PSP has for us: what to download and how to name it."""
+
+    name: str  # settlement_detail_report_batch_<N>.csv / payout_reconciliation.itemized.5_<day>
+    cursor: str  # where the next listing starts (Adyen: batch number; Stripe: interval day)
+    url: str = ""  # Stripe: the report run's file
+    report_type: str = ""
+
+
+@dataclass(frozen=True)
+class SettlementPayout:
+    payout_id: str
+    amount: int
+    currency: str
+    status: str = ""
+
+
+class ReportParseError(ValueError):
+    """A report line that does not parse: the whole file is refused."""
+
+    def __init__(self, filename: str, line: int, column: str, reason: str) -> None:
+        self.filename, self.line, self.column, self.reason = filename, line, column, reason
+        where = f"{filename}, line {line}" + (f", column {column!r}" if column else "")
+        super().__init__(f"{where}: {reason}")
 
 
 class ProviderOutcome(enum.StrEnum):
@@ -309,3 +343,15 @@ class PSPAdapter(Protocol):
     def parse_webhook(self, body: bytes) -> list[WebhookEvent]: ...
 
     def parse_settlement_report(self, content: str) -> list[SettlementLine]: ...
+
+    # issue 14: settlement reports, listed, downloaded as a stream of byte chunks, and parsed
+    # line by line (a `ReportParseError` refuses the whole file)
+    def list_settlement_reports(self, *, cursor: str, until: str) -> list[SettlementReportRef]: ...
+
+    def download_settlement_report(self, ref: SettlementReportRef) -> Iterator[bytes]: ...
+
+    def iter_settlement_report(
+        self, raw_lines: Iterable[bytes], *, filename: str, merchant_account: str = ""
+    ) -> Iterator[SettlementLine]: ...
+
+    def settlement_payouts(self, payout_ids: Iterable[str]) -> list[SettlementPayout]: ...

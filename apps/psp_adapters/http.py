@@ -181,6 +181,38 @@ class PSPClient:
             latency_ms=latency_ms,
         )
 
+    def stream(self, path_or_url: str, *, operation: Operation, reference: str):
+        """GET a file as a stream (settlement reports, issue 14): the caller iterates and
+        closes the response. A full URL is accepted only on the connector's own host."""
+        url = path_or_url if "://" in path_or_url else self._base_url + path_or_url
+        if not _same_host(url, self._base_url):
+            raise PSPTransportError(PSPResult(outcome=Outcome.ERROR, raw_code="report_url_refused"))
+        try:
+            response = session_for(self._config).get(
+                url,
+                headers=self._headers,
+                timeout=self._timeout,
+                allow_redirects=False,
+                stream=True,
+            )
+        except requests.RequestException as exc:
+            raise PSPTransportError(transport_failure_result(exc, operation, 0)) from exc
+        logger.info(
+            "psp report: connector=%s op=%s ref=%s status=%d",
+            self._config.connector_id,
+            operation.value,
+            reference,
+            response.status_code,
+        )
+        return response
+
+
+def _same_host(url: str, base_url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    a, b = urlsplit(url), urlsplit(base_url)
+    return (a.scheme, a.netloc) == (b.scheme, b.netloc)
+
 
 def _elapsed_ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)

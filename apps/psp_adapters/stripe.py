@@ -61,6 +61,7 @@ from apps.psp_adapters.http import (
     server_error_result,
 )
 from apps.psp_adapters.registry import register
+from apps.psp_adapters.settlement import StripeSettlementReports
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def encode_form(params: Mapping[str, Any], prefix: str = "") -> list[tuple[str, 
 
 
 @register("stripe")
-class StripeAdapter:
+class StripeAdapter(StripeSettlementReports):
     connector_type = "stripe"
     has_payment_lookup = True
     resend_window_seconds = RESEND_WINDOW_SECONDS

@@ -27,6 +27,7 @@ from apps.psp_simulator.state import (
     Payment,
     Refund,
     adyen_psp_reference,
+    now,
 )
 from apps.psp_simulator.web import Request, Response, html_response, json_response, redirect
 from apps.psp_simulator.webhooks import OutboundEvent
@@ -356,6 +357,7 @@ def _authorise(connector: ConnectorState, payment: Payment) -> Response:
         payment.amount_received = payment.amount
         charge.status = "captured"
         charge.amount_captured = payment.amount
+        charge.captured_at = now()
         disputes.after_capture(connector, payment)
     auth_code = f"{secrets.randbelow(1_000_000):06d}"
     expiry = f"{payment.exp_month}/{payment.exp_year}"
@@ -575,6 +577,7 @@ def capture(context: Context, version: str, psp_reference: str) -> Response | Ex
             payment.status = "succeeded"
             charge.status = "captured"
             charge.amount_captured = value
+            charge.captured_at = now()
             disputes.after_capture(connector, payment)
         connector.modifications[modification] = {
             "kind": "capture",

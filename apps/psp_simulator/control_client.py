@@ -202,3 +202,22 @@ def run_simulator_faults(
     if patch or replace:
         return control.set_faults(connector, patch, replace=replace)
     return control.faults(connector)
+
+
+# settlement batches and reports (issue 14)
+def _settlement(self: SimulatorControl, connector: str) -> dict[str, Any]:
+    return self.call("GET", f"/connectors/{quote(connector)}/settlement")
+
+
+def _set_settlement(self: SimulatorControl, connector: str, **settings: Any) -> dict[str, Any]:
+    return self.call("PATCH", f"/connectors/{quote(connector)}/settlement", settings)
+
+
+def _settle(self: SimulatorControl, connector: str, up_to: str) -> dict[str, Any]:
+    """Builds every settlement batch due up to `up_to` (YYYY-MM-DD) now: no clock, no sleep."""
+    return self.call("POST", f"/connectors/{quote(connector)}/settlement/settle", {"up_to": up_to})
+
+
+SimulatorControl.settlement = _settlement  # type: ignore[attr-defined]
+SimulatorControl.set_settlement = _set_settlement  # type: ignore[attr-defined]
+SimulatorControl.settle = _settle  # type: ignore[attr-defined]

@@ -61,6 +61,7 @@ class Charge:
     sca_exemption: str = ""
     authenticated: bool = False
     created: int = field(default_factory=now)
+    captured_at: int = 0  # unix seconds of the capture (settlement batches are by day)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -223,6 +224,10 @@ class ConnectorState:
         self.webhooks = ConnectorWebhooks(name)
         self.settings = ConnectorSettings()
         self.dialects_seen: set[str] = set()
+        # settlement batches and their reports (apps/psp_simulator/settlement.py)
+        from apps.psp_simulator.settlement import ConnectorSettlement
+
+        self.settlement = ConnectorSettlement()
 
     def emit(self, event: OutboundEvent) -> None:
         DISPATCHER.enqueue(self.webhooks, event)

@@ -799,6 +799,7 @@ def _authorize(context: Context | None, payment: Payment) -> None:
     else:
         charge.status = "captured"
         charge.amount_captured = payment.amount
+        charge.captured_at = now()
         payment.status = "succeeded"
         payment.amount_received = payment.amount
         _emit(context, connector, "payment_intent.succeeded", render_payment_intent(payment))
@@ -1019,6 +1020,7 @@ def payment_intent_capture(context: Context, intent_id: str) -> Response | Execu
         payment.status = "succeeded"
         charge.status = "captured"
         charge.amount_captured = amount
+        charge.captured_at = now()
         _emit(context, connector, "payment_intent.succeeded", render_payment_intent(payment))
         disputes.after_capture(connector, payment)
         return _ok(render_payment_intent(payment))

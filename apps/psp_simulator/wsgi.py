@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from apps.psp_simulator import control
+from apps.psp_simulator import control, settlement_api  # noqa: F401  (registers routes)
 from apps.psp_simulator.adyen_api import ADYEN
 from apps.psp_simulator.core import serve
 from apps.psp_simulator.stripe_api import STRIPE

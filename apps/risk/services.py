@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from apps.core import metrics
 from apps.core.audit import Actor, audit_record
 from apps.core.errors import ConflictError, InvalidRequestError
 from apps.events.services import outbox_record
@@ -419,7 +420,18 @@ def risk_assess(*, facts: PaymentFacts, now: float | None = None) -> Assessment:
     )
     signals.update(counts)
     rules = engine.compiled_rules(facts.merchant_id, facts.livemode, generations)
-    return engine.evaluate(rules, signals)
+    assessment = engine.evaluate(rules, signals)
+    # pp_risk_decisions_total (issue 17, docs/observability.md): one in-memory increment
+    metrics.risk_decided(
+        livemode=facts.livemode,
+        decision=_METRIC_DECISIONS.get(assessment.type, "other")
+        if not (assessment.type == "authorized" and assessment.request_3ds)
+        else "challenge",
+    )
+    return assessment
+
+
+_METRIC_DECISIONS = {"authorized": "allow", "manual_review": "review", "blocked": "block"}
 
 
 def risk_record_decline(

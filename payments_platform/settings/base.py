@@ -52,6 +52,8 @@ INSTALLED_APPS = [
     "apps.psp_simulator",
     "apps.demo",
     "apps.risk",
+    "apps.reconciliation",
+    "apps.observability",
     "apps.disputes",
 ]
 
@@ -329,7 +331,7 @@ LOGGING = {
     "formatters": {
         "plain": {
             "()": "apps.core.logging.RedactingFormatter",
-            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s%(trace)s] %(message)s",
         }
     },
     "handlers": {
@@ -381,6 +383,17 @@ PLATFORM_BEAT_SCHEDULES = {
         "every": 3600,
     },
     "money audit (nightly)": {"task": "money_audit.run", "crontab": "30 3 * * *"},
+    "reconciliation (nightly)": {
+        "task": "reconciliation.run_nightly",
+        "crontab": os.environ.get("RECONCILIATION_CRONTAB", "0 2 * * *"),
+        "timezone": os.environ.get("RECONCILIATION_TIME_ZONE", "UTC"),
+    },
+    # the dashboards' rollups (issue 17, docs/observability.md)
+    "refresh dashboard rollups": {"task": "observability.refresh_rollups", "every": 60},
+    "refresh dashboard rollups (nightly, last two days)": {
+        "task": "observability.refresh_rollups_nightly",
+        "crontab": "15 2 * * *",
+    },
     "dispute deadlines (reminders, expiry)": {"task": "disputes.check_deadlines", "every": 900},
 }
 
@@ -393,6 +406,23 @@ RISK_REVIEW_STALE_SECONDS = int(env("RISK_REVIEW_STALE_SECONDS", str(7 * 86400))
 # the transaction-risk-analysis exemption's ceiling per currency (minor units): the PSD2 band
 # of the platform's fraud rate (100 EUR: fraud under 0.13 %; raise to 25000/50000 for lower)
 RISK_TRA_LIMITS = {"eur": 10000, "gbp": 8500}
+# Reconciliation (issue 14): where raw settlement reports are kept (hash-named, never
+# rewritten)
+RECONCILIATION_STORAGE_DIR = os.environ.get(
+    "RECONCILIATION_STORAGE_DIR", str(BASE_DIR / ".local" / "settlement_reports")
+)
+# PostgreSQL work_mem for a report's load (its transaction only): a million-line match hashes
+# and sorts in memory instead of spilling to disk
+RECONCILIATION_WORK_MEM = os.environ.get("RECONCILIATION_WORK_MEM", "256MB")
+# Observability (issue 17, docs/observability.md). /metrics answers a scrape that carries
+# `Authorization: Bearer <METRICS_BEARER_TOKEN>` (empty: no token is accepted) or comes from an
+# address in METRICS_ALLOWED_NETWORKS (comma-separated CIDRs; loopback by default); anyone else
+# gets a 404. The Celery queues whose length is exported.
+METRICS_BEARER_TOKEN = env("METRICS_BEARER_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = [
+    n for n in env("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128").split(",") if n.strip()
+]
+METRICS_CELERY_QUEUES = [q for q in env("METRICS_CELERY_QUEUES", "celery").split(",") if q]
 
 # Uploaded files (dispute evidence): on disk, never in a database text column.
 MEDIA_ROOT = env("MEDIA_ROOT", str(BASE_DIR / ".local" / "media"))

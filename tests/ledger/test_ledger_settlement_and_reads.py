@@ -52,6 +52,33 @@ def test_captures_become_available_after_their_connectors_delay(merchant_id):
     assert result[chart.MERCHANT_PENDING] == 0
 
 
+def test_a_connector_settled_by_reports_still_releases_sellers_on_its_delay(merchant_id):
+    """Its settlement report releases the merchant's own pending funds (issue 14); the sellers'
+    shares of its captures still become available after the connector's delay."""
+    _capture(merchant_id, "split", 2000, connector="reported", splits=[postings.Split("s_2", 700)])
+    _capture(merchant_id, "plain", 1000, connector="reported")
+
+    with time_machine.travel(timezone.now() + timedelta(days=4)):
+        released = ledger_release_settled(
+            delays_by_connector={"reported": 86_400},
+            default_delay_seconds=259_200,
+            skip_connectors=frozenset({"reported"}),
+        )
+        assert released == 1  # the split capture; the plain one waits for its report
+        assert (
+            ledger_release_settled(
+                delays_by_connector={"reported": 86_400},
+                default_delay_seconds=259_200,
+                skip_connectors=frozenset({"reported"}),
+            )
+            == 0
+        )
+    result = balances(merchant_id)
+    assert result[chart.seller_available("s_2")] == 700
+    assert result.get(chart.MERCHANT_AVAILABLE, 0) == 0
+    assert result[chart.MERCHANT_PENDING] == 1300 + 1000
+
+
 def test_a_refund_before_release_reduces_what_becomes_available(merchant_id):
     _capture(merchant_id, "a", 1000)
     ledger_post(

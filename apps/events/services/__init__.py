@@ -32,6 +32,7 @@ from apps.events.services.outbox import (
     outbox_insert_statement,
     outbox_record,
     outbox_record_change,
+    outbox_record_select,
     outbox_relay_schedule,
     outbox_relay_started,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "outbox_insert_statement",
     "outbox_record",
     "outbox_record_change",
+    "outbox_record_select",
     "outbox_relay_schedule",
     "outbox_relay_started",
     "psp_webhook_enqueue_processing",

@@ -12,6 +12,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from apps.core import metrics, tracing
 from apps.core.audit import Actor, audit_record
 from apps.core.errors import ConflictError
 from apps.events import signing
@@ -104,6 +105,11 @@ def _retry_delay(retry_count: int) -> float | None:
 def _deliver(claimed: list[int]) -> int:
     if not claimed:
         return 0
+    with tracing.span("pp.webhook_delivery", deliveries=len(claimed)):
+        return _deliver_claimed(claimed)
+
+
+def _deliver_claimed(claimed: list[int]) -> int:
     now = timezone.now()
     deliveries = list(
         WebhookDelivery.objects.filter(pk__in=claimed).select_related("event", "endpoint")
@@ -146,6 +152,17 @@ def _deliver(claimed: list[int]) -> int:
         )
     results = get_sender().send_all(outgoing) if outgoing else []
     _record_results(deliveries, results, skipped)
+    for delivery in deliveries:
+        result = {
+            WebhookDelivery.Status.SUCCEEDED: "succeeded",
+            WebhookDelivery.Status.DEAD: "dead",
+            WebhookDelivery.Status.PENDING: "failed",
+        }.get(delivery.status)
+        if result:
+            metrics.webhook_delivery(result=result)
+    for result in results:
+        if result.latency_ms is not None:
+            metrics.WEBHOOK_DELIVERY_DURATION.observe(result.latency_ms / 1000)
     return len(results)
 
 

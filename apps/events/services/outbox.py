@@ -68,6 +68,33 @@ def outbox_record(
     return row
 
 
+def outbox_record_select(*, select_sql: str, params) -> int:
+    """One outbox row per row of a caller's SELECT, in one statement (issue 14: thousands of
+    `reconciliation.discrepancy.created` at once). The SELECT yields, in this order:
+    merchant_id, livemode, object_type, object_id, event_type, payload (jsonb), for objects
+    created in this transaction: each row is its object's first event (sequence 1; the unique
+    (object_id, sequence) constraint refuses anything else). Call inside the transaction that
+    created the objects."""
+    table = OutboxEvent._meta.db_table
+    request_id = get_request_id() or ""
+    idempotency_key = get_idempotency_key()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+INSERT INTO {table}
+    (merchant_id, livemode, object_type, object_id, sequence, event_type, payload,
+     previous_attributes, request_id, idempotency_key, created_at)
+SELECT s.merchant_id, s.livemode, s.object_type, s.object_id, 1,
+       s.event_type, s.payload, '{{}}'::jsonb, %s, %s, now()
+FROM ({select_sql}) AS s (merchant_id, livemode, object_type, object_id, event_type, payload)""",
+            [request_id, idempotency_key, *params],
+        )
+        written = cursor.rowcount
+    if written:
+        outbox_relay_schedule()
+    return written
+
+
 def outbox_insert_statement(*, when: str, **fields) -> tuple[str, list]:
     """For a caller that writes an outbox row inside its own single statement, as a
     data-modifying CTE: the INSERT as (sql, params), written only if the relation `when` of

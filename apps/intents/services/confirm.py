@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.connectors import gateway
+from apps.core import metrics, tracing
 from apps.core.audit import Actor, audit_record
 from apps.core.errors import InvalidRequestError
 from apps.events.services import (
@@ -45,7 +46,7 @@ from apps.psp_adapters.contract import (
     PSPResult,
     RequestError,
 )
-from apps.psp_adapters.decline_codes import is_hard
+from apps.psp_adapters.decline_codes import DECLINE_CLASSES, is_hard
 from apps.risk import selectors as risk_selectors
 from apps.routing import selectors as routing_selectors
 from apps.vault import selectors as vault_selectors
@@ -85,35 +86,81 @@ def intent_confirm(
         from apps.intents.services.inquiries import intent_refresh_action
 
         return intent_refresh_action(intent=intent, actor=actor)
-    deadline = time.monotonic() + settings.CONFIRM_TIME_BUDGET_SECONDS
-    planned = _confirm_begin(
-        intent=intent,
-        actor=actor,
-        payment_method=payment_method,
-        radar={"client_ip": client_ip, "merchant_country": merchant_country},
+    with tracing.span("pp.confirm", intent=intent.public_id, livemode=intent.livemode):
+        deadline = time.monotonic() + settings.CONFIRM_TIME_BUDGET_SECONDS
+        with tracing.span("pp.tx_a", intent=intent.public_id):
+            planned = _confirm_begin(
+                intent=intent,
+                actor=actor,
+                payment_method=payment_method,
+                radar={"client_ip": client_ip, "merchant_country": merchant_country},
+            )
+        if isinstance(planned, PaymentIntent):
+            # blocked by Radar: no PSP was called
+            metrics.payment_finished(
+                livemode=planned.livemode,
+                psp="none",
+                status=planned.status,
+                decline_code=(planned.last_payment_error or {}).get("decline_code") or "",
+                known_codes=_METRIC_DECLINE_CODES,
+            )
+            return planned
+        card = None  # the card in clear, for this confirm's PSP calls only
+        while True:
+            attempt = planned.attempt
+            if card is None:
+                card = vault_services.vault_card_for_authorization(
+                    payment_method=attempt.intent.payment_method
+                )
+            result = _authorize_at_psp(attempt, card)
+            if planned.relay_owed:
+                outbox_relay_schedule()
+            with tracing.span("pp.tx_b", attempt=attempt.public_id, outcome=str(result.outcome)):
+                outcome = _confirm_apply(
+                    attempt=attempt, result=result, deadline=deadline, tried=planned.tried
+                )
+            metrics.attempt_answered(
+                livemode=intent.livemode,
+                psp=attempt.connector.connector_type,
+                outcome=str(result.outcome),
+            )
+            if isinstance(outcome, PaymentIntent):
+                _count_payment(outcome, attempt)
+                return outcome  # as tx B left it, locked and saved
+            if outcome is None:  # a webhook or inquiry applied the result first
+                return PaymentIntent.objects.select_related("payment_method", "connector").get(
+                    pk=intent.pk
+                )
+            metrics.failover(
+                livemode=intent.livemode,
+                from_psp=attempt.connector.connector_type,
+                reason=attempt.outcome,
+            )
+            planned = outcome
+
+
+def _count_payment(intent: PaymentIntent, attempt: PaymentAttempt) -> None:
+    """The confirm's end in the metrics: one counter increment, from what is in memory."""
+    error = intent.last_payment_error or {}
+    metrics.payment_finished(
+        livemode=intent.livemode,
+        psp=attempt.connector.connector_type,
+        status=intent.status,
+        decline_code=error.get("decline_code") or error.get("code") or "",
+        known_codes=_METRIC_DECLINE_CODES,
     )
-    if isinstance(planned, PaymentIntent):
-        return planned  # blocked by Radar: no PSP was called
-    card = None  # the card in clear, for this confirm's PSP calls only
-    while True:
-        attempt = planned.attempt
-        if card is None:
-            card = vault_services.vault_card_for_authorization(
-                payment_method=attempt.intent.payment_method
-            )
-        result = _authorize_at_psp(attempt, card)
-        if planned.relay_owed:
-            outbox_relay_schedule()
-        outcome = _confirm_apply(
-            attempt=attempt, result=result, deadline=deadline, tried=planned.tried
-        )
-        if isinstance(outcome, PaymentIntent):
-            return outcome  # as tx B left it, locked and saved
-        if outcome is None:  # a webhook or inquiry applied the result first
-            return PaymentIntent.objects.select_related("payment_method", "connector").get(
-                pk=intent.pk
-            )
-        planned = outcome
+
+
+# the decline codes a metric label may take (an unknown PSP code is `other`), plus our own
+# not-the-card codes
+_METRIC_DECLINE_CODES = frozenset(DECLINE_CLASSES) | {
+    "generic_decline",
+    "processing_error",
+    "psp_unavailable",
+    "psp_authentication_failed",
+    "connector_configuration_invalid",
+    "psp_request_invalid",
+}
 
 
 def _confirm_begin(
@@ -197,11 +244,21 @@ def _route_next(
     """The routing decision for the intent's next attempt, and that attempt, not saved yet.
     None when no connector is left after a first attempt; on the first, no connector at all is
     `no_eligible_connector`."""
-    from apps.core.ids import new_public_id  # (kept local: only this function uses it)
-
     facts = vault_selectors.card_routing_facts(intent.payment_method)
     metadata = intent.metadata or {}
-    decision = routing_selectors.route_for_payment(
+    routing_started = time.perf_counter()
+    with tracing.span("pp.routing_decision", intent=intent.public_id, first=first) as span:
+        decision = _route(intent, facts, metadata, tried)
+        span.set_attribute("pp.candidates", len(decision.candidates))
+    metrics.routing_decided(time.perf_counter() - routing_started)
+    # the full decision trace (profile version, rule, scored candidates, skipped connectors
+    # with reasons), plus the attempt's number within this confirm for the failover bound
+    trace = decision.trace()
+    return _attempt_for(intent, decision, trace, tried=tried, first=first, previous=previous)
+
+
+def _route(intent: PaymentIntent, facts: dict, metadata: dict, tried: frozenset[int]):
+    return routing_selectors.route_for_payment(
         merchant_id=intent.merchant_id,
         livemode=intent.livemode,
         currency=intent.currency,
@@ -214,9 +271,19 @@ def _route_next(
         customer_country=getattr(intent, "customer_country", "")
         or metadata.get("customer_country", ""),
     )
-    # the full decision trace (profile version, rule, scored candidates, skipped connectors
-    # with reasons), plus the attempt's number within this confirm for the failover bound
-    trace = decision.trace()
+
+
+def _attempt_for(
+    intent: PaymentIntent,
+    decision,
+    trace: dict,
+    *,
+    tried: frozenset[int],
+    first: bool,
+    previous: PaymentAttempt | None,
+) -> _PlannedAttempt | None:
+    from apps.core.ids import new_public_id  # (kept local: only this function uses it)
+
     if previous is not None:
         last = {"sequence": previous.sequence, "routing_trace": previous.routing_trace}
         tried_so_far = tried

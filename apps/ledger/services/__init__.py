@@ -23,6 +23,7 @@ from apps.ledger.services.reversals import ledger_reverse
 from apps.ledger.services.settlement import (
     ledger_release_pending_to_available,
     ledger_release_settled,
+    ledger_release_settled_amount,
 )
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "ledger_post",
     "ledger_release_pending_to_available",
     "ledger_release_settled",
+    "ledger_release_settled_amount",
     "ledger_reverse",
     "ledger_void_hold",
 ]

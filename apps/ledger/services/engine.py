@@ -36,6 +36,7 @@ import psycopg
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
+from apps.core import metrics
 from apps.core.errors import ApiError, ConflictError, IdempotencyError
 from apps.core.ids import PUBLIC_ID_RANDOM_LENGTH
 from apps.ledger import chart
@@ -435,6 +436,10 @@ _CONSTRAINT_ERRORS = {
 }
 
 
+def _count(spec: _Journal) -> None:
+    metrics.ledger_posted(kind=spec.kind, livemode=spec.livemode)
+
+
 def _execute(spec: _Journal) -> JournalTransaction:
     """Runs `_write` in its own transaction (a savepoint inside a caller's transaction), retrying
     deadlocks and serialization failures so that they never reach the caller."""
@@ -445,8 +450,13 @@ def _execute(spec: _Journal) -> JournalTransaction:
         try:
             if connection.in_atomic_block or not connection.get_autocommit():
                 with transaction.atomic():
-                    return _write(spec, open_accounts=missing)
-            return _write_own_transaction(spec, open_accounts=missing)
+                    journal = _write(spec, open_accounts=missing)
+                # counted when the caller's transaction commits (an in-memory hook)
+                transaction.on_commit(lambda: _count(spec))
+                return journal
+            journal = _write_own_transaction(spec, open_accounts=missing)
+            _count(spec)
+            return journal
         except _MissingAccounts as exc:
             missing |= exc.codes
             if attempt >= MAX_ATTEMPTS:

@@ -26,7 +26,7 @@ class Command(BaseCommand):
                     day_of_month=dom,
                     month_of_year=month,
                     day_of_week=dow,
-                    timezone="UTC",
+                    timezone=spec.get("timezone", "UTC"),
                 )
                 PeriodicTask.objects.create(name=name, task=spec["task"], crontab=crontab)
             created += 1

@@ -21,6 +21,7 @@ from apps.core.audit import Actor
 from apps.demo import services as demo_services
 from apps.merchants.models import ApiKey, Merchant
 from apps.merchants.services import hash_api_key, key_prefix
+from apps.reconciliation import services as reconciliation_services
 
 # Both connectors use the platform's simulator endpoint (`make run` starts the simulator and
 # exports SIMULATOR_URL): one per PSP dialect.
@@ -160,6 +161,9 @@ class Command(BaseCommand):
             connector_selectors.connector_list(merchant_id=merchant.id, livemode=False)
         )
         demo_services.demo_routing_profile_seed(merchant=merchant, connectors=connectors)
+        # the simulator settles both connectors and serves their reports: reconcile them nightly
+        for connector in connectors:
+            reconciliation_services.profile_for(connector=connector)
         demo_services.demo_webhooks_seed(
             merchant=merchant,
             connectors=connectors,
