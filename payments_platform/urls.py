@@ -29,6 +29,7 @@ v1 = [
     path("", include("apps.payouts.api.urls")),
     path("", include("apps.ledger.api.urls")),
     path("", include("apps.risk.api.urls")),
+    path("", include("apps.disputes.api.urls")),
     # last: any other /v1/ URL is the envelope's 404 also with DEBUG on (where Django would
     # otherwise answer its HTML debug page, as under `make run`)
     re_path(r"", unknown_api_url),

@@ -59,10 +59,17 @@ def region_matches(wanted: str, issuer_country: str) -> bool:
 
 
 def fee_line(
-    fee_schedule: list[dict[str, Any]], *, currency: str, brand: str = "*", region: str = "*"
+    fee_schedule: list[dict[str, Any]],
+    *,
+    currency: str,
+    brand: str = "*",
+    region: str = "*",
+    kind: str = "payment",
 ) -> dict | None:
     best, best_score = None, -1
     for line in fee_schedule:
+        if line.get("kind", "payment") != kind:
+            continue
         score = 0
         line_brand = line.get("brand", "*")
         if line_brand not in ("*", brand):

@@ -38,6 +38,8 @@ from apps.psp_adapters.contract import (
     CancelRequest,
     CaptureRequest,
     ConnectorConfig,
+    DisputeAcceptRequest,
+    DisputeEvidenceRequest,
     Outcome,
     PayoutRequest,
     PayoutResult,
@@ -68,6 +70,7 @@ class Operation(enum.StrEnum):
     PROBE = "probe"
     PAYOUT = "payout"
     SETTLEMENT_REPORT = "settlement_report"  # issue 14: list, download, payouts of a report
+    DISPUTE = "dispute"  # evidence, submission, acceptance of a dispute
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,8 @@ POLICIES: dict[Operation, Policy] = {
     # reports move no money and say nothing about authorizations: never short-circuited, never
     # counted; any failure is "not now" (SettlementReportUnavailable), retried by the next fetch
     Operation.SETTLEMENT_REPORT: Policy(False, False, Outcome.ERROR),
+    # a dispute answer goes to the PSP that holds the payment, whatever its health
+    Operation.DISPUTE: Policy(False, False, Outcome.UNKNOWN),
 }
 
 
@@ -318,6 +323,29 @@ def probe(*, connector: Connector) -> PSPResult:
         Operation.PROBE,
         lambda adapter: adapter.probe(),
         reference="probe",
+    )
+
+
+# --------------------------------------------------------------------------- disputes
+
+
+def dispute_submit_evidence(*, connector: Connector, request: DisputeEvidenceRequest) -> PSPResult:
+    """The merchant's evidence (and, with `submit`, the answer) in the PSP's dialect."""
+    return call(
+        connector,
+        Operation.DISPUTE,
+        lambda adapter: adapter.dispute_submit_evidence(request),
+        reference=request.psp_dispute_id,
+    )
+
+
+def dispute_accept(*, connector: Connector, request: DisputeAcceptRequest) -> PSPResult:
+    """The merchant concedes the dispute."""
+    return call(
+        connector,
+        Operation.DISPUTE,
+        lambda adapter: adapter.dispute_accept(request),
+        reference=request.psp_dispute_id,
     )
 
 

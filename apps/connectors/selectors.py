@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import redis
 
 from apps.connectors import health
-from apps.connectors.fees import REGION_GROUPS, estimate_fee_from_schedule
+from apps.connectors.fees import REGION_GROUPS, estimate_fee_from_schedule, fee_line
 from apps.connectors.health import (
     HEALTH_WINDOW_MAX,
     SEGMENTS,
@@ -20,6 +20,7 @@ from apps.connectors.health import (
 )
 from apps.connectors.models import Connector
 from apps.core.errors import NotFoundError
+from apps.core.money import currency_exponent
 
 # What routing reads about connectors besides the rows: rolling health, authorization rates per
 # segment, latency, breaker states (Redis, apps.connectors.health) and the fee schedules' math.
@@ -129,3 +130,17 @@ def connector_endpoints() -> dict[int, str]:
     from apps.connectors.representations import endpoint_url_or_none
 
     return {c.pk: endpoint_url_or_none(c) or "" for c in Connector.objects.all()}
+
+
+# the simulator's (and the default) dispute fee: 15.00 in the payment's currency
+DEFAULT_DISPUTE_FEE_MAJOR = 15
+
+
+def connector_dispute_fee(*, connector_id: int, currency: str) -> int:
+    """The PSP's fee per dispute in minor units: the connector's fee schedule line of kind
+    "dispute" for the currency (or "*"), else 15.00 in that currency."""
+    connector = Connector.objects.only("fee_schedule").get(pk=connector_id)
+    line = fee_line(connector.fee_schedule or [], currency=currency, kind="dispute")
+    if line is not None:
+        return int(line.get("fixed", 0))
+    return DEFAULT_DISPUTE_FEE_MAJOR * 10 ** currency_exponent(currency)

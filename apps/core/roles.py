@@ -27,6 +27,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "core.retry_payout",
         "core.write_off_discrepancy",
         "core.post_ledger_adjustment",
+        "disputes.*",
     ],
     OPS: [
         "*.view_*",
@@ -42,6 +43,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "risk.view_declinehandling",
         "risk.add_declinehandling",
         "risk.change_declinehandling",
+        "disputes.resolve_dispute_notification",
     ],
     ADMIN: ["*"],
     RISK: [

@@ -179,3 +179,50 @@ def demo_webhooks_seed(
         else:
             result["webhook_endpoint"] = {"id": existing.public_id, "created": False}
     return result
+
+
+DISPUTE_CARD = "4000000000000259"  # the simulator disputes it (fraudulent) after capture
+DEMO_DISPUTE_LABEL = "disputed_payment"
+
+
+def demo_disputed_payment_seed(*, merchant, actor: Actor | None = None) -> str | None:
+    """A payment with the simulator's dispute test card: the simulator opens a dispute on it
+    (ConnectorSettings.dispute_delay_ms after capture) and notifies us, so `make run` shows a
+    disputed payment end to end. Idempotent (one per merchant). Raises SimulatorUnavailable
+    when the payment could not reach the simulator (the caller retries)."""
+    from apps.intents import selectors as intent_selectors
+    from apps.intents import services as intent_services
+    from apps.vault import services as vault_services
+
+    actor = actor or Actor.system("seed_demo")
+    existing = (
+        intent_selectors.intent_list(merchant_id=merchant.id, livemode=False)
+        .filter(metadata__demo=DEMO_DISPUTE_LABEL, amount_received__gt=0)
+        .first()
+    )
+    if existing is not None:
+        return existing.public_id
+    method = vault_services.payment_method_create(
+        merchant=merchant,
+        livemode=False,
+        number=DISPUTE_CARD,
+        exp_month=12,
+        exp_year=2034,
+        cvc="123",
+        billing_name="Demo Shopper",
+        actor=actor,
+    )
+    intent = intent_services.intent_create(
+        merchant=merchant,
+        livemode=False,
+        amount=4900,
+        currency="eur",
+        actor=actor,
+        payment_method=method.public_id,
+        description="Demo: a payment the shopper disputes",
+        metadata={"demo": DEMO_DISPUTE_LABEL},
+    )
+    intent = intent_services.intent_confirm(intent=intent, actor=actor)
+    if intent.amount_received <= 0:
+        raise SimulatorUnavailable(f"the demo payment {intent.public_id} is {intent.status}")
+    return intent.public_id

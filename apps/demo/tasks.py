@@ -19,3 +19,16 @@ def register_simulator_webhooks(
         platform_base_url=platform_base_url,
         simulator_url=simulator_url,
     )
+
+
+@shared_task(
+    name="demo.seed_disputed_payment",
+    autoretry_for=(services.SimulatorUnavailable,),
+    retry_backoff=2,
+    retry_backoff_max=30,
+    max_retries=12,
+)
+def seed_disputed_payment(merchant_id: int) -> str | None:
+    from apps.merchants.models import Merchant
+
+    return services.demo_disputed_payment_seed(merchant=Merchant.objects.get(pk=merchant_id))

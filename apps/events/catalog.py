@@ -33,6 +33,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "dispute.created",
     "dispute.updated",
     "dispute.closed",
+    "dispute.funds_withdrawn",
+    "dispute.funds_reinstated",
     "webhook_endpoint.disabled",
     "review.opened",
     "review.closed",

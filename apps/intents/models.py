@@ -57,6 +57,11 @@ class PaymentIntent(ConcurrentTransitionMixin, models.Model):
     amount_received = models.BigIntegerField(default=0)
     # includes refunds still pending at the PSP, so concurrent refunds can never over-refund
     amount_refunded = models.BigIntegerField(default=0)
+    # taken back by disputes (withdrawn by the PSP and not reinstated): with the refunds it can
+    # never exceed what was received (CHECK intent_refunded_and_disputed_le_received)
+    amount_disputed = models.BigIntegerField(default=0)
+    disputed = models.BooleanField(default=False)  # a dispute is open: no refunds meanwhile
+    fraud_notified_at = models.DateTimeField(null=True, blank=True)  # the PSP's fraud notice
     payment_method = models.ForeignKey(
         "vault.PaymentMethod", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -119,6 +124,11 @@ class PaymentIntent(ConcurrentTransitionMixin, models.Model):
                 & Q(amount_received__gte=0)
                 & Q(amount_received__lte=F("amount")),
                 name="intent_refunded_le_received_le_amount",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_disputed__gte=0)
+                & Q(amount_disputed__lte=F("amount_received") - F("amount_refunded")),
+                name="intent_refunded_and_disputed_le_received",
             ),
             models.CheckConstraint(
                 condition=Q(amount_capturable__gte=0) & Q(amount_capturable__lte=F("amount")),

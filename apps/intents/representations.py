@@ -58,6 +58,8 @@ def intent_representation(intent: PaymentIntent, *, expand_attempts: bool = Fals
         "amount_capturable": intent.amount_capturable,
         "amount_received": intent.amount_received,
         "amount_refunded": intent.amount_refunded,
+        "amount_disputed": intent.amount_disputed,
+        "disputed": intent.disputed,
         "payment_method": intent.payment_method.public_id if intent.payment_method_id else None,
         "connector": intent.connector.public_id if intent.connector_id else None,
         "psp_reference": intent.psp_reference or None,

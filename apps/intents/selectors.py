@@ -383,3 +383,27 @@ def settlement_object_by_public_id(*, public_id: str) -> tuple[str, dict] | None
         .first()
     )
     return ("refund", refund) if refund else None
+
+
+def attempt_for_psp_reference(*, connector_id: int, psp_reference: str) -> PaymentAttempt | None:
+    """The successful attempt a PSP's payment reference names on one connector (a dispute
+    notification names the payment only by it), with its intent."""
+    if not psp_reference:
+        return None
+    return (
+        PaymentAttempt.objects.select_related("intent")
+        .filter(connector_id=connector_id, psp_reference=psp_reference)
+        .order_by("-id")
+        .first()
+    )
+
+
+def intent_captured_totals(*, since, merchant_id: int | None = None):
+    """Captured payments since a moment, per (merchant, connector): count and amount (the
+    denominator of the dispute rate)."""
+    intents = PaymentIntent.objects.filter(amount_received__gt=0, created_at__gte=since)
+    if merchant_id is not None:
+        intents = intents.filter(merchant_id=merchant_id)
+    return intents.values("merchant_id", "connector_id", "currency").annotate(
+        count=Count("id"), amount=Sum("amount_received")
+    )

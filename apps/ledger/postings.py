@@ -263,3 +263,76 @@ def transfer_legs(*, amount: int, from_account: str, to_account: str) -> list[Le
     """Moves money owed from one liability to another (merchant <-> seller available)."""
     _positive(amount, "amount")
     return [Leg.debit(from_account, amount), Leg.credit(to_account, amount)]
+
+
+def dispute_withdrawal_legs(
+    *,
+    connector: str,
+    taken: int,
+    uncovered: int = 0,
+    dispute_fee: int = 0,
+    captured_amount: int | None = None,
+    taken_before: int = 0,
+    splits: Sequence[Split] = (),
+) -> list[Leg]:
+    """The PSP withdraws a disputed amount and its dispute fee from the receivable. The
+    merchant (and, for a split payment, each seller in proportion, as for refunds) bears
+    `taken`, what the payment still held; `uncovered` (the PSP took more than that, e.g. after
+    a refund) is the platform's dispute loss until recovered; the merchant pays the fee."""
+    _non_negative(taken, "taken")
+    _non_negative(uncovered, "uncovered")
+    _non_negative(dispute_fee, "dispute_fee")
+    if taken + uncovered + dispute_fee == 0:
+        raise InvalidRequestError("Nothing to post.", code="amount_zero", param="amount")
+    shares: dict[str, int] = {}
+    if splits and taken:
+        if captured_amount is None:
+            raise InvalidRequestError(
+                "captured_amount is needed to share a dispute among sellers.",
+                code="parameter_missing",
+                param="captured_amount",
+            )
+        shares = split_refund_shares(
+            amount=taken,
+            captured_amount=captured_amount,
+            previously_refunded=taken_before,
+            splits=splits,
+        )
+    return _legs(
+        (chart.MERCHANT_PENDING, taken - sum(shares.values()) + dispute_fee),
+        *((chart.seller_pending(seller), share) for seller, share in shares.items()),
+        (chart.DISPUTE_LOSSES, uncovered),
+        (chart.psp_receivable(connector), -(taken + uncovered + dispute_fee)),
+    )
+
+
+def dispute_reinstatement_legs(
+    *,
+    connector: str,
+    taken: int,
+    uncovered: int = 0,
+    captured_amount: int | None = None,
+    taken_before: int = 0,
+    splits: Sequence[Split] = (),
+) -> list[Leg]:
+    """A won dispute: the PSP returns the disputed amount (not its fee), back to whoever bore
+    it (the exact negation of the withdrawal's amount legs)."""
+    return [
+        Leg(leg.account, -leg.amount)
+        for leg in dispute_withdrawal_legs(
+            connector=connector,
+            taken=taken,
+            uncovered=uncovered,
+            captured_amount=captured_amount,
+            taken_before=taken_before,
+            splits=splits,
+        )
+    ]
+
+
+def dispute_fee_return_legs(*, connector: str, dispute_fee: int) -> list[Leg]:
+    """The PSP gives the dispute fee back (some do on a won dispute): the fee legs, negated."""
+    return [
+        Leg(leg.account, -leg.amount)
+        for leg in dispute_withdrawal_legs(connector=connector, taken=0, dispute_fee=dispute_fee)
+    ]

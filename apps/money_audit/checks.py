@@ -19,6 +19,8 @@ INVARIANTS: dict[str, str] = {
     "refunds_resolved": "no refund left pending",
     "refund_reservations": "each intent's refunded amount = its pending + succeeded refunds "
     "<= received",
+    "dispute_totals": "each intent's disputed amount = what its disputes hold withdrawn "
+    "(refunded + disputed <= received is a CHECK)",
     "outbox_relayed": "every outbox row relayed to an event",
     "webhooks_delivered": "every merchant webhook delivered or dead-lettered",
     "inbound_webhooks_processed": "every PSP notification processed or dead-lettered",
@@ -146,6 +148,19 @@ def refund_reservations_check(rows: list[dict]) -> CheckResult:
                 row["public_id"],
                 f"amount_refunded {row['amount_refunded']}, pending + succeeded refunds "
                 f"{row['reserved']}, received {row['amount_received']}",
+            )
+            for row in rows
+        ],
+    )
+
+
+def dispute_totals_check(rows: list[dict]) -> CheckResult:
+    return CheckResult.from_offenders(
+        "dispute_totals",
+        [
+            Offender(
+                row["public_id"],
+                f"amount_disputed {row['amount_disputed']}, held by its disputes {row['held']}",
             )
             for row in rows
         ],

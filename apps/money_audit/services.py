@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.connectors import selectors as connector_selectors
+from apps.disputes import selectors as disputes_selectors
 from apps.events import selectors as events_selectors
 from apps.intents import selectors as intents_selectors
 from apps.ledger import selectors as ledger_selectors
@@ -152,6 +153,9 @@ def _gather(parameters: AuditParameters, now: datetime) -> _Gathered:
     )
     results.append(
         checks.refund_reservations_check(intents_selectors.audit_refund_reservations_mismatched())
+    )
+    results.append(
+        checks.dispute_totals_check(disputes_selectors.audit_dispute_totals_mismatched())
     )
 
     # events: relayed, delivered or dead-lettered, PSP notifications processed

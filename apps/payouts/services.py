@@ -139,6 +139,66 @@ def _post_payout_journal(payout: Payout) -> None:
     payout.ledger_transaction = journal.public_id
 
 
+def _pending_and_available(
+    *, merchant_id: int, livemode: bool, currency: str, seller: Seller | None
+) -> tuple[int, int]:
+    if seller is None:
+        for balance in ledger_selectors.balances_for_merchant(
+            merchant_id=merchant_id, livemode=livemode
+        ):
+            if balance.currency == currency:
+                return balance.pending, balance.available
+        return 0, 0
+    return tuple(
+        ledger_selectors.account_balance(
+            merchant_id=merchant_id, livemode=livemode, currency=currency, code=code
+        )
+        for code in (
+            chart.seller_pending(seller.ledger_id),
+            chart.seller_available(seller.ledger_id),
+        )
+    )
+
+
+def payable_amount(
+    *, merchant_id: int, livemode: bool, currency: str, seller: Seller | None
+) -> int:
+    """What may be paid out: the available balance, less what pending funds owe back. A
+    chargeback may take a balance below zero (the PSP withdraws whatever we hold); what is owed
+    then is a receivable from the merchant (or seller), recovered from its next captures, and
+    no payout may leave the balance, pending included, below zero."""
+    pending, available = _pending_and_available(
+        merchant_id=merchant_id, livemode=livemode, currency=currency, seller=seller
+    )
+    return available + min(pending, 0)
+
+
+def _check_not_negative(
+    *, merchant_id: int, livemode: bool, currency: str, seller: Seller | None, amount: int
+) -> None:
+    pending, available = _pending_and_available(
+        merchant_id=merchant_id, livemode=livemode, currency=currency, seller=seller
+    )
+    if pending >= 0:
+        return  # the available balance decides (the ledger refuses an overdraft)
+    whose = f"Seller {seller.public_id}'s" if seller else "Your"
+    total = pending + available
+    if total < 0:
+        raise InvalidRequestError(
+            f"{whose} {currency.upper()} balance is negative ({total}) after disputes: no "
+            "payout until it is recovered.",
+            code="balance_negative",
+            param="amount",
+        )
+    if amount > total:
+        raise InvalidRequestError(
+            f"{whose} pending {currency.upper()} balance owes {-pending} after disputes: at most "
+            f"{total} can be paid out.",
+            code="balance_negative",
+            param="amount",
+        )
+
+
 def _is_insufficient(exc: PlatformError) -> bool:
     return exc.code == "insufficient_balance"
 
@@ -184,6 +244,13 @@ def payout_create(
             code="parameter_invalid",
             param="description",
         )
+    _check_not_negative(
+        merchant_id=merchant.id,
+        livemode=livemode,
+        currency=currency,
+        seller=seller_obj,
+        amount=amount,
+    )
     try:
         with transaction.atomic():
             payout = Payout.objects.create(
@@ -541,7 +608,7 @@ def payouts_run_scheduled(*, now: datetime | None = None) -> int:
     for seller in merchant_selectors.sellers_due_for_payout(on=today).select_related("merchant"):
         if (seller.pk, seller.bank_currency) in already:
             continue
-        available = _available_balance(
+        available = payable_amount(  # less what disputes left owed in pending funds
             merchant_id=seller.merchant_id,
             livemode=seller.livemode,
             currency=seller.bank_currency,

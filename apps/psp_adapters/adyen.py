@@ -31,14 +31,19 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from apps.psp_adapters import disputes as dispute_vocabulary
 from apps.psp_adapters.contract import (
     AuthorizeRequest,
     CancelRequest,
     CaptureRequest,
     ConnectorConfig,
+    DisputeAcceptRequest,
+    DisputeEvidenceRequest,
+    DisputeNotice,
     Outcome,
     PSPResult,
     RefundRequest,
+    RequestError,
     RetrieveRequest,
     SettlementLine,
     WebhookEvent,
@@ -64,6 +69,17 @@ API_VERSION = "v71"
 # is answered from Adyen's idempotency store and never charges twice
 RESEND_WINDOW_SECONDS = 30 * 24 * 3600
 IDEMPOTENCY_KEY_MAX_LENGTH = 64
+DISPUTE_API_VERSION = "v30"
+# Stripe's evidence file fields -> Adyen defenseDocumentTypeCode
+_DEFENSE_DOCUMENT_TYPES = {
+    "receipt": "GoodsOrServicesProvided",
+    "shipping_documentation": "ProofOfDelivery",
+    "customer_communication": "CustomerCommunication",
+    "refund_policy": "TermsAndConditions",
+    "cancellation_policy": "TermsAndConditions",
+    "service_documentation": "GoodsOrServicesProvided",
+    "uncategorized_file": "DefenseMaterial",
+}
 REFERENCE_MAX_LENGTH = 80
 
 # Adyen refusal reasons -> normalized decline codes, as (refusalReasonCode, refusalReason, code).
@@ -148,6 +164,8 @@ EVENT_TYPES = {
     "PREARBITRATION_WON": "chargeback",
     "PREARBITRATION_LOST": "chargeback",
     "REQUEST_FOR_INFORMATION": "chargeback",
+    "DISPUTE_DEFENSE_PERIOD_ENDED": "chargeback",
+    "NOTIFICATION_OF_FRAUD": "chargeback",
     "PAIDOUT_REVERSED": "payout",
     "PAYOUT_THIRDPARTY": "payout",
     "PAYOUT_DECLINE": "payout",
@@ -263,6 +281,103 @@ class AdyenAdapter(AdyenSettlementReports):
             body["merchantRefundReason"] = _REFUND_REASONS[request.reason]
         return self._modification(
             "refunds", request.psp_reference, body, request.idempotency_key, Operation.REFUND
+        )
+
+    def dispute_submit_evidence(self, request: DisputeEvidenceRequest) -> PSPResult:
+        """Adyen's dispute service: supplyDefenseDocument for each document (the text evidence
+        goes as one written statement), then defendDispute when submitting."""
+        statement = "\n".join(f"{name}: {value}" for name, value in request.evidence.items())
+        documents = (
+            [
+                (
+                    "WrittenStatement",
+                    "text/plain",
+                    statement.encode(),
+                )
+            ]
+            if statement
+            else []
+        )
+        documents += [
+            (_DEFENSE_DOCUMENT_TYPES.get(d.field, "DefenseMaterial"), d.content_type, d.content)
+            for d in request.documents
+        ]
+        base = {
+            "disputePspReference": request.psp_dispute_id,
+            "merchantAccountCode": self._merchant_account,
+        }
+        for index, (type_code, content_type, content) in enumerate(documents):
+            result = self._dispute_call(
+                "supplyDefenseDocument",
+                {
+                    **base,
+                    "defenseDocuments": [
+                        {
+                            "content": base64.b64encode(content).decode(),
+                            "contentType": content_type,
+                            "defenseDocumentTypeCode": type_code,
+                        }
+                    ],
+                },
+                f"{request.idempotency_key}:doc{index}",
+                request.psp_dispute_id,
+            )
+            if result.outcome is not Outcome.APPROVED:
+                return result
+        if not request.submit:
+            return PSPResult(outcome=Outcome.APPROVED, psp_reference=request.psp_dispute_id)
+        return self._dispute_call(
+            "defendDispute",
+            {**base, "defenseReasonCode": "SupplyDefenseMaterial"},
+            f"{request.idempotency_key}:defend",
+            request.psp_dispute_id,
+        )
+
+    def dispute_accept(self, request: DisputeAcceptRequest) -> PSPResult:
+        return self._dispute_call(
+            "acceptDispute",
+            {
+                "disputePspReference": request.psp_dispute_id,
+                "merchantAccountCode": self._merchant_account,
+            },
+            request.idempotency_key,
+            request.psp_dispute_id,
+        )
+
+    def _dispute_call(
+        self, action: str, body: dict[str, Any], idempotency_key: str, reference: str
+    ) -> PSPResult:
+        try:
+            response = self._post(
+                f"/ca/services/DisputeService/{DISPUTE_API_VERSION}/{action}",
+                body,
+                idempotency_key=idempotency_key,
+                operation=Operation.DISPUTE,
+                reference=reference,
+            )
+        except PSPTransportError as exc:
+            return exc.result
+        payload = response.payload if isinstance(response.payload, dict) else {}
+        result = payload.get("disputeServiceResult")
+        result = result if isinstance(result, dict) else {}
+        if 200 <= response.status_code < 300 and result.get("success") is True:
+            return PSPResult(
+                outcome=Outcome.APPROVED,
+                psp_reference=reference,
+                raw_code=action,
+                http_status=response.status_code,
+                latency_ms=response.latency_ms,
+            )
+        return PSPResult(
+            outcome=Outcome.ERROR,
+            psp_reference=reference,
+            raw_code=str(payload.get("errorCode") or response.status_code),
+            raw_message=str(result.get("errorMessage") or payload.get("message") or "")[:500],
+            http_status=response.status_code,
+            latency_ms=response.latency_ms,
+            request_error=RequestError.INVALID_REQUEST
+            if 400 <= response.status_code < 500
+            else RequestError.NONE,
         )
 
     def retrieve(self, request: RetrieveRequest) -> PSPResult:
@@ -722,6 +837,32 @@ def _notification_event(item: dict[str, Any]) -> WebhookEvent:
         raw_code=reason if declined and reason else event_code,
         decline_code=refusal_decline_code(reason) if declined else "",
         occurred_at=_unix_seconds(item.get("eventDate")),
+        dispute=_dispute_notice(item, event_code, additional, reason)
+        if event_type == "chargeback"
+        else None,
+    )
+
+
+def _dispute_notice(
+    item: dict[str, Any], event_code: str, additional: dict[str, Any], reason: str
+) -> DisputeNotice:
+    """A dispute notification: the dispute is named by its own pspReference (the payment by
+    originalReference); disputeStatus, chargebackReasonCode and defensePeriodEndsAt as Adyen
+    documents them in additionalData."""
+    raw_status = str(additional.get("disputeStatus") or "")
+    mapped = dispute_vocabulary.adyen_dispute(event_code, raw_status)
+    code = str(additional.get("chargebackReasonCode") or "")
+    return DisputeNotice(
+        psp_dispute_id=str(item.get("pspReference") or ""),
+        raw_status=raw_status,
+        raw_event=event_code,
+        stage=mapped.stage,
+        status=mapped.status,
+        reason=dispute_vocabulary.reason_for(code, reason),
+        network_reason_code=code,
+        evidence_due_by=_unix_seconds(additional.get("defensePeriodEndsAt")),
+        funds=mapped.funds,
+        informational=event_code == "NOTIFICATION_OF_FRAUD",
     )
 
 

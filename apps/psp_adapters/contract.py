@@ -94,6 +94,37 @@ class RefundRequest:
 
 
 @dataclass(frozen=True)
+class EvidenceDocument:
+    """A merchant's evidence file, its content handed over for one call."""
+
+    field: str  # Stripe's evidence field (receipt, shipping_documentation, uncategorized_file…)
+    file_id: str  # our file id (file_…)
+    content_type: str
+    content: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class DisputeEvidenceRequest:
+    """Answer a dispute: the text evidence in Stripe's field names, the documents, and submit.
+    Adapters send it in their dialect (Stripe POST /v1/disputes/{id}; Adyen's dispute service
+    supplyDefenseDocument + defendDispute)."""
+
+    psp_dispute_id: str
+    psp_reference: str  # the payment
+    idempotency_key: str
+    evidence: dict[str, str]
+    documents: tuple[EvidenceDocument, ...] = ()
+    submit: bool = True
+
+
+@dataclass(frozen=True)
+class DisputeAcceptRequest:
+    psp_dispute_id: str
+    psp_reference: str
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
 class RetrieveRequest:
     """Status inquiry. `psp_reference` may be empty when the authorize response was lost;
     adapters then look the payment up by our attempt id / idempotency key."""
@@ -156,6 +187,26 @@ class PSPResult:
 
 
 @dataclass(frozen=True)
+class DisputeNotice:
+    """What a dispute notification says, normalized by the adapter (Stripe's vocabulary), with
+    the PSP's own words kept beside it. `stage`/`status` are "" when the PSP said nothing that
+    maps (the service then keeps the dispute's own)."""
+
+    psp_dispute_id: str
+    raw_status: str  # Stripe dispute.status / Adyen additionalData.disputeStatus
+    raw_event: str  # Stripe event type / Adyen eventCode
+    stage: str = ""  # inquiry | chargeback | pre_arbitration | arbitration
+    status: str = ""  # warning_needs_response … won | lost | accepted | expired
+    reason: str = "general"  # fraudulent | product_not_received | duplicate | …
+    network_reason_code: str = ""
+    evidence_due_by: int | None = None  # unix seconds, as the PSP said
+    funds: str = ""  # "withdrawn" | "reinstated" | "": what this notification did to the money
+    is_charge_refundable: bool = False
+    informational: bool = False  # a fraud notification: recorded on the payment, no dispute
+    fee_returned: int = 0  # a reinstatement that also gives the dispute fee back (minor units)
+
+
+@dataclass(frozen=True)
 class WebhookEvent:
     """A PSP notification normalized to what our services understand."""
 
@@ -170,6 +221,7 @@ class WebhookEvent:
     raw_code: str = ""
     decline_code: str = ""
     occurred_at: int | None = None  # unix seconds
+    dispute: DisputeNotice | None = None  # event_type "chargeback": the dispute it is about
 
 
 @dataclass(frozen=True)
@@ -279,6 +331,10 @@ class PSPAdapter(Protocol):
     def refund(self, request: RefundRequest) -> PSPResult: ...
 
     def retrieve(self, request: RetrieveRequest) -> PSPResult: ...
+
+    def dispute_submit_evidence(self, request: DisputeEvidenceRequest) -> PSPResult: ...
+
+    def dispute_accept(self, request: DisputeAcceptRequest) -> PSPResult: ...
 
     def probe(self) -> PSPResult: ...  # a harmless request: any answer below 500 means "up"
 

@@ -48,6 +48,7 @@ class Operation(enum.StrEnum):
     REFUND = "refund"
     RETRIEVE = "retrieve"
     PAYOUT = "payout"
+    DISPUTE = "dispute"  # evidence, submission, acceptance of a dispute
 
 
 # --- sessions -------------------------------------------------------------------------------------

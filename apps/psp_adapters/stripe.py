@@ -29,11 +29,15 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from apps.psp_adapters import disputes as dispute_vocabulary
 from apps.psp_adapters.contract import (
     AuthorizeRequest,
     CancelRequest,
     CaptureRequest,
     ConnectorConfig,
+    DisputeAcceptRequest,
+    DisputeEvidenceRequest,
+    DisputeNotice,
     Outcome,
     PayoutRequest,
     PayoutResult,
@@ -190,6 +194,53 @@ class StripeAdapter(StripeSettlementReports):
         if not _is_object(response, "refund"):
             return self._error_result(response, Operation.REFUND)
         return _refund_result(response.payload, response)
+
+    def dispute_submit_evidence(self, request: DisputeEvidenceRequest) -> PSPResult:
+        """POST /v1/disputes/{id} with evidence[...] and submit. Documents are named by our
+        file ids in their evidence fields (the simulator takes them as they are)."""
+        evidence = dict(request.evidence)
+        for document in request.documents:
+            evidence[document.field] = document.file_id
+        return self._dispute_call(
+            f"/v1/disputes/{quote(request.psp_dispute_id, safe='')}",
+            {"evidence": evidence, "submit": "true" if request.submit else "false"},
+            request.idempotency_key,
+            request.psp_dispute_id,
+        )
+
+    def dispute_accept(self, request: DisputeAcceptRequest) -> PSPResult:
+        """POST /v1/disputes/{id}/close: the merchant concedes."""
+        return self._dispute_call(
+            f"/v1/disputes/{quote(request.psp_dispute_id, safe='')}/close",
+            {},
+            request.idempotency_key,
+            request.psp_dispute_id,
+        )
+
+    def _dispute_call(
+        self, path: str, params: dict[str, Any], idempotency_key: str, reference: str
+    ) -> PSPResult:
+        try:
+            response = self._send(
+                "POST",
+                path,
+                params=params,
+                idempotency_key=idempotency_key,
+                operation=Operation.DISPUTE,
+                reference=reference,
+            )
+        except PSPTransportError as exc:
+            return exc.result
+        if not _is_object(response, "dispute"):
+            return self._error_result(response, Operation.DISPUTE)
+        return PSPResult(
+            outcome=Outcome.APPROVED,
+            psp_reference=str(response.payload.get("id") or reference),
+            raw_code=str(response.payload.get("status") or ""),
+            psp_status=str(response.payload.get("status") or ""),
+            http_status=response.status_code,
+            latency_ms=response.latency_ms,
+        )
 
     def retrieve(self, request: RetrieveRequest) -> PSPResult:
         """Current state of the attempt's PaymentIntent.
@@ -477,7 +528,7 @@ class StripeAdapter(StripeSettlementReports):
         elif event_type in _REFUND_EVENTS:
             parsed = _refund_event(obj)
         elif event_type.startswith("charge.dispute."):
-            parsed = _dispute_event(obj)
+            parsed = _dispute_event(obj, event_type)
         elif event_type.startswith("payout."):
             parsed = {
                 "event_type": "payout",
@@ -754,7 +805,17 @@ def _refund_event(refund: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _dispute_event(dispute: dict[str, Any]) -> dict[str, Any]:
+def _dispute_event(dispute: dict[str, Any], event_type: str = "") -> dict[str, Any]:
+    """charge.dispute.*: the Dispute object, normalized (its status is Stripe's own word)."""
+    status = str(dispute.get("status") or "")
+    normalized = "won" if status == "prevented" else status
+    details = dispute.get("evidence_details")
+    details = details if isinstance(details, dict) else {}
+    method = dispute.get("payment_method_details")
+    card = method.get("card") if isinstance(method, dict) else None
+    card = card if isinstance(card, dict) else {}
+    network_code = str(card.get("network_reason_code") or "")
+    due_by = details.get("due_by")
     return {
         "event_type": "chargeback",
         "psp_reference": dispute.get("payment_intent") or dispute.get("charge") or "",
@@ -762,7 +823,39 @@ def _dispute_event(dispute: dict[str, Any]) -> dict[str, Any]:
         "amount": dispute.get("amount"),
         "currency": dispute.get("currency", ""),
         "raw_code": dispute.get("reason") or dispute.get("status") or "",
+        "dispute": DisputeNotice(
+            psp_dispute_id=str(dispute.get("id") or ""),
+            raw_status=status,
+            raw_event=event_type,
+            stage=dispute_vocabulary.stripe_stage(status)
+            if status in dispute_vocabulary.STRIPE_STATUSES
+            else "",
+            status=normalized if status in dispute_vocabulary.STRIPE_STATUSES else "",
+            reason=dispute_vocabulary.reason_for(network_code, str(dispute.get("reason") or "")),
+            network_reason_code=network_code,
+            evidence_due_by=due_by if isinstance(due_by, int) else None,
+            funds=dispute_vocabulary.STRIPE_FUNDS.get(event_type, ""),
+            is_charge_refundable=bool(dispute.get("is_charge_refundable")),
+            fee_returned=_fee_returned(dispute)
+            if event_type == "charge.dispute.funds_reinstated"
+            else 0,
+        ),
     }
+
+
+def _fee_returned(dispute: dict[str, Any]) -> int:
+    """The reinstatement's balance transaction carries a negative fee when Stripe gives the
+    dispute fee back."""
+    transactions = dispute.get("balance_transactions")
+    if not isinstance(transactions, list):
+        return 0
+    for transaction in reversed(transactions):
+        if not isinstance(transaction, dict):
+            continue
+        amount, fee = transaction.get("amount"), transaction.get("fee")
+        if isinstance(amount, int) and amount > 0:
+            return -fee if isinstance(fee, int) and not isinstance(fee, bool) and fee < 0 else 0
+    return 0
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:

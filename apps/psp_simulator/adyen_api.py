@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from apps.psp_simulator import cards
+from apps.psp_simulator import cards, disputes
 from apps.psp_simulator.core import Context, Dialect, Execution
 from apps.psp_simulator.state import (
     STORE,
@@ -358,6 +358,7 @@ def _authorise(connector: ConnectorState, payment: Payment) -> Response:
         charge.status = "captured"
         charge.amount_captured = payment.amount
         charge.captured_at = now()
+        disputes.after_capture(connector, payment)
     auth_code = f"{secrets.randbelow(1_000_000):06d}"
     expiry = f"{payment.exp_month}/{payment.exp_year}"
     result = {
@@ -577,6 +578,7 @@ def capture(context: Context, version: str, psp_reference: str) -> Response | Ex
             charge.status = "captured"
             charge.amount_captured = value
             charge.captured_at = now()
+            disputes.after_capture(connector, payment)
         connector.modifications[modification] = {
             "kind": "capture",
             "payment": payment.id,
@@ -816,3 +818,79 @@ def _adyen_state(payment: Payment) -> str:
         "requires_payment_method": "Refused",
         "requires_action": "RedirectShopper",
     }.get(payment.status, payment.status)
+
+
+# -- dispute service (https://docs.adyen.com/api-explorer/disputes) -------------------------------
+
+DISPUTE_SERVICE = r"/ca/services/DisputeService/v(?P<version>\d+)"
+
+
+def _dispute_result(success: bool, message: str = "") -> Response:
+    result: dict[str, Any] = {"success": success}
+    if message:
+        result["errorMessage"] = message
+    return json_response(200, {"disputeServiceResult": result})
+
+
+def _dispute_request(context: Context):
+    body = _body(context)
+    if isinstance(body, Response):
+        return body, None
+    reference = body.get("disputePspReference")
+    dispute = context.connector.disputes.get(reference) if isinstance(reference, str) else None
+    if dispute is None or dispute.dialect != "adyen":
+        return _dispute_result(False, "Dispute not found"), None
+    return body, dispute
+
+
+@ADYEN.route("POST", f"{DISPUTE_SERVICE}/supplyDefenseDocument", "dispute", mutating=True)
+def dispute_supply_document(context: Context, version: str) -> Response | Execution:
+    def run() -> Response:
+        body, dispute = _dispute_request(context)
+        if dispute is None:
+            return body
+        documents = body.get("defenseDocuments")
+        if not isinstance(documents, list) or not documents:
+            return _dispute_result(False, "No defense documents")
+        for document in documents:
+            if not isinstance(document, dict) or not isinstance(document.get("content"), str):
+                return _dispute_result(False, "A defense document has no content")
+        try:
+            disputes.supply_document(dispute, documents)
+        except disputes.DisputeError as exc:
+            return _dispute_result(False, str(exc))
+        return _dispute_result(True)
+
+    return Execution(run)
+
+
+@ADYEN.route("POST", f"{DISPUTE_SERVICE}/defendDispute", "dispute", mutating=True)
+def dispute_defend(context: Context, version: str) -> Response | Execution:
+    def run() -> Response:
+        body, dispute = _dispute_request(context)
+        if dispute is None:
+            return body
+        if not body.get("defenseReasonCode"):
+            return _dispute_result(False, "No defense reason code")
+        try:
+            disputes.submit_evidence(context.connector, dispute, {}, True)
+        except disputes.DisputeError as exc:
+            return _dispute_result(False, str(exc))
+        return _dispute_result(True)
+
+    return Execution(run)
+
+
+@ADYEN.route("POST", f"{DISPUTE_SERVICE}/acceptDispute", "dispute", mutating=True)
+def dispute_accept(context: Context, version: str) -> Response | Execution:
+    def run() -> Response:
+        body, dispute = _dispute_request(context)
+        if dispute is None:
+            return body
+        try:
+            disputes.accept(context.connector, dispute)
+        except disputes.DisputeError as exc:
+            return _dispute_result(False, str(exc))
+        return _dispute_result(True)
+
+    return Execution(run)

@@ -27,6 +27,8 @@ CAPTURE_FAILS = "capture_fails"  # authorisation approves; the capture fails
 # declines with authentication_required unless the merchant asked for 3-D Secure; then the
 # challenge, then approves (the issuer wants SCA: a step-up retry with 3DS succeeds)
 STEP_UP = "step_up"
+DISPUTE = "dispute"  # approves; disputed (chargeback) a while after capture (apps/.../disputes.py)
+INQUIRY = "inquiry"  # approves; an inquiry (retrieval request) a while after capture
 
 SLOW_CARD_DELAY_S = 3.0
 
@@ -50,6 +52,7 @@ class TestCard:
     raw_response: str = ""  # ISO 8583 response as acquirers report it
     # Mastercard's merchant advice code (MAC) on a decline: "03"/"21" = do not try again
     network_advice_code: str = ""
+    dispute_reason: str = ""  # dispute cards: Stripe's reason
 
     @property
     def last4(self) -> str:
@@ -246,6 +249,70 @@ TEST_CARDS: tuple[TestCard, ...] = (
         raw_response="05 : Do not honor",
         network_advice_code="03",
         source="simulator",
+    ),
+    # disputes: the payment approves and is disputed ConnectorSettings.dispute_delay_ms after
+    # capture (default 2 s); the merchant's answer wins with uncategorized_text
+    # "winning_evidence" (apps/psp_simulator/disputes.py)
+    TestCard(
+        "4000000000000259",
+        "visa",
+        DISPUTE,
+        "Disputed after capture: fraudulent",
+        dispute_reason="fraudulent",
+    ),
+    TestCard(
+        "4000000000002685",
+        "visa",
+        DISPUTE,
+        "Disputed after capture: product_not_received",
+        dispute_reason="product_not_received",
+    ),
+    TestCard(
+        "4000000000001976",
+        "visa",
+        INQUIRY,
+        "An inquiry after capture: fraudulent",
+        dispute_reason="fraudulent",
+    ),
+    TestCard(
+        "4000009900000061",
+        "visa",
+        DISPUTE,
+        "Disputed after capture: duplicate",
+        source="simulator",
+        dispute_reason="duplicate",
+    ),
+    TestCard(
+        "4000009900000111",
+        "visa",
+        DISPUTE,
+        "Disputed after capture: subscription_canceled",
+        source="simulator",
+        dispute_reason="subscription_canceled",
+    ),
+    TestCard(
+        "4000009900000087",
+        "visa",
+        DISPUTE,
+        "Disputed after capture: credit_not_processed",
+        source="simulator",
+        dispute_reason="credit_not_processed",
+    ),
+    TestCard(
+        "4000009900000095",
+        "visa",
+        DISPUTE,
+        "Disputed after capture: general",
+        source="simulator",
+        dispute_reason="general",
+    ),
+    TestCard(
+        "4000009900000103",
+        "visa",
+        DISPUTE,
+        "Disputed after capture: product_unacceptable",
+        source="simulator",
+        dispute_reason="product_unacceptable",
     ),
 )
 

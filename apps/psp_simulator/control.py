@@ -319,3 +319,78 @@ def delivery_flush(request: Request) -> Response:
         states = _selected_connectors(request)
     released = sum(DISPATCHER.flush(state.webhooks) for state in states)
     return json_response(200, {"released": released})
+
+
+# -- disputes (apps/psp_simulator/disputes.py) ----------------------------------------------------
+
+
+@route("GET", "/disputes")
+def dispute_list(request: Request) -> Response:
+    with STORE.lock:
+        items = [d.to_dict() for s in _selected_connectors(request) for d in s.disputes.values()]
+    data = list(_filtered(items, request, ("payment_id", "status", "stage")))
+    return json_response(200, {"data": data, "count": len(data)})
+
+
+@route("POST", "/disputes")
+def dispute_open(request: Request) -> Response:
+    """Opens a dispute on a captured payment, in the payment's dialect:
+    {"connector", "payment_id" (pi_… / pspReference), "reason"?, "amount"?, "inquiry"?,
+    "due_in_days"?, "fee_returned_on_win"? (Stripe: the reinstatement returns the fee)}."""
+    from apps.psp_simulator import disputes
+
+    body = _json_object(request)
+    if isinstance(body, Response):
+        return body
+    known = {"connector", "payment_id", "reason", "amount", "inquiry", "due_in_days"}
+    unknown = sorted(set(body) - known - {"fee_returned_on_win"})
+    if unknown:
+        return _problem(400, f"unknown fields: {', '.join(unknown)}")
+    due = body.get("due_in_days", disputes.DEFAULT_DUE_DAYS)
+    if not isinstance(due, (int, float)) or isinstance(due, bool) or due < 0:
+        return _problem(400, "due_in_days must be a number >= 0")
+    with STORE.lock:
+        state = STORE.connectors.get(str(body.get("connector") or ""))
+        payment = state.payments.get(str(body.get("payment_id") or "")) if state else None
+        if payment is None:
+            return _problem(404, "no such payment on that connector")
+        try:
+            dispute = disputes.open_dispute(
+                state,
+                payment,
+                reason=body.get("reason") or "fraudulent",
+                amount=body.get("amount"),
+                inquiry=bool(body.get("inquiry")),
+                due_in_days=due,
+                fee_returned_on_win=bool(body.get("fee_returned_on_win")),
+            )
+        except disputes.DisputeError as exc:
+            return _problem(400, str(exc))
+        return json_response(200, dispute.to_dict())
+
+
+@route("POST", r"/disputes/(?P<dispute_id>[A-Za-z0-9_]+)/(?P<action>[a-z_]+)")
+def dispute_action(request: Request, dispute_id: str, action: str) -> Response:
+    """The issuer's side: escalate (inquiry -> chargeback), second_chargeback (Adyen), expire
+    (the due date passed unanswered), win, lose."""
+    from apps.psp_simulator import disputes
+
+    with STORE.lock:
+        found = disputes.find(dispute_id)
+        if found is None:
+            return _problem(404, f"no dispute {dispute_id}")
+        state, dispute = found
+        actions = {
+            "escalate": lambda: disputes.escalate(state, dispute),
+            "second_chargeback": lambda: disputes.second_chargeback(state, dispute),
+            "expire": lambda: disputes.expire(state, dispute),
+            "win": lambda: disputes.decide(state, dispute, "won"),
+            "lose": lambda: disputes.decide(state, dispute, "lost"),
+        }
+        if action not in actions:
+            return _problem(404, f"unknown action {action}: {', '.join(sorted(actions))}")
+        try:
+            actions[action]()
+        except disputes.DisputeError as exc:
+            return _problem(409, str(exc))
+        return json_response(200, dispute.to_dict())

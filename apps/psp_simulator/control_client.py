@@ -104,6 +104,19 @@ class SimulatorControl:
     def payouts(self, connector: str | None = None, **filters: Any) -> list[dict[str, Any]]:
         return self.call("GET", "/payouts", connector=connector, **filters)["data"]
 
+    def disputes(self, connector: str | None = None, **filters: Any) -> list[dict[str, Any]]:
+        return self.call("GET", "/disputes", connector=connector, **filters)["data"]
+
+    def open_dispute(self, connector: str, payment_id: str, **options: Any) -> dict[str, Any]:
+        """Opens a dispute on a captured payment (reason, amount, inquiry, due_in_days)."""
+        return self.call(
+            "POST", "/disputes", {"connector": connector, "payment_id": payment_id, **options}
+        )
+
+    def dispute_action(self, dispute_id: str, action: str) -> dict[str, Any]:
+        """escalate | second_chargeback | expire | win | lose."""
+        return self.call("POST", f"/disputes/{quote(dispute_id)}/{action}")
+
 
 # -- the management command's logic, testable without Django ---------------------------------
 

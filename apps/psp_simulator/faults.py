@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-OPERATIONS = ("authorize", "capture", "cancel", "refund", "retrieve", "payout")
+OPERATIONS = ("authorize", "capture", "cancel", "refund", "retrieve", "payout", "dispute")
 LATENCY_DISTRIBUTIONS = ("fixed", "normal", "lognormal", "pareto")
 OUTAGE_MODES = ("503", "drop")
 

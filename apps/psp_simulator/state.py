@@ -200,11 +200,13 @@ class ConnectorSettings:
 
     async_outcome_delay_ms: float = 1000.0  # delayed payouts, failing refunds
     slow_card_delay_ms: float = 3000.0
+    dispute_delay_ms: float = 2000.0  # dispute test cards: from capture to the dispute
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "async_outcome_delay_ms": self.async_outcome_delay_ms,
             "slow_card_delay_ms": self.slow_card_delay_ms,
+            "dispute_delay_ms": self.dispute_delay_ms,
         }
 
 
@@ -216,6 +218,7 @@ class ConnectorState:
         self.refunds: dict[str, Refund] = {}
         self.payouts: dict[str, Payout] = {}
         self.modifications: dict[str, dict[str, Any]] = {}  # Adyen captures/cancels
+        self.disputes: dict[str, Any] = {}  # id -> disputes.SimDispute
         self.idempotency: dict[str, IdempotencyRecord] = {}
         self.faults = FaultInjector()
         self.webhooks = ConnectorWebhooks(name)
@@ -243,6 +246,7 @@ class ConnectorState:
             "charges": len(self.charges),
             "refunds": len(self.refunds),
             "payouts": len(self.payouts),
+            "disputes": len(self.disputes),
             "faults": self.faults.config.to_dict(),
             "faults_injected": self.faults.injected,
             "webhook": self.webhooks.config.to_dict() if self.webhooks.config else None,

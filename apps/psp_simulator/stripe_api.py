@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from apps.psp_simulator import cards
+from apps.psp_simulator import cards, disputes
 from apps.psp_simulator.core import Context, Dialect, Execution
 from apps.psp_simulator.state import (
     SCHEDULER,
@@ -803,6 +803,7 @@ def _authorize(context: Context | None, payment: Payment) -> None:
         payment.status = "succeeded"
         payment.amount_received = payment.amount
         _emit(context, connector, "payment_intent.succeeded", render_payment_intent(payment))
+        disputes.after_capture(connector, payment)
 
 
 def _decline(
@@ -1021,6 +1022,7 @@ def payment_intent_capture(context: Context, intent_id: str) -> Response | Execu
         charge.amount_captured = amount
         charge.captured_at = now()
         _emit(context, connector, "payment_intent.succeeded", render_payment_intent(payment))
+        disputes.after_capture(connector, payment)
         return _ok(render_payment_intent(payment))
 
     return Execution(run)
@@ -1431,3 +1433,61 @@ def _rejected(status: int, context: Context | None) -> Response:
             code="rate_limit",
         )
     return _error(status, "invalid_request_error", "Invalid request.", code="parameter_invalid")
+
+
+# -- disputes ------------------------------------------------------------------------------------
+
+
+def _dispute_of(context: Context, dispute_id: str):
+    dispute = context.connector.disputes.get(dispute_id)
+    if dispute is None or dispute.dialect != "stripe":
+        return None
+    return dispute
+
+
+@STRIPE.route("GET", r"/v1/disputes/(?P<dispute_id>[^/]+)", "retrieve")
+def dispute_retrieve(context: Context, dispute_id: str) -> Response | Execution:
+    def run() -> Response:
+        dispute = _dispute_of(context, dispute_id)
+        if dispute is None:
+            return _no_such("dispute", dispute_id)
+        return _ok(disputes.render_stripe(dispute))
+
+    return Execution(run)
+
+
+@STRIPE.route("POST", r"/v1/disputes/(?P<dispute_id>[^/]+)", "dispute", mutating=True)
+def dispute_update(context: Context, dispute_id: str) -> Response | Execution:
+    """evidence[...] (Stripe's field names) and submit=true|false."""
+    form = context.request.form()
+    evidence = form.get("evidence") or {}
+    if not isinstance(evidence, dict):
+        return _error(400, "invalid_request_error", "Invalid evidence.", param="evidence")
+    submit = _bool(form.get("submit", "false"))
+
+    def run() -> Response:
+        dispute = _dispute_of(context, dispute_id)
+        if dispute is None:
+            return _no_such("dispute", dispute_id)
+        try:
+            disputes.submit_evidence(context.connector, dispute, evidence, submit)
+        except disputes.DisputeError as exc:
+            return _error(400, "invalid_request_error", str(exc), code="dispute_already_closed")
+        return _ok(disputes.render_stripe(dispute))
+
+    return Execution(run)
+
+
+@STRIPE.route("POST", r"/v1/disputes/(?P<dispute_id>[^/]+)/close", "dispute", mutating=True)
+def dispute_close(context: Context, dispute_id: str) -> Response | Execution:
+    def run() -> Response:
+        dispute = _dispute_of(context, dispute_id)
+        if dispute is None:
+            return _no_such("dispute", dispute_id)
+        try:
+            disputes.accept(context.connector, dispute)
+        except disputes.DisputeError as exc:
+            return _error(400, "invalid_request_error", str(exc), code="dispute_already_closed")
+        return _ok(disputes.render_stripe(dispute))
+
+    return Execution(run)

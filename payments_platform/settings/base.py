@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "apps.risk",
     "apps.reconciliation",
     "apps.observability",
+    "apps.disputes",
 ]
 
 MIDDLEWARE = [
@@ -393,6 +394,7 @@ PLATFORM_BEAT_SCHEDULES = {
         "task": "observability.refresh_rollups_nightly",
         "crontab": "15 2 * * *",
     },
+    "dispute deadlines (reminders, expiry)": {"task": "disputes.check_deadlines", "every": 900},
 }
 
 # Radar (apps/risk, docs/risk.md): the key of the velocity counters' keyed hashes, the Redis
@@ -421,3 +423,7 @@ METRICS_ALLOWED_NETWORKS = [
     n for n in env("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128").split(",") if n.strip()
 ]
 METRICS_CELERY_QUEUES = [q for q in env("METRICS_CELERY_QUEUES", "celery").split(",") if q]
+
+# Uploaded files (dispute evidence): on disk, never in a database text column.
+MEDIA_ROOT = env("MEDIA_ROOT", str(BASE_DIR / ".local" / "media"))
+MEDIA_URL = "/media/"

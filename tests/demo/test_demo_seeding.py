@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 from apps.demo import services, tasks
 from apps.events.models import WebhookEndpoint
+from apps.intents.models import PaymentIntent
 from apps.psp_simulator.control_client import SimulatorControl
 
 
@@ -53,3 +56,19 @@ def test_when_the_simulator_is_not_up_yet_the_registration_is_queued(
     )
     assert result["psp_webhooks"] == {"queued": True}
     assert queued == [([c.pk for c in connectors], "http://127.0.0.1:8000", "http://127.0.0.1:1")]
+
+
+def test_the_demo_has_a_payment_the_simulator_disputes(merchant, connectors, simulator_url):
+    control = SimulatorControl(simulator_url)
+    for connector in connectors:
+        control.update_settings(connector.simulator_account, dispute_delay_ms=0)
+    first = services.demo_disputed_payment_seed(merchant=merchant)
+    assert services.demo_disputed_payment_seed(merchant=merchant) == first  # idempotent
+    intent = PaymentIntent.objects.get(public_id=first)
+    assert intent.amount_received == 4900
+    # the dispute card: the simulator opens a dispute on it right after capture
+    deadline = time.monotonic() + 5
+    while not control.disputes(intent.connector.simulator_account) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (dispute,) = control.disputes(intent.connector.simulator_account)
+    assert dispute["payment_id"] == intent.psp_reference and dispute["reason"] == "fraudulent"

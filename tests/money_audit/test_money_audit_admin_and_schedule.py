@@ -38,7 +38,7 @@ def test_the_nightly_schedule_is_bootstrapped_and_the_task_stores_a_beat_run(set
         "status": "passed",
         "broken": 0,
     }
-    assert stored.checks.count() == 17
+    assert stored.checks.count() == 18
 
 
 def test_a_superuser_sees_runs_read_only(client, run):

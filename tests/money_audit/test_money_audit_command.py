@@ -80,7 +80,7 @@ def test_a_clean_platform_passes_with_every_invariant_held(api, pay, sim, connec
         "requires_payment_method": 1,
         "succeeded": 3,
     }
-    assert "every invariant held (17 held, 0 skipped)" in result.text
+    assert "every invariant held (18 held, 0 skipped)" in result.text
     assert "PSP record" in result.text and "5 intents compared" in result.text
 
 

@@ -205,10 +205,49 @@ def build_world(*, merchant, other_merchant, system_actor, connector, schema) ->
         )
     )["id"]
 
+    ids["dispute_id"] = _open_dispute(connector, intent(payment_method=pm["id"], confirm=True))
+
     ids["other_merchants_endpoint"] = WebhookEndpointFactory(
         merchant=other_merchant, actor=system_actor, url="https://example.com/other"
     ).public_id
     return world
+
+
+def _open_dispute(connector, intent_id: str) -> str:
+    """A dispute the simulator really holds (so closing it reaches the PSP), applied to us as
+    its notification would be."""
+    from django.conf import settings
+
+    from apps.disputes.services import dispute_apply_notification
+    from apps.intents.models import PaymentIntent
+    from apps.psp_adapters.contract import DisputeNotice, WebhookEvent
+    from apps.psp_simulator.control_client import SimulatorControl
+
+    intent = PaymentIntent.objects.get(public_id=intent_id)
+    opened = SimulatorControl(settings.SIMULATOR_URL).open_dispute(
+        connector.simulator_account, intent.psp_reference
+    )
+    outcome = dispute_apply_notification(
+        connector_id=connector.pk,
+        event=WebhookEvent(
+            psp_event_id=f"evt_{opened['id']}",
+            event_type="chargeback",
+            psp_reference=intent.psp_reference,
+            success=True,
+            amount=opened["amount"],
+            currency="eur",
+            dispute=DisputeNotice(
+                psp_dispute_id=opened["id"],
+                raw_status="needs_response",
+                raw_event="charge.dispute.created",
+                stage="chargeback",
+                status="needs_response",
+                reason="fraudulent",
+                evidence_due_by=opened["due_by"],
+            ),
+        ),
+    )
+    return outcome.object
 
 
 # --------------------------------------------------------------------------- requests
@@ -258,6 +297,22 @@ def good_calls(world: World) -> dict[str, Call]:
         Call("connectors_create", body=connector_body),
         Call("connectors_retrieve", {"connector_id": i["connector_id"]}),
         Call("connectors_update", {"connector_id": i["connector_id"]}, body={"priority": 5}),
+        Call("disputes_list", query={"status": "needs_response", "created[gte]": 0}),
+        Call("disputes_retrieve", {"dispute_id": i["dispute_id"]}),
+        Call(
+            "disputes_update",
+            {"dispute_id": i["dispute_id"]},
+            body={"evidence": {"product_description": "A lamp", "receipt": None}},
+        ),
+        Call("disputes_close", {"dispute_id": i["dispute_id"]}, body={}),
+        Call(
+            "files_create",
+            body={
+                "purpose": "dispute_evidence",
+                "file": "iVBORw0KGgoAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                "filename": "receipt.png",
+            },
+        ),
         Call("events_list", query={"type": "payment_intent.*", "created[gt]": 0}),
         Call("events_retrieve", {"event_id": i["event_id"]}),
         Call("payment_intents_list", query={"limit": 3, "expand[]": "attempts"}),

@@ -37,6 +37,11 @@ _FEE_SCHEDULE = {
             "currency": {"type": "string", "description": "'*' (default) or an ISO 4217 code"},
             "fixed": {"type": "integer", "minimum": 0, "maximum": 10**9},
             "percent_bps": {"type": "integer", "minimum": 0, "maximum": 10_000},
+            "kind": {
+                "type": "string",
+                "enum": ["payment", "dispute"],
+                "description": "'payment' (default) or 'dispute': the PSP's fee per dispute",
+            },
         },
     },
 }

@@ -30,7 +30,9 @@ from apps.psp_adapters.registry import connector_types
 logger = logging.getLogger(__name__)
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
-_FEE_KEYS = {"brand", "region", "currency", "fixed", "percent_bps"}
+_FEE_KEYS = {"brand", "region", "currency", "fixed", "percent_bps", "kind"}
+# a line of kind "dispute" is the PSP's fee per dispute (its `fixed`), not a payment fee
+_FEE_KINDS = ("payment", "dispute")
 
 
 def _credentials_hint(credentials: dict) -> str:
@@ -112,7 +114,10 @@ def _validate_fee_schedule(lines: Any) -> list[dict]:
         currency = line.get("currency", "*")
         if currency != "*":
             currency = normalize_currency(currency, param=f"{param}[currency]")
-        values = {}
+        kind = line.get("kind", "payment")
+        if kind not in _FEE_KINDS:
+            raise _invalid("kind is 'payment' (default) or 'dispute'.", f"{param}[kind]")
+        values = {"kind": kind} if kind != "payment" else {}
         for key, hi in (("fixed", 10**9), ("percent_bps", 10_000)):
             value = line.get(key, 0)
             if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= hi:

@@ -83,6 +83,8 @@ _ERROR_DESCRIPTIONS = {
 _BODY_REFERENCES = {"payment_intents_create", "refunds_create"}
 # operations that may end in a decline
 _DECLINES = {"payment_intents_create", "payment_intents_confirm"}
+# operations that call a PSP and answer its refusal as 502 (not a decline)
+_PSP_REFUSALS = {"disputes_update", "disputes_close"}
 
 _IDEMPOTENCY_HEADER = {
     "name": "Idempotency-Key",
@@ -146,6 +148,8 @@ def _error_statuses(path: str, method: str, operation: dict, view) -> list[str]:
         statuses.add("404")
     if operation_id in _DECLINES:
         statuses |= {"402", "502"}
+    if operation_id in _PSP_REFUSALS:
+        statuses.add("502")
     if mutating:
         statuses |= {"409", "415"}
     return sorted(statuses)

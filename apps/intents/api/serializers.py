@@ -168,6 +168,12 @@ class PaymentIntentOutputSerializer(serializers.Serializer):
     amount_capturable = serializers.IntegerField()
     amount_received = serializers.IntegerField()
     amount_refunded = serializers.IntegerField()
+    amount_disputed = serializers.IntegerField(
+        help_text="Taken back by disputes (withdrawn by the PSP and not reinstated)"
+    )
+    disputed = serializers.BooleanField(
+        help_text="A dispute is open: refunds are refused (GET /v1/disputes?payment_intent=…)"
+    )
     payment_method = serializers.CharField(allow_null=True)
     connector = serializers.CharField(allow_null=True)
     psp_reference = serializers.CharField(allow_null=True)

@@ -14,6 +14,13 @@ The public functions are importable from `apps.intents.services` as before."""
 from apps.intents.services.common import CANCELLATION_REASONS, REFUND_REASONS
 from apps.intents.services.confirm import intent_confirm
 from apps.intents.services.create import intent_create
+from apps.intents.services.disputes import (
+    DisputeTake,
+    intent_dispute_mark,
+    intent_dispute_return,
+    intent_dispute_take,
+    intent_fraud_notice_record,
+)
 from apps.intents.services.inquiries import (
     attempt_inquire,
     attempts_inquire_due,
@@ -37,12 +44,17 @@ from apps.intents.services.refunds import (
 __all__ = [
     "CANCELLATION_REASONS",
     "REFUND_REASONS",
+    "DisputeTake",
     "attempt_inquire",
     "attempts_inquire_due",
     "intent_cancel",
     "intent_capture",
     "intent_confirm",
     "intent_create",
+    "intent_dispute_mark",
+    "intent_dispute_return",
+    "intent_dispute_take",
+    "intent_fraud_notice_record",
     "intent_operation_inquire",
     "intent_refresh_action",
     "intent_return_from_action",

@@ -62,7 +62,16 @@ def refund_create(
                 param="payment_intent",
                 extra={"payment_intent_status": intent.status},
             )
-        remaining = intent.amount_received - intent.amount_refunded
+        if intent.disputed:
+            # the PSP decides the money now; a refund on top could pay the shopper twice
+            raise ConflictError(
+                "This PaymentIntent has an open dispute; it cannot be refunded until the "
+                "dispute is closed.",
+                code="charge_disputed",
+                param="payment_intent",
+                extra={"payment_intent_status": intent.status},
+            )
+        remaining = intent.amount_received - intent.amount_refunded - intent.amount_disputed
         if remaining <= 0:
             # without an amount the refund would be the remaining 0, which the table refuses
             raise ConflictError(

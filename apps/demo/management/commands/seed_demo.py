@@ -170,4 +170,17 @@ class Command(BaseCommand):
             platform_base_url=settings.API_BASE_URL,
             simulator_url=settings.SIMULATOR_URL,
         )
+        # a payment the simulator disputes, once the simulator and the worker are up
+        self._seed_disputed_payment(merchant)
         return made
+
+    def _seed_disputed_payment(self, merchant) -> None:
+        from apps.demo.tasks import seed_disputed_payment
+
+        def enqueue() -> None:
+            try:
+                seed_disputed_payment.apply_async((merchant.pk,), countdown=5)
+            except Exception:
+                self.stderr.write("seed_demo: broker down, the disputed demo payment is skipped")
+
+        transaction.on_commit(enqueue)  # the task reads the merchant this transaction writes
