@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.apps import apps
 from django.db import connection
+from django.db.models import Count
 from django.utils import timezone
 
 from apps.core.money import currency_exponent
@@ -414,8 +415,9 @@ def finance_dashboard(q: Query) -> dict:
         "SUM(amount) FILTER (WHERE account_type = 'psp_fees') AS fees, "
         "-SUM(amount) FILTER (WHERE kind = 'refund' AND account_type = 'psp_receivable') "
         "AS refunds, "
-        "SUM(amount) FILTER (WHERE kind = 'chargeback' AND account_type = 'dispute_losses') "
-        "AS disputes, "
+        # what the PSPs withdrew for disputes (amounts and fees) net of what they reinstated
+        "-SUM(amount) FILTER (WHERE kind IN ('chargeback', 'chargeback_reversal') "
+        "AND account_type = 'psp_receivable') AS disputes, "
         "SUM(amount) FILTER (WHERE kind = 'payout' AND account_type = 'payouts_in_transit') "
         "AS payouts, "
         # what the platform owes its merchants (pending until the settlement delay, then
@@ -540,6 +542,23 @@ def _radar_counts(q: Query, names: dict) -> list[dict]:
     ]
 
 
+def _disputes_opened(q: Query) -> dict[int, int]:
+    """Disputes opened in the range per merchant, from the disputes app's own rows (one per PSP
+    dispute; its ledger journals would count a withdrawal and its fee twice)."""
+    if not apps.is_installed("apps.disputes"):
+        return {}
+    Dispute = apps.get_model("disputes", "Dispute")
+    opened = Dispute.objects.filter(
+        livemode=q.livemode, created_at__gte=q.start, created_at__lt=q.end
+    )
+    if q.merchant_ids is not None:
+        opened = opened.filter(merchant_id__in=q.merchant_ids)
+    return {
+        row["merchant_id"]: row["n"]
+        for row in opened.values("merchant_id").annotate(n=Count("id")).order_by()
+    }
+
+
 def risk_dashboard(q: Query) -> dict:
     where, params = q.coarse_scope_sql()
     payments = {
@@ -552,14 +571,7 @@ def risk_dashboard(q: Query) -> dict:
             params,
         )
     }
-    disputes = {
-        row["merchant_id"]: row["n"]
-        for row in _rows(
-            "SELECT merchant_id, SUM(journals) AS n FROM observability_ledgerrollup r "
-            f"WHERE {where} AND kind = 'chargeback' AND account_type = 'dispute_losses' GROUP BY 1",
-            params,
-        )
-    }
+    disputes = _disputes_opened(q)
     Merchant = apps.get_model("merchants", "Merchant")
     names = dict(
         Merchant.objects.filter(pk__in=set(payments) | set(disputes)).values_list("pk", "name")

@@ -38,17 +38,28 @@ def events(dispute, event_type) -> int:
     return OutboxEvent.objects.filter(object_id=dispute.public_id, event_type=event_type).count()
 
 
+def counted(psp: str, event: str) -> float:
+    """pp_disputes on /metrics (apps.core.metrics)."""
+    from prometheus_client import REGISTRY
+
+    labels = {"psp": psp, "event": event, "reason": "product_not_received"}
+    return REGISTRY.get_sample_value("pp_disputes_total", labels) or 0.0
+
+
 @pytest.mark.parametrize("dialect", ["stripe", "adyen"])
 def test_chargeback_answered_with_winning_evidence_is_won_and_the_funds_come_back(
-    request, api, merchant, pay, dialect
+    request, api, merchant, pay, dialect, django_capture_on_commit_callbacks
 ):
     connector = request.getfixturevalue(f"{dialect}_only")
     side = request.getfixturevalue(f"{dialect}_side")
     intent = paid(pay, connector)
     before = merchant_pending(merchant)
+    opened_before, won_before = counted(dialect, "opened"), counted(dialect, "won")
 
     side.open(intent, reason="product_not_received")
-    side.deliver(2)  # created + funds withdrawn / NOTIFICATION_OF_CHARGEBACK + CHARGEBACK
+    with django_capture_on_commit_callbacks(execute=True):
+        side.deliver(2)  # created + funds withdrawn / NOTIFICATION_OF_CHARGEBACK + CHARGEBACK
+    assert counted(dialect, "opened") == opened_before + 1
     dispute = Dispute.objects.get(intent=intent)
     assert (dispute.stage, dispute.status) == ("chargeback", "needs_response")
     assert dispute.reason == "product_not_received" and dispute.network_reason_code == "13.1"
@@ -75,9 +86,11 @@ def test_chargeback_answered_with_winning_evidence_is_won_and_the_funds_come_bac
     assert submitted.json()["evidence"]["product_description"] == "A lamp"
 
     # Stripe: updated (under review), closed (won), funds reinstated; Adyen: CHARGEBACK_REVERSED
-    side.deliver(3 if dialect == "stripe" else 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        side.deliver(3 if dialect == "stripe" else 1)
     dispute = Dispute.objects.get(pk=dispute.pk)
     assert dispute.status == "won" and dispute.closed_at is not None
+    assert counted(dialect, "won") == won_before + 1
     assert merchant_pending(merchant) == before - FEE  # the amount back, not the fee
     intent = PaymentIntent.objects.get(pk=intent.pk)
     assert not intent.disputed and intent.amount_disputed == 0

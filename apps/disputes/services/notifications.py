@@ -6,6 +6,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.connectors import selectors as connector_selectors
+from apps.core import metrics
 from apps.core.audit import Actor, audit_record
 from apps.core.errors import ConflictError
 from apps.disputes import lifecycle
@@ -112,6 +113,15 @@ def dispute_apply_notification(*, connector_id: int, event: WebhookEvent) -> Not
         raise
 
 
+def _count(dispute: Dispute, connector, *, opened: bool, closed: bool) -> None:
+    """pp_disputes on /metrics (apps.core.metrics), once the change has committed."""
+    psp, reason, won = connector.connector_type, dispute.reason, dispute.status == ST.WON
+    if opened:
+        transaction.on_commit(lambda: metrics.dispute_opened(psp=psp, reason=reason))
+    if closed:
+        transaction.on_commit(lambda: metrics.dispute_closed(psp=psp, won=won, reason=reason))
+
+
 def _disputed_amount(amount, received: int) -> int:
     """What the PSP disputes, when it says so plausibly (a positive integer); else the payment's
     captured amount."""
@@ -198,6 +208,7 @@ def _apply(*, connector, event: WebhookEvent, attempt) -> NotificationOutcome:
         events.append(("dispute.closed", before))
     for name, previous in events:
         _emit(dispute, name, previous)
+    _count(dispute, connector, opened=created, closed="dispute.closed" in dict(events))
     applied = move.changed or bool(money_events) or notice.funds == "withdrawn"
     result = R.APPLIED if applied or not stale else R.IGNORED
     reason = move.reason if not money_events else f"{move.reason}; {', '.join(money_events)}"

@@ -2,7 +2,8 @@
 API as a merchant's integration sends it, so the metrics (/metrics), the traces and the admin
 dashboards have something to show: approvals on several cards and currencies, soft and hard
 declines, a failover (the stripe simulator account in an outage for a few payments), refunds,
-and a dispute when apps.disputes is installed. Then the dashboard rollups are refreshed."""
+and a disputed payment (the simulator's dispute card) when apps.disputes is installed. Then the
+dashboard rollups are refreshed."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ APPROVE = ["4242424242424242", "5555555555554444", "4000056655665556"]
 SOFT = ["4000000000009995", "4000009900000012", "4000000000000002"]  # insufficient, dnh, generic
 HARD = ["4000000000009987", "4000000000000069"]  # lost, expired
 CURRENCIES = ["eur", "eur", "eur", "usd", "gbp"]
+DISPUTED = "4000000000000259"  # the simulator disputes it as fraudulent after capture
 
 
 class Command(BaseCommand):
@@ -79,7 +81,11 @@ class Command(BaseCommand):
             )
             results[f"refund {response.json().get('status', response.status_code)}"] += 1
         if apps.is_installed("apps.disputes"):
-            self.stdout.write("disputes: see apps/disputes for its simulator trigger")
+            # the simulator's dispute card (docs/disputes.md): captured, then disputed as
+            # fraudulent after the simulator's dispute delay, through the PSP's notification
+            body = self._pay(api, base, DISPUTED, rng)
+            results[f"to be disputed {body.get('status', 'error')}"] += 1
+            self.stdout.write(f"dispute: {body.get('id')} is disputed by the simulator shortly")
         else:
             self.stdout.write("disputes: apps.disputes is not installed, no dispute sent")
         from apps.observability.rollups import rollups_refresh
