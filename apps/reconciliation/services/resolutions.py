@@ -125,7 +125,9 @@ def _line_legs(d: Discrepancy, line: SettlementLine, connector, difference_accou
         and line.expected_currency == line.currency  # another currency: nothing of ours here
     )
     if ours:
-        signed = line.expected_amount if line.expected_kind == "capture" else -line.expected_amount
+        # captures and reinstated disputes credit us; refunds and chargebacks debit us
+        credit = line.expected_kind in ("capture", "reversal")
+        signed = line.expected_amount if credit else -line.expected_amount
         receivable = signed - line.estimated_fee
         fee_difference = line.fee - line.estimated_fee
     legs = [
