@@ -198,7 +198,8 @@ def discrepancy_write_off(*, discrepancy: Discrepancy, actor: Actor, user=None, 
     if d.kind == DiscrepancyKind.MISSING_IN_REPORT:
         # never settled: the receivable (net of the fee estimated at capture) will not arrive
         # and the PSP charged no fee; the whole amount is the loss
-        amount = d.our_amount if d.expected_kind == "capture" else -d.our_amount
+        credit = d.expected_kind in ("capture", "reversal")
+        amount = d.our_amount if credit else -d.our_amount
         estimate = 0
         if d.expected_kind == "capture":
             estimate = ledger_selectors.capture_fee_estimate(source_id=d.expected_public_id)
