@@ -169,3 +169,61 @@ def test_a_chargeback_we_do_not_know_is_unexpected_in_report(dialect, request, c
     assert (found.psp_amount, found.psp_fee, found.our_amount) == (4000, FEE, None)
     # the payout still matches its lines: only the chargeback waits for a person
     assert not Discrepancy.objects.filter(run=run, kind="payout_mismatch").exists()
+
+
+def test_a_dispute_fee_returned_on_a_win_reconciles_clean(
+    stripe_recon, control, pay, merchant, side
+):
+    """Stripe may give the dispute fee back with the amount: the reversal's fee is negative
+    and matches the fee the disputes app booked as returned."""
+    psp = side(stripe_recon)
+    payment = pay(6000)
+    dispute = psp.open(payment, fee_returned_on_win=True)
+    psp.deliver(2)
+    control.dispute_action(dispute["id"], "win")
+    psp.deliver(2)
+
+    control.settle(stripe_recon.simulator_account, up_to=day(1).isoformat())
+    run = services.reconciliation_run(connector=stripe_recon, run_date=day(1))
+
+    assert run.status == "succeeded", run.error
+    assert not Discrepancy.objects.filter(run=run).exists()
+    reversal = SettlementLine.objects.get(run=run, expected_kind="reversal")
+    assert reversal.state == "matched"
+    assert (reversal.gross, reversal.fee, reversal.net, reversal.estimated_fee) == (
+        6000,
+        -FEE,
+        6000 + FEE,
+        -FEE,
+    )
+    assert _balance(stripe_recon, chart.psp_receivable(stripe_recon.public_id)) == 0
+    assert _balance(stripe_recon, chart.settlement_clearing(stripe_recon.public_id)) == 0
+    assert_books_hold(merchant)
+
+
+def test_a_dispute_fee_other_than_the_booked_one_is_a_fee_mismatch(adyen_recon, control, pay, side):
+    # we book 10.00 per dispute; the PSP charges its 15.00
+    adyen_recon.fee_schedule = [
+        *(adyen_recon.fee_schedule or []),
+        {"kind": "dispute", "fixed": 1000},
+    ]
+    adyen_recon.save(update_fields=["fee_schedule"])
+    psp = side(adyen_recon)
+    payment = pay(8000)
+    dispute = psp.open(payment)
+    psp.deliver(2)
+
+    control.settle(adyen_recon.simulator_account, up_to=day(1).isoformat())
+    run = services.reconciliation_run(connector=adyen_recon, run_date=day(1))
+
+    assert run.status == "succeeded", run.error
+    line = SettlementLine.objects.get(run=run, record_type="chargeback")
+    assert (line.state, line.expected_kind, line.agreed_fee, line.fee) == (
+        "mismatched",
+        "chargeback",
+        1000,
+        FEE,
+    )
+    found = Discrepancy.objects.get(run=run)
+    assert (found.kind, found.reference, found.difference) == ("fee_mismatch", dispute["id"], 500)
+    assert (found.our_amount, found.psp_amount) == (8000, 8000)
