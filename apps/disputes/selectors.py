@@ -282,3 +282,22 @@ SETTLEMENT_EXPECTATION_FIELDS = (
     "x_occurred_at",
     "x_fee",
 )
+
+
+def settlement_objects(*, object_ids: list[int]) -> dict[int, dict]:
+    """Our side of a chargeback's reconciliation discrepancy, for the finance screens."""
+    rows = Dispute.objects.filter(id__in=object_ids).values(
+        "id",
+        "public_id",
+        "amount",
+        "currency",
+        "status",
+        "stage",
+        "psp_dispute_id",
+        "psp_reference",
+        "fees_charged",
+        "fees_returned",
+        "merchant_id",
+        "created_at",
+    )
+    return {row["id"]: row for row in rows}

@@ -14,7 +14,7 @@ import pytest
 
 from apps.ledger import chart
 from apps.ledger import selectors as ledger_selectors
-from apps.reconciliation import services
+from apps.reconciliation import selectors, services
 from apps.reconciliation.models import Discrepancy, SettlementLine, SettlementReport
 from tests.disputes.conftest import (  # noqa: F401  (fixtures)
     PspSide,
@@ -227,3 +227,6 @@ def test_a_dispute_fee_other_than_the_booked_one_is_a_fee_mismatch(adyen_recon, 
     found = Discrepancy.objects.get(run=run)
     assert (found.kind, found.reference, found.difference) == ("fee_mismatch", dispute["id"], 500)
     assert (found.our_amount, found.psp_amount) == (8000, 8000)
+    # the finance screen shows the dispute as our side, not a payment or refund
+    ours = selectors.discrepancy_sides(found)["ours"]
+    assert ours["public_id"].startswith("dp_") and ours["psp_dispute_id"] == dispute["id"]
