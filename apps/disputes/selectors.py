@@ -212,3 +212,92 @@ def audit_dispute_totals_mismatched() -> list[dict]:
         for row in rows
         if row["held"] != row["intent__amount_disputed"]
     ]
+
+
+def settlement_expectations(*, connector_ids: list[int], since):
+    """What we expect a PSP to settle for disputes (issue 14, reconciliation), in the shape of
+    `apps.intents.selectors.settlement_expectations` plus `x_fee`: each dispute whose funds the
+    PSP withdrew (kind `chargeback`: the disputed amount, withdrawn, with the dispute fee the
+    ledger booked) and each it reinstated (kind `reversal`: the amount back, with the fee it
+    returned, negative). Amounts are positive; the reconciliation signs them by kind. The PSP
+    reference is the payment's, the modification reference the PSP's dispute id. A values
+    queryset compiled into the set-based matching SQL (never iterated row by row).
+
+    One row per dispute and kind: a second withdrawal of the same dispute (an Adyen second
+    chargeback) settles as a duplicate of the first."""
+    from django.db.models import BigIntegerField, CharField, DateTimeField, F, Value
+    from django.db.models.functions import NullIf
+
+    text = CharField()
+    disputes = Dispute.objects.filter(connector_id__in=connector_ids, created_at__gte=since)
+    common = {
+        "x_object_id": F("id"),
+        "x_public_id": F("public_id"),
+        "x_psp_reference": Coalesce(
+            NullIf("psp_reference", Value("")), "intent__psp_reference", output_field=text
+        ),
+        "x_modification_reference": F("psp_dispute_id"),
+        "x_merchant_reference": Value("", output_field=text),
+        "x_amount": F("amount"),
+        "x_currency": F("currency"),
+        "x_merchant_id": F("merchant_id"),
+        "x_livemode": F("livemode"),
+        "x_connector_id": F("connector_id"),
+    }
+    withdrawals = (
+        disputes.filter(withdrawals_seen__gte=1)
+        .annotate(
+            x_kind=Value("chargeback", output_field=text),
+            **common,
+            x_occurred_at=F("created_at"),
+            x_fee=F("fees_charged"),
+        )
+        .values(*SETTLEMENT_EXPECTATION_FIELDS)
+    )
+    reinstatements = (
+        disputes.filter(reinstatements_seen__gte=1, withdrawals_seen__gte=1)
+        .annotate(
+            x_kind=Value("reversal", output_field=text),
+            **common,
+            x_occurred_at=Coalesce("closed_at", "updated_at", output_field=DateTimeField()),
+            x_fee=Value(0, output_field=BigIntegerField()) - F("fees_returned"),
+        )
+        .values(*SETTLEMENT_EXPECTATION_FIELDS)
+    )
+    return withdrawals.union(reinstatements, all=True)
+
+
+SETTLEMENT_EXPECTATION_FIELDS = (
+    "x_kind",
+    "x_object_id",
+    "x_public_id",
+    "x_psp_reference",
+    "x_modification_reference",
+    "x_merchant_reference",
+    "x_amount",
+    "x_currency",
+    "x_merchant_id",
+    "x_livemode",
+    "x_connector_id",
+    "x_occurred_at",
+    "x_fee",
+)
+
+
+def settlement_objects(*, object_ids: list[int]) -> dict[int, dict]:
+    """Our side of a chargeback's reconciliation discrepancy, for the finance screens."""
+    rows = Dispute.objects.filter(id__in=object_ids).values(
+        "id",
+        "public_id",
+        "amount",
+        "currency",
+        "status",
+        "stage",
+        "psp_dispute_id",
+        "psp_reference",
+        "fees_charged",
+        "fees_returned",
+        "merchant_id",
+        "created_at",
+    )
+    return {row["id"]: row for row in rows}

@@ -89,6 +89,9 @@ class SimDispute:
     fee: int = 1500  # the dispute fee (15.00), withdrawn with the amount
     fee_returned_on_win: bool = False  # some PSPs give the fee back when the merchant wins
     balance_transactions: list[dict[str, int]] = field(default_factory=list)
+    # the money as it moved, both dialects, for the settlement batches (issue 14): each a
+    # withdrawal or a reinstatement with its amount, fee and when (unix seconds)
+    movements: list[dict[str, Any]] = field(default_factory=list)
     created: int = field(default_factory=now)
 
     def to_dict(self) -> dict[str, Any]:
@@ -158,13 +161,23 @@ def render_stripe(dispute: SimDispute) -> dict[str, Any]:
     }
 
 
+def _moved(dispute: SimDispute, kind: str, amount: int, fee: int) -> None:
+    """Records a withdrawal or reinstatement for the settlement batches (both dialects)."""
+    dispute.movements.append({"kind": kind, "amount": amount, "fee": fee, "created": now()})
+
+
 def _withdrawn(dispute: SimDispute) -> None:
-    dispute.balance_transactions.append({"amount": -dispute.amount, "fee": dispute.fee})
+    _moved(dispute, "withdrawal", -dispute.amount, dispute.fee)
+    if dispute.dialect == "stripe":
+        dispute.balance_transactions.append({"amount": -dispute.amount, "fee": dispute.fee})
 
 
 def _reinstated(dispute: SimDispute) -> None:
-    fee = -dispute.fee if dispute.fee_returned_on_win else 0
-    dispute.balance_transactions.append({"amount": dispute.amount, "fee": fee})
+    # Adyen's notifications carry no fee given back: only Stripe's balance transaction does
+    fee = -dispute.fee if dispute.fee_returned_on_win and dispute.dialect == "stripe" else 0
+    _moved(dispute, "reinstatement", dispute.amount, fee)
+    if dispute.dialect == "stripe":
+        dispute.balance_transactions.append({"amount": dispute.amount, "fee": fee})
 
 
 def _emit_stripe(connector: ConnectorState, event_type: str, dispute: SimDispute) -> None:
@@ -270,6 +283,7 @@ def open_dispute(
             _emit_adyen(connector, "REQUEST_FOR_INFORMATION", dispute, "Undefended")
         else:
             _emit_adyen(connector, "NOTIFICATION_OF_CHARGEBACK", dispute, "Undefended")
+            _withdrawn(dispute)
             _emit_adyen(connector, "CHARGEBACK", dispute, "Undefended")
     else:
         if not inquiry:
@@ -287,6 +301,7 @@ def escalate(connector: ConnectorState, dispute: SimDispute) -> None:
         raise DisputeError("only an open inquiry can be escalated")
     dispute.stage, dispute.status, dispute.submitted = "chargeback", "needs_response", False
     if dispute.dialect == "adyen":
+        _withdrawn(dispute)
         _emit_adyen(connector, "CHARGEBACK", dispute, "Undefended")
     else:
         _withdrawn(dispute)
@@ -302,6 +317,7 @@ def second_chargeback(connector: ConnectorState, dispute: SimDispute) -> None:
         raise DisputeError("a second chargeback follows a won chargeback")
     dispute.stage, dispute.status, dispute.submitted = "pre_arbitration", "needs_response", False
     dispute.evidence, dispute.documents = {}, []
+    _withdrawn(dispute)
     _emit_adyen(connector, "SECOND_CHARGEBACK", dispute, "Undefended")
 
 
@@ -329,9 +345,12 @@ def _close(connector: ConnectorState, dispute: SimDispute, outcome: str) -> None
         return
     if dispute.stage == "pre_arbitration":
         code = "PREARBITRATION_WON" if outcome == "won" else "PREARBITRATION_LOST"
+        if outcome == "won":
+            _reinstated(dispute)
         _emit_adyen(connector, code, dispute, "Won" if outcome == "won" else "Lost")
         return
     if outcome == "won":
+        _reinstated(dispute)
         _emit_adyen(connector, "CHARGEBACK_REVERSED", dispute, "Won")
     else:
         status = "Accepted" if outcome == "accepted" else "Lost"

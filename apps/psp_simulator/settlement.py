@@ -95,6 +95,12 @@ STRIPE_COLUMNS = (
     "payment_metadata[attempt_id]",
     "refund_metadata[refund_id]",
 )
+STRIPE_CATEGORIES = {
+    "Settled": "charge",
+    "Refunded": "refund",
+    "Chargeback": "dispute",
+    "ChargebackReversed": "dispute_reversal",
+}
 STRIPE_REPORT_TYPES = ("payout_reconciliation.itemized.5", "payout_reconciliation.itemized.4")
 
 ZERO_DECIMAL = {"jpy", "krw", "vnd", "clp", "isk", "ugx", "xof", "xaf"}
@@ -169,7 +175,7 @@ class SettlementConfig:
 class Line:
     """One settled item, dialect-neutral; amounts signed in minor units (credit > 0)."""
 
-    type: str  # Settled | Refunded | Chargeback | MerchantPayout
+    type: str  # Settled | Refunded | Chargeback | ChargebackReversed | MerchantPayout
     payment_id: str  # Adyen Psp Reference / Stripe payment intent
     modification_id: str  # Adyen Modification Reference / Stripe charge or refund id
     merchant_reference: str  # our attempt id
@@ -226,6 +232,16 @@ def _adyen_ref() -> str:
 
 def _day(ts: int) -> date:
     return datetime.fromtimestamp(ts, tz=UTC).date()
+
+
+def _stripe_description(category: str, line: Line) -> str:
+    if category == "charge":
+        return f"Payment for {line.merchant_reference}"
+    if category == "dispute":
+        return f"Chargeback withdrawal for {line.charge_id}"
+    if category == "dispute_reversal":
+        return f"Chargeback reversal for {line.charge_id}"
+    return ""
 
 
 def _bps(amount: int, bps: int) -> int:
@@ -338,6 +354,18 @@ class ConnectorSettlement:
                     charge_id=refund.charge_id,
                 )
             )
+        for dispute in state.disputes.values():
+            for index, movement in enumerate(dispute.movements):
+                key = ("dispute", f"{dispute.id}:{index}")
+                if key in self.settled:
+                    continue
+                day = _day(movement["created"]) + delay
+                if day > up_to:
+                    continue
+                self.settled.add(key)
+                payment = state.payments.get(dispute.payment_id)
+                due.setdefault(day, []).append(self._dispute_line(dispute, payment, movement))
+                accounts[day] = accounts.get(day) or (payment.merchant_account if payment else "")
         last_day = self.batches[-1].day if self.batches else None
         new: list[Batch] = []
         for day in sorted(due):
@@ -351,6 +379,29 @@ class ConnectorSettlement:
             self._payouts(state, batch)
         self.batches.extend(new)
         return new
+
+    def _dispute_line(self, dispute, payment, movement: dict[str, Any]) -> Line:
+        """A chargeback (the amount and the dispute fee withdrawn) or its reversal (the amount
+        back; the fee too when the PSP returns it). Adyen: a `Chargeback` /
+        `ChargebackReversed` row, the Psp Reference the payment's, the Modification Reference
+        the dispute's, the dispute fee in its Commission (NC) column; Stripe: a `dispute` /
+        `dispute_reversal` balance transaction, source_id the dispute (du_…), its fee the
+        dispute fee."""
+        withdrawal = movement["kind"] == "withdrawal"
+        fee = movement["fee"]
+        fees = {("commission" if dispute.dialect == "adyen" else "fee"): fee}
+        return Line(
+            type="Chargeback" if withdrawal else "ChargebackReversed",
+            payment_id=dispute.payment_id,
+            modification_id=dispute.id,
+            merchant_reference=payment.reference if payment else "",
+            modification_merchant_reference="",
+            currency=dispute.currency,
+            gross=movement["amount"],
+            fees=fees,
+            created=movement["created"],
+            charge_id=dispute.charge_id,
+        )
 
     def _decide_capture(self, key, charge, day: date) -> dict[str, Any]:
         decision = self.decided.get(key)
@@ -573,7 +624,7 @@ class ConnectorSettlement:
                 continue
             for line in batch.lines:
                 created = datetime.fromtimestamp(line.created, tz=UTC)
-                category = {"Settled": "charge", "Refunded": "refund"}.get(line.type, "adjustment")
+                category = STRIPE_CATEGORIES.get(line.type, "adjustment")
                 cur = line.currency
                 writer.writerow(
                     [
@@ -590,7 +641,7 @@ class ConnectorSettlement:
                         major(line.net, cur),
                         category,
                         line.modification_id,
-                        f"Payment for {line.merchant_reference}" if category == "charge" else "",
+                        _stripe_description(category, line),
                         major(abs(line.gross), cur),
                         cur,
                         effective.strftime("%Y-%m-%d %H:%M:%S"),
@@ -598,7 +649,9 @@ class ConnectorSettlement:
                         line.payment_id,
                         created.strftime("%Y-%m-%d %H:%M:%S"),
                         line.created,
-                        line.merchant_reference if category == "charge" else "",
+                        line.merchant_reference
+                        if category in ("charge", "dispute", "dispute_reversal")
+                        else "",
                         line.modification_merchant_reference if category == "refund" else "",
                     ]
                 )

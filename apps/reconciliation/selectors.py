@@ -107,7 +107,11 @@ def discrepancy_sides(d: Discrepancy) -> dict:
     from apps.intents import selectors as intent_selectors
 
     ours = None
-    if d.expected_id is not None and d.expected_kind:
+    if d.expected_id is not None and d.expected_kind in ("chargeback", "reversal"):
+        from apps.disputes import selectors as dispute_selectors
+
+        ours = dispute_selectors.settlement_objects(object_ids=[d.expected_id]).get(d.expected_id)
+    elif d.expected_id is not None and d.expected_kind:
         ours = intent_selectors.settlement_objects(
             kind=d.expected_kind, object_ids=[d.expected_id]
         ).get(d.expected_id)

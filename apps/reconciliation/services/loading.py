@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import connection
 
 from apps.connectors import gateway
+from apps.disputes import selectors as dispute_selectors
 from apps.intents import selectors as intent_selectors
 from apps.ledger import selectors as ledger_selectors
 from apps.reconciliation.models import LineState, ReconciliationProfile, SettlementReport
@@ -64,9 +65,12 @@ SELECT row_number() OVER () AS eid,
        e.x_psp_reference AS psp_reference,
        CASE WHEN e.x_kind = 'capture' THEN e.x_psp_reference
             ELSE e.x_modification_reference END AS mod_key,
+       CASE WHEN e.x_kind = 'capture' THEN e.x_psp_reference
+            WHEN e.x_kind IN ('chargeback', 'reversal')
+                THEN e.x_psp_reference || ' ' || e.x_modification_reference END AS psp_key,
        e.x_merchant_reference AS merchant_reference,
        e.x_amount AS amount, e.x_currency AS currency, e.x_occurred_at AS occurred_at,
-       COALESCE(f.fee_estimate, 0) AS fee_estimate,
+       COALESCE(e.x_fee, f.fee_estimate, 0) AS fee_estimate,
        COALESCE(f.pending_credit, 0) AS pending_credit,
        EXISTS (
            SELECT 1 FROM reconciliation_line l
@@ -77,7 +81,19 @@ FROM ({expectations}) e
 LEFT JOIN ({figures}) f ON e.x_kind = 'capture' AND f.figure_source = e.x_public_id"""
 
 # the expected side of a line's record type
-_KIND = "(CASE s.record_type WHEN 'charge' THEN 'capture' WHEN 'refund' THEN 'refund' END)"
+# (a chargeback line is a withdrawal when it takes money, a reversal when it gives it back)
+_KIND = (
+    "(CASE WHEN s.record_type = 'charge' THEN 'capture' WHEN s.record_type = 'refund' THEN "
+    "'refund' WHEN s.record_type = 'chargeback' AND s.gross < 0 THEN 'chargeback' "
+    "WHEN s.record_type = 'chargeback' THEN 'reversal' END)"
+)
+# the line's PSP-reference key: a capture by its payment's reference; a chargeback by the
+# payment's reference and the dispute's (a payment may be disputed more than once)
+_PSP_KEY = (
+    "(CASE WHEN s.record_type = 'charge' THEN s.psp_reference "
+    "WHEN s.record_type = 'chargeback' THEN s.psp_reference || ' ' || s.modification_reference "
+    "END)"
+)
 
 MATCH = """
 INSERT INTO reconciliation_line (
@@ -109,21 +125,24 @@ FROM (
                 THEN 'duplicate'
             WHEN y.currency <> y.e_currency THEN 'mismatched'
             WHEN abs(y.signed_gross - y.amount) > %(tolerance)s THEN 'mismatched'
-            WHEN y.kind = 'capture' AND abs(y.fee - y.agreed) > %(tolerance)s THEN 'mismatched'
+            WHEN y.agreed IS NOT NULL AND abs(y.fee - y.agreed) > %(tolerance)s
+                THEN 'mismatched'
             ELSE 'matched'
         END AS state
     FROM (
         SELECT s.*, {chosen},
-               CASE WHEN s.record_type = 'refund' THEN -s.gross ELSE s.gross END
-                   AS signed_gross,
+               CASE WHEN s.record_type = 'refund'
+                         OR (s.record_type = 'chargeback' AND s.gross < 0)
+                    THEN -s.gross ELSE s.gross END AS signed_gross,
                CASE WHEN e1.eid IS NOT NULL THEN 'psp_reference'
                     WHEN e2.eid IS NOT NULL THEN 'modification_reference'
                     ELSE 'merchant_reference' END AS match_key,
-               CASE WHEN {chosen_kind} = 'capture' THEN {agreed_fee} END AS agreed
+               CASE WHEN {chosen_kind} = 'capture' THEN {agreed_fee}
+                    WHEN {chosen_kind} IN ('chargeback', 'reversal') THEN {chosen_fee}
+               END AS agreed
         FROM recon_staging s
         LEFT JOIN recon_expected e1
-            ON s.record_type = 'charge' AND e1.kind = 'capture'
-           AND e1.psp_reference = s.psp_reference AND s.psp_reference <> ''
+            ON e1.kind = {kind} AND e1.psp_key = {psp_key} AND s.psp_reference <> ''
         LEFT JOIN recon_expected e2
             ON e2.kind = {kind} AND e2.mod_key = s.modification_reference
            AND s.modification_reference <> ''
@@ -133,7 +152,10 @@ FROM (
     ) y
 ) x"""
 
-_SIGNED_GROSS = "(CASE WHEN l.record_type = 'refund' THEN -l.gross ELSE l.gross END)"
+_SIGNED_GROSS = (
+    "(CASE WHEN l.record_type = 'refund' OR (l.record_type = 'chargeback' AND l.gross < 0) "
+    "THEN -l.gross ELSE l.gross END)"
+)
 
 LINE_DISCREPANCIES = f"""
 INSERT INTO reconciliation_discrepancy (
@@ -151,7 +173,7 @@ SELECT 'dsc_' || replace(gen_random_uuid()::text, '-', ''), %(run)s, %(connector
        %(tolerance)s, d.match_key, d.settled_on, '', '', '', '', 0, now()
 FROM (
     SELECT l.*, {_SIGNED_GROSS} AS signed_gross,
-        CASE WHEN l.record_type = 'refund' AND l.modification_reference <> ''
+        CASE WHEN l.record_type IN ('refund', 'chargeback') AND l.modification_reference <> ''
              THEN l.modification_reference ELSE l.psp_reference END AS reference,
         CASE
             WHEN l.state = 'duplicate' THEN 'duplicate'
@@ -226,11 +248,34 @@ def agreed_fee_sql(profile: ReconciliationProfile, amount: str = "e.amount") -> 
     return " + ".join(terms)
 
 
+_EXPECTATION_COLUMNS = (
+    "x_kind, x_object_id, x_public_id, x_psp_reference, x_modification_reference, "
+    "x_merchant_reference, x_amount, x_currency, x_merchant_id, x_livemode, x_connector_id, "
+    "x_occurred_at"
+)
+
+
+def expectations_sql(*, connector_ids: list[int], since) -> tuple[str, list]:
+    """Everything we expect the PSP to settle, as one SQL query and its parameters: our
+    captures and refunds (apps.intents) and the disputes' withdrawals (`chargeback`) and
+    reinstatements (`reversal`) (apps.disputes), each with `x_fee`: the fee the ledger booked
+    for it when the item itself carries one (a dispute fee), else NULL (a capture's estimate
+    comes from its journal)."""
+    intents = intent_selectors.settlement_expectations(connector_ids=connector_ids, since=since)
+    disputes = dispute_selectors.settlement_expectations(connector_ids=connector_ids, since=since)
+    i_sql, i_params = intents.query.sql_with_params()
+    d_sql, d_params = disputes.query.sql_with_params()
+    sql = (
+        f"SELECT {_EXPECTATION_COLUMNS}, NULL::bigint AS x_fee FROM ({i_sql}) i "
+        f"UNION ALL SELECT {_EXPECTATION_COLUMNS}, x_fee FROM ({d_sql}) d"
+    )
+    return sql, [*i_params, *d_params]
+
+
 def _expected_sql(profile: ReconciliationProfile) -> tuple[str, list]:
-    expectations = intent_selectors.settlement_expectations(
+    e_sql, e_params = expectations_sql(
         connector_ids=[profile.connector_id], since=profile.expect_since
     )
-    e_sql, e_params = expectations.query.sql_with_params()
     f_sql, f_params = ledger_selectors.capture_journal_figures().query.sql_with_params()
     return CREATE_EXPECTED.format(expectations=e_sql, figures=f_sql), [*e_params, *f_params]
 
@@ -327,6 +372,8 @@ def load_report(
             kind=_KIND,
             chosen=CHOSEN,
             chosen_kind=_chosen("kind"),
+            chosen_fee=_chosen("fee_estimate"),
+            psp_key=_PSP_KEY,
         )
         cursor.execute(match_sql, match_params)
         timings["match"] = time.monotonic() - step

@@ -125,7 +125,9 @@ def _line_legs(d: Discrepancy, line: SettlementLine, connector, difference_accou
         and line.expected_currency == line.currency  # another currency: nothing of ours here
     )
     if ours:
-        signed = line.expected_amount if line.expected_kind == "capture" else -line.expected_amount
+        # captures and reinstated disputes credit us; refunds and chargebacks debit us
+        credit = line.expected_kind in ("capture", "reversal")
+        signed = line.expected_amount if credit else -line.expected_amount
         receivable = signed - line.estimated_fee
         fee_difference = line.fee - line.estimated_fee
     legs = [
@@ -196,7 +198,8 @@ def discrepancy_write_off(*, discrepancy: Discrepancy, actor: Actor, user=None, 
     if d.kind == DiscrepancyKind.MISSING_IN_REPORT:
         # never settled: the receivable (net of the fee estimated at capture) will not arrive
         # and the PSP charged no fee; the whole amount is the loss
-        amount = d.our_amount if d.expected_kind == "capture" else -d.our_amount
+        credit = d.expected_kind in ("capture", "reversal")
+        amount = d.our_amount if credit else -d.our_amount
         estimate = 0
         if d.expected_kind == "capture":
             estimate = ledger_selectors.capture_fee_estimate(source_id=d.expected_public_id)

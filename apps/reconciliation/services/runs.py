@@ -21,7 +21,6 @@ from apps.core import metrics
 from apps.core.audit import Actor, audit_record
 from apps.core.errors import InvalidRequestError
 from apps.events import services as event_services
-from apps.intents import selectors as intent_selectors
 from apps.reconciliation.models import (
     ReconciliationProfile,
     ReconciliationRun,
@@ -29,7 +28,7 @@ from apps.reconciliation.models import (
     SettlementReport,
 )
 from apps.reconciliation.services import storage
-from apps.reconciliation.services.loading import load_report
+from apps.reconciliation.services.loading import expectations_sql, load_report
 from apps.reconciliation.services.posting import post_report
 
 logger = logging.getLogger(__name__)
@@ -304,7 +303,8 @@ INSERT INTO reconciliation_discrepancy (
 SELECT 'dsc_' || replace(gen_random_uuid()::text, '-', ''), %(run)s, %(connector)s,
        %(merchant)s, %(livemode)s, 'missing_in_report', 'open', NULL, NULL, '', e.x_kind,
        e.x_object_id, e.x_public_id,
-       CASE WHEN e.x_kind = 'refund' THEN e.x_modification_reference ELSE e.x_psp_reference END,
+       CASE WHEN e.x_kind IN ('refund', 'chargeback', 'reversal') THEN e.x_modification_reference
+            ELSE e.x_psp_reference END,
        e.x_currency, e.x_amount, NULL, NULL, NULL, -e.x_amount, %(tolerance)s, '',
        e.x_occurred_at::date, '', '', '', '', 0, now()
 FROM recon_unmatched e
@@ -334,10 +334,7 @@ def _flag_missing(*, run, profile, connector, run_date: date) -> tuple[list[int]
     cutoff_day = business_days_before(run_date, profile.settlement_window_days)
     cutoff = datetime(cutoff_day.year, cutoff_day.month, cutoff_day.day, tzinfo=UTC)
     cutoff += timedelta(days=1)  # items of the cutoff day itself are due
-    expectations = intent_selectors.settlement_expectations(
-        connector_ids=[connector.pk], since=profile.expect_since
-    )
-    e_sql, e_params = expectations.query.sql_with_params()
+    e_sql, e_params = expectations_sql(connector_ids=[connector.pk], since=profile.expect_since)
     params = {f"e{i}": value for i, value in enumerate(e_params)}
     e_named = e_sql % tuple(f"%(e{i})s" for i in range(len(e_params)))
     common = {
