@@ -144,14 +144,15 @@ def seed(p: dict) -> dict:
                 pending_operation, order_id, customer_email, description, metadata,
                 cancellation_reason, needs_review, created_at, updated_at, merchant_id,
                 ledger_hold, platform_fee_amount, splits, return_url, pending_inquiry_count,
-                authorized_at, connector_id)
+                authorized_at, connector_id, payment_method_options, amount_details,
+                amount_disputed, disputed)
             SELECT 'pi_bench' || i, false, 'succeeded', 1000 + i %% 50000, 'eur', 'automatic',
                    0, 1000 + i %% 50000, 0, 'PSP' || lpad(i::text, 13, '0'), '', '', '', '',
                    '{}', '', false, %(created)s, %(created)s, %(merchant)s, '', 0, '[]', '', 0,
                    CASE WHEN i < %(missing)s THEN %(d)s - interval '10 days'
                         WHEN i < %(late)s THEN %(d)s - interval '3 days'
                         ELSE %(d)s - interval '1 day' END,
-                   %(connector)s
+                   %(connector)s, '{}', '{}', 0, false
             FROM generate_series(0, %(n)s - 1) AS i
             """,
             {
