@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+
+from django.utils import timezone
 
 from apps.core.logging import get_request_id
 from apps.core.models import AuditLogEntry
@@ -46,7 +49,50 @@ def _scrub(changes: dict) -> dict:
     }
 
 
-def audit_record(
+def audit_record(**fields) -> AuditLogEntry:
+    """One audit row, written now (inside the change's transaction). `fields`: as
+    `audit_entry`."""
+    entry = audit_entry(**fields)
+    entry.save(force_insert=True)
+    return entry
+
+
+def audit_record_all(entries: list[AuditLogEntry]) -> None:
+    """Several audit rows of one transaction (`audit_entry`), in one statement."""
+    AuditLogEntry.objects.bulk_create(entries)
+
+
+def audit_insert_statement(entries: list[AuditLogEntry], *, when: str) -> tuple[str, list]:
+    """`audit_record_all` as (sql, params), for a caller that writes the rows inside its own
+    single statement, as a data-modifying CTE written only if the relation `when` yields a
+    row."""
+    columns = (
+        "created_at, actor_type, actor, merchant_id, livemode, action, object_type, "
+        "object_id, changes, request_id"
+    )
+    row = "(%s::timestamptz, %s, %s, %s::bigint, %s::boolean, %s, %s, %s, %s::jsonb, %s)"
+    params = []
+    now = timezone.now()
+    for entry in entries:
+        params += [
+            entry.created_at or now,
+            entry.actor_type,
+            entry.actor,
+            entry.merchant_id,
+            entry.livemode,
+            entry.action,
+            entry.object_type,
+            entry.object_id,
+            json.dumps(entry.changes),
+            entry.request_id,
+        ]
+    sql = f"""
+INSERT INTO {AuditLogEntry._meta.db_table} ({columns})
+SELECT v.* FROM (VALUES {", ".join([row] * len(entries))}) AS v ({columns}), {when}"""
+    return sql, params
+
+
+def audit_entry(
     *,
     actor: Actor,
     action: str,
@@ -56,7 +102,8 @@ def audit_record(
     livemode: bool | None = None,
     changes: dict | None = None,
 ) -> AuditLogEntry:
-    return AuditLogEntry.objects.create(
+    """An audit row, not written yet: `audit_record_all` writes several at once."""
+    return AuditLogEntry(
         actor_type=actor.type,
         actor=actor.id[:150],
         merchant_id=merchant_id if merchant_id is not None else actor.merchant_id,

@@ -81,6 +81,14 @@ class IdempotencyInFlightError(IdempotencyError):
     default_code = "idempotency_key_in_use"
 
 
+class IdempotencyInterruptedError(IdempotencyError):
+    """The key's first request died after it changed something: it is never run a second
+    time (that could charge twice); the client retrieves what it changed."""
+
+    http_status = 409
+    default_code = "idempotency_request_interrupted"
+
+
 class CardError(PlatformError):
     """402: the card was declined."""
 

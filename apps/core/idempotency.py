@@ -24,8 +24,13 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.core.errors import IdempotencyError, IdempotencyInFlightError, InvalidRequestError
-from apps.core.models import IdempotencyRecord
+from apps.core.errors import (
+    IdempotencyError,
+    IdempotencyInFlightError,
+    IdempotencyInterruptedError,
+    InvalidRequestError,
+)
+from apps.core.models import AuditLogEntry, IdempotencyRecord
 
 MAX_KEY_LENGTH = 255
 
@@ -154,13 +159,15 @@ def idempotency_claim(
     now = timezone.now()
     expires_at = now + timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS)
     args = (merchant_id, livemode, method, path, key, fingerprint, request_id, now, now, expires_at)
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(_CLAIM_SQL, args)
-            row = cursor.fetchone()
-        if row:
-            return IdempotencyClaim(record_id=row[0])
+    # a new key, the common case: one INSERT on its own, which is a transaction by itself (no
+    # BEGIN and COMMIT round trips); the twin that loses the race sees the committed claim
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, args)
+        row = cursor.fetchone()
+    if row:
+        return IdempotencyClaim(record_id=row[0])
 
+    with transaction.atomic():
         record = IdempotencyRecord.objects.select_for_update().get(
             merchant_id=merchant_id, livemode=livemode, key=key
         )
@@ -201,9 +208,35 @@ def idempotency_claim(
                 "Retry after it completes.",
                 param="Idempotency-Key",
             )
-        # the first request died without finishing (worker killed): this one takes over
+        # the first request died without finishing (a worker killed). Run again, it would
+        # charge or refund a second time if it had begun: every change a request makes writes
+        # its audit row, with the request's id, in the change's own transaction, so those rows
+        # say whether it began. Only a request that changed nothing is taken over.
+        changed = _changed_by(record)
+        if changed:
+            raise IdempotencyInterruptedError(
+                "The first request with this Idempotency-Key was interrupted after it changed "
+                + ", ".join(f"{kind} {public_id}" for kind, public_id in changed)
+                + ". It is not run again, so nothing is charged or refunded twice: retrieve "
+                "the object for its outcome, or use a new Idempotency-Key for a new request.",
+                param="Idempotency-Key",
+                extra={"objects": [public_id for _, public_id in changed]},
+            )
         _reclaim(record, fingerprint=fingerprint, request_id=request_id, now=now)
         return IdempotencyClaim(record_id=record.id)
+
+
+def _changed_by(record: IdempotencyRecord) -> list[tuple[str, str]]:
+    """The objects an interrupted request changed, from its audit rows (object type, public id),
+    in the order it changed them."""
+    if not record.request_id:
+        return []
+    rows = (
+        AuditLogEntry.objects.filter(request_id=record.request_id, merchant_id=record.merchant_id)
+        .order_by("id")
+        .values_list("object_type", "object_id")
+    )
+    return list(dict.fromkeys(rows))
 
 
 def _reclaim(

@@ -1,4 +1,5 @@
 from django.db import models
+from django.db.models import Q
 
 
 class IdempotencyRecord(models.Model):
@@ -64,6 +65,12 @@ class AuditLogEntry(models.Model):
     class Meta:
         ordering = ["-id"]
         verbose_name_plural = "audit log entries"
+        indexes = [
+            # what an interrupted idempotent request changed (apps/core/idempotency.py)
+            models.Index(
+                fields=["request_id"], condition=~Q(request_id=""), name="audit_by_request"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.action} {self.object_type} {self.object_id} by {self.actor}"

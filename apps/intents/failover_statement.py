@@ -17,7 +17,7 @@ from apps.intents.models import IntentStatus, PaymentAttempt, PaymentIntent
 _PLAIN = (str, int, bool, datetime)
 
 
-def _values(obj: Model, fields: tuple[Field, ...], *, add: bool) -> list:
+def column_values(obj: Model, fields: tuple[Field, ...], *, add: bool) -> list:
     values = []
     for field in fields:
         value = field.pre_save(obj, add)
@@ -81,11 +81,11 @@ def fail_over(
         failed.pk,
         PaymentAttempt.Outcome.PENDING,
         failed.intent_id,
-        *_values(failed, updated, add=False),
+        *column_values(failed, updated, add=False),
         IntentStatus.PROCESSING,
         PaymentIntent.PendingOperation.AUTHORIZE,
         *event_params,
-        *_values(next_attempt, inserted, add=True),
+        *column_values(next_attempt, inserted, add=True),
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -13,12 +13,17 @@ import pytest
 from tests.support.wire import count_wire
 
 # Today's figures; issue 16's target for create+confirm is <= 8 statements in 2 transactions.
+# Transactions: BEGIN ... COMMIT, and single writes in autocommit (each a transaction of its
+# own): create+confirm's idempotency claim, tx A (one statement), tx B and the stored result.
+# The API key's SELECT is counted when the process's key cache has not caught up yet (its
+# listener subscribes in the background), as can happen in a test.
 BUDGET = {
     # round trips = statements + BEGIN + COMMIT/ROLLBACK; measured 2026-12-03
-    "create_confirm": {"round_trips": 34, "transactions": 4},  # 26 statements
-    "create_confirm_manual": {"round_trips": 37, "transactions": 4},  # 29 statements
-    "capture": {"round_trips": 21, "transactions": 2},  # 17 statements
-    "refund": {"round_trips": 23, "transactions": 2},  # 19 statements
+    "create_confirm": {"round_trips": 13, "transactions": 4},  # 11 statements (was 23 in 5)
+    # 16 statements, of which 4 open the hold's ledger accounts (the currency's first hold)
+    "create_confirm_manual": {"round_trips": 18, "transactions": 4},
+    "capture": {"round_trips": 20, "transactions": 2},  # 16 statements
+    "refund": {"round_trips": 22, "transactions": 2},  # 18 statements
 }
 
 
@@ -99,13 +104,17 @@ def test_the_counter_sees_an_added_round_trip(confirm, stripe_connector, warm, m
     from apps.intents import services
 
     _, baseline = confirm("order-3")
-    original = services.intent_create
+    original = services.intent_prepare
 
     def with_an_extra_query(*args, **kwargs):
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(services, "intent_create", with_an_extra_query)
+    monkeypatch.setattr(services, "intent_prepare", with_an_extra_query)
     _, count = confirm("order-4")
-    assert count.round_trips == baseline.round_trips + 1
+
+    def without_key_lookup(c):  # the key cache may warm up between the two
+        return [s for s in c.statements if "merchants_apikey" not in s]
+
+    assert len(without_key_lookup(count)) == len(without_key_lookup(baseline)) + 1

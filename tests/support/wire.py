@@ -18,6 +18,8 @@ class WireCount:
     begins: int = 0
     commits: int = 0
     rollbacks: int = 0
+    # writes sent in autocommit: each is a transaction of its own, without BEGIN and COMMIT
+    autocommit_writes: int = 0
 
     @property
     def round_trips(self) -> int:
@@ -26,7 +28,15 @@ class WireCount:
 
     @property
     def transactions(self) -> int:
-        return self.begins
+        """Explicit transactions (BEGIN … COMMIT) and single writes in autocommit."""
+        return self.begins + self.autocommit_writes
+
+
+def _writes(query) -> bool:
+    text = (query if isinstance(query, str) else repr(query)).lstrip().upper()
+    return text.startswith(("INSERT", "UPDATE", "DELETE")) or (
+        text.startswith("WITH") and any(f" {verb} " in text for verb in ("INSERT", "UPDATE"))
+    )
 
 
 class count_wire:  # lower case: read as a with-block verb
@@ -52,6 +62,8 @@ class count_wire:  # lower case: read as a with-block verb
                         and conn.info.transaction_status == TransactionStatus.IDLE
                     ):
                         count.begins += 1  # psycopg sends BEGIN before this statement
+                    elif conn.autocommit and _writes(query):
+                        count.autocommit_writes += 1
                     count.statements.append(query if isinstance(query, str) else repr(query))
                 return original(cursor, query, *args, **kwargs)
 

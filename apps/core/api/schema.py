@@ -51,6 +51,12 @@ _ERROR_SCHEMA = {
                     "type": "string",
                     "description": "On a 409 about the intent's state: its status.",
                 },
+                "objects": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "On a 409 idempotency_request_interrupted: the public ids "
+                    "of what the key's interrupted first request changed.",
+                },
                 "routing": {
                     "type": "object",
                     "additionalProperties": {},
@@ -67,7 +73,8 @@ _ERROR_DESCRIPTIONS = {
     "402": "The card was declined (type card_error); the intent is in `payment_intent`",
     "403": "A publishable key on an endpoint that needs the secret key",
     "404": "No such object (also another merchant's, or in the other mode)",
-    "409": "The object's state does not allow this, or the Idempotency-Key is in use",
+    "409": "The object's state does not allow this, the Idempotency-Key is in use, or its "
+    "first request was interrupted after it changed something (never run twice)",
     "413": "Body larger than 1 MiB",
     "415": "Content-Type is not application/json",
     "500": "Internal error (quote the request id)",

@@ -68,6 +68,70 @@ def outbox_record(
     return row
 
 
+def outbox_record_new_object(
+    *, obj, object_type: str, events: list[tuple[str, dict, dict]]
+) -> None:
+    """The first events of an object created in this transaction, (event_type, payload,
+    previous_attributes) in order, in one statement: their sequences are 1..n (the unique
+    (object_id, sequence) constraint refuses anything else, so call it before any other event
+    of the object)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            *outbox_new_object_statement(obj=obj, object_type=object_type, events=events)
+        )
+    outbox_relay_schedule()
+
+
+def outbox_new_object_statement(
+    *, obj, object_type: str, events: list[tuple[str, dict, dict]], when: str = ""
+) -> tuple[str, list]:
+    """`outbox_record_new_object` as (sql, params), for a caller that writes the rows inside its
+    own single statement, as a data-modifying CTE written only if the relation `when` yields a
+    row. The caller owes the relay: `outbox_relay_schedule()`."""
+    rows = [
+        _outbox_row(
+            merchant_id=obj.merchant_id,
+            livemode=obj.livemode,
+            object_type=object_type,
+            object_id=obj.public_id,
+            event_type=event_type,
+            payload=payload,
+            previous_attributes=previous,
+        )
+        for event_type, payload, previous in events
+    ]
+    values = ", ".join(
+        [
+            "(%s::bigint, %s::boolean, %s, %s, %s::integer, %s, %s::jsonb, %s::jsonb, %s, %s, "
+            "%s::timestamptz)"
+        ]
+        * len(rows)
+    )
+    params = []
+    for sequence, row in enumerate(rows, start=1):
+        params += [
+            row.merchant_id,
+            row.livemode,
+            row.object_type,
+            row.object_id,
+            sequence,
+            row.event_type,
+            json.dumps(row.payload),
+            json.dumps(row.previous_attributes),
+            row.request_id,
+            row.idempotency_key,
+            row.created_at,
+        ]
+    columns = (
+        "merchant_id, livemode, object_type, object_id, sequence, event_type, payload, "
+        "previous_attributes, request_id, idempotency_key, created_at"
+    )
+    sql = f"""
+INSERT INTO {OutboxEvent._meta.db_table} ({columns})
+SELECT v.* FROM (VALUES {values}) AS v ({columns}){f", {when}" if when else ""}"""
+    return sql, params
+
+
 def outbox_record_select(*, select_sql: str, params) -> int:
     """One outbox row per row of a caller's SELECT, in one statement (issue 14: thousands of
     `reconciliation.discrepancy.created` at once). The SELECT yields, in this order:

@@ -113,23 +113,27 @@ class PaymentIntentListCreateApi(MerchantApiView):
                 code="parameter_missing",
                 param="payment_method",
             )
-        intent = services.intent_create(
-            merchant=self.merchant, livemode=self.livemode, actor=self.actor, **data
-        )
-        if confirm:
+        if not confirm:
+            intent = services.intent_create(
+                merchant=self.merchant, livemode=self.livemode, actor=self.actor, **data
+            )
+            return _intent_response(intent)
+        radar = _radar_context(request, self.merchant)
+        intent = services.intent_prepare(merchant=self.merchant, livemode=self.livemode, **data)
+        try:
+            intent = services.intent_create_and_confirm(intent=intent, actor=self.actor, **radar)
+        except PlatformError as exc:
+            # the intent exists: name it, so the merchant can confirm it again later (read
+            # again rather than refresh_from_db: django-fsm's refresh unprotects the status
+            # field for the whole process, which races other threads' transitions)
             try:
-                intent = services.intent_confirm(
-                    intent=intent, actor=self.actor, **_radar_context(request, self.merchant)
-                )
-            except PlatformError as exc:
-                # the intent exists: name it, so the merchant can confirm it again later (read
-                # again rather than refresh_from_db: django-fsm's refresh unprotects the status
-                # field for the whole process, which races other threads' transitions)
                 intent = selectors.intent_get(
                     merchant_id=self.merchant.id, livemode=self.livemode, public_id=intent.public_id
                 )
-                exc.extra.setdefault("payment_intent", intent_representation(intent))
-                raise
+            except PlatformError:
+                raise exc from None  # not written (the database failed before it was)
+            exc.extra.setdefault("payment_intent", intent_representation(intent))
+            raise
         return _intent_response(intent)
 
 

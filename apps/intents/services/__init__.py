@@ -2,7 +2,8 @@
 
 - `create`: a payment intent, validated before anything is written;
 - `confirm`: routing, the authorization through the connector gateway, failover (one SQL
-  statement, apps/intents/failover_statement.py), the result;
+  statement, apps/intents/failover_statement.py), the result; create+confirm inserts the
+  intent in tx A itself;
 - `inquiries`: unknown outcomes resolved by inquiry (never by a second charge), and the
   authorization completed after 3-D Secure;
 - `operations`: capture and cancel, the sweep that resolves stalled ones, authorization expiry;
@@ -12,8 +13,8 @@
 The public functions are importable from `apps.intents.services` as before."""
 
 from apps.intents.services.common import CANCELLATION_REASONS, REFUND_REASONS
-from apps.intents.services.confirm import intent_confirm
-from apps.intents.services.create import intent_create
+from apps.intents.services.confirm import intent_confirm, intent_create_and_confirm
+from apps.intents.services.create import intent_create, intent_prepare
 from apps.intents.services.disputes import (
     DisputeTake,
     intent_dispute_mark,
@@ -51,11 +52,13 @@ __all__ = [
     "intent_capture",
     "intent_confirm",
     "intent_create",
+    "intent_create_and_confirm",
     "intent_dispute_mark",
     "intent_dispute_return",
     "intent_dispute_take",
     "intent_fraud_notice_record",
     "intent_operation_inquire",
+    "intent_prepare",
     "intent_refresh_action",
     "intent_return_from_action",
     "intents_expire_authorizations",

@@ -4,6 +4,7 @@ record of every intent, attempt and refund change (its own row, in the change's 
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from apps.core.errors import ConflictError
@@ -66,6 +67,30 @@ def _lock_intent(
     if payment_method is not None and intent.payment_method_id == payment_method.pk:
         intent.payment_method = payment_method
     return intent
+
+
+@lru_cache(maxsize=1)
+def _attempt_and_intent_lock_sql() -> str:
+    intent = PaymentIntent._meta
+    columns = ", ".join(f'i."{f.column}"' for f in intent.concrete_fields)
+    return (
+        f"SELECT {columns}, a.outcome AS attempt_outcome"
+        f" FROM {PaymentAttempt._meta.db_table} a"
+        f" JOIN {intent.db_table} i ON i.id = a.intent_id"
+        " WHERE a.id = %s FOR UPDATE OF a, i"
+    )
+
+
+def _lock_attempt_and_intent(
+    attempt_id: int, *, payment_method: PaymentMethod
+) -> tuple[str, PaymentIntent]:
+    """tx B: the attempt's outcome and its intent, both rows locked, in one statement (the
+    attempt's row first, then the intent's, as every path that locks both does). The intent as
+    `_lock_intent(with_connector=False, payment_method=…)` gives it."""
+    intent = next(iter(PaymentIntent.objects.raw(_attempt_and_intent_lock_sql(), [attempt_id])))
+    if intent.payment_method_id == payment_method.pk:
+        intent.payment_method = payment_method
+    return intent.attempt_outcome, intent
 
 
 def _emit(intent: PaymentIntent, event_type: str, previous: dict | None = None) -> None:

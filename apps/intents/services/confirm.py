@@ -9,6 +9,7 @@ in its own transaction. Failover has one implementation, one SQL statement
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from dataclasses import dataclass
@@ -21,24 +22,34 @@ from django.utils import timezone
 
 from apps.connectors import gateway
 from apps.core import metrics, tracing
-from apps.core.audit import Actor, audit_record
-from apps.core.errors import InvalidRequestError
+from apps.core.audit import Actor, audit_entry, audit_insert_statement, audit_record_all
+from apps.core.errors import InvalidRequestError, PlatformError
 from apps.events.services import (
     outbox_insert_statement,
+    outbox_new_object_statement,
     outbox_relay_schedule,
 )
-from apps.intents import failover_statement, ledger_hooks, risk_step
+from apps.intents import (
+    authorized_statement,
+    created_statement,
+    failover_statement,
+    ledger_hooks,
+    risk_step,
+)
 from apps.intents.models import PaymentAttempt, PaymentIntent
 from apps.intents.representations import (
     attempt_representation,
+    intent_representation,
 )
 from apps.intents.services.common import (
     S,
     _emit,
     _emit_attempt,
+    _lock_attempt_and_intent,
     _lock_intent,
     _unexpected_state,
 )
+from apps.intents.services.create import NewIntentRecords, intent_created, intent_insert
 from apps.psp_adapters.contract import (
     AuthorizeRequest,
     CardData,
@@ -95,48 +106,80 @@ def intent_confirm(
                 payment_method=payment_method,
                 radar={"client_ip": client_ip, "merchant_country": merchant_country},
             )
-        if isinstance(planned, PaymentIntent):
-            # blocked by Radar: no PSP was called
-            metrics.payment_finished(
-                livemode=planned.livemode,
-                psp="none",
-                status=planned.status,
-                decline_code=(planned.last_payment_error or {}).get("decline_code") or "",
-                known_codes=_METRIC_DECLINE_CODES,
+        return _confirm_run(intent, planned, deadline)
+
+
+def _confirm_run(
+    intent: PaymentIntent, planned: _PlannedAttempt | PaymentIntent, deadline: float
+) -> PaymentIntent:
+    """After tx A: the PSP call, tx B, and each failover's next call and tx B, until an answer
+    ends the confirm (inside the confirm's span)."""
+    if isinstance(planned, PaymentIntent):
+        # blocked by Radar: no PSP was called
+        metrics.payment_finished(
+            livemode=planned.livemode,
+            psp="none",
+            status=planned.status,
+            decline_code=(planned.last_payment_error or {}).get("decline_code") or "",
+            known_codes=_METRIC_DECLINE_CODES,
+        )
+        return planned
+    card = None  # the card in clear, for this confirm's PSP calls only
+    while True:
+        attempt = planned.attempt
+        if card is None:
+            card = vault_services.vault_card_for_authorization(
+                payment_method=attempt.intent.payment_method
             )
-            return planned
-        card = None  # the card in clear, for this confirm's PSP calls only
-        while True:
-            attempt = planned.attempt
-            if card is None:
-                card = vault_services.vault_card_for_authorization(
-                    payment_method=attempt.intent.payment_method
-                )
-            result = _authorize_at_psp(attempt, card)
-            if planned.relay_owed:
-                outbox_relay_schedule()
-            with tracing.span("pp.tx_b", attempt=attempt.public_id, outcome=str(result.outcome)):
-                outcome = _confirm_apply(
-                    attempt=attempt, result=result, deadline=deadline, tried=planned.tried
-                )
-            metrics.attempt_answered(
-                livemode=intent.livemode,
-                psp=attempt.connector.connector_type,
-                outcome=str(result.outcome),
+        result = _authorize_at_psp(attempt, card)
+        if planned.relay_owed:
+            outbox_relay_schedule()
+        with tracing.span("pp.tx_b", attempt=attempt.public_id, outcome=str(result.outcome)):
+            outcome = _confirm_apply(
+                attempt=attempt, result=result, deadline=deadline, tried=planned.tried
             )
-            if isinstance(outcome, PaymentIntent):
-                _count_payment(outcome, attempt)
-                return outcome  # as tx B left it, locked and saved
-            if outcome is None:  # a webhook or inquiry applied the result first
-                return PaymentIntent.objects.select_related("payment_method", "connector").get(
-                    pk=intent.pk
-                )
-            metrics.failover(
-                livemode=intent.livemode,
-                from_psp=attempt.connector.connector_type,
-                reason=attempt.outcome,
+        metrics.attempt_answered(
+            livemode=intent.livemode,
+            psp=attempt.connector.connector_type,
+            outcome=str(result.outcome),
+        )
+        if isinstance(outcome, PaymentIntent):
+            _count_payment(outcome, attempt)
+            return outcome  # as tx B left it, locked and saved
+        if outcome is None:  # a webhook or inquiry applied the result first
+            return PaymentIntent.objects.select_related("payment_method", "connector").get(
+                pk=intent.pk
             )
-            planned = outcome
+        metrics.failover(
+            livemode=intent.livemode,
+            from_psp=attempt.connector.connector_type,
+            reason=attempt.outcome,
+        )
+        planned = outcome
+
+
+def intent_create_and_confirm(
+    *, intent: PaymentIntent, actor: Actor, client_ip: str = "", merchant_country: str = ""
+) -> PaymentIntent:
+    """`POST /v1/payment_intents` with `confirm=true`: the intent as `intent_prepare` built it
+    (not saved yet) is inserted by tx A itself, in the transaction of its first attempt, so the
+    payment costs two transactions, as a confirm alone does. The rest is `intent_confirm`'s.
+
+    A PlatformError in tx A (no connector can take the payment) rolls the insert back with the
+    rest; the intent is then created on its own, as a create without confirm leaves it, so that
+    the error can name it and the merchant can confirm it again."""
+    pristine = copy.copy(intent)  # as prepared, should tx A roll back
+    radar = {"client_ip": client_ip, "merchant_country": merchant_country}
+    with tracing.span("pp.confirm", intent=intent.public_id, livemode=intent.livemode):
+        deadline = time.monotonic() + settings.CONFIRM_TIME_BUDGET_SECONDS
+        try:
+            with tracing.span("pp.tx_a", intent=intent.public_id):
+                planned = _create_and_plan(intent, actor=actor, radar=radar)
+        except PlatformError:
+            with transaction.atomic():
+                intent_insert(pristine, actor=actor)
+            raise
+        return _confirm_run(intent, planned, deadline)
 
 
 def _count_payment(intent: PaymentIntent, attempt: PaymentAttempt) -> None:
@@ -185,53 +228,105 @@ def _confirm_begin(
             )
         if intent.status != S.REQUIRES_CONFIRMATION:
             raise _unexpected_state(intent, "confirm")
-        # Radar, before routing (architecture section 4): a block ends the confirm here
-        assessment = risk_step.assess(intent, **(radar or {}))
-        if assessment.type == "blocked":
-            risk_step.block(intent, assessment)
-            planned = intent
-        else:
-            planned = _plan_first_attempt(intent)
-        audit_record(
-            actor=actor,
-            action="payment_intent.confirmed",
-            object_type="payment_intent",
-            object_id=intent.public_id,
-            merchant_id=intent.merchant_id,
-            livemode=intent.livemode,
-        )
+        return _confirm_plan(intent, actor=actor, radar=radar)
+
+
+def _confirm_plan(
+    intent: PaymentIntent, *, actor: Actor, radar: dict | None
+) -> _PlannedAttempt | PaymentIntent:
+    """The rest of tx A, the intent locked in requires_confirmation: Radar, then routing and
+    the first attempt, written by the ORM (the general path; create+confirm writes the same in
+    one statement: `_create_and_plan`)."""
+    # Radar, before routing (architecture section 4): a block ends the confirm here
+    assessment = risk_step.assess(intent, **(radar or {}))
+    if assessment.type == "blocked":
+        risk_step.block(intent, assessment)
+        planned = intent
+    else:
+        planned, previous = _first_attempt_in_memory(intent, fresh=False)
+        planned.attempt.save()
+        intent.save(update_fields=_PLANNED_FIELDS)
+        _emit(intent, "payment_intent.processing", previous)
+    audit_record_all([_confirmed_audit(intent, actor)])
     return planned
 
 
-def _plan_first_attempt(intent: PaymentIntent) -> _PlannedAttempt:
-    """Inside tx A (intent locked): ask routing, record the attempt, move to processing.
-    Every later attempt of the confirm is planned by the failover step (`_fail_over`)."""
-    route = _route_next(intent, tried=frozenset(), first=True)
+def _create_and_plan(
+    intent: PaymentIntent, *, actor: Actor, radar: dict | None
+) -> _PlannedAttempt | PaymentIntent:
+    """tx A of create+confirm: `_confirm_plan` for an intent that does not exist yet, written in
+    one statement (apps/intents/created_statement.py): the intent already in processing, its
+    first attempt, the created and processing events and both audit rows. Radar's block is the
+    branch that statement does not take: the general path's writes, in a transaction."""
+    intent.created_at = intent.updated_at = timezone.now()
+    as_created = copy.copy(intent)  # the created event shows it before Radar and routing
+    created = NewIntentRecords()
+    assessment = risk_step.assess(intent, **(radar or {}))
+    if assessment.type == "blocked":
+        with transaction.atomic():
+            intent.save()
+            as_created.created_at, as_created.updated_at = intent.created_at, intent.updated_at
+            intent_created(as_created, actor=actor, records=created)
+            created.write(intent)
+            risk_step.block(intent, assessment)
+            audit_record_all([_confirmed_audit(intent, actor)])
+        return intent
+    planned, previous = _first_attempt_in_memory(intent, fresh=True)
+    intent_created(as_created, actor=actor, records=created)
+    created.emit(intent, "payment_intent.processing", previous)
+    created.audit.append(_confirmed_audit(intent, actor))
+    created_statement.insert_created(
+        intent=intent,
+        attempt=planned.attempt,
+        events=outbox_new_object_statement(
+            obj=intent, object_type="payment_intent", events=created.events, when="created"
+        ),
+        audit=audit_insert_statement(created.audit, when="created"),
+    )
+    # no relay of its own: tx B's commit enqueues one for these rows too, a Redis round trip
+    # less per payment (and the relay sweep covers a confirm that dies before tx B)
+    return planned
+
+
+def _confirmed_audit(intent: PaymentIntent, actor: Actor):
+    return audit_entry(
+        actor=actor,
+        action="payment_intent.confirmed",
+        object_type="payment_intent",
+        object_id=intent.public_id,
+        merchant_id=intent.merchant_id,
+        livemode=intent.livemode,
+    )
+
+
+# the columns the first attempt's planning can change (status through the FSM, payment_method
+# in tx A), not the intent's metadata, splits and the rest
+_PLANNED_FIELDS = [
+    "status",
+    "payment_method",
+    "pending_operation",
+    "last_payment_error",
+    "next_action",
+    "risk_outcome",
+    "capture_method",
+    "amount",
+    "amount_details",
+    "updated_at",
+]
+
+
+def _first_attempt_in_memory(intent: PaymentIntent, *, fresh: bool) -> tuple[_PlannedAttempt, dict]:
+    """Inside tx A (intent locked, or not written yet: `fresh`): ask routing, plan the attempt,
+    move the intent to processing, all in memory; returns the plan and the intent's previous
+    status. Every later attempt of the confirm is planned by the failover step (`_fail_over`)."""
+    route = _route_next(intent, tried=frozenset(), first=True, fresh=fresh)
     route.attempt.risk_outcome = risk_step.public_outcome(intent.risk_outcome)
-    route.attempt.save()
     previous_status = {"status": intent.status}
     intent.start_processing()
     intent.pending_operation = PaymentIntent.PendingOperation.AUTHORIZE
     intent.last_payment_error = None
     intent.next_action = None
-    # the columns this step can change (status through the FSM, payment_method in tx A), not
-    # the intent's metadata, splits and the rest
-    intent.save(
-        update_fields=[
-            "status",
-            "payment_method",
-            "pending_operation",
-            "last_payment_error",
-            "next_action",
-            "risk_outcome",
-            "capture_method",
-            "amount",
-            "amount_details",
-            "updated_at",
-        ]
-    )
-    _emit(intent, "payment_intent.processing", previous_status)
-    return route
+    return route, previous_status
 
 
 def _route_next(
@@ -240,10 +335,12 @@ def _route_next(
     tried: frozenset[int],
     first: bool,
     previous: PaymentAttempt | None = None,
+    fresh: bool = False,
 ) -> _PlannedAttempt | None:
     """The routing decision for the intent's next attempt, and that attempt, not saved yet.
     None when no connector is left after a first attempt; on the first, no connector at all is
-    `no_eligible_connector`."""
+    `no_eligible_connector`. `fresh`: the intent was inserted by this transaction and has no
+    attempt to read."""
     facts = vault_selectors.card_routing_facts(intent.payment_method)
     metadata = intent.metadata or {}
     routing_started = time.perf_counter()
@@ -254,7 +351,9 @@ def _route_next(
     # the full decision trace (profile version, rule, scored candidates, skipped connectors
     # with reasons), plus the attempt's number within this confirm for the failover bound
     trace = decision.trace()
-    return _attempt_for(intent, decision, trace, tried=tried, first=first, previous=previous)
+    return _attempt_for(
+        intent, decision, trace, tried=tried, first=first, previous=previous, fresh=fresh
+    )
 
 
 def _route(intent: PaymentIntent, facts: dict, metadata: dict, tried: frozenset[int]):
@@ -281,12 +380,15 @@ def _attempt_for(
     tried: frozenset[int],
     first: bool,
     previous: PaymentAttempt | None,
+    fresh: bool = False,
 ) -> _PlannedAttempt | None:
     from apps.core.ids import new_public_id  # (kept local: only this function uses it)
 
     if previous is not None:
         last = {"sequence": previous.sequence, "routing_trace": previous.routing_trace}
         tried_so_far = tried
+    elif fresh:
+        last, tried_so_far = None, tried
     else:
         earlier = list(
             intent.attempts.order_by("sequence").values("sequence", "routing_trace", "connector_id")
@@ -509,14 +611,12 @@ def _confirm_apply(
             if planned is None and attempt.retry is not None:
                 attempt.retry.update(retried=False, why_not="no_connector_left")
     with transaction.atomic():
-        current = (
-            PaymentAttempt.objects.select_for_update()
-            .filter(pk=attempt.pk)
-            .values_list("outcome", flat=True)
-            .get()
-        )
-        intent = _lock_intent(
-            attempt.intent_id, with_connector=False, payment_method=attempt.intent.payment_method
+        if result.outcome == Outcome.APPROVED:
+            written = _authorized_at_once(attempt, result)
+            if written is not None:
+                return written[0]
+        current, intent = _lock_attempt_and_intent(
+            attempt.pk, payment_method=attempt.intent.payment_method
         )
         if current != PaymentAttempt.Outcome.PENDING:
             return None  # answered meanwhile: whoever did it applied the result
@@ -681,28 +781,85 @@ def _fail_over(
 
 
 def _apply_authorized(intent: PaymentIntent, attempt: PaymentAttempt, result: PSPResult) -> None:
+    """The general path (tx B's ORM branch, with both rows locked)."""
+    previous = _authorize_in_memory(intent, attempt, result)
+    intent.save()
+    _emit(intent, _authorized_event(intent), previous)
+    _after_authorized(intent, attempt)
+
+
+def _authorized_at_once(
+    attempt: PaymentAttempt, result: PSPResult
+) -> tuple[PaymentIntent, PaymentAttempt] | None:
+    """tx B of an approved authorization in one statement (apps/intents/authorized_statement.py)
+    instead of the general path's lock, attempt, intent and outbox statements: the same
+    in-memory changes (`_authorize_in_memory`), written at once if the attempt is still pending
+    and the intent still authorizing in a state its transition may leave. Works on copies, so
+    that None (a condition did not hold, nothing written) leaves the general path below to
+    decide from the rows as they are."""
+    intent, attempt = copy.copy(attempt.intent), copy.copy(attempt)
+    attempt.intent = intent
+    allowed = authorized_statement.allowed_from(
+        PaymentIntent.succeed if _captures_at_once(intent) else PaymentIntent.authorize
+    )
+    _set_result(attempt, result, PaymentAttempt.Outcome.APPROVED)
+    previous = _authorize_in_memory(intent, attempt, result)
+    event = outbox_insert_statement(
+        when="authorized",
+        merchant_id=intent.merchant_id,
+        livemode=intent.livemode,
+        object_type="payment_intent",
+        object_id=intent.public_id,
+        event_type=_authorized_event(intent),
+        payload=intent_representation(intent),
+        previous_attributes=previous,
+    )
+    if not authorized_statement.apply_authorized(
+        attempt=attempt, attempt_fields=_RESULT_FIELDS, intent=intent, allowed=allowed, event=event
+    ):
+        return None
+    intent._update_initial_state()  # saved: the optimistic check starts from here
+    outbox_relay_schedule()
+    _after_authorized(intent, attempt)
+    return intent, attempt
+
+
+def _captures_at_once(intent: PaymentIntent) -> bool:
+    return intent.capture_method == PaymentIntent.CaptureMethod.AUTOMATIC
+
+
+def _authorize_in_memory(intent: PaymentIntent, attempt: PaymentAttempt, result: PSPResult) -> dict:
+    """The approval's changes to the intent, not written; returns its previous attributes."""
     previous = {"status": intent.status, "amount_capturable": intent.amount_capturable}
     intent.connector = attempt.connector
     intent.psp_reference = result.psp_reference or attempt.psp_reference
     intent.pending_operation = ""
     intent.next_action = None
     intent.authorized_at = timezone.now()
-    automatic = intent.capture_method == PaymentIntent.CaptureMethod.AUTOMATIC
-    if automatic:
+    if _captures_at_once(intent):
         intent.succeed()
         intent.amount_received = intent.amount
         intent.amount_capturable = 0
     else:
         intent.authorize()
         intent.amount_capturable = intent.amount
-    intent.save()
+    return previous
+
+
+def _authorized_event(intent: PaymentIntent) -> str:
+    if _captures_at_once(intent):
+        return "payment_intent.succeeded"
+    return "payment_intent.amount_capturable_updated"
+
+
+def _after_authorized(intent: PaymentIntent, attempt: PaymentAttempt) -> None:
+    """In tx B, the approval written: the CVC is spent, the ledger posts, Radar's review queue
+    takes a payment it held for review."""
     vault_services.vault_discard_cvc(payment_method=intent.payment_method)
-    if automatic:
+    if _captures_at_once(intent):
         ledger_hooks.on_captured(intent=intent, amount=intent.amount)
-        _emit(intent, "payment_intent.succeeded", previous)
     else:
         ledger_hooks.on_authorized(intent=intent, attempt=attempt)
-        _emit(intent, "payment_intent.amount_capturable_updated", previous)
         risk_step.authorized(intent)
 
 

@@ -4,18 +4,19 @@ before anything is written."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from django.db import transaction
 
-from apps.core.audit import Actor, audit_record
+from apps.core.audit import Actor, audit_entry, audit_record_all
 from apps.core.errors import InvalidRequestError
+from apps.core.ids import new_public_id
 from apps.core.money import normalize_currency, validate_amount
+from apps.events.services import outbox_record_new_object
 from apps.intents.models import PaymentIntent
-from apps.intents.services.common import (
-    _emit,
-)
+from apps.intents.representations import intent_representation
 from apps.merchants import selectors as merchant_selectors
 from apps.risk import services as risk_services
 from apps.vault import selectors as vault_selectors
@@ -26,13 +27,21 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def intent_create(
+def intent_create(*, actor: Actor, **fields) -> PaymentIntent:
+    """A payment intent, validated (`intent_prepare`), then written with its outbox and audit
+    rows. `fields`: as `intent_prepare` takes them."""
+    intent = intent_prepare(**fields)
+    with transaction.atomic():
+        intent_insert(intent, actor=actor)
+    return intent
+
+
+def intent_prepare(
     *,
     merchant,
     livemode: bool,
     amount,
     currency,
-    actor: Actor,
     capture_method: str = "automatic",
     payment_method: str | None = None,
     order_id: str = "",
@@ -44,6 +53,8 @@ def intent_create(
     return_url: str = "",
     payment_method_options: dict | None = None,
 ) -> PaymentIntent:
+    """The intent validated and built in memory, not saved: nothing is written until a
+    transaction inserts it (`intent_insert`)."""
     currency = normalize_currency(currency)
     amount = validate_amount(amount)
     _validate_return_url(return_url, livemode=livemode)
@@ -73,37 +84,73 @@ def intent_create(
         method = vault_selectors.payment_method_get_for_charge(
             merchant_id=merchant.id, livemode=livemode, public_id=payment_method
         )
-    with transaction.atomic():
-        intent = PaymentIntent(
-            merchant=merchant,
-            livemode=livemode,
-            amount=amount,
-            currency=currency,
-            capture_method=capture_method,
-            payment_method=method,
-            order_id=order_id,
-            customer_email=customer_email,
-            description=description,
-            metadata=metadata or {},
-            splits=splits,
-            platform_fee_amount=platform_fee_amount,
-            return_url=return_url,
-            payment_method_options=options,
-        )
-        if method is not None:
-            intent.attach_payment_method()
-        intent.save()
-        _emit(intent, "payment_intent.created")
-        audit_record(
+    intent = PaymentIntent(
+        # its id now, not at insert: create+confirm's tx A may roll back and insert it again
+        public_id=new_public_id("pi"),
+        merchant=merchant,
+        livemode=livemode,
+        amount=amount,
+        currency=currency,
+        capture_method=capture_method,
+        payment_method=method,
+        order_id=order_id,
+        customer_email=customer_email,
+        description=description,
+        metadata=metadata or {},
+        splits=splits,
+        platform_fee_amount=platform_fee_amount,
+        return_url=return_url,
+        payment_method_options=options,
+    )
+    if method is not None:
+        intent.attach_payment_method()
+    return intent
+
+
+@dataclass
+class NewIntentRecords:
+    """The outbox and audit rows of an intent inserted by the current transaction, held until
+    the transaction's last step writes them all: one outbox and one audit statement for the
+    whole of create+confirm's tx A instead of one of each per change."""
+
+    events: list[tuple[str, dict, dict]] = field(default_factory=list)
+    audit: list = field(default_factory=list)
+
+    def emit(self, intent: PaymentIntent, event_type: str, previous: dict | None = None) -> None:
+        self.events.append((event_type, intent_representation(intent), previous or {}))
+
+    def write(self, intent: PaymentIntent) -> None:
+        if self.events:
+            outbox_record_new_object(obj=intent, object_type="payment_intent", events=self.events)
+        if self.audit:
+            audit_record_all(self.audit)
+        self.events, self.audit = [], []
+
+
+def intent_insert(intent: PaymentIntent, *, actor: Actor) -> None:
+    """Inside the caller's transaction: the prepared intent, its `payment_intent.created` outbox
+    row and its audit row (create without confirm, and create+confirm's explicit branches;
+    its usual path writes them in tx A's one statement, confirm.py)."""
+    intent.save()
+    records = NewIntentRecords()
+    intent_created(intent, actor=actor, records=records)
+    records.write(intent)
+
+
+def intent_created(intent: PaymentIntent, *, actor: Actor, records: NewIntentRecords) -> None:
+    """The created event and audit row of `intent` as it is now, held in `records`."""
+    records.emit(intent, "payment_intent.created")
+    records.audit.append(
+        audit_entry(
             actor=actor,
             action="payment_intent.created",
             object_type="payment_intent",
             object_id=intent.public_id,
-            merchant_id=merchant.id,
-            livemode=livemode,
-            changes={"amount": [None, amount], "currency": [None, currency]},
+            merchant_id=intent.merchant_id,
+            livemode=intent.livemode,
+            changes={"amount": [None, intent.amount], "currency": [None, intent.currency]},
         )
-    return intent
+    )
 
 
 def _validate_return_url(url: str, *, livemode: bool) -> None:
