@@ -153,3 +153,25 @@ def test_the_vaults_cvc_reaches_the_psp_through_the_breakers_round_trip(
     assert response.json()["error"]["decline_code"] == "invalid_cvc"
     assert PaymentMethod.objects.get(public_id=pm).cvc_discarded_at is not None
     assert redis_client.get(vault_services.cvc_redis_key(pm)) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_redis_away_the_payment_goes_through_without_its_cvc(
+    api, stripe_connector, warm, tokenize, settings, caplog
+):
+    """The shared round trips degrade as the separate ones did: no CVC (the PSP is asked
+    without one), breakers closed, health unrecorded; the payment succeeds and the CVC is
+    marked discarded in the database, which stops any later use."""
+    from apps.vault.models import PaymentMethod
+
+    pm = tokenize()
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    response = api.post(
+        "/v1/payment_intents",
+        {"amount": 2000, "currency": "eur", "payment_method": pm, "confirm": True},
+        format="json",
+    )
+    assert response.status_code == 200 and response.json()["status"] == "succeeded"
+    assert f"CVC of {pm} unreadable (Redis unavailable); going without" in caplog.text
+    assert "Redis unavailable, calling through" in caplog.text
+    assert PaymentMethod.objects.get(public_id=pm).cvc_discarded_at is not None
