@@ -33,6 +33,7 @@ from apps.connectors.models import Connector
 from apps.connectors.services import connector_config, connector_endpoint_url, evaluate_recorded
 from apps.core import metrics, tracing
 from apps.core.db import release_pooled_connection
+from apps.psp_adapters import breaker as breakers
 from apps.psp_adapters.contract import (
     AuthorizeRequest,
     CancelRequest,
@@ -132,11 +133,14 @@ def call(
     *,
     reference: str,
     facts: dict | None = None,
+    preread: breakers.Preread | None = None,
 ) -> PSPResult:
     """One PSP operation under its policy: `send(adapter)` performs it. The functions below are
     the operations the platform has; a new one (dispute evidence, a settlement report) is one
     more function and one more policy here. Each call is a span (connector, operation, outcome;
-    never the request) and a sample of the PSP latency and outcome metrics (issue 17)."""
+    never the request) and a sample of the PSP latency and outcome metrics (issue 17).
+    `preread`: a Redis read the request still needs (the card's CVC), in the round trip that
+    reads the breaker's state."""
     started = time.monotonic()
     with tracing.span(
         "pp.psp_call",
@@ -145,7 +149,9 @@ def call(
         operation=str(operation),
         reference=reference,
     ) as span:
-        result = _call(connector, operation, send, reference=reference, facts=facts)
+        result = _call(
+            connector, operation, send, reference=reference, facts=facts, preread=preread
+        )
         span.set_attribute("pp.outcome", str(result.outcome))
         if result.decline_code:
             span.set_attribute("pp.decline_code", result.decline_code[:60])
@@ -165,6 +171,7 @@ def _call(
     *,
     reference: str,
     facts: dict | None,
+    preread: breakers.Preread | None = None,
 ) -> PSPResult:
     policy = POLICIES[operation]
     config = _config(connector)
@@ -207,10 +214,14 @@ def _call(
                 recorded.append,
             )
 
-        result = health.breaker(connector.public_id).call(guarded, bookkeeping=bookkeeping)
+        result = health.breaker(connector.public_id).call(
+            guarded, bookkeeping=bookkeeping, preread=preread
+        )
         if recorded:
             evaluate_recorded(connector, recorded[0])
     else:
+        if preread is not None:
+            health.preread_alone(preread)
         result = guarded()
     if not result.latency_ms:
         result = replace(result, latency_ms=int((time.monotonic() - started) * 1000))
@@ -231,16 +242,32 @@ REPORT_ERRORS = (ReportParseError, SettlementReportUnavailable)
 # --------------------------------------------------------------------------- payments
 
 
-def authorize(*, connector: Connector, request: AuthorizeRequest, facts: dict) -> PSPResult:
+def authorize(
+    *,
+    connector: Connector,
+    request: AuthorizeRequest | Callable[[], AuthorizeRequest],
+    facts: dict,
+    reference: str = "",
+    preread: breakers.Preread | None = None,
+) -> PSPResult:
     """Under the connector's circuit breaker (state shared in Redis): a breaker that is open by
     the time of the call refuses without sending (ERROR, retryable elsewhere); the answer is
-    recorded in the connector's health and segment rates (`facts`: brand, currency…)."""
+    recorded in the connector's health and segment rates (`facts`: brand, currency…).
+
+    `preread` rides in the breaker's round trip before the call; `request` may then be a
+    function that builds the request from what it read (called only when the request is sent;
+    `reference`: the attempt's id)."""
+    if callable(request):
+        build = request
+    else:
+        reference, build = request.attempt_id, lambda: request
     return call(
         connector,
         Operation.AUTHORIZE,
-        lambda adapter: adapter.authorize(request),
-        reference=request.attempt_id,
+        lambda adapter: adapter.authorize(build()),
+        reference=reference,
         facts=facts,
+        preread=preread,
     )
 
 

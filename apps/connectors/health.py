@@ -116,6 +116,19 @@ def breaker_snapshots(connector_ids: list[str], extra_keys: tuple[str, ...] = ()
     )
 
 
+def preread_alone(preread: breakers.Preread) -> None:
+    """A caller's pre-call read (`ConnectorBreaker.call`'s `preread`) for a call outside the
+    breaker: in a round trip of its own."""
+    pipe = client().pipeline(transaction=False)
+    take = preread(pipe)
+    try:
+        replies = pipe.execute(raise_on_error=False)
+    except redis.RedisError as exc:
+        take(exc)
+        return
+    take(replies)
+
+
 # --------------------------------------------------------------------------- recording
 
 

@@ -2,9 +2,11 @@
 
 Called inside tx A before routing (`assess`, `block`) and inside tx B (`authorized`,
 `declined`). The only added round trip on an approved payment is the one Redis pipeline of the
-velocity counters; a decline adds one more after commit."""
+velocity counters; a decline adds one more (which also discards the CVC)."""
 
 from __future__ import annotations
+
+from functools import partial
 
 from apps.intents.models import PaymentIntent
 from apps.intents.representations import risk_outcome_public
@@ -103,8 +105,12 @@ def block(intent: PaymentIntent, assessment) -> None:
         ]
     )
     _emit(intent, "payment_intent.payment_failed", previous)
-    vault_services.vault_discard_cvc(payment_method=intent.payment_method)
-    risk_services.risk_payment_blocked(facts=intent._risk_facts, assessment=assessment)
+    # the CVC's discard rides in the round trip that counts the block as a decline
+    risk_services.risk_payment_blocked(
+        facts=intent._risk_facts,
+        assessment=assessment,
+        alongside=_cvc_discard(intent),
+    )
 
 
 def authorized(intent: PaymentIntent) -> None:
@@ -130,9 +136,14 @@ def moved_on(intent: PaymentIntent, how: str) -> None:
         risk_services.review_close_for_intent(payment_intent=intent.public_id, reason=how)
 
 
-def declined(intent: PaymentIntent) -> None:
+def _cvc_discard(intent: PaymentIntent):
+    return partial(vault_services.vault_discard_cvc_on, payment_method=intent.payment_method)
+
+
+def declined(intent: PaymentIntent, *, discard_cvc: bool = False) -> None:
     """tx B, the payment failed on a decline: counted in the velocity counters at once (a
-    decline counted for a tx B that then rolls back errs on the side of caution)."""
+    decline counted for a tx B that then rolls back errs on the side of caution). With
+    `discard_cvc`, the CVC's discard (`vault_discard_cvc`) rides in the same round trip."""
     outcome = intent.risk_outcome or {}
     signals = {
         "card_fingerprint": getattr(intent.payment_method, "fingerprint", ""),
@@ -145,4 +156,5 @@ def declined(intent: PaymentIntent) -> None:
         merchant_id=intent.merchant_id,
         livemode=intent.livemode,
         event_id=intent.public_id,
+        alongside=_cvc_discard(intent) if discard_cvc else None,
     )

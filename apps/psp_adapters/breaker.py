@@ -50,6 +50,10 @@ Transition = Callable[[str, str, str], None]  # (connector id, old state, new st
 # its commands on the pipeline that also counts a failure, and returns what takes their
 # replies. One round trip per answer for both.
 Bookkeeping = Callable[[PSPResult, "redis.client.Pipeline"], Callable[[list], None]]
+# The caller's Redis read before the call (the card's CVC): queued on the pipeline that reads
+# the breaker's state, it gets its own replies, or the RedisError when that round trip failed
+# (the caller then degrades as it would on its own). One round trip before the call for both.
+Preread = Callable[["redis.client.Pipeline"], Callable[[list | redis.RedisError], None]]
 
 
 def counts_as_failure(result: PSPResult) -> bool:
@@ -360,20 +364,38 @@ class ConnectorBreaker:
     # --- the guarded call --------------------------------------------------------------------
 
     def call(
-        self, func: Callable[[], PSPResult], *, bookkeeping: Bookkeeping | None = None
+        self,
+        func: Callable[[], PSPResult],
+        *,
+        bookkeeping: Bookkeeping | None = None,
+        preread: Preread | None = None,
     ) -> PSPResult:
         """Runs one PSP call under the breaker and returns its result. Exceptions raised by
         `func` count as failures and propagate. `bookkeeping` runs for every answer the PSP
         gave (not for calls the breaker refused, nor for exceptions), in the round trip that
-        counts a failure."""
+        counts a failure; `preread` before anything else, in the round trip that reads the
+        breaker's state (even when the call is then refused)."""
         keys = self.keys
+        pipe = self.client.pipeline(transaction=False)
+        pipe.mget(keys["forced"], keys["state"], keys["fail_counter"])
+        take_preread = preread(pipe) if preread is not None else None
         try:
-            forced, state, fail_counter = self.client.mget(
-                keys["forced"], keys["state"], keys["fail_counter"]
+            replies = pipe.execute(raise_on_error=False)
+        except redis.RedisError as exc:
+            replies = [exc]
+            if take_preread is not None:
+                take_preread(exc)
+        else:
+            if take_preread is not None:
+                take_preread(replies[1:])
+        if isinstance(replies[0], Exception):
+            logger.error(
+                "breaker %s: Redis unavailable, calling through",
+                self.connector_id,
+                exc_info=replies[0],
             )
-        except redis.RedisError:
-            logger.exception("breaker %s: Redis unavailable, calling through", self.connector_id)
             return self._answered(func(), counted=False, bookkeeping=bookkeeping)
+        forced, state, fail_counter = replies[0]
         if forced == b"open":
             return rejected_result("circuit_forced_open")
         if forced == b"closed":

@@ -14,6 +14,7 @@ from django.utils import timezone
 from apps.core import metrics
 from apps.core.audit import Actor, audit_record
 from apps.core.errors import ConflictError, InvalidRequestError
+from apps.core.redis_client import Queued
 from apps.events.services import outbox_record
 from apps.risk import engine, velocity
 from apps.risk.engine import Assessment
@@ -435,16 +436,29 @@ _METRIC_DECISIONS = {"authorized": "allow", "manual_review": "review", "blocked"
 
 
 def risk_record_decline(
-    *, facts_signals: dict, merchant_id: int, livemode: bool, event_id: str
+    *,
+    facts_signals: dict,
+    merchant_id: int,
+    livemode: bool,
+    event_id: str,
+    alongside: Queued | None = None,
 ) -> None:
+    """`alongside`: another module's Redis commands for the same round trip (the CVC's
+    discard)."""
     velocity.record_decline(
-        merchant_id=merchant_id, livemode=livemode, signals=facts_signals, event_id=event_id
+        merchant_id=merchant_id,
+        livemode=livemode,
+        signals=facts_signals,
+        event_id=event_id,
+        alongside=alongside,
     )
 
 
-def risk_payment_blocked(*, facts: PaymentFacts, assessment: Assessment) -> None:
+def risk_payment_blocked(
+    *, facts: PaymentFacts, assessment: Assessment, alongside: Queued | None = None
+) -> None:
     """Inside tx A: the blocked payment recorded for the back-office; the block counts as a
-    decline (card testing goes on being blocked)."""
+    decline (card testing goes on being blocked), in one Redis round trip with `alongside`."""
     rule = assessment.rule
     BlockedPayment.objects.create(
         merchant_id=facts.merchant_id,
@@ -463,6 +477,7 @@ def risk_payment_blocked(*, facts: PaymentFacts, assessment: Assessment) -> None
         livemode=facts.livemode,
         signals=assessment.signals,
         event_id=facts.payment_intent,
+        alongside=alongside,
     )
 
 

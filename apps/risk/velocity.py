@@ -14,11 +14,12 @@ import hashlib
 import hmac
 import logging
 import time
+from collections.abc import Callable
 from functools import lru_cache
 
 from django.conf import settings
 
-from apps.core.redis_client import checkout_redis
+from apps.core.redis_client import Queued, checkout_redis, one_round_trip
 from apps.risk.lang import WINDOWS
 
 logger = logging.getLogger(__name__)
@@ -157,24 +158,58 @@ def _add(pipe, key: str, members: dict, now: float) -> None:
 
 
 def record_decline(
-    *, merchant_id: int, livemode: bool, signals: dict, event_id: str, now: float | None = None
+    *,
+    merchant_id: int,
+    livemode: bool,
+    signals: dict,
+    event_id: str,
+    now: float | None = None,
+    alongside: Queued | None = None,
 ) -> None:
-    """A payment ended declined (by the issuer or blocked by a rule): one more pipeline."""
+    """A payment ended declined (by the issuer or blocked by a rule): one more pipeline, which
+    also carries `alongside`, another module's commands (the CVC's discard)."""
+    try:
+        queued = record_decline_on(
+            merchant_id=merchant_id, livemode=livemode, signals=signals, event_id=event_id, now=now
+        )
+    except Exception as exc:
+        _decline_not_counted(exc)
+        queued = None
+    parts = [part for part in (alongside, queued) if part is not None]
+    if parts:
+        one_round_trip(_client(), *parts, transaction=True)
+
+
+def record_decline_on(
+    *, merchant_id: int, livemode: bool, signals: dict, event_id: str, now: float | None = None
+) -> Queued:
+    """`record_decline` for a pipeline another module executes."""
     now = time.time() if now is None else now
     prefix = _prefix(merchant_id, livemode)
-    try:
-        pipe = _client().pipeline(transaction=True)
-        for dim, signal in DIMENSIONS.items():
-            if signals.get(signal):
-                _add(
-                    pipe,
-                    f"{prefix}:d:{dim}:{keyed_hash(dim, signals[signal])}",
-                    {event_id: now},
-                    now,
-                )
-        pipe.execute()
-    except Exception as exc:
-        logger.warning("risk velocity unavailable (decline not counted): %s", type(exc).__name__)
+    keys = [
+        f"{prefix}:d:{dim}:{keyed_hash(dim, signals[signal])}"
+        for dim, signal in DIMENSIONS.items()
+        if signals.get(signal)
+    ]
+
+    def queue(pipe) -> Callable[[list | Exception], None]:
+        for key in keys:
+            _add(pipe, key, {event_id: now}, now)
+
+        def take(replies: list | Exception) -> None:
+            if isinstance(replies, Exception):
+                replies = [replies]
+            errors = [reply for reply in replies if isinstance(reply, Exception)]
+            if errors:
+                _decline_not_counted(errors[0])
+
+        return take
+
+    return queue
+
+
+def _decline_not_counted(exc: Exception) -> None:
+    logger.warning("risk velocity unavailable (decline not counted): %s", type(exc).__name__)
 
 
 def generation_bump(merchant_id: int | None, livemode: bool) -> None:

@@ -13,7 +13,8 @@ authorization (`vault_discard_cvc`).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import redis
@@ -92,6 +93,10 @@ def _cvc_fetch(public_id: str) -> str | None:
     except redis.RedisError:
         logger.warning("vault: CVC of %s unreadable (Redis unavailable); going without", public_id)
         return None
+    return _cvc_from(public_id, value)
+
+
+def _cvc_from(public_id: str, value: bytes | None) -> str | None:
     if value is None:
         return None
     try:
@@ -275,6 +280,60 @@ def payment_method_create(
 def vault_card_for_authorization(*, payment_method: PaymentMethod) -> CardData:
     """The card in clear for one PSP call: the decrypted number, and the CVC while Redis still
     holds it (None once discarded or expired). Never store or log the result."""
+    card = _card_without_cvc(payment_method)
+    if payment_method.cvc_discarded_at is None:
+        card = replace(card, cvc=_cvc_fetch(payment_method.public_id))
+    return card
+
+
+class CardHandOver:
+    """The card in clear for one confirm's PSP calls (never store or log it): the number
+    decrypted at once, the CVC read from Redis in the round trip that checks the first PSP
+    call's circuit breaker (`cvc_read_on`, the connector gateway's `preread`), then kept for
+    the confirm's later attempts. `card` has no CVC until then."""
+
+    def __init__(self, payment_method: PaymentMethod, card: CardData):
+        self.card = card
+        self._public_id = payment_method.public_id
+        self._cvc_due = payment_method.cvc_discarded_at is None
+
+    def __repr__(self) -> str:
+        return f"CardHandOver({self.card!r})"
+
+    def cvc_read_on(self, pipe: redis.client.Pipeline) -> Callable[[list | Exception], None]:
+        """Queues the CVC's read on `pipe`; the returned function takes its reply, or the
+        RedisError of a failed round trip (then the CVC is read on its own, as
+        `vault_card_for_authorization` does, and goes without if Redis does not answer)."""
+        if not self._cvc_due:
+            return lambda replies: None
+        public_id = self._public_id
+        pipe.get(cvc_redis_key(public_id))
+
+        def take(replies: list | Exception) -> None:
+            self._cvc_due = False
+            if isinstance(replies, Exception):
+                cvc = _cvc_fetch(public_id)
+            elif isinstance(replies[0], Exception):
+                logger.warning(
+                    "vault: CVC of %s unreadable (%s); going without",
+                    public_id,
+                    type(replies[0]).__name__,
+                )
+                cvc = None
+            else:
+                cvc = _cvc_from(public_id, replies[0])
+            self.card = replace(self.card, cvc=cvc)
+
+        return take
+
+
+def vault_card_hand_over(*, payment_method: PaymentMethod) -> CardHandOver:
+    """`vault_card_for_authorization` for the confirm path: its CVC read shares the round trip
+    of the first authorization's circuit-breaker check (`CardHandOver`)."""
+    return CardHandOver(payment_method, _card_without_cvc(payment_method))
+
+
+def _card_without_cvc(payment_method: PaymentMethod) -> CardData:
     ciphertext = crypto.Ciphertext(
         key_id=payment_method.encryption_key_id, blob=bytes(payment_method.encrypted_number)
     )
@@ -292,14 +351,10 @@ def vault_card_for_authorization(*, payment_method: PaymentMethod) -> CardData:
             "The stored card could not be read. Quote the request id to support.",
             code="vault_decryption_failed",
         ) from None
-    cvc = None
-    if payment_method.cvc_discarded_at is None:
-        cvc = _cvc_fetch(payment_method.public_id)
     return CardData(
         number=number,
         exp_month=payment_method.exp_month,
         exp_year=payment_method.exp_year,
-        cvc=cvc,
         holder_name=payment_method.billing_name or None,
     )
 
@@ -307,6 +362,32 @@ def vault_card_for_authorization(*, payment_method: PaymentMethod) -> CardData:
 def vault_discard_cvc(*, payment_method: PaymentMethod) -> None:
     """Deletes the CVC after its first authorization (whatever the outcome). Idempotent."""
     _cvc_forget(payment_method.public_id)
+    _cvc_discarded(payment_method)
+
+
+def vault_discard_cvc_on(
+    pipe: redis.client.Pipeline, *, payment_method: PaymentMethod
+) -> Callable[[list | Exception], None]:
+    """`vault_discard_cvc` in another module's round trip (apps.core.redis_client.Queued): the
+    DEL queued on `pipe`; the returned function takes its reply, or the RedisError of a failed
+    round trip (then it deletes on its own, as `vault_discard_cvc` does), and records the
+    discard."""
+    public_id = payment_method.public_id
+    pipe.delete(cvc_redis_key(public_id))
+
+    def take(replies: list | Exception) -> None:
+        if isinstance(replies, Exception):
+            _cvc_forget(public_id)
+        elif isinstance(replies[0], Exception):
+            logger.warning(
+                "vault: could not delete the CVC of %s (%s)", public_id, type(replies[0]).__name__
+            )
+        _cvc_discarded(payment_method)
+
+    return take
+
+
+def _cvc_discarded(payment_method: PaymentMethod) -> None:
     if payment_method.cvc_discarded_at is None:
         now = timezone.now()
         PaymentMethod.objects.filter(pk=payment_method.pk, cvc_discarded_at__isnull=True).update(

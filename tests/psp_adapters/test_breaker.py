@@ -263,6 +263,58 @@ def test_redis_down_means_calls_go_through_once():
     assert call.count == 1
 
 
+class Preread:
+    """A caller's read before the call (the vault's CVC): what it got, and in which round trip."""
+
+    def __init__(self, key: str):
+        self.key, self.got = key, []
+
+    def __call__(self, pipe):
+        pipe.get(self.key)
+        return self.got.append
+
+
+def test_the_preread_shares_the_state_read_and_comes_before_the_call(client, connector_id):
+    breaker = _breaker(client, connector_id)
+    key = f"psp-breaker:{connector_id}:test-cvc"
+    client.set(key, b"sealed")
+    preread = Preread(key)
+    round_trips = []
+    real_execute = redis.client.Pipeline.execute
+
+    def execute(pipe, *args, **kwargs):
+        round_trips.append([command[0] for command, _ in pipe.command_stack])
+        return real_execute(pipe, *args, **kwargs)
+
+    def call():
+        assert preread.got == [[b"sealed"]]  # read before the PSP is called
+        return APPROVED
+
+    redis.client.Pipeline.execute = execute
+    try:
+        assert breaker.call(call, preread=preread) is APPROVED
+    finally:
+        redis.client.Pipeline.execute = real_execute
+    assert round_trips == [["MGET", "GET"]]
+
+    breaker.force("open")  # refused: the read still happened, nothing was sent
+    refused = Calls(APPROVED)
+    assert breaker.call(refused, preread=preread).raw_code == "circuit_forced_open"
+    assert refused.count == 0 and preread.got[-1] == [b"sealed"]
+
+
+def test_redis_down_hands_the_preread_its_error_and_calls_through_once():
+    dead = redis.Redis(
+        host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)
+    )
+    breaker = ConnectorBreaker(client=dead, connector_id="mca_nowhere", fail_max=1)
+    preread = Preread("anything")
+    call = Calls(APPROVED)
+    assert breaker.call(call, preread=preread) is APPROVED
+    assert call.count == 1
+    assert len(preread.got) == 1 and isinstance(preread.got[0], redis.ConnectionError)
+
+
 _OTHER_PROCESS = textwrap.dedent("""
     import sys
     import redis

@@ -66,3 +66,24 @@ def test_a_counter_saturates_instead_of_growing(monkeypatch):
         counts = _read(t0 + n, f"pi_{n}")
     assert counts["charges_per_card_minutely"] == 5
     assert counts["amount_per_card_daily"] == 5 * 1500
+
+
+def test_a_decline_carries_another_modules_commands_in_its_round_trip(settings):
+    t0 = 1_800_000_000.0
+    got = []
+
+    def alongside(pipe):
+        pipe.set("vault:cvc:pm_alongside", b"x")
+        return got.append
+
+    velocity.record_decline(
+        merchant_id=1, livemode=False, signals=SIGNALS, event_id="pi_1", now=t0, alongside=alongside
+    )
+    assert got == [[True]]
+    assert _read(t0 + 1, "pi_2")["declines_per_card_minutely"] == 1
+
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there: each part is told
+    velocity.record_decline(
+        merchant_id=1, livemode=False, signals=SIGNALS, event_id="pi_3", alongside=alongside
+    )
+    assert isinstance(got[-1], redis.ConnectionError)

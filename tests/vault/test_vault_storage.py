@@ -11,6 +11,7 @@ import redis
 from cryptography.exceptions import InvalidTag
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
 from apps.core import crypto
 from apps.core.errors import ApiError, NotFoundError
@@ -204,6 +205,67 @@ def test_discard_deletes_the_cvc_and_records_when(merchant, redis_client):
         number=VISA, exp_month=12, exp_year=2034, cvc=None, holder_name="Jenny Rosen"
     )
     services.vault_discard_cvc(payment_method=payment_method)  # idempotent
+
+
+def _in_one_pipeline(queue, redis_client, *others):
+    """Runs `queue` (a vault part of another module's round trip) in one pipeline with other
+    commands, as the breaker or the velocity counters do."""
+    pipe = redis_client.pipeline(transaction=False)
+    for key in others:
+        pipe.get(key)
+    start = len(pipe)
+    take = queue(pipe)
+    take(pipe.execute(raise_on_error=False)[start:])
+
+
+def test_the_confirms_hand_over_reads_the_cvc_in_another_modules_round_trip(merchant, redis_client):
+    payment_method = _create(merchant)
+    hand_over = services.vault_card_hand_over(payment_method=payment_method)
+    assert (hand_over.card.number, hand_over.card.cvc) == (VISA, None)  # not read yet
+    assert VISA not in repr(hand_over)
+
+    _in_one_pipeline(hand_over.cvc_read_on, redis_client, "psp-breaker:x:state")
+    assert hand_over.card == services.vault_card_for_authorization(payment_method=payment_method)
+    assert hand_over.card.cvc == "123"
+
+    # read once per confirm: a failover's attempt queues nothing and keeps the CVC
+    pipe = redis_client.pipeline(transaction=False)
+    hand_over.cvc_read_on(pipe)([])
+    assert len(pipe) == 0 and hand_over.card.cvc == "123"
+
+
+def test_the_hand_over_reads_on_its_own_when_the_shared_round_trip_fails(merchant):
+    payment_method = _create(merchant)
+    hand_over = services.vault_card_hand_over(payment_method=payment_method)
+    take = hand_over.cvc_read_on(redis.Redis().pipeline())
+    take(redis.ConnectionError("the breaker's round trip failed"))
+    assert hand_over.card.cvc == "123"  # read as vault_card_for_authorization reads it
+
+    payment_method.cvc_discarded_at = timezone.now()
+    discarded = services.vault_card_hand_over(payment_method=payment_method)
+    pipe = redis.Redis().pipeline()
+    discarded.cvc_read_on(pipe)(redis.ConnectionError("down"))
+    assert len(pipe) == 0 and discarded.card.cvc is None  # never read once discarded
+
+
+def test_the_discard_in_another_modules_round_trip_deletes_and_records(merchant, redis_client):
+    payment_method = _create(merchant)
+    _in_one_pipeline(
+        lambda pipe: services.vault_discard_cvc_on(pipe, payment_method=payment_method),
+        redis_client,
+        "risk:gen:platform",
+    )
+    assert redis_client.exists(f"vault:cvc:{payment_method.public_id}") == 0
+    payment_method.refresh_from_db()
+    assert payment_method.cvc_discarded_at is not None
+
+    # that round trip failed: the vault deletes on its own, and records the discard anyway
+    other = _create(merchant)
+    take = services.vault_discard_cvc_on(redis.Redis().pipeline(), payment_method=other)
+    take(redis.ConnectionError("down"))
+    assert redis_client.exists(f"vault:cvc:{other.public_id}") == 0
+    other.refresh_from_db()
+    assert other.cvc_discarded_at is not None
 
 
 def test_card_without_cvc_is_handed_over_without_one(merchant, redis_client):

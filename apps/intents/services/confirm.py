@@ -128,9 +128,7 @@ def _confirm_run(
     while True:
         attempt = planned.attempt
         if card is None:
-            card = vault_services.vault_card_for_authorization(
-                payment_method=attempt.intent.payment_method
-            )
+            card = vault_services.vault_card_hand_over(payment_method=attempt.intent.payment_method)
         result = _authorize_at_psp(attempt, card)
         if planned.relay_owed:
             outbox_relay_schedule()
@@ -447,18 +445,23 @@ def _authorize_request(attempt: PaymentAttempt, card: CardData) -> AuthorizeRequ
     )
 
 
-def _authorize_at_psp(attempt: PaymentAttempt, card: CardData) -> PSPResult:
+def _authorize_at_psp(attempt: PaymentAttempt, card: vault_services.CardHandOver) -> PSPResult:
     """`card`: from the vault once per confirm (failover reuses it for the next connector
     instead of decrypting it and fetching the CVC again). Through the connector gateway: under
     the connector's circuit breaker (an open one refuses without sending: ERROR, retryable
-    elsewhere), recorded in its health, an adapter exception an UNKNOWN."""
+    elsewhere), recorded in its health, an adapter exception an UNKNOWN. The CVC is read in the
+    round trip of the breaker's check (its `preread`), so the request is built after it."""
     intent = attempt.intent
     facts = {
         **vault_selectors.card_routing_facts(intent.payment_method),
         "currency": attempt.currency,
     }
     return gateway.authorize(
-        connector=attempt.connector, request=_authorize_request(attempt, card), facts=facts
+        connector=attempt.connector,
+        request=lambda: _authorize_request(attempt, card.card),
+        reference=attempt.public_id,
+        facts=facts,
+        preread=card.cvc_read_on,
     )
 
 
@@ -656,10 +659,12 @@ def _confirm_apply(
                 intent.next_action = None
                 intent.last_payment_error = _payment_error(result, attempt)
                 intent.save()
-                vault_services.vault_discard_cvc(payment_method=intent.payment_method)
+                if result.outcome == Outcome.ERROR:
+                    vault_services.vault_discard_cvc(payment_method=intent.payment_method)
                 _emit(intent, "payment_intent.payment_failed", previous)
                 if result.outcome != Outcome.ERROR:
-                    risk_step.declined(intent)
+                    # the CVC's discard rides in the velocity counters' round trip
+                    risk_step.declined(intent, discard_cvc=True)
         return intent
 
 
