@@ -188,11 +188,13 @@ def refund_apply_result(
             .get(pk=refund_id)
         )
         intent = _lock_intent(refund.intent_id)
+        psp_reference_was = refund.psp_reference
         if psp_reference and not refund.psp_reference:
             refund.psp_reference = psp_reference
         if refund.status != RefundStatus.PENDING:
-            refund.next_inquiry_at = None
-            refund.save()
+            if refund.next_inquiry_at is not None or refund.psp_reference != psp_reference_was:
+                refund.next_inquiry_at = None
+                refund.save()
             return refund
         refused = outcome in (Outcome.SOFT_DECLINE, Outcome.HARD_DECLINE)
         if outcome == Outcome.APPROVED:
