@@ -220,17 +220,20 @@ def refund_apply_result(
         else:
             # pending at the PSP (Adyen confirms by notification), unknown (the answer was lost),
             # or an inquiry that learnt nothing: asked again on the inquiry schedule
-            _schedule_refund_inquiry(refund)
+            _schedule_refund_inquiry(refund, acknowledged=outcome == Outcome.PENDING)
             refund.save()
         return refund
 
 
-def _schedule_refund_inquiry(refund: Refund) -> None:
+def _schedule_refund_inquiry(refund: Refund, *, acknowledged: bool) -> None:
     """The next inquiry of a pending refund: INQUIRY_BACKOFF_SECONDS after this answer (5 s,
-    30 s, 2 min, … then daily), as a task and, should the broker lose it, by the sweep. Once the
-    schedule is used up the payment is flagged for ops, and the refund is still asked daily."""
+    30 s, 2 min, … then daily), as a task and, should the broker lose it, by the sweep. A refund
+    the PSP acknowledged (Adyen's `received`, Stripe's `pending`) has its outcome notified within
+    seconds, so its first inquiry waits for the second step. Once the schedule is used up the
+    payment is flagged for ops, and the refund is still asked daily."""
     schedule = settings.INQUIRY_BACKOFF_SECONDS
-    delay = schedule[min(refund.inquiry_count, len(schedule) - 1)]
+    step = max(refund.inquiry_count, 1) if acknowledged else refund.inquiry_count
+    delay = schedule[min(step, len(schedule) - 1)]
     refund.inquiry_count = min(refund.inquiry_count + 1, 32767)
     refund.next_inquiry_at = timezone.now() + timedelta(seconds=delay)
     if refund.inquiry_count == len(schedule):
