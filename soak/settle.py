@@ -22,6 +22,7 @@ SELECT
   -- the next moment something is scheduled to happen to the open work
   LEAST(
     (SELECT min(next_inquiry_at) FROM intents_paymentattempt WHERE outcome = 'unknown'),
+    (SELECT min(next_inquiry_at) FROM intents_refund WHERE status = 'pending'),
     (SELECT min(next_attempt_at) FROM events_webhookdelivery WHERE status = 'pending'),
     (SELECT min(next_attempt_at) FROM events_inboundwebhook
        WHERE status IN ('received', 'pending', 'processing', 'retrying'))

@@ -342,6 +342,30 @@ def inquire(
     return call(connector, Operation.INQUIRY, send, reference=attempt_id)
 
 
+def refund_inquire(
+    *, connector: Connector, request: RefundRequest, refund_age_seconds: float
+) -> PSPResult:
+    """What happened to a refund whose outcome is not applied yet (its answer was lost, the
+    process that sent it died, the PSP's notification has not come), asked the way the PSP
+    supports it and never as a second refund. With a refund lookup (Stripe) the refund is looked
+    up. When the PSP has no such refund, or no lookup (Adyen), the original request is re-sent
+    with the refund's own key while the PSP still keeps that key (the adapter's
+    `resend_window_seconds`): the PSP answers from its idempotency store, or processes the
+    refund now, once. Past the window a re-send would be a new refund: only the lookup counts."""
+
+    def send(adapter) -> PSPResult:
+        looked_up = PSPResult(outcome=Outcome.UNKNOWN, raw_code="no_refund_lookup")
+        if adapter.has_refund_lookup:
+            looked_up = adapter.retrieve_refund(request)
+            if not (looked_up.outcome == Outcome.UNKNOWN and looked_up.not_charged):
+                return looked_up
+        if refund_age_seconds < adapter.resend_window_seconds:
+            return adapter.refund(request)
+        return looked_up
+
+    return call(connector, Operation.INQUIRY, send, reference=request.refund_id)
+
+
 def probe(*, connector: Connector) -> PSPResult:
     """One harmless request (a lookup of a payment that cannot exist): an answer below 500
     means the PSP is up. Around the breaker: probes decide re-enabling, not routing."""

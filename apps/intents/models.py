@@ -279,6 +279,9 @@ class Refund(ConcurrentTransitionMixin, models.Model):
     failure_reason = models.CharField(max_length=200, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     inquiry_count = models.PositiveSmallIntegerField(default=0)
+    # while pending: when the PSP is asked next if its answer has not been applied by then (set
+    # before the first send, so a refund whose process died is asked too)
+    next_inquiry_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -286,6 +289,14 @@ class Refund(ConcurrentTransitionMixin, models.Model):
         ordering = ["-id"]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
+        ]
+        indexes = [
+            # the refund inquiry sweep reads only pending refunds
+            models.Index(
+                fields=["next_inquiry_at"],
+                name="refund_pending_inquiry",
+                condition=Q(status="pending"),
+            ),
         ]
 
     def __str__(self) -> str:

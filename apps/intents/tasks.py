@@ -23,9 +23,15 @@ def expire_authorizations() -> int:
     return services.intents_expire_authorizations()
 
 
+@shared_task(name="intents.inquire_refund")
+def inquire_refund(refund_id: int) -> None:
+    services.refund_inquire(refund_id=refund_id)
+
+
 @shared_task(name="intents.resubmit_pending_refunds")
 def resubmit_pending_refunds() -> int:
-    return services.refunds_resubmit_pending()
+    # the name of existing beat entries; it inquires due refunds (never a second refund)
+    return services.refunds_inquire_due()
 
 
 @shared_task(name="intents.release_settled_funds")

@@ -237,6 +237,8 @@ class AdyenAdapter(AdyenSettlementReports):
     connector_type = "adyen"
     # the Checkout API has no payment lookup: unknowns resolve by idempotent re-send or webhook
     has_payment_lookup = False
+    # nor a refund lookup: a refund's outcome comes by REFUND / REFUND_FAILED notification
+    has_refund_lookup = False
     resend_window_seconds = RESEND_WINDOW_SECONDS
 
     def __init__(self, config: ConnectorConfig):
@@ -282,6 +284,10 @@ class AdyenAdapter(AdyenSettlementReports):
         return self._modification(
             "refunds", request.psp_reference, body, request.idempotency_key, Operation.REFUND
         )
+
+    def retrieve_refund(self, request: RefundRequest) -> PSPResult:
+        """No refund lookup in the Checkout API: the outcome comes by notification."""
+        return PSPResult(outcome=Outcome.UNKNOWN, raw_code="no_refund_lookup")
 
     def dispute_submit_evidence(self, request: DisputeEvidenceRequest) -> PSPResult:
         """Adyen's dispute service: supplyDefenseDocument for each document (the text evidence

@@ -91,6 +91,8 @@ class RefundRequest:
     amount: int
     currency: str
     reason: str = ""
+    # for a lookup (retrieve_refund): the PSP's own id of the refund, when its answer came
+    refund_psp_reference: str = ""
 
 
 @dataclass(frozen=True)
@@ -315,6 +317,9 @@ class PSPAdapter(Protocol):
     # whether the PSP can be asked about a payment by reference; without it (Adyen's Checkout
     # API) an unknown outcome is resolved by the idempotent re-send of the original request
     has_payment_lookup: bool
+    # whether the PSP can be asked about a refund (Stripe's GET /v1/refunds); without it (Adyen)
+    # a refund's outcome comes by notification, and a lost answer is resolved by the re-send
+    has_refund_lookup: bool
     # how long after the first request an identical re-send with the same Idempotency-Key is
     # still answered from the PSP's idempotency store (a safety margin under its retention);
     # later the same request would be processed as new
@@ -331,6 +336,10 @@ class PSPAdapter(Protocol):
     def refund(self, request: RefundRequest) -> PSPResult: ...
 
     def retrieve(self, request: RetrieveRequest) -> PSPResult: ...
+
+    # the refund's current state at the PSP, for PSPs with a refund lookup
+    # (`has_refund_lookup`); UNKNOWN with not_charged=True when the PSP has no such refund
+    def retrieve_refund(self, request: RefundRequest) -> PSPResult: ...
 
     def dispute_submit_evidence(self, request: DisputeEvidenceRequest) -> PSPResult: ...
 

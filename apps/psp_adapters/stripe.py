@@ -131,6 +131,7 @@ def encode_form(params: Mapping[str, Any], prefix: str = "") -> list[tuple[str, 
 class StripeAdapter(StripeSettlementReports):
     connector_type = "stripe"
     has_payment_lookup = True
+    has_refund_lookup = True
     resend_window_seconds = RESEND_WINDOW_SECONDS
 
     def __init__(self, config: ConnectorConfig, *, clock: Callable[[], float] = time.time):
@@ -194,6 +195,54 @@ class StripeAdapter(StripeSettlementReports):
         if not _is_object(response, "refund"):
             return self._error_result(response, Operation.REFUND)
         return _refund_result(response.payload, response)
+
+    def retrieve_refund(self, request: RefundRequest) -> PSPResult:
+        """The refund's current state: GET /v1/refunds/{id} when its id is known, otherwise the
+        payment's refunds (GET /v1/refunds?payment_intent=…) matched on our refund id in their
+        metadata. A well-formed list without it is Stripe's "no such refund" (not_charged)."""
+        if request.refund_psp_reference:
+            try:
+                response = self._send(
+                    "GET",
+                    f"/v1/refunds/{quote(request.refund_psp_reference, safe='')}",
+                    operation=Operation.RETRIEVE,
+                    reference=request.refund_id,
+                )
+            except PSPTransportError as exc:
+                return exc.result
+            if not _is_object(response, "refund"):
+                return self._error_result(response, Operation.RETRIEVE)
+            return _refund_result(response.payload, response)
+        try:
+            response = self._send(
+                "GET",
+                "/v1/refunds",
+                query={"payment_intent": request.psp_reference, "limit": "100"},
+                operation=Operation.RETRIEVE,
+                reference=request.refund_id,
+            )
+        except PSPTransportError as exc:
+            return exc.result
+        if not _is_object(response, "list"):
+            return self._error_result(response, Operation.RETRIEVE)
+        found = [
+            r
+            for r in response.payload.get("data") or []
+            if isinstance(r, dict)
+            and isinstance(r.get("metadata"), dict)
+            and r["metadata"].get("refund_id") == request.refund_id
+        ]
+        if found:
+            return _refund_result(found[0], response)
+        return PSPResult(
+            outcome=Outcome.UNKNOWN,
+            raw_code="not_found",
+            raw_message="the payment has no refund with this refund id",
+            http_status=response.status_code,
+            latency_ms=response.latency_ms,
+            # a page that is not the last proves nothing
+            not_charged=not response.payload.get("has_more"),
+        )
 
     def dispute_submit_evidence(self, request: DisputeEvidenceRequest) -> PSPResult:
         """POST /v1/disputes/{id} with evidence[...] and submit. Documents are named by our

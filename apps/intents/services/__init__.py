@@ -7,7 +7,8 @@
 - `inquiries`: unknown outcomes resolved by inquiry (never by a second charge), and the
   authorization completed after 3-D Secure;
 - `operations`: capture and cancel, the sweep that resolves stalled ones, authorization expiry;
-- `refunds`: refunds, reserved first, sent with their own key, applied only forward;
+- `refunds`: refunds, reserved first, sent with their own key, applied only forward; a lost
+  answer resolved by inquiry (never by a second refund);
 - `common`: the intent lock, the state error, the outbox record of every change.
 
 The public functions are importable from `apps.intents.services` as before."""
@@ -38,7 +39,9 @@ from apps.intents.services.operations import (
 from apps.intents.services.refunds import (
     refund_apply_result,
     refund_create,
+    refund_inquire,
     refund_submit,
+    refunds_inquire_due,
     refunds_resubmit_pending,
 )
 
@@ -65,6 +68,8 @@ __all__ = [
     "intents_resolve_stalled_operations",
     "refund_apply_result",
     "refund_create",
+    "refund_inquire",
     "refund_submit",
+    "refunds_inquire_due",
     "refunds_resubmit_pending",
 ]

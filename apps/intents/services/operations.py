@@ -24,6 +24,7 @@ from apps.intents.services.common import (
     _lock_intent,
     _unexpected_state,
 )
+from apps.intents.services.refunds import refunds_inquire_due
 from apps.psp_adapters.contract import (
     CancelRequest,
     CaptureRequest,
@@ -321,7 +322,8 @@ def intents_resolve_stalled_operations(*, limit: int = 200) -> int:
     between the PSP call and tx B, or the answer was lost) is re-sent with its own idempotency
     key, which the PSP answers from its idempotency store without acting twice, and the answer
     is applied as the synchronous path would. Authorizations left `pending` the same way become
-    `unknown` and go to the attempt inquiries."""
+    `unknown` and go to the attempt inquiries; refunds whose inquiry is due are asked
+    (`refunds_inquire_due`)."""
     now = timezone.now()
     # at least the grace has passed for any pending attempt the sweep looks at; each is then
     # judged by its own connector's timeouts
@@ -342,7 +344,10 @@ def intents_resolve_stalled_operations(*, limit: int = 200) -> int:
     )
     for intent_id in due:
         intent_operation_inquire(intent_id=intent_id)
-    return orphaned + len(due)
+    # refunds are operations on a payment too: one whose answer was lost or whose process died
+    # is asked here as well, so it never waits longer than this sweep's period past its due time
+    refunds = refunds_inquire_due(limit=limit)
+    return orphaned + len(due) + refunds
 
 
 def intent_operation_inquire(*, intent_id: int) -> PaymentIntent:
