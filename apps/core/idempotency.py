@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
+from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import timedelta
@@ -274,6 +276,87 @@ def idempotency_complete(
         IdempotencyRecord.objects.filter(
             id=claim.record_id, status=IdempotencyRecord.Status.IN_PROGRESS
         ).delete()
+
+
+# --- the result stored in the operation's last transaction ----------------------------------------
+
+
+@dataclass
+class ResultInTransaction:
+    """A request whose operation can store its own result in the transaction that ends it, so
+    the state change and the answer a replay gets commit together (no window where the change
+    is committed and the key still in progress), without a round trip of their own.
+    `render`: the view's, from the operation's object to (status, body), or None when the
+    response is not one to store there."""
+
+    claim: IdempotencyClaim
+    render: Callable[[object], tuple[int, bytes] | None]
+    rendered: tuple[int, bytes] | None = None
+    stored: tuple[int, bytes] | None = None
+
+
+_result: ContextVar[ResultInTransaction | None] = ContextVar("idempotent_result", default=None)
+
+
+@contextmanager
+def idempotency_result_in_transaction(
+    claim: IdempotencyClaim | None, render: Callable[[object], tuple[int, bytes] | None]
+):
+    """Around a service call (by the view that claimed the key): the service may store the
+    response in its last transaction (`idempotency_result_statement`). Yields the
+    ResultInTransaction, whose `stored` says what was committed; None without a claim."""
+    if claim is None:
+        yield None
+        return
+    pending = ResultInTransaction(claim=claim, render=render)
+    token = _result.set(pending)
+    try:
+        yield pending
+    finally:
+        _result.reset(token)
+
+
+def idempotency_result_statement(obj, *, when: str) -> tuple[str, list] | None:
+    """For the service's last transaction: the request's response for `obj` stored on its key,
+    as a data-modifying CTE written only if the relation `when` yields a row. None when the
+    request has no key, or its response for `obj` is not one to store here. When the statement
+    wrote it, the caller says so (`idempotency_result_written`) inside the transaction."""
+    pending = _result.get()
+    if pending is None or pending.stored is not None:
+        return None
+    rendered = pending.render(obj)
+    if rendered is None:
+        return None
+    status, body = rendered
+    table = IdempotencyRecord._meta.db_table
+    sql = (
+        f"UPDATE {table} SET status = %s, response_status = %s, response_body = %s"
+        f" WHERE id = %s AND status = %s AND EXISTS (SELECT FROM {when})"
+    )
+    params = [
+        IdempotencyRecord.Status.COMPLETED,
+        status,
+        body,
+        pending.claim.record_id,
+        IdempotencyRecord.Status.IN_PROGRESS,
+    ]
+
+    pending.rendered = rendered
+    return sql, params
+
+
+def idempotency_result_written() -> None:
+    """The statement of `idempotency_result_statement` wrote the result: it is the request's
+    stored answer once the transaction commits."""
+    pending = _result.get()
+    if pending is None or pending.rendered is None:
+        return
+    rendered = pending.rendered
+
+    def committed() -> None:
+        pending.stored = rendered
+
+    transaction.on_commit(committed)
 
 
 def idempotency_purge_expired(*, batch_size: int = 5000) -> int:

@@ -39,8 +39,8 @@ def allowed_from(transition) -> tuple[str, ...]:
     return sources
 
 
-@lru_cache(maxsize=8)
-def _sql(attempt_fields: tuple[str, ...], event_sql: str):
+@lru_cache(maxsize=16)
+def _sql(attempt_fields: tuple[str, ...], written_sqls: tuple[str, ...]):
     quote = connection.ops.quote_name
     attempts = quote(PaymentAttempt._meta.db_table)
     intents = quote(PaymentIntent._meta.db_table)
@@ -67,7 +67,7 @@ WITH pending AS MATERIALIZED (
     UPDATE {attempts} SET {assignments(recorded)}
     WHERE id = (SELECT id FROM pending) AND EXISTS (SELECT FROM authorized)
     RETURNING id
-), event AS ({event_sql})
+){"".join(f", written_{i} AS ({sql})" for i, sql in enumerate(written_sqls))}
 SELECT EXISTS (SELECT FROM authorized), EXISTS (SELECT FROM recorded)"""
     return sql, recorded, changed
 
@@ -78,15 +78,15 @@ def apply_authorized(
     attempt_fields: tuple[str, ...],
     intent: PaymentIntent,
     allowed: tuple[str, ...],
-    event: tuple[str, list],
+    written_with: list[tuple[str, list]],
 ) -> bool:
     """One statement: lock `attempt` if still pending, then `intent` (the order of every path
     that locks both); if the intent's status is one of `allowed` and it is still authorizing,
-    write `intent`'s INTENT_FIELDS, `attempt`'s `attempt_fields` and the outbox row `event`
-    (an `outbox_insert_statement` over the relation `authorized`). False when a condition did
-    not hold and nothing was written."""
-    event_sql, event_params = event
-    sql, recorded, changed = _sql(attempt_fields, event_sql)
+    write `intent`'s INTENT_FIELDS, `attempt`'s `attempt_fields` and `written_with`, the other
+    apps' rows that go with it (the outbox row, the CVC's discard, the idempotent result), each
+    a data-modifying statement over the relation `authorized`. False when a condition did not
+    hold and nothing was written."""
+    sql, recorded, changed = _sql(attempt_fields, tuple(sql for sql, _ in written_with))
     params = [
         attempt.pk,
         PaymentAttempt.Outcome.PENDING,
@@ -95,7 +95,7 @@ def apply_authorized(
         list(allowed),
         PaymentIntent.PendingOperation.AUTHORIZE,
         *column_values(attempt, recorded, add=False),
-        *event_params,
+        *(param for _, params in written_with for param in params),
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -365,6 +365,31 @@ def vault_discard_cvc(*, payment_method: PaymentMethod) -> None:
     _cvc_discarded(payment_method)
 
 
+def vault_discard_cvc_statement(
+    *, payment_method: PaymentMethod, when: str
+) -> tuple[str, list] | None:
+    """`vault_discard_cvc`'s record (cvc_discarded_at) as (sql, params), for a caller that
+    writes it inside its own single statement, as a data-modifying CTE written only if the
+    relation `when` yields a row; None when it is recorded already. Once that statement wrote
+    it, the caller calls `vault_discard_cvc_recorded` (the Redis copy)."""
+    if payment_method.cvc_discarded_at is not None:
+        return None
+    table = PaymentMethod._meta.db_table
+    sql = (
+        f"UPDATE {table} SET cvc_discarded_at = %s"
+        f" WHERE id = %s AND cvc_discarded_at IS NULL AND EXISTS (SELECT FROM {when})"
+    )
+    return sql, [timezone.now(), payment_method.pk]
+
+
+def vault_discard_cvc_recorded(*, payment_method: PaymentMethod, at) -> None:
+    """After a caller's statement recorded the discard (`vault_discard_cvc_statement`): the
+    CVC's copy in Redis goes."""
+    _cvc_forget(payment_method.public_id)
+    if payment_method.cvc_discarded_at is None:
+        payment_method.cvc_discarded_at = at
+
+
 def vault_discard_cvc_on(
     pipe: redis.client.Pipeline, *, payment_method: PaymentMethod
 ) -> Callable[[list | Exception], None]:

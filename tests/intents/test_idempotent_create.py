@@ -133,3 +133,50 @@ def test_a_request_that_died_before_changing_anything_is_taken_over(
     assert timezone.now() - IdempotencyRecord.objects.get(key="o-83").locked_at < timedelta(
         minutes=1
     )
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("path", ["create_confirm", "confirm"])
+def test_an_approved_payments_answer_commits_with_its_state_and_replays_byte_for_byte(
+    path, api, tokenize, merchant, stripe_connector
+):
+    """tx B of an approval stores the request's answer in its own statement: the record is
+    complete as soon as the payment is, with the bytes the client received."""
+    from apps.core.models import IdempotencyRecord
+
+    body = {"amount": 3300, "currency": "eur", "payment_method": tokenize()}
+    if path == "create_confirm":
+        url, body = "/v1/payment_intents", {**body, "confirm": True}
+    else:
+        created = api.post("/v1/payment_intents", body, format="json").json()
+        url, body = f"/v1/payment_intents/{created['id']}/confirm", {}
+
+    first = api.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY=f"o-9{path}")
+
+    assert first.status_code == 200 and first.json()["status"] == "succeeded"
+    record = IdempotencyRecord.objects.get(key=f"o-9{path}")
+    assert record.status == IdempotencyRecord.Status.COMPLETED
+    assert (record.response_status, bytes(record.response_body)) == (200, first.content)
+    replay = api.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY=f"o-9{path}")
+    assert replay["Idempotent-Replayed"] == "true" and replay.content == first.content
+    assert PaymentIntent.objects.filter(merchant=merchant, amount=3300).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_declined_payments_answer_is_stored_after_it(api, tokenize, merchant, stripe_connector):
+    """A decline is answered as an error envelope, which the view renders: stored then, as
+    before, and replayed byte for byte."""
+    from apps.core.models import IdempotencyRecord
+
+    body = {
+        "amount": 3400,
+        "currency": "eur",
+        "payment_method": tokenize("4000000000000002"),
+        "confirm": True,
+    }
+    first = api.post("/v1/payment_intents", body, format="json", HTTP_IDEMPOTENCY_KEY="o-95")
+    assert first.status_code == 402
+    record = IdempotencyRecord.objects.get(key="o-95")
+    assert (record.response_status, bytes(record.response_body)) == (402, first.content)
+    replay = api.post("/v1/payment_intents", body, format="json", HTTP_IDEMPOTENCY_KEY="o-95")
+    assert replay.status_code == 402 and replay.content == first.content

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from django.db import connection
 from django.http import HttpResponse
 from rest_framework.views import APIView
@@ -11,10 +13,12 @@ from apps.core.errors import NotFoundError
 from apps.core.idempotency import (
     IdempotencyClaim,
     IdempotencyReplay,
+    ResultInTransaction,
     effects_tracking_start,
     effects_tracking_stop,
     idempotency_claim,
     idempotency_complete,
+    idempotency_result_in_transaction,
     note_committed_writes,
     request_fingerprint,
     validate_key,
@@ -51,6 +55,7 @@ class MerchantApiView(APIView):
 
     _idempotency_claim: IdempotencyClaim | None = None
     _effects_token = None
+    _result_in_transaction: ResultInTransaction | None = None
 
     def dispatch(self, request, *args, **kwargs):
         if request.method in MUTATING_METHODS and "Idempotency-Key" in request.headers:
@@ -98,6 +103,23 @@ class MerchantApiView(APIView):
             self._idempotency_claim = outcome
             self._effects_token = effects_tracking_start()
 
+    @contextmanager
+    def result_stored_by_service(self, render):
+        """Around the service call of an idempotent request: the service may store the response
+        in its last transaction (apps.core.idempotency.idempotency_result_statement), `render`
+        giving it from the service's object. Yields a function that returns the response to
+        send when it did (its exact stored bytes), else None."""
+        with idempotency_result_in_transaction(self._idempotency_claim, render) as pending:
+            self._result_in_transaction = pending
+
+            def response() -> HttpResponse | None:
+                if pending is None or pending.stored is None:
+                    return None
+                status, body = pending.stored
+                return HttpResponse(body, status=status, content_type="application/json")
+
+            yield response
+
     def handle_exception(self, exc):
         if isinstance(exc, _Replay):
             response = HttpResponse(
@@ -111,6 +133,12 @@ class MerchantApiView(APIView):
         response = super().finalize_response(request, response, *args, **kwargs)
         claim, self._idempotency_claim = self._idempotency_claim, None
         token, self._effects_token = self._effects_token, None
+        pending, self._result_in_transaction = self._result_in_transaction, None
+        if pending is not None and pending.stored is not None:
+            # stored in the operation's own transaction, and these are its bytes
+            if token is not None:
+                effects_tracking_stop(token)
+            return response
         if claim is not None:
             effects_began = effects_tracking_stop(token) if token is not None else True
             if hasattr(response, "render") and not response.is_rendered:

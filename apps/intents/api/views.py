@@ -4,6 +4,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from django.http import HttpResponse, HttpResponseRedirect
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -52,6 +53,15 @@ def _intent_response(intent, *, status: int = 200, expand: bool = False) -> Resp
             extra={"payment_intent": body},
         )
     return Response(body, status=status)
+
+
+def _stored_answer(intent) -> tuple[int, bytes] | None:
+    """The answer `_intent_response` gives for `intent` when it is the intent itself (200), as
+    the bytes the idempotency record keeps: tx B of an approval stores it in its own statement
+    (apps.core.idempotency.idempotency_result_statement). None for an error answer."""
+    if intent.last_payment_error and intent.status == IntentStatus.REQUIRES_PAYMENT_METHOD:
+        return None
+    return 200, JSONRenderer().render(intent_representation(intent))
 
 
 def _radar_context(request, merchant) -> dict:
@@ -120,21 +130,26 @@ class PaymentIntentListCreateApi(MerchantApiView):
             return _intent_response(intent)
         radar = _radar_context(request, self.merchant)
         intent = services.intent_prepare(merchant=self.merchant, livemode=self.livemode, **data)
-        try:
-            intent = services.intent_create_and_confirm(intent=intent, actor=self.actor, **radar)
-        except PlatformError as exc:
-            # the intent exists: name it, so the merchant can confirm it again later (read
-            # again rather than refresh_from_db: django-fsm's refresh unprotects the status
-            # field for the whole process, which races other threads' transitions)
+        with self.result_stored_by_service(_stored_answer) as stored:
             try:
-                intent = selectors.intent_get(
-                    merchant_id=self.merchant.id, livemode=self.livemode, public_id=intent.public_id
+                intent = services.intent_create_and_confirm(
+                    intent=intent, actor=self.actor, **radar
                 )
-            except PlatformError:
-                raise exc from None  # not written (the database failed before it was)
-            exc.extra.setdefault("payment_intent", intent_representation(intent))
-            raise
-        return _intent_response(intent)
+            except PlatformError as exc:
+                # the intent exists: name it, so the merchant can confirm it again later (read
+                # again rather than refresh_from_db: django-fsm's refresh unprotects the status
+                # field for the whole process, which races other threads' transitions)
+                try:
+                    intent = selectors.intent_get(
+                        merchant_id=self.merchant.id,
+                        livemode=self.livemode,
+                        public_id=intent.public_id,
+                    )
+                except PlatformError:
+                    raise exc from None  # not written (the database failed before it was)
+                exc.extra.setdefault("payment_intent", intent_representation(intent))
+                raise
+            return stored() or _intent_response(intent)
 
 
 class PaymentIntentRetrieveApi(MerchantApiView):
@@ -165,13 +180,12 @@ class PaymentIntentConfirmApi(MerchantApiView):
         intent = selectors.intent_get(
             merchant_id=self.merchant.id, livemode=self.livemode, public_id=intent_id
         )
-        intent = services.intent_confirm(
-            intent=intent,
-            actor=self.actor,
-            payment_method=data.get("payment_method"),
-            **_radar_context(request, self.merchant),
-        )
-        return _intent_response(intent)
+        radar = _radar_context(request, self.merchant)
+        with self.result_stored_by_service(_stored_answer) as stored:
+            intent = services.intent_confirm(
+                intent=intent, actor=self.actor, payment_method=data.get("payment_method"), **radar
+            )
+            return stored() or _intent_response(intent)
 
 
 class PaymentIntentCaptureApi(MerchantApiView):

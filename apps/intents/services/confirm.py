@@ -24,6 +24,7 @@ from apps.connectors import gateway
 from apps.core import metrics, tracing
 from apps.core.audit import Actor, audit_entry, audit_insert_statement, audit_record_all
 from apps.core.errors import InvalidRequestError, PlatformError
+from apps.core.idempotency import idempotency_result_statement, idempotency_result_written
 from apps.events.services import (
     outbox_insert_statement,
     outbox_new_object_statement,
@@ -819,13 +820,30 @@ def _authorized_at_once(
         payload=intent_representation(intent),
         previous_attributes=previous,
     )
+    written_with = [event]
+    cvc = vault_services.vault_discard_cvc_statement(
+        payment_method=intent.payment_method, when="authorized"
+    )
+    if cvc is not None:
+        written_with.append(cvc)
+    # the request's stored answer, when it is this intent (the idempotency key's result commits
+    # with the state it shows)
+    result = idempotency_result_statement(intent, when="authorized")
+    if result is not None:
+        written_with.append(result)
     if not authorized_statement.apply_authorized(
-        attempt=attempt, attempt_fields=_RESULT_FIELDS, intent=intent, allowed=allowed, event=event
+        attempt=attempt,
+        attempt_fields=_RESULT_FIELDS,
+        intent=intent,
+        allowed=allowed,
+        written_with=written_with,
     ):
         return None
     intent._update_initial_state()  # saved: the optimistic check starts from here
     outbox_relay_schedule()
-    _after_authorized(intent, attempt)
+    if result is not None:
+        idempotency_result_written()
+    _after_authorized(intent, attempt, cvc_recorded_at=cvc[1][0] if cvc else None)
     return intent, attempt
 
 
@@ -857,10 +875,18 @@ def _authorized_event(intent: PaymentIntent) -> str:
     return "payment_intent.amount_capturable_updated"
 
 
-def _after_authorized(intent: PaymentIntent, attempt: PaymentAttempt) -> None:
-    """In tx B, the approval written: the CVC is spent, the ledger posts, Radar's review queue
-    takes a payment it held for review."""
-    vault_services.vault_discard_cvc(payment_method=intent.payment_method)
+def _after_authorized(
+    intent: PaymentIntent, attempt: PaymentAttempt, *, cvc_recorded_at=None
+) -> None:
+    """In tx B, the approval written: the CVC is spent (its discard recorded already at
+    `cvc_recorded_at`, by tx B's statement), the ledger posts, Radar's review queue takes a
+    payment it held for review."""
+    if cvc_recorded_at is not None:
+        vault_services.vault_discard_cvc_recorded(
+            payment_method=intent.payment_method, at=cvc_recorded_at
+        )
+    else:
+        vault_services.vault_discard_cvc(payment_method=intent.payment_method)
     if _captures_at_once(intent):
         ledger_hooks.on_captured(intent=intent, amount=intent.amount)
     else:
