@@ -475,7 +475,23 @@ def run_scenario(name: str, *, args, seeded: dict, clients: int) -> dict:
         f"timed {args.duration:g} s …",
         flush=True,
     )
+    spies = []
+    if args.pyspy and name == "A":
+        from bench import pyspy_top
+
+        web = [g.split("=", 1)[1] for g in args.cpu_group if g.startswith("web=")]
+        pids = pyspy_top.workers_of(int(web[0])) if web else []
+        spies = pyspy_top.record(pids, args.warmup + args.duration, RESULTS)
     subprocess.run(command, check=True)
+    for spy in spies:
+        spy.wait(timeout=60)
+    if spies:
+        from bench import pyspy_top
+
+        files = sorted(RESULTS.glob("pyspy-*.txt"))
+        (RESULTS / "payments_pyspy.txt").write_text(pyspy_top.summary(files))
+        for file in files:
+            file.unlink()
     raw = json.loads(out.read_text())
     samples = raw.pop("samples")
     set_faults(args.sim_url, None)
@@ -810,6 +826,7 @@ def main() -> int:
         help="seconds a scenario may wait for the machine to be quiet",
     )
     p_run.add_argument("--cprofile", action="store_true")
+    p_run.add_argument("--pyspy", action="store_true", help="py-spy the API workers during A")
     p_run.add_argument("--cpu-group", action="append", default=[])
     p_run.add_argument("--stack-json", default="")
     p_sum = sub.add_parser("summary")

@@ -181,7 +181,7 @@ LOG_LEVEL=WARNING "$PY" bench/payments_bench.py run \
   --api-url "$API_BASE_URL" --sim-url "$SIMULATOR_URL" --db-name "$BENCH_DB" --workdir "$WORK" \
   --scenarios $BENCH_SCENARIOS --clients-a "$BENCH_CLIENTS_A" --clients-b "$BENCH_CLIENTS_B" \
   --warmup "$BENCH_WARMUP" --duration "$BENCH_DURATION" \
-  --profile-payments "$BENCH_PROFILE_PAYMENTS" ${BENCH_CPROFILE:+--cprofile} \
+  --profile-payments "$BENCH_PROFILE_PAYMENTS" ${BENCH_CPROFILE:+--cprofile} ${BENCH_PYSPY:+--pyspy} \
   --quiet-wait "$BENCH_QUIET_WAIT" --rate-open "$BENCH_RATE_OPEN" "${FLOOR_ARGS[@]}" \
   --cpu-group "web=$WEB_PID" --cpu-group "sim=$SIM_PID" --cpu-group "worker=$WORKER_PID" \
   --stack-json "$STACK_JSON"
