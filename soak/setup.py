@@ -43,6 +43,10 @@ class Setup:
     endpoint: str
 
 
+# 0.5 s doubling: the last of 10 attempts goes out ~4 minutes after the first
+WEBHOOK_MAX_ATTEMPTS = 10
+
+
 def _post(api_url: str, key: str, path: str, body: dict) -> dict:
     response = requests.post(
         f"{api_url}{path}",
@@ -117,6 +121,10 @@ def configure(stack, endpoint: MerchantEndpoint) -> Setup:
                     "url": f"{stack.api_url}/webhooks/psp/{connector_id}",
                     "secret": secret,
                     "dialect": dialect,
+                    # as the real PSPs, which retry a notification for days: an outage of
+                    # ours longer than the simulator's default 7.5 s of retries must not lose
+                    # it for good (an Adyen refund has no API lookup, only its notification)
+                    "max_attempts": WEBHOOK_MAX_ATTEMPTS,
                 },
             ),
             (
