@@ -488,10 +488,15 @@ def run_scenario(name: str, *, args, seeded: dict, clients: int) -> dict:
     if spies:
         from bench import pyspy_top
 
+        # every request the workers served during A (the load generator tokenizes its cards
+        # untimed, before and between the timed windows), then the payments' alone; the raw
+        # stacks stay in bench/results/pyspy-<pid>.txt
         files = sorted(RESULTS.glob("pyspy-*.txt"))
-        (RESULTS / "payments_pyspy.txt").write_text(pyspy_top.summary(files))
-        for file in files:
-            file.unlink()
+        (RESULTS / "payments_pyspy.txt").write_text(
+            pyspy_top.summary(files)
+            + "\n"
+            + pyspy_top.summary(files, only="PaymentIntentListCreateApi.post")
+        )
     raw = json.loads(out.read_text())
     samples = raw.pop("samples")
     set_faults(args.sim_url, None)

@@ -70,7 +70,9 @@ def _frame(frame: str) -> str:
     return f"{name} ({path})"
 
 
-def summary(files: list[Path], *, top: int = 25) -> str:
+def summary(files: list[Path], *, top: int = 25, only: str = "") -> str:
+    """`only`: count only the stacks with a frame containing it (e.g. the payment endpoint's
+    view, leaving out the load generator's untimed tokenization)."""
     own, anywhere = Counter(), Counter()
     total = 0
     for file in files:
@@ -81,7 +83,7 @@ def summary(files: list[Path], *, top: int = 25) -> str:
             n = int(count)
             frames = [_frame(f) for f in stack.split(";") if f and not f.startswith("process ")]
             frames = [f for f in frames if not f.startswith("thread ")]
-            if not frames:
+            if not frames or (only and not any(only in f for f in frames)):
                 continue
             total += n
             own[frames[-1]] += n
@@ -89,7 +91,12 @@ def summary(files: list[Path], *, top: int = 25) -> str:
                 anywhere[frame] += n
     if not total:
         return "py-spy: no samples (was the scenario running?)\n"
-    lines = [f"py-spy, API workers during scenario A: {total} samples holding the GIL", "", "self:"]
+    scope = f", stacks through {only}" if only else ""
+    lines = [
+        f"py-spy, API workers during scenario A: {total} samples holding the GIL{scope}",
+        "",
+        "self:",
+    ]
     lines += [f"  {n / total:6.1%}  {f}" for f, n in own.most_common(top)]
     lines += ["", "inclusive, our code (apps/):"]
     lines += [f"  {n / total:6.1%}  {f}" for f, n in anywhere.most_common() if "(apps/" in f][:top]
@@ -97,4 +104,8 @@ def summary(files: list[Path], *, top: int = 25) -> str:
 
 
 if __name__ == "__main__":
-    print(summary([Path(p) for p in sys.argv[1:]]))
+    # python bench/pyspy_top.py [--only FRAME] bench/results/pyspy-*.txt
+    args = sys.argv[1:]
+    only = args[args.index("--only") + 1] if "--only" in args else ""
+    paths = [Path(a) for a in args if a.endswith(".txt")]
+    print(summary(paths, only=only))
