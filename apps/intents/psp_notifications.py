@@ -44,7 +44,7 @@ from apps.events.notifications import (
 from apps.intents import ledger_hooks
 from apps.intents import services as intent_services
 from apps.intents.models import IntentStatus, PaymentAttempt, PaymentIntent, Refund, RefundStatus
-from apps.intents.services import common, confirm, inquiries, operations
+from apps.intents.services import common, confirm_apply, inquiries, operations
 from apps.ledger import postings as ledger_postings
 from apps.ledger import selectors as ledger_selectors
 from apps.ledger import services as ledger
@@ -194,10 +194,10 @@ def _authorization(connector_id: int, event: WebhookEvent) -> NotificationOutcom
 def _complete_action(intent: PaymentIntent, attempt: PaymentAttempt, result: PSPResult) -> None:
     """3-D Secure finished at the PSP: the same steps as intent_refresh_action."""
     if result.outcome == Outcome.APPROVED:
-        confirm._record_result(attempt, result, A.APPROVED)
-        confirm._apply_authorized(intent, attempt, result)
+        confirm_apply._record_result(attempt, result, A.APPROVED)
+        confirm_apply._apply_authorized(intent, attempt, result)
         return
-    confirm._record_result(
+    confirm_apply._record_result(
         attempt,
         result,
         A.HARD_DECLINE if result.outcome == Outcome.HARD_DECLINE else A.SOFT_DECLINE,
@@ -205,7 +205,7 @@ def _complete_action(intent: PaymentIntent, attempt: PaymentAttempt, result: PSP
     intent.fail()
     intent.pending_operation = ""
     intent.next_action = None
-    intent.last_payment_error = confirm._payment_error(result, attempt)
+    intent.last_payment_error = confirm_apply._payment_error(result, attempt)
     intent.save()
     common._emit(intent, "payment_intent.payment_failed", {"status": S.REQUIRES_ACTION})
 

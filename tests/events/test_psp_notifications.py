@@ -15,7 +15,7 @@ from apps.core.models import AuditLogEntry
 from apps.events import inbound
 from apps.events.models import InboundWebhook, OutboxEvent
 from apps.intents.models import PaymentAttempt, PaymentIntent, Refund
-from apps.intents.services import confirm as confirm_services
+from apps.intents.services import confirm_apply, confirm_plan
 from apps.ledger import chart
 from apps.ledger import selectors as ledger_selectors
 from apps.ledger.models import JournalTransaction
@@ -53,14 +53,14 @@ def later(seconds: float):
 def begin(merchant, capture_method="automatic", amount=2000):
     """tx A of a confirm: the attempt exists, pending; the PSP has not answered yet."""
     intent = PaymentIntentFactory(merchant=merchant, capture_method=capture_method, amount=amount)
-    planned = confirm_services._confirm_begin(intent=intent, actor=ACTOR, payment_method=None)
+    planned = confirm_plan._confirm_begin(intent=intent, actor=ACTOR, payment_method=None)
     return intent, PaymentAttempt.objects.get(pk=planned.attempt.pk)
 
 
 def answer(attempt, outcome=Outcome.APPROVED, psp_reference="pi_sync", **extra):
     """tx B: the synchronous PSP answer is stored."""
     attempt = PaymentAttempt.objects.select_related("intent__payment_method").get(pk=attempt.pk)
-    confirm_services._confirm_apply(
+    confirm_apply._confirm_apply(
         attempt=attempt,
         deadline=time.monotonic() + 30,
         result=PSPResult(outcome=outcome, psp_reference=psp_reference, **extra),

@@ -7,7 +7,7 @@ import pytest
 from apps.events.models import OutboxEvent
 from apps.intents.models import IntentStatus, PaymentAttempt, PaymentIntent
 from apps.intents.representations import intent_representation
-from apps.intents.services import confirm
+from apps.intents.services import confirm_apply, confirm_plan
 from apps.psp_adapters.contract import Outcome, PSPResult
 from tests.factories import PaymentIntentFactory
 
@@ -20,7 +20,9 @@ def _pending_again(capture_method: str, merchant) -> PaymentAttempt:
     from apps.core.audit import Actor
 
     intent = PaymentIntentFactory(merchant=merchant, capture_method=capture_method)
-    planned = confirm._confirm_begin(intent=intent, actor=Actor.system("test"), payment_method=None)
+    planned = confirm_plan._confirm_begin(
+        intent=intent, actor=Actor.system("test"), payment_method=None
+    )
     return planned.attempt
 
 
@@ -38,7 +40,7 @@ def test_it_writes_only_where_the_state_machine_allows(
     PaymentIntent.objects.filter(pk=attempt.intent_id).update(status=status)
     events_before = OutboxEvent.objects.filter(object_id=attempt.intent.public_id).count()
 
-    written = confirm._authorized_at_once(attempt, _approved())
+    written = confirm_apply._authorized_at_once(attempt, _approved())
 
     allows = TRANSITION[capture_method]._django_fsm.has_transition(status)
     row = PaymentIntent.objects.get(pk=attempt.intent_id)
@@ -62,7 +64,7 @@ def test_the_row_is_what_the_general_path_would_have_written(
 ):
     attempt = _pending_again(capture_method, merchant)
 
-    intent, _ = confirm._authorized_at_once(attempt, _approved())
+    intent, _ = confirm_apply._authorized_at_once(attempt, _approved())
 
     row = PaymentIntent.objects.select_related("payment_method", "connector").get(pk=intent.pk)
     assert intent_representation(row) == intent_representation(intent)
@@ -81,5 +83,5 @@ def test_an_attempt_answered_meanwhile_is_left_to_whoever_answered(merchant, str
     attempt = _pending_again("automatic", merchant)
     PaymentAttempt.objects.filter(pk=attempt.pk).update(outcome="approved")
 
-    assert confirm._authorized_at_once(attempt, _approved()) is None
+    assert confirm_apply._authorized_at_once(attempt, _approved()) is None
     assert PaymentIntent.objects.get(pk=attempt.intent_id).status == "processing"

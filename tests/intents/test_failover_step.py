@@ -17,7 +17,7 @@ from apps.core.audit import Actor
 from apps.events import tasks as event_tasks
 from apps.events.models import Event, OutboxEvent
 from apps.intents.models import PaymentAttempt, PaymentIntent
-from apps.intents.services import confirm as intent_services
+from apps.intents.services import confirm, confirm_apply, confirm_plan
 from apps.psp_adapters.contract import Outcome, PSPResult
 from tests.factories import PaymentIntentFactory
 
@@ -33,12 +33,12 @@ pytestmark = pytest.mark.usefixtures("connectors")
 def _begin(merchant):
     """tx A of a confirm: the intent processing, attempt #1 pending on the first connector."""
     intent = PaymentIntentFactory(merchant=merchant, amount=2500)
-    return intent_services._confirm_begin(intent=intent, actor=ACTOR, payment_method=None)
+    return confirm_plan._confirm_begin(intent=intent, actor=ACTOR, payment_method=None)
 
 
 def _apply(planned, result=OUTAGE):
     """tx B with the synchronous answer `result`, as intent_confirm calls it."""
-    return intent_services._confirm_apply(
+    return confirm_apply._confirm_apply(
         attempt=planned.attempt, result=result, deadline=time.monotonic() + 30, tried=planned.tried
     )
 
@@ -48,10 +48,11 @@ def test_a_failover_writes_the_failed_attempt_its_event_and_the_next_attempt(
     pay, sim, connector_names, stripe_connector, adyen_connector, monkeypatch
 ):
     owed = []
-    real_schedule = intent_services.outbox_relay_schedule
-    monkeypatch.setattr(
-        intent_services, "outbox_relay_schedule", lambda: (owed.append(1), real_schedule())
-    )
+    real_schedule = confirm.outbox_relay_schedule
+    for module in (confirm, confirm_apply):  # the failover's caller, tx B's statement
+        monkeypatch.setattr(
+            module, "outbox_relay_schedule", lambda: (owed.append(1), real_schedule())
+        )
     sim.faults(connector_names["stripe"], outage=True)
     body = pay(amount=3100).json()
     assert body["status"] == "succeeded"

@@ -1,9 +1,10 @@
 """Checkout-plane services, one module per part of a payment's life:
 
 - `create`: a payment intent, validated before anything is written;
-- `confirm`: routing, the authorization through the connector gateway, failover (one SQL
-  statement, apps/intents/failover_statement.py), the result; create+confirm inserts the
-  intent in tx A itself;
+- `confirm`: the confirm's entry points and the authorization through the connector gateway;
+  `confirm_plan`: tx A (Radar, routing, the first attempt; create+confirm inserts the intent in
+  tx A's one statement); `confirm_apply`: tx B (the result, failover in one SQL statement,
+  apps/intents/failover_statement.py, an approval in one statement);
 - `inquiries`: unknown outcomes resolved by inquiry (never by a second charge), and the
   authorization completed after 3-D Secure;
 - `operations`: capture and cancel, the sweep that resolves stalled ones, authorization expiry;

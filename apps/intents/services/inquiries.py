@@ -21,9 +21,9 @@ from apps.intents.services.common import (
     _lock_intent,
     _unexpected_state,
 )
-from apps.intents.services.confirm import (
+from apps.intents.services.confirm import _authorize_request
+from apps.intents.services.confirm_apply import (
     _apply_authorized,
-    _authorize_request,
     _payment_error,
     _record_result,
     _schedule_inquiry,
