@@ -13,8 +13,8 @@ from functools import lru_cache
 
 from django.db import connection
 
-from apps.intents.failover_statement import column_values
 from apps.intents.models import PaymentAttempt, PaymentIntent
+from apps.intents.statement_values import column_values
 
 # what the approval changes on the intent (confirm.py: _authorize_in_memory), and the columns
 # the ORM would write for them

@@ -11,8 +11,8 @@ from functools import lru_cache
 
 from django.db import connection
 
-from apps.intents.failover_statement import column_values
 from apps.intents.models import PaymentAttempt, PaymentIntent
+from apps.intents.statement_values import column_values
 
 
 @lru_cache(maxsize=8)

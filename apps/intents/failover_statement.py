@@ -1,30 +1,15 @@
 """Hand-written SQL for the checkout plane's hottest step, where the ORM's round trips and CPU
-are most of its cost. Columns and values come from the models' own fields (`pre_save`,
-`get_db_prep_save`), so a field added to a model is written here as by the ORM."""
+are most of its cost. Columns and values come from the models' own fields
+(apps/intents/statement_values.py), so a field added to a model is written here as by the ORM."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from functools import lru_cache
 
 from django.db import connection
-from django.db.models import Field, JSONField, Model
 
 from apps.intents.models import IntentStatus, PaymentAttempt, PaymentIntent
-
-# values the driver takes as they are, and that Django's preparation returns unchanged (outside
-# JSON fields, where a str is a JSON document)
-_PLAIN = (str, int, bool, datetime)
-
-
-def column_values(obj: Model, fields: tuple[Field, ...], *, add: bool) -> list:
-    values = []
-    for field in fields:
-        value = field.pre_save(obj, add)
-        if value is not None and (type(value) not in _PLAIN or isinstance(field, JSONField)):
-            value = field.get_db_prep_save(value, connection)
-        values.append(value)
-    return values
+from apps.intents.statement_values import column_values
 
 
 @lru_cache(maxsize=8)
