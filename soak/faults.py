@@ -41,7 +41,15 @@ class FaultClass:
 
 def _psp(faults: dict, *, both: bool = False) -> Callable[[FaultRunner, str], str]:
     def run(runner: FaultRunner, dialect: str) -> str:
-        return runner.psp_fault("" if both else dialect, faults)
+        if both:
+            return runner.psp_fault("", faults)
+        detail = runner.psp_fault(dialect, faults)
+        if runner.psp_injected[runner._current] or runner.stop.is_set():
+            return detail
+        # routing sent nothing to that PSP meanwhile (its breaker opened, or it was disabled
+        # by its error rate): the fault goes to the other one, so that every class is run
+        other = "adyen" if dialect == "stripe" else "stripe"
+        return f"{detail}; then {runner.psp_fault(other, faults)}"
 
     return run
 
@@ -200,7 +208,7 @@ class FaultRunner:
                     # PSP faults alternate between the connectors (the other one on odd rounds)
                     preferred = ("stripe", "adyen")[(psp_faults + round_index) % 2]
                     psp_faults += 1
-                    dialect = self._breaker_closed(preferred)
+                    dialect = self._routable_connector(preferred)
                 self._current = fault.name
                 began = time.monotonic()
                 try:
@@ -225,38 +233,42 @@ class FaultRunner:
         self.stop.set()
         self.thread.join(timeout=self.config.redis_outage_seconds + 120)
 
-    def _breaker_closed(self, preferred: str) -> str:
-        """`preferred`, or the other connector when the platform's circuit breaker for
-        `preferred` is open (no request would reach that PSP to be faulted). Waits a little
-        for both breakers to be closed first, so that one PSP's incident does not overlap the
-        other's too often (with both breakers open every payment is refused), then up to 40 s
-        for one to close."""
+    def _routable_connector(self, preferred: str) -> str:
+        """`preferred`, or the other connector when routing sends `preferred` nothing (its
+        circuit breaker open, or disabled by its error rate: no request would reach that PSP
+        to be faulted). Waits a little for both to be routable first, so that one PSP's
+        incident does not overlap the other's too often (with both out every payment is
+        refused), then up to 40 s for one to be."""
         other = "adyen" if preferred == "stripe" else "stripe"
         calm = time.monotonic() + 2 * self.config.fault_interval
         while not self.stop.is_set() and time.monotonic() < calm:
-            if all(self._breaker(d) != "open" for d in (preferred, other)):
+            if all(self._routable(d) for d in (preferred, other)):
                 return preferred
             self.stop.wait(1.0)
         deadline = time.monotonic() + 40
         while not self.stop.is_set():
             for dialect in (preferred, other):
-                if self._breaker(dialect) != "open":
+                if self._routable(dialect):
                     return dialect
             if time.monotonic() > deadline:
                 break
             self.stop.wait(1.0)
         return preferred
 
-    def _breaker(self, dialect: str) -> str | None:
+    def _routable(self, dialect: str) -> bool:
+        """Whether routing would send that connector payments now: enabled (not disabled by
+        its error rate) and its breaker not open. True when the API cannot tell."""
         try:
             response = requests.get(
                 f"{self.stack.api_url}/v1/connectors/{self.setup.connectors[dialect]}",
                 headers={"Authorization": f"Bearer {self.setup.secret_key}"},
                 timeout=5,
             )
-            return (response.json().get("health") or {}).get("breaker")
+            connector = response.json()
+            breaker = (connector.get("health") or {}).get("breaker")
+            return connector.get("enabled") is not False and breaker != "open"
         except (requests.RequestException, ValueError, AttributeError):
-            return None
+            return True
 
     # ------------------------------------------------------------------ the faults
     def _sim(self, method: str, path: str, body: dict | None = None) -> dict:

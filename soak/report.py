@@ -76,6 +76,17 @@ def database_figures(database_url: str) -> dict:
             "psp_notifications": dict(
                 rows("SELECT status, count(*) FROM events_inboundwebhook GROUP BY 1")
             ),
+            # what kept routing off a PSP: breaker transitions and error-rate disables
+            "connector_changes": {
+                f"{name} {action.removeprefix('connector.')}": n
+                for name, action, n in rows(
+                    "SELECT c.name, a.action, count(*) FROM core_auditlogentry a "
+                    "JOIN routing_connector c ON c.public_id = a.object_id "
+                    "WHERE a.action LIKE 'connector.breaker%' "
+                    "OR a.action IN ('connector.auto_disabled', 'connector.auto_enabled') "
+                    "GROUP BY 1, 2 ORDER BY 1, 2"
+                )
+            },
             "orders_with_several_intents": [
                 f"order {order}: {intents}"
                 for order, intents in rows(
@@ -136,6 +147,7 @@ def render(report: dict) -> str:
         f"failed over to the other PSP; {db.get('needs_review', 0)} flagged for review"
     )
     add(f"refunds       {_counts(db.get('refunds', {}))}")
+    add(f"connectors    {_counts(db.get('connector_changes', {})) or 'no breaker transitions'}")
     client = report["client"]
     add(
         f"client        {client['tries']} requests, {client['retries']} retries, "
