@@ -82,6 +82,44 @@ def test_timeouts_come_from_the_connector_config(psp):
     assert raised.value.result.latency_ms >= 100
 
 
+@pytest.mark.parametrize(
+    "method, path, body",
+    [
+        (
+            "POST",
+            "/v1/payment_intents",
+            {"form": [("amount", "2000"), ("metadata[note]", "Zürich & co"), ("a[0]", "x y")]},
+        ),
+        ("POST", "/v1/payments", {"json": {"amount": {"value": 2000}, "reference": "pa_ü"}}),
+        ("POST", "/v1/payment_intents/pi_1/cancel", {}),
+        ("GET", "/v1/payment_intents/pi_1", {}),
+        ("GET", "/v1/refunds", {"params": {"payment_intent": "pi_1"}}),
+    ],
+)
+def test_a_call_goes_on_the_wire_as_requests_would_send_it(psp, method, path, body):
+    """The client skips requests.Session's per-call preparation; what the PSP receives (method,
+    path, query, headers, body) must be what `Session.request` sends."""
+    psp.reply(method, path, body={"ok": True})
+    headers = {"Authorization": f"Bearer {API_KEY}", "Idempotency-Key": "pa_1-0"}
+    PSPClient(_config(psp.url), headers=headers).request(
+        method, path, operation=Operation.AUTHORIZE, reference="pa_1", **body
+    )
+    ours = psp.last()
+    kwargs = {"data": body.get("form"), "json": body.get("json"), "params": body.get("params")}
+    requests.Session().request(method, psp.url + path, headers=headers, **kwargs, timeout=5)
+    theirs = psp.last()
+
+    assert ours is not theirs
+    assert (ours.method, ours.path, ours.query, ours.body) == (
+        theirs.method,
+        theirs.path,
+        theirs.query,
+        theirs.body,
+    )
+    assert ours.headers == theirs.headers
+    assert "transfer-encoding" not in ours.headers  # a sized body, never chunked
+
+
 # --- classification -------------------------------------------------------------------------------
 
 
