@@ -22,7 +22,19 @@ def post_worker_init(worker):
     # collection.
     import gc
 
+    _compile_lazy_regexes()
     gc.freeze()
+
+
+def _compile_lazy_regexes():
+    # Django compiles its validators' regexes on first use; the e-mail domain's (unicode
+    # ranges) takes ~45 ms holding the GIL, and every thread that meets it before it is done
+    # compiles its own copy: the first burst of card tokenizations after a worker (re)start
+    # stalled the whole worker. Compiled here, before the worker takes requests.
+    from django.core.validators import EmailValidator, URLValidator
+
+    EmailValidator()("warm-up@example.com")
+    URLValidator()("https://warm-up.example.com/")
 
 
 def child_exit(server, worker):
