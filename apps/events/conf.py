@@ -49,7 +49,11 @@ DEFAULTS: dict[str, Any] = {
     "PSP_WEBHOOK_MAX_BODY_BYTES": 256 * 1024,
     # a verified notification nobody picked up after this long is taken by the sweep
     "PSP_WEBHOOK_SWEEP_GRACE_SECONDS": 10,
-    "PSP_WEBHOOK_LEASE_SECONDS": 120,
+    # a claimed notification is someone else's after this: processing takes milliseconds, and
+    # a worker that lost its database (restart, failover) mid-way leaves its claim behind, which
+    # delayed the notification (and the merchant's events) by the whole lease. A second worker
+    # taking over a slow one is safe: the handlers only move state forward, under row locks.
+    "PSP_WEBHOOK_LEASE_SECONDS": 30,
     # connector (and decrypted secret) cached per process on the receiving hot path
     "PSP_WEBHOOK_CONNECTOR_CACHE_SECONDS": 5,
     # delays between processing tries (failures, or the payment not applicable yet); then dead

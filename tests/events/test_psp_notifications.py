@@ -452,3 +452,29 @@ def test_payout_notifications_are_recorded_only(client, stripe_connector):
     webhook = process(receive(client, stripe_connector, body, **headers))
     assert webhook.status == "processed"
     assert webhook.outcome[-1]["result"] == "ignored"
+
+
+@pytest.mark.usefixtures("stripe_connector", "enqueued")
+def test_a_notification_whose_worker_died_mid_way_is_processed_after_a_short_lease(
+    client, merchant, stripe_connector
+):
+    """A worker that claimed a notification and then lost its database (a PostgreSQL restart)
+    or died leaves the claim behind: the sweep takes it over once the lease has run out,
+    which is half a minute, not the minutes during which the merchant's events would wait."""
+    intent, attempt = begin(merchant)
+    answer(attempt, Outcome.UNKNOWN, psp_reference="")
+    body, headers = stripe_request(
+        stripe_event("payment_intent.succeeded", stripe_pi("pi_late", attempt_id=attempt.public_id))
+    )
+    with time_machine.travel(timezone.now(), tick=False):
+        webhook = receive(client, stripe_connector, body, **headers)
+        assert inbound._claim(webhook.pk)  # ... and the worker is gone
+        with later(15):
+            assert inbound.inbound_webhooks_process_due() == 0  # still its claim
+        with later(31):
+            assert inbound.inbound_webhooks_process_due() == 1
+    webhook.refresh_from_db()
+    assert webhook.status == "processed" and webhook.attempts == 2
+    intent.refresh_from_db()
+    assert intent.status == "succeeded"
+    assert events_of(intent, "payment_intent.succeeded") == 1
