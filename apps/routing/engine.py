@@ -65,8 +65,9 @@ def _skip_reason(
 ) -> str | None:
     if connector.id in exclude:
         return "already_tried"
-    if not connector.enabled:
-        return "disabled_auto" if connector.disabled_reason == "auto_error_rate" else "disabled"
+    auto_disabled = connector.disabled_reason == "auto_error_rate"
+    if not connector.enabled and not auto_disabled:
+        return "disabled"
     if facts.currency not in connector.supported_currencies:
         return "currency_unsupported"
     if connector.supported_brands and facts.brand not in connector.supported_brands:
@@ -75,6 +76,10 @@ def _skip_reason(
         connector.supported_countries
     ):
         return "country_unsupported"
+    # from here on the connector would take the payment, and is only out for a while
+    # (apps.intents.services.confirm_plan answers 503 rather than 400 for these)
+    if not connector.enabled:
+        return "disabled_auto"
     snap = snaps.get(connector.public_id)
     if snap is not None and not snap.allows_calls:
         return snap.skip_reason

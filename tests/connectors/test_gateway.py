@@ -127,8 +127,8 @@ def test_refunds_and_inquiries_go_out_while_authorizations_are_short_circuited(
     # new authorizations do not go there (routing skips an open breaker; one opened after the
     # decision is refused by the gateway without sending: tests/routing/test_failover.py)
     refused = pay(amount=3200)
-    assert refused.status_code == 400
-    assert refused.json()["error"]["code"] == "no_eligible_connector"
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "psp_unavailable"
     assert [c for c in sim.charges(connector_names["stripe"]) if c["amount"] == 3200] == []
     # operations on payments the connector already holds still reach it
     refund = api.post("/v1/refunds", {"payment_intent": paid["id"]}, format="json").json()

@@ -21,15 +21,15 @@ def test_a_confirm_that_found_no_connector_is_replayed_not_run_again(
         return api.post("/v1/payment_intents", body, format="json", HTTP_IDEMPOTENCY_KEY="o-77")
 
     first = pay()
-    assert first.status_code == 400
+    assert first.status_code == 503  # its only PSP is out for a while, not a bad request
     error = first.json()["error"]
-    assert error["code"] == "no_eligible_connector"
+    assert error["code"] == "psp_unavailable"
     # the intent it created is named, so the merchant can confirm it once a PSP is back
     assert error["payment_intent"]["status"] == "requires_confirmation"
 
     again = pay()  # the merchant's retry, same key and body
 
-    assert again.status_code == 400 and again["Idempotent-Replayed"] == "true"
+    assert again.status_code == 503 and again["Idempotent-Replayed"] == "true"
     assert again.content == first.content
     assert PaymentIntent.objects.filter(merchant=merchant, amount=2700).count() == 1
 

@@ -10,6 +10,7 @@ from apps.connectors import health
 from apps.connectors import selectors as connector_selectors
 from apps.connectors import services as connector_services
 from apps.intents.models import PaymentAttempt
+from apps.psp_adapters.contract import Outcome, PSPResult
 from apps.routing import services
 from tests.factories import RoutingSettingsFactory
 
@@ -147,26 +148,54 @@ def test_a_breaker_that_opens_after_routing_refuses_without_sending_and_fails_ov
     assert not sim.charges(connector_names["stripe"])
 
 
+def _pay_in_yen(api, tokenize):
+    return api.post(
+        "/v1/payment_intents",
+        {"amount": 500, "currency": "jpy", "payment_method": tokenize(), "confirm": True},
+        format="json",
+    )
+
+
 def test_no_eligible_connector_says_why_each_was_excluded(
     api, tokenize, stripe_connector, adyen_connector, system_actor
 ):
-    connector_services.connector_breaker_force(
-        connector=stripe_connector, mode="open", actor=system_actor
+    connector_services.connector_update(
+        connector=stripe_connector, enabled=False, actor=system_actor
     )
-    response = api.post(
-        "/v1/payment_intents",
-        {
-            "amount": 500,
-            "currency": "jpy",
-            "payment_method": tokenize(),
-            "confirm": True,
-        },
-        format="json",
-    )
+    response = _pay_in_yen(api, tokenize)
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "no_eligible_connector"
     assert error["routing"]["skipped"] == {
-        stripe_connector.public_id: "breaker_forced_open",
+        stripe_connector.public_id: "disabled",
+        adyen_connector.public_id: "currency_unsupported",
+    }
+
+
+@pytest.mark.parametrize("out", ["breaker_forced_open", "breaker_open", "disabled_auto"])
+def test_no_connector_because_one_is_out_for_a_while_is_a_503(
+    api, tokenize, stripe_connector, adyen_connector, system_actor, out
+):
+    """The one PSP that could take the payment is out (its breaker, or its error rate): not
+    the merchant's request at fault but the platform briefly unable, so 503 psp_unavailable
+    with Retry-After, the intent named, and the same trace."""
+    if out == "breaker_forced_open":
+        connector_services.connector_breaker_force(
+            connector=stripe_connector, mode="open", actor=system_actor
+        )
+    elif out == "breaker_open":
+        breaker = health.breaker(stripe_connector.public_id)
+        for _ in range(health.breaker_settings()["fail_max"]):
+            breaker.call(lambda: PSPResult(outcome=Outcome.ERROR, http_status=500))
+    else:
+        connector_services.connector_auto_disable(connector=stripe_connector, snapshot={})
+    response = _pay_in_yen(api, tokenize)
+    assert response.status_code == 503
+    assert response["Retry-After"]
+    error = response.json()["error"]
+    assert (error["type"], error["code"]) == ("api_error", "psp_unavailable")
+    assert error["payment_intent"]["status"] == "requires_confirmation"
+    assert error["routing"]["skipped"] == {
+        stripe_connector.public_id: out,
         adyen_connector.public_id: "currency_unsupported",
     }

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from apps.core import metrics, tracing
 from apps.core.audit import Actor, audit_entry, audit_insert_statement, audit_record_all
-from apps.core.errors import InvalidRequestError
+from apps.core.errors import InvalidRequestError, ServiceUnavailableError
 from apps.events.services import (
     outbox_new_object_statement,
 )
@@ -136,6 +136,20 @@ def _create_and_plan(
     return planned
 
 
+# why routing skipped a connector that would take the payment once it is back: its breaker,
+# an operator's forced-open breaker, or its error rate (the probes enable it again)
+_OUT_FOR_A_WHILE = frozenset(
+    {"breaker_open", "breaker_half_open_busy", "breaker_forced_open", "disabled_auto"}
+)
+
+
+def _briefly_out(skipped: dict[str, str]) -> bool:
+    """No candidate, but one only because it is out for a while: the merchant's request is not
+    at fault and a retry later can succeed, so this is a 503 psp_unavailable, as a confirm whose
+    every PSP failed is; no connector able to take it at all is the 400."""
+    return any(reason in _OUT_FOR_A_WHILE for reason in skipped.values())
+
+
 def _confirmed_audit(intent: PaymentIntent, actor: Actor):
     return audit_entry(
         actor=actor,
@@ -249,6 +263,13 @@ def _attempt_for(
         else ((last["routing_trace"] or {}).get("confirm_attempt", last["sequence"]) + 1)
     )
     if not decision.candidates:
+        if first and _briefly_out(decision.skipped):
+            raise ServiceUnavailableError(
+                "No payment provider is available for this payment right now (each one that "
+                "could take it is out: see `routing`). Nothing was charged; try again shortly.",
+                code="psp_unavailable",
+                extra={"routing": trace},
+            )
         if first:
             raise InvalidRequestError(
                 "No connector can process this payment.",
