@@ -98,7 +98,7 @@ class Api:
                 or reply.status >= 500
                 or reply.status == 429
                 or (reply.status == 409 and reply.code in RETRYABLE_CODES)
-            )
+            ) and not reply.replayed  # a stored answer is final: asking again replays it again
             # a POST without an Idempotency-Key is never sent twice: it could act twice
             safe = method == "GET" or key is not None
             if not (retryable and retry and safe):
