@@ -31,6 +31,7 @@ import iso4217
 import requests
 from requests.adapters import HTTPAdapter
 from requests.compat import json as requests_json
+from requests.cookies import RequestsCookieJar
 from requests.structures import CaseInsensitiveDict
 from requests.utils import default_headers, requote_uri
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
@@ -256,6 +257,7 @@ def _send(
     prepared.headers = merged
     prepared.body = body
     prepared.hooks = {"response": []}
+    prepared._cookies = RequestsCookieJar()  # Session.send reads it for a redirect (not followed)
     # Session.send (not the adapter's): the transport adapter, hooks and tracing stay requests'
     # own; it reads the body before returning, so a failure while reading raises here too
     return session.send(

@@ -120,6 +120,17 @@ def test_a_call_goes_on_the_wire_as_requests_would_send_it(psp, method, path, bo
     assert "transfer-encoding" not in ours.headers  # a sized body, never chunked
 
 
+def test_a_redirect_is_answered_not_followed(psp):
+    """A 3xx from the PSP (a misconfigured endpoint) comes back as an answer; nothing is sent
+    where it points."""
+    psp.reply("POST", "/v1/payouts", status=307, headers={"Location": "http://127.0.0.1:9/x"})
+    response = PSPClient(_config(psp.url), headers={}).request(
+        "POST", "/v1/payouts", operation=Operation.PAYOUT, reference="po_1", form=[("a", "1")]
+    )
+    assert response.status_code == 307
+    assert [r.path for r in psp.received] == ["/v1/payouts"]
+
+
 # --- classification -------------------------------------------------------------------------------
 
 
