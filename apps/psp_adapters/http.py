@@ -33,7 +33,7 @@ from requests.adapters import HTTPAdapter
 from requests.compat import json as requests_json
 from requests.cookies import RequestsCookieJar
 from requests.structures import CaseInsensitiveDict
-from requests.utils import default_headers, requote_uri
+from requests.utils import check_header_validity, default_headers, requote_uri
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 from urllib3.exceptions import SSLError as TLSHandshakeError
 
@@ -237,7 +237,9 @@ def _send(
     failure raises the same `requests` exceptions, which `transport_failure_result`
     classifies. No cookie is sent: a PSP's API is authenticated by its key, never a cookie."""
     merged = CaseInsensitiveDict(_SESSION_HEADERS)
-    merged.update(headers)
+    for header in headers.items():
+        check_header_validity(header)  # as requests: a CR/LF in a value raises InvalidHeader
+        merged[header[0]] = header[1]
     body: bytes | None = None
     if json is not None:
         body = requests_json.dumps(json, allow_nan=False).encode("utf-8")

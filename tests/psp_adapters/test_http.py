@@ -120,6 +120,15 @@ def test_a_call_goes_on_the_wire_as_requests_would_send_it(psp, method, path, bo
     assert "transfer-encoding" not in ours.headers  # a sized body, never chunked
 
 
+def test_a_header_value_with_a_line_break_is_refused_before_anything_is_sent(psp):
+    """A credential pasted with a newline: requests' own refusal (InvalidHeader), classified
+    as always, and nothing reaches the PSP."""
+    client = PSPClient(_config(psp.url), headers={"Authorization": "Bearer sk_1\r\nX-Evil: 1"})
+    with pytest.raises(PSPTransportError):
+        client.request("POST", "/v1/payment_intents", operation=Operation.AUTHORIZE, reference="p")
+    assert psp.received == []
+
+
 def test_a_redirect_is_answered_not_followed(psp):
     """A 3xx from the PSP (a misconfigured endpoint) comes back as an answer; nothing is sent
     where it points."""
