@@ -241,8 +241,11 @@ def _send(
         check_header_validity(header)  # as requests: a CR/LF in a value raises InvalidHeader
         merged[header[0]] = header[1]
     body: bytes | None = None
-    if json is not None:
-        body = requests_json.dumps(json, allow_nan=False).encode("utf-8")
+    if not form and json is not None:
+        try:
+            body = requests_json.dumps(json, allow_nan=False).encode("utf-8")
+        except ValueError as exc:  # NaN or infinity: refused as requests refuses them
+            raise requests.exceptions.InvalidJSONError(exc) from exc
         if "Content-Type" not in merged:
             merged["Content-Type"] = "application/json"
     elif form:
@@ -251,7 +254,7 @@ def _send(
             merged["Content-Type"] = "application/x-www-form-urlencoded"
     if body is not None:
         merged["Content-Length"] = str(len(body))
-    elif method not in ("GET", "HEAD"):
+    elif method.upper() not in ("GET", "HEAD"):
         merged["Content-Length"] = "0"  # as requests: without it urllib3 would send chunked
     prepared = requests.PreparedRequest()
     prepared.method = method.upper()
